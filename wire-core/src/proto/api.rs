@@ -1,0 +1,219 @@
+//! Relay HTTP API types, shared by the relay server and its clients (docs/PROTOCOL.md,
+//! "Relay API"). JSON over HTTP; binary fields are base64url; envelopes are posted as
+//! `application/octet-stream` bodies.
+
+use core::fmt;
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+
+use super::b64;
+use super::secret::Token;
+use super::signed::Signed;
+use super::time::UnixMillis;
+
+/// A mailbox id on a relay: 16 to 64 characters of base64url alphabet.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotId(String);
+
+/// Not a well-formed slot id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed slot id: expected 16 to 64 characters of [A-Za-z0-9_-]")]
+pub struct MalformedSlotId;
+
+impl SlotId {
+    /// Validates a slot id.
+    pub fn new(text: impl Into<String>) -> Result<Self, MalformedSlotId> {
+        let text = text.into();
+        let ok = (16..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok { Ok(Self(text)) } else { Err(MalformedSlotId) }
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SlotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SlotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SlotId({})", self.0)
+    }
+}
+
+impl Serialize for SlotId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SlotId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(String::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
+/// `POST /v1/slots` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AllocateSlotResponse {
+    /// The new slot.
+    pub slot: SlotId,
+    /// The owner capability: read, stream, ack, mint, revoke. The relay stores its hash.
+    pub owner_token: Token,
+}
+
+/// What a grant lets its holder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    /// Append to the slot, until revoked. One per paired peer.
+    Send,
+    /// Append once to the slot's intro lane (invites), until it expires.
+    Intro,
+}
+
+/// `POST /v1/slots/{id}/grants` request (owner token).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// Send or intro.
+    pub kind: GrantKind,
+    /// Lifetime in seconds; required for intro grants, optional for send grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// How many appends the grant allows (intro grants: default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+}
+
+/// A random grant handle for revocation (not itself a capability).
+pub type GrantId = String;
+
+/// `POST /v1/slots/{id}/grants` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GrantResponse {
+    /// Handle to revoke the grant with.
+    pub grant_id: GrantId,
+    /// The capability to hand to the peer.
+    pub token: Token,
+    /// When it stops working, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<UnixMillis>,
+}
+
+/// `POST /v1/slots/{id}/events` response (send, intro or owner token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResponse {
+    /// The envelope's sequence number in this slot.
+    pub seq: u64,
+    /// True when the same envelope bytes were already stored (the append was a no-op).
+    pub duplicate: bool,
+}
+
+/// One stored envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEnvelope {
+    /// Per-slot sequence number, strictly increasing.
+    pub seq: u64,
+    /// The envelope bytes.
+    #[serde(with = "b64::bytes")]
+    pub envelope: Vec<u8>,
+    /// Relay clock at append.
+    pub received_at: UnixMillis,
+}
+
+/// `GET /v1/slots/{id}/events?after=N&limit=M` response (owner token).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListResponse {
+    /// Envelopes with `seq > after`, oldest first.
+    pub events: Vec<StoredEnvelope>,
+    /// Whether more are waiting past the last one returned.
+    pub more: bool,
+}
+
+/// `POST /v1/slots/{id}/ack` request (owner token): delete everything through `through`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Highest sequence number the client has durably stored.
+    pub through: u64,
+}
+
+/// `POST /v1/handles` request: claim `nick@relay` for a card.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimHandleRequest {
+    /// The nickname; must equal the card DID's derived nickname.
+    pub nick: String,
+    /// The signed card to publish.
+    pub card: Signed,
+}
+
+/// `GET /.well-known/wire/agent?handle=nick` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResolveHandleResponse {
+    /// The handle, `nick@relay-host`.
+    pub handle: String,
+    /// The published signed card.
+    pub card: Signed,
+}
+
+/// `POST /v1/rendezvous` response: a fresh nameplate for a SPAKE2 pairing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NameplateResponse {
+    /// Short public number; the first part of the pairing code.
+    pub nameplate: String,
+    /// This side's capability on the nameplate.
+    pub side_token: Token,
+    /// When the nameplate closes if the pairing has not finished.
+    pub expires_at: UnixMillis,
+}
+
+/// Error codes (docs/PROTOCOL.md has the table with HTTP statuses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Malformed request.
+    BadRequest,
+    /// No or unknown token.
+    Unauthorized,
+    /// The token exists but does not allow this.
+    Forbidden,
+    /// Unknown slot, grant, handle or nameplate.
+    NotFound,
+    /// Handle taken, nameplate full.
+    Conflict,
+    /// Expired intro token, closed nameplate.
+    Gone,
+    /// Body larger than the limit.
+    PayloadTooLarge,
+    /// Slot quota exhausted.
+    QuotaExceeded,
+    /// Rate limit; see `Retry-After`.
+    RateLimited,
+    /// `after` names a sequence that was acked or expired, or is in the future.
+    CursorExpired,
+    /// A fault in the relay.
+    Internal,
+}
+
+/// The body of every error response: `{"error":{"code":..,"message":..}}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and human message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// What happened and what to do next.
+    pub message: String,
+}

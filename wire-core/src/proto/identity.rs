@@ -1,0 +1,161 @@
+//! An agent's identity: an Ed25519 signing key (who it is) and an X25519 key (how to seal
+//! to it), plus the secret file format that stores both.
+
+use core::fmt;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::b64;
+use super::did::Did;
+
+/// The secret file's `format` field.
+pub const SECRET_FILE_FORMAT: &str = "wire-identity";
+/// The secret file's current version.
+pub const SECRET_FILE_VERSION: u32 = 1;
+
+/// An agent's key pair set. Both secrets zeroize on drop; `Debug` prints only the DID.
+pub struct Identity {
+    signing: SigningKey,
+    encryption: StaticSecret,
+    did: Did,
+}
+
+/// Why a secret file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretFileError {
+    /// Not JSON, or missing fields.
+    #[error("identity file is not a wire identity file: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// A `format` other than [`SECRET_FILE_FORMAT`].
+    #[error("identity file has format `{0}`, expected `wire-identity`")]
+    WrongFormat(String),
+    /// A version this build does not read.
+    #[error("identity file version {0} is not supported by this build (expected {SECRET_FILE_VERSION}); upgrade wire")]
+    UnsupportedVersion(u32),
+    /// A key field that is not 32 bytes of base64url.
+    #[error("identity file field `{0}` is not 32 bytes of base64url")]
+    BadKey(&'static str),
+}
+
+/// On-disk shape of the secret file (docs/PROTOCOL.md, "Identity file").
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct SecretFile {
+    format: String,
+    v: u32,
+    ed25519_seed: String,
+    x25519_secret: String,
+}
+
+impl Identity {
+    /// Generates a fresh identity.
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        let signing = SigningKey::generate(rng);
+        let encryption = StaticSecret::random_from_rng(rng);
+        Self::from_keys(signing, encryption)
+    }
+
+    /// Builds an identity from raw secret bytes (known-answer tests, imports).
+    pub fn from_secret_bytes(ed25519_seed: &[u8; 32], x25519_secret: [u8; 32]) -> Self {
+        Self::from_keys(SigningKey::from_bytes(ed25519_seed), StaticSecret::from(x25519_secret))
+    }
+
+    fn from_keys(signing: SigningKey, encryption: StaticSecret) -> Self {
+        let did = Did::from_verifying_key(&signing.verifying_key());
+        Self { signing, encryption, did }
+    }
+
+    /// Serializes both secrets into the identity file format (JSON). The buffer zeroizes.
+    pub fn to_secret_file(&self) -> Zeroizing<Vec<u8>> {
+        let file = SecretFile {
+            format: SECRET_FILE_FORMAT.to_owned(),
+            v: SECRET_FILE_VERSION,
+            ed25519_seed: b64::encode(self.signing.to_bytes()),
+            x25519_secret: b64::encode(self.encryption.to_bytes()),
+        };
+        let mut out = serde_json::to_vec_pretty(&file).expect("plain struct serializes");
+        out.push(b'\n');
+        Zeroizing::new(out)
+    }
+
+    /// Parses an identity file.
+    pub fn from_secret_file(bytes: &[u8]) -> Result<Self, SecretFileError> {
+        let file: SecretFile = serde_json::from_slice(bytes).map_err(SecretFileError::Malformed)?;
+        if file.format != SECRET_FILE_FORMAT {
+            return Err(SecretFileError::WrongFormat(file.format.clone()));
+        }
+        if file.v != SECRET_FILE_VERSION {
+            return Err(SecretFileError::UnsupportedVersion(file.v));
+        }
+        let seed = Zeroizing::new(b64::decode_array::<32>(&file.ed25519_seed).ok_or(SecretFileError::BadKey("ed25519_seed"))?);
+        let x = b64::decode_array::<32>(&file.x25519_secret).ok_or(SecretFileError::BadKey("x25519_secret"))?;
+        Ok(Self::from_secret_bytes(&seed, x))
+    }
+
+    /// This identity's DID.
+    pub fn did(&self) -> &Did {
+        &self.did
+    }
+
+    /// The Ed25519 public key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// The X25519 public key others seal envelopes to.
+    pub fn x25519_public(&self) -> X25519Public {
+        X25519Public::from(&self.encryption)
+    }
+
+    /// Signs `label || 0x00 || message`.
+    pub(crate) fn sign(&self, label: &[u8], message: &[u8]) -> [u8; 64] {
+        self.signing.sign(&super::signed::signing_input(label, message)).to_bytes()
+    }
+
+    /// X25519 with our static secret.
+    pub(crate) fn diffie_hellman(&self, their_public: &X25519Public) -> x25519_dalek::SharedSecret {
+        self.encryption.diffie_hellman(their_public)
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity").field("did", &self.did).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_file_round_trip() {
+        let id = Identity::from_secret_bytes(&[1; 32], [2; 32]);
+        let file = id.to_secret_file();
+        let back = Identity::from_secret_file(&file).expect("round trip");
+        assert_eq!(back.did(), id.did());
+        assert_eq!(back.x25519_public().as_bytes(), id.x25519_public().as_bytes());
+    }
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let id = Identity::from_secret_bytes(&[1; 32], [2; 32]);
+        let text = format!("{id:?}");
+        assert!(text.contains("did:key:"));
+        assert!(!text.contains(&b64::encode([1u8; 32])));
+    }
+
+    #[test]
+    fn bad_secret_files_are_refused() {
+        assert!(matches!(Identity::from_secret_file(b"{"), Err(SecretFileError::Malformed(_))));
+        let wrong = br#"{"format":"pem","v":1,"ed25519_seed":"","x25519_secret":""}"#;
+        assert!(matches!(Identity::from_secret_file(wrong), Err(SecretFileError::WrongFormat(_))));
+        let future = br#"{"format":"wire-identity","v":9,"ed25519_seed":"","x25519_secret":""}"#;
+        assert!(matches!(Identity::from_secret_file(future), Err(SecretFileError::UnsupportedVersion(9))));
+        let short = br#"{"format":"wire-identity","v":1,"ed25519_seed":"AAAA","x25519_secret":""}"#;
+        assert!(matches!(Identity::from_secret_file(short), Err(SecretFileError::BadKey("ed25519_seed"))));
+    }
+}

@@ -1,0 +1,28 @@
+//! Every domain-separation label used for signing and key derivation, in one place.
+//!
+//! Labels are versioned: a change to any construction gets a new label, never a reuse.
+
+/// Prefix of the bytes an agent card signature covers.
+pub const SIGN_CARD: &[u8] = b"wire/v1/card";
+/// Prefix of the bytes an event signature covers.
+pub const SIGN_EVENT: &[u8] = b"wire/v1/event";
+/// Prefix of the bytes an invite signature covers.
+pub const SIGN_INVITE: &[u8] = b"wire/v1/invite";
+/// HKDF salt and info prefix of the envelope key schedule.
+pub const ENVELOPE: &[u8] = b"wire/v1/envelope";
+/// HMAC label of the invite possession proof carried in a `pair_request`.
+pub const INVITE_PROOF: &[u8] = b"wire/v1/invite-proof";
+/// The SPAKE2 symmetric identity string.
+pub const PAKE_IDENTITY: &[u8] = b"wire/v1/pake";
+/// HKDF info of the key-confirmation MAC keys (followed by the role name).
+pub const PAKE_CONFIRM: &[u8] = b"wire/v1/pake/confirm";
+/// HKDF info of the PAKE channel AEAD keys (followed by the direction).
+pub const PAKE_CHANNEL: &[u8] = b"wire/v1/pake/channel";
+/// HKDF info of the short authentication string.
+pub const SAS: &[u8] = b"wire/v1/sas";
+/// HMAC label of the deterministic RNG that re-creates a PAKE state from its seed.
+pub const SEEDED_RNG: &[u8] = b"wire/v1/seeded-rng";
+/// Hash prefix of the character (nickname, emoji, palette) derivation.
+pub const CHARACTER: &[u8] = b"wire/v1/character";
+/// Hash prefix of the human-comparable key fingerprint.
+pub const FINGERPRINT: &[u8] = b"wire/v1/fingerprint";

@@ -209,8 +209,9 @@ enum Wire {
         #[serde(with = "b64::bytes")]
         ct: Vec<u8>,
     },
-    /// Unauthenticated abort, used before keys exist (and honoured at any time: the relay
-    /// can always stall a pairing, so an injected abort gives it nothing new).
+    /// Unauthenticated, and honoured in any state: the relay can always stall a pairing, so
+    /// an injected abort gives it nothing new, and a peer that missed a sealed message can
+    /// still read it.
     Abort { reason: AbortReason },
 }
 
@@ -220,7 +221,6 @@ enum Wire {
 enum Inner {
     Hello { card: Signed, send_token: Token },
     Vote,
-    Abort { reason: AbortReason },
 }
 
 /// Keys derived from the PAKE key, each bound to the transcript.
@@ -378,7 +378,7 @@ impl CodePairing {
     /// paired. Returns its card and token so the caller can send it a `close`.
     pub fn peer_to_notify(&self) -> Option<(&Card, &Token)> {
         match &self.state {
-            State::Aborted { voted: true, peer: Some(peer), .. } => Some((&peer.card, &peer.token)),
+            State::Aborted { voted: true, by_peer: false, peer: Some(peer), .. } => Some((&peer.card, &peer.token)),
             _ => None,
         }
     }
@@ -417,7 +417,6 @@ impl CodePairing {
             }
             (State::AwaitingPeerHello { mut keys }, Wire::Sealed { seq, ct }) => match open(&mut keys, seq, &ct) {
                 Some(Inner::Hello { card, send_token }) => self.on_hello(keys, card, send_token),
-                Some(Inner::Abort { reason }) => self.end_with(keys, reason),
                 _ => {
                     self.state = State::AwaitingPeerHello { keys };
                     self.abort(AbortReason::ProtocolViolation)
@@ -428,7 +427,6 @@ impl CodePairing {
                     self.state = State::AwaitingOperator { keys, peer, sas, peer_voted: true };
                     Progress::default()
                 }
-                Some(Inner::Abort { reason }) => self.end_with(keys, reason),
                 _ => {
                     self.state = State::AwaitingOperator { keys, peer, sas, peer_voted: false };
                     self.abort(AbortReason::ProtocolViolation)
@@ -437,11 +435,6 @@ impl CodePairing {
             (State::AwaitingPeerVote { mut keys, peer, sas }, Wire::Sealed { seq, ct }) => match open(&mut keys, seq, &ct) {
                 Some(Inner::Vote) => {
                     self.state = State::Paired { peer, sas };
-                    Progress::default()
-                }
-                Some(Inner::Abort { reason }) => {
-                    self.state = State::AwaitingPeerVote { keys, peer, sas };
-                    self.end(reason, true);
                     Progress::default()
                 }
                 _ => {
@@ -541,27 +534,10 @@ impl CodePairing {
         Progress::default()
     }
 
-    fn end_with(&mut self, keys: Keys, reason: AbortReason) -> Progress {
-        self.state = State::AwaitingPeerHello { keys };
-        self.end(reason, true);
-        Progress::default()
-    }
-
-    /// Aborts locally and tells the peer (sealed when keys exist, plain otherwise).
+    /// Aborts locally and tells the peer.
     fn abort(&mut self, reason: AbortReason) -> Progress {
-        let message = match &mut self.state {
-            State::AwaitingPeerConfirm { keys }
-            | State::AwaitingPeerHello { keys }
-            | State::AwaitingOperator { keys, .. }
-            | State::AwaitingPeerVote { keys, .. }
-                if reason != AbortReason::WrongCode =>
-            {
-                seal(keys, &Inner::Abort { reason })
-            }
-            _ => encode(&Wire::Abort { reason }),
-        };
         self.end(reason, false);
-        Progress { send: vec![message] }
+        Progress { send: vec![encode(&Wire::Abort { reason })] }
     }
 
     fn end(&mut self, reason: AbortReason, by_peer: bool) {

@@ -20,3 +20,6 @@ pub mod rng;
 pub mod secret;
 pub mod signed;
 pub mod time;
+
+#[cfg(test)]
+mod kat;

@@ -10,7 +10,9 @@ use rand_core::OsRng;
 use wire_core::proto::envelope;
 use wire_core::proto::event::{Event, EventError, Kind};
 use wire_core::proto::invite::Invite;
-use wire_core::proto::pairing::code::{AbortReason, CancelError, Code, CodePairing, ConfirmError, Progress, Role, Status};
+use wire_core::proto::pairing::code::{
+    AbortReason, CancelError, Code, CodePairing, ConfirmError, Progress, Role, Status,
+};
 use wire_core::proto::pairing::dial::{self, DialAnswer};
 use wire_core::proto::pairing::invite::{self, IssuedInvite};
 use wire_core::proto::pairing::{IncomingRequest, Lane, PairingError, Tier, receive_request};
@@ -33,7 +35,15 @@ struct InviteSetup {
 fn issue_invite(uses: u32) -> InviteSetup {
     let issuer = Agent::new("issuer");
     let guest = Agent::new("guest");
-    let invite = Invite::issue(&issuer.id, &issuer.card, "http://127.0.0.1:8771".into(), issuer.slot().clone(), token("intro"), later(3600), &mut OsRng);
+    let invite = Invite::issue(
+        &issuer.id,
+        &issuer.card,
+        "http://127.0.0.1:8771".into(),
+        issuer.slot().clone(),
+        token("intro"),
+        later(3600),
+        &mut OsRng,
+    );
     let issued = IssuedInvite::new(&invite, uses);
     InviteSetup { issuer, guest, invite, issued }
 }
@@ -53,7 +63,8 @@ fn invite_flow_pairs_both_sides() {
     let parsed = Invite::parse_url(&url, later(1)).unwrap();
 
     let guest_token = token("send");
-    let (waiting, request) = invite::join(&s.guest.id, &s.guest.card, &parsed, guest_token.clone(), later(1), &mut OsRng).unwrap();
+    let (waiting, request) =
+        invite::join(&s.guest.id, &s.guest.card, &parsed, guest_token.clone(), later(1), &mut OsRng).unwrap();
     assert_eq!(request.slot, *s.issuer.slot(), "request goes to the slot named in the invite");
     assert_eq!(request.lane, Lane::Inbox);
     assert_eq!(request.token.as_ref(), Some(&s.invite.body().intro_token), "posted with the intro token");
@@ -62,7 +73,8 @@ fn invite_flow_pairs_both_sides() {
     let redeemed = s.issued.redeem(&s.issuer.id, claim, later(2)).unwrap();
     assert_eq!(redeemed.guest().did(), s.guest.id.did());
     let issuer_token = token("send");
-    let (issuer_pins, accept) = redeemed.answer(&s.issuer.id, &s.issuer.card, issuer_token.clone(), later(2), &mut OsRng).unwrap();
+    let (issuer_pins, accept) =
+        redeemed.answer(&s.issuer.id, &s.issuer.card, issuer_token.clone(), later(2), &mut OsRng).unwrap();
     assert_eq!(accept.slot, *s.guest.slot());
     assert_eq!(accept.token.as_ref(), Some(&guest_token));
 
@@ -79,7 +91,8 @@ fn invite_flow_pairs_both_sides() {
 #[test]
 fn invite_second_use_is_refused_and_changes_nothing() {
     let mut s = issue_invite(1);
-    let (_, request) = invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
+    let (_, request) =
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
     s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
     // The same envelope replayed, and a second guest with the same URL.
     let replay = s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(3));
@@ -105,7 +118,8 @@ fn invite_with_several_uses_counts_down() {
 #[test]
 fn invite_redeemed_after_expiry_is_refused() {
     let mut s = issue_invite(1);
-    let (_, request) = invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
+    let (_, request) =
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
     let claim = claim_of(&s, &request.envelope.0);
     let late = s.issued.redeem(&s.issuer.id, claim, later(3601));
     assert!(matches!(late, Err(PairingError::InviteExpired(_))), "{late:?}");
@@ -115,7 +129,8 @@ fn invite_redeemed_after_expiry_is_refused() {
 #[test]
 fn invite_request_without_the_secret_is_refused() {
     let s = issue_invite(1);
-    let (_, request) = invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
+    let (_, request) =
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
     // The issuer's record holds a different secret than the one the guest proved.
     let mut wrong = IssuedInvite { secret: Secret32::from_bytes([9; 32]), ..s.issued.clone() };
     let result = wrong.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2));
@@ -129,19 +144,28 @@ fn invite_request_without_the_secret_is_refused() {
 #[test]
 fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
     let mut s = issue_invite(1);
-    let (waiting, request) = invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
+    let (waiting, request) =
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut OsRng).unwrap();
     // A third party forges a pair_accept to the guest.
     let mallory = Agent::new("mallory");
-    let forged = Event::new(&mallory.id, s.guest.id.did().clone(), Kind::PairAccept, serde_json::json!({}), later(2), &mut OsRng)
-        .replying_to(waiting.request_id)
-        .sign(&mallory.id)
-        .unwrap();
+    let forged = Event::new(
+        &mallory.id,
+        s.guest.id.did().clone(),
+        Kind::PairAccept,
+        serde_json::json!({}),
+        later(2),
+        &mut OsRng,
+    )
+    .replying_to(waiting.request_id)
+    .sign(&mallory.id)
+    .unwrap();
     let result = waiting.receive(&s.guest.id, forged, later(2));
     assert!(matches!(result, Err(PairingError::Event(EventError::UnexpectedSender { .. }))), "{result:?}");
     // The issuer's accept for some other request.
     let redeemed = s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
     let (_, accept) = redeemed.answer(&s.issuer.id, &s.issuer.card, token("send"), later(2), &mut OsRng).unwrap();
-    let stale = invite::AwaitingInviteAccept { request_id: wire_core::proto::event::EventId([7; 16]), ..waiting.clone() };
+    let stale =
+        invite::AwaitingInviteAccept { request_id: wire_core::proto::event::EventId([7; 16]), ..waiting.clone() };
     let result = stale.receive(&s.guest.id, envelope::open(&s.guest.id, &accept.envelope.0).unwrap(), later(3));
     assert!(matches!(result, Err(PairingError::NotAReply)), "{result:?}");
     // The real one still works afterwards: refusals changed nothing.
@@ -150,13 +174,20 @@ fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
 
 // ---------------------------------------------------------------- dial flow
 
-fn dial_to_pending(a: &Agent, b: &Agent) -> (dial::AwaitingDialAnswer, dial::PendingDial, wire_core::proto::secret::Token) {
+fn dial_to_pending(
+    a: &Agent,
+    b: &Agent,
+) -> (dial::AwaitingDialAnswer, dial::PendingDial, wire_core::proto::secret::Token) {
     let a_token = token("send");
-    let (waiting, out) = dial::dial(&a.id, &a.card, &b.card, a_token.clone(), Some("hi, it's the build agent".into()), T0, &mut OsRng).unwrap();
+    let (waiting, out) =
+        dial::dial(&a.id, &a.card, &b.card, a_token.clone(), Some("hi, it's the build agent".into()), T0, &mut OsRng)
+            .unwrap();
     assert_eq!(out.lane, Lane::Intro);
     assert!(out.token.is_none(), "the intro lane needs no token");
     let opened = envelope::open(&b.id, &out.envelope.0).unwrap();
-    let IncomingRequest::Dial(pending) = receive_request(&b.id, opened, T0).unwrap() else { panic!("dial classified as invite") };
+    let IncomingRequest::Dial(pending) = receive_request(&b.id, opened, T0).unwrap() else {
+        panic!("dial classified as invite")
+    };
     assert_eq!(pending.from.did(), a.id.did());
     assert_eq!(pending.note.as_deref(), Some("hi, it's the build agent"));
     (waiting, pending, a_token)
@@ -218,8 +249,24 @@ struct Pair {
 
 fn start_pair(host_code: &str, guest_code: &str) -> Pair {
     let (ha, ga) = (Agent::new("host"), Agent::new("guest"));
-    let (host, p1) = CodePairing::start(Role::Host, Code::parse(host_code).unwrap(), ha.card.clone(), token("send"), Secret32::random(&mut OsRng), T0, Duration::from_secs(600));
-    let (guest, p2) = CodePairing::start(Role::Guest, Code::parse(guest_code).unwrap(), ga.card.clone(), token("send"), Secret32::random(&mut OsRng), T0, Duration::from_secs(600));
+    let (host, p1) = CodePairing::start(
+        Role::Host,
+        Code::parse(host_code).unwrap(),
+        ha.card.clone(),
+        token("send"),
+        Secret32::random(&mut OsRng),
+        T0,
+        Duration::from_secs(600),
+    );
+    let (guest, p2) = CodePairing::start(
+        Role::Guest,
+        Code::parse(guest_code).unwrap(),
+        ga.card.clone(),
+        token("send"),
+        Secret32::random(&mut OsRng),
+        T0,
+        Duration::from_secs(600),
+    );
     Pair { host, guest, to_guest: p1.send, to_host: p2.send, host_agent: ha, guest_agent: ga }
 }
 
@@ -277,7 +324,8 @@ fn code_flow_pairs_after_both_operators_confirm() {
 #[test]
 fn code_flow_survives_persistence_at_every_step() {
     let mut p = start_pair("31-quiet-lantern", "31-quiet-lantern");
-    let roundtrip = |c: &CodePairing| -> CodePairing { serde_json::from_slice(&serde_json::to_vec(c).unwrap()).unwrap() };
+    let roundtrip =
+        |c: &CodePairing| -> CodePairing { serde_json::from_slice(&serde_json::to_vec(c).unwrap()).unwrap() };
     // Restart both sides before the PAKE messages are delivered, and after each step.
     p.host = roundtrip(&p.host);
     p.guest = roundtrip(&p.guest);

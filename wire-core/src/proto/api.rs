@@ -23,7 +23,8 @@ impl SlotId {
     /// Validates a slot id.
     pub fn new(text: impl Into<String>) -> Result<Self, MalformedSlotId> {
         let text = text.into();
-        let ok = (16..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok = (16..=64).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok { Ok(Self(text)) } else { Err(MalformedSlotId) }
     }
 

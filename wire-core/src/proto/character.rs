@@ -99,7 +99,15 @@ fn hsl(h: f64, s: f64, l: f64) -> Rgb {
 
 /// Nearest colour in the xterm 6x6x6 cube.
 fn ansi256(Rgb(r, g, b): Rgb) -> u8 {
-    let level = |v: u8| -> u8 { if v < 48 { 0 } else if v < 115 { 1 } else { (v - 35) / 40 } };
+    let level = |v: u8| -> u8 {
+        if v < 48 {
+            0
+        } else if v < 115 {
+            1
+        } else {
+            (v - 35) / 40
+        }
+    };
     16 + 36 * level(r) + 6 * level(g) + level(b)
 }
 

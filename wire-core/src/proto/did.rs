@@ -88,15 +88,8 @@ impl Did {
     /// A human-comparable fingerprint: the first 16 bytes of SHA-256 over the key, as eight
     /// groups of four hex digits (`a1b2-c3d4-...`). Operators compare these out of band.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::new()
-            .chain_update(super::labels::FINGERPRINT)
-            .chain_update(self.key)
-            .finalize();
-        digest[..16]
-            .chunks(2)
-            .map(|pair| format!("{:02x}{:02x}", pair[0], pair[1]))
-            .collect::<Vec<_>>()
-            .join("-")
+        let digest = Sha256::new().chain_update(super::labels::FINGERPRINT).chain_update(self.key).finalize();
+        digest[..16].chunks(2).map(|pair| format!("{:02x}{:02x}", pair[0], pair[1])).collect::<Vec<_>>().join("-")
     }
 }
 

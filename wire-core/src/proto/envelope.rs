@@ -4,7 +4,7 @@
 //! envelope   = version (0x01) || epk (32) || ciphertext
 //! ciphertext = ChaCha20-Poly1305(key, nonce, aad = version || epk, padded)
 //! padded     = u32be(len) || plaintext || zeros, to the smallest size bucket
-//! plaintext  = JSON of the sender's signed event {"payload":..,"sig":..}
+//! plaintext  = sig (64) || payload: the sender's signed event, in binary
 //! ```
 //!
 //! Key schedule (modelled on RFC 9180 HPKE base mode with DHKEM(X25519)):
@@ -65,28 +65,41 @@ pub enum SealError {
 #[error("could not open envelope")]
 pub struct OpenError;
 
-/// The size bucket for a plaintext of `len` bytes (including the 4-byte length prefix).
+/// The size bucket for a plaintext of `len` bytes (the 4-byte length prefix is added).
 pub fn bucket_for(len: usize) -> Option<usize> {
     BUCKETS.iter().copied().find(|b| len + 4 <= *b)
 }
 
 /// Seals a signed event to the recipient's X25519 key.
-pub fn seal(event: &SignedEvent, recipient: &X25519Public, rng: &mut impl CryptoRngCore) -> Result<SealedEnvelope, SealError> {
+pub fn seal(
+    event: &SignedEvent,
+    recipient: &X25519Public,
+    rng: &mut impl CryptoRngCore,
+) -> Result<SealedEnvelope, SealError> {
     seal_signed(event.signed(), recipient, rng)
 }
 
 /// Seals an already verified event (re-sealing for another endpoint, tests).
-pub fn seal_verified(event: &VerifiedEvent, recipient: &X25519Public, rng: &mut impl CryptoRngCore) -> Result<SealedEnvelope, SealError> {
+pub fn seal_verified(
+    event: &VerifiedEvent,
+    recipient: &X25519Public,
+    rng: &mut impl CryptoRngCore,
+) -> Result<SealedEnvelope, SealError> {
     seal_signed(event.signed(), recipient, rng)
 }
 
-fn seal_signed(signed: &Signed, recipient: &X25519Public, rng: &mut impl CryptoRngCore) -> Result<SealedEnvelope, SealError> {
-    let plaintext = serde_json::to_vec(signed).expect("signed document serializes");
-    let bucket = bucket_for(plaintext.len()).ok_or(SealError::TooLarge { size: plaintext.len() })?;
+fn seal_signed(
+    signed: &Signed,
+    recipient: &X25519Public,
+    rng: &mut impl CryptoRngCore,
+) -> Result<SealedEnvelope, SealError> {
+    let plaintext_len = 64 + signed.payload.len();
+    let bucket = bucket_for(plaintext_len).ok_or(SealError::TooLarge { size: plaintext_len })?;
     let mut padded = Zeroizing::new(Vec::with_capacity(bucket));
-    let len = u32::try_from(plaintext.len()).expect("bounded by MAX_PLAINTEXT");
+    let len = u32::try_from(plaintext_len).expect("bounded by MAX_PLAINTEXT");
     padded.extend_from_slice(&len.to_be_bytes());
-    padded.extend_from_slice(&plaintext);
+    padded.extend_from_slice(&signed.sig);
+    padded.extend_from_slice(&signed.payload);
     padded.resize(bucket, 0);
 
     let esk = EphemeralSecret::random_from_rng(rng);
@@ -99,7 +112,8 @@ fn seal_signed(signed: &Signed, recipient: &X25519Public, rng: &mut impl CryptoR
     let mut out = Vec::with_capacity(OVERHEAD + bucket);
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(epk.as_bytes());
-    let ct = aead.encrypt(&nonce.into(), Payload { msg: &padded, aad: &aad(&epk) }).expect("in-memory AEAD cannot fail");
+    let ct =
+        aead.encrypt(&nonce.into(), Payload { msg: &padded, aad: &aad(&epk) }).expect("in-memory AEAD cannot fail");
     out.extend_from_slice(&ct);
     Ok(SealedEnvelope(out))
 }
@@ -123,13 +137,15 @@ pub fn open(me: &Identity, envelope: &[u8]) -> Result<SignedEvent, OpenError> {
         return Err(OpenError);
     }
     let (aead, nonce) = cipher(dh.as_bytes(), &epk, &me.x25519_public());
-    let padded = Zeroizing::new(aead.decrypt(&nonce.into(), Payload { msg: ct, aad: &aad(&epk) }).map_err(|_| OpenError)?);
+    let padded =
+        Zeroizing::new(aead.decrypt(&nonce.into(), Payload { msg: ct, aad: &aad(&epk) }).map_err(|_| OpenError)?);
     let (len, body) = padded.split_at(4);
     let len = usize::try_from(u32::from_be_bytes(len.try_into().map_err(|_| OpenError)?)).map_err(|_| OpenError)?;
-    if len > body.len() || body[len..].iter().any(|b| *b != 0) {
+    if len < 64 || len > body.len() || body[len..].iter().any(|b| *b != 0) {
         return Err(OpenError);
     }
-    let signed: Signed = serde_json::from_slice(&body[..len]).map_err(|_| OpenError)?;
+    let (sig, payload) = body[..len].split_at(64);
+    let signed = Signed { payload: payload.to_vec(), sig: sig.try_into().map_err(|_| OpenError)? };
     SignedEvent::parse(signed).map_err(|_| OpenError)
 }
 

@@ -90,7 +90,8 @@ impl Identity {
         if file.v != SECRET_FILE_VERSION {
             return Err(SecretFileError::UnsupportedVersion(file.v));
         }
-        let seed = Zeroizing::new(b64::decode_array::<32>(&file.ed25519_seed).ok_or(SecretFileError::BadKey("ed25519_seed"))?);
+        let seed =
+            Zeroizing::new(b64::decode_array::<32>(&file.ed25519_seed).ok_or(SecretFileError::BadKey("ed25519_seed"))?);
         let x = b64::decode_array::<32>(&file.x25519_secret).ok_or(SecretFileError::BadKey("x25519_secret"))?;
         Ok(Self::from_secret_bytes(&seed, x))
     }

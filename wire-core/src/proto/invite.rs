@@ -152,7 +152,8 @@ impl Invite {
         }
         let (sig, payload) = raw.split_at(64);
         let signed = Signed { payload: payload.to_vec(), sig: sig.try_into().map_err(|_| InviteError::Truncated)? };
-        let json_error = |e: serde_json::Error| if e.is_eof() { InviteError::Truncated } else { InviteError::Corrupted };
+        let json_error =
+            |e: serde_json::Error| if e.is_eof() { InviteError::Truncated } else { InviteError::Corrupted };
         let v = peek_version(&signed.payload).map_err(json_error)?;
         if v != INVITE_VERSION {
             return Err(InviteError::WrongVersion(v.to_string()));

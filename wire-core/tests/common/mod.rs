@@ -28,7 +28,8 @@ impl Agent {
     }
 
     fn with_identity(id: Identity, name: &str) -> Self {
-        let endpoint = Endpoint { relay: "http://127.0.0.1:8771".into(), slot: SlotId::new(format!("slot-{name:0>16}")).unwrap() };
+        let endpoint =
+            Endpoint { relay: "http://127.0.0.1:8771".into(), slot: SlotId::new(format!("slot-{name:0>16}")).unwrap() };
         let card = Card::issue(&id, vec![endpoint], vec!["message".into()], T0);
         Self { id, card }
     }

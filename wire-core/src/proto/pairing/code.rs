@@ -79,11 +79,8 @@ impl Code {
     /// Parses what an operator typed: case, surrounding space, and spaces or underscores
     /// for dashes are forgiven; unknown words are named.
     pub fn parse(text: &str) -> Result<Self, CodeError> {
-        let normal: String = text
-            .trim()
-            .chars()
-            .map(|c| if c == ' ' || c == '_' { '-' } else { c.to_ascii_lowercase() })
-            .collect();
+        let normal: String =
+            text.trim().chars().map(|c| if c == ' ' || c == '_' { '-' } else { c.to_ascii_lowercase() }).collect();
         let parts: Vec<&str> = normal.split('-').filter(|p| !p.is_empty()).collect();
         let [nameplate, adjective, noun] = parts[..] else { return Err(CodeError::Malformed) };
         check_nameplate(nameplate)?;
@@ -182,11 +179,17 @@ impl AbortReason {
     /// What to tell the operator.
     pub fn explain(self) -> &'static str {
         match self {
-            AbortReason::WrongCode => "the codes did not match; someone may be guessing codes. This code is burned: start a new pairing",
-            AbortReason::SasMismatch => "the SAS digits did not match; the connection may be intercepted. Nothing was pinned",
+            AbortReason::WrongCode => {
+                "the codes did not match; someone may be guessing codes. This code is burned: start a new pairing"
+            }
+            AbortReason::SasMismatch => {
+                "the SAS digits did not match; the connection may be intercepted. Nothing was pinned"
+            }
             AbortReason::Cancelled => "the pairing was cancelled",
             AbortReason::Timeout => "the pairing timed out; start a new one",
-            AbortReason::ProtocolViolation => "an unexpected message arrived (replayed or out of order); nothing was pinned",
+            AbortReason::ProtocolViolation => {
+                "an unexpected message arrived (replayed or out of order); nothing was pinned"
+            }
             AbortReason::InvalidCard => "the peer's agent card is invalid; nothing was pinned",
         }
     }
@@ -309,7 +312,9 @@ pub enum ConfirmError {
 #[non_exhaustive]
 pub enum CancelError {
     /// Our vote is cast: the peer may already count us as paired.
-    #[error("this side already confirmed, so the peer may already be paired; wait for it, or unpin afterwards with `wire forget`")]
+    #[error(
+        "this side already confirmed, so the peer may already be paired; wait for it, or unpin afterwards with `wire forget`"
+    )]
     AlreadyVoted,
     /// Paired or aborted.
     #[error("this pairing has already finished")]
@@ -333,10 +338,27 @@ pub struct CodePairing {
 impl CodePairing {
     /// Starts one side. `my_token` is a send token on our slot, for the peer; `seed` is
     /// fresh randomness that is persisted with the state.
-    pub fn start(role: Role, code: Code, my_card: Card, my_token: Token, seed: Secret32, now: UnixMillis, timeout: Duration) -> (Self, Progress) {
+    pub fn start(
+        role: Role,
+        code: Code,
+        my_card: Card,
+        my_token: Token,
+        seed: Secret32,
+        now: UnixMillis,
+        timeout: Duration,
+    ) -> (Self, Progress) {
         let (_, my_pake) = spake(&code, &seed);
         let first = encode(&Wire::Pake { msg: my_pake.clone() });
-        let this = Self { role, code, seed, my_card, my_token, deadline: now.saturating_add(timeout), my_pake, state: State::AwaitingPeerPake };
+        let this = Self {
+            role,
+            code,
+            seed,
+            my_card,
+            my_token,
+            deadline: now.saturating_add(timeout),
+            my_pake,
+            state: State::AwaitingPeerPake,
+        };
         (this, Progress { send: vec![first] })
     }
 
@@ -358,7 +380,9 @@ impl CodePairing {
     /// Where things stand.
     pub fn status(&self) -> Status {
         match &self.state {
-            State::AwaitingPeerPake | State::AwaitingPeerConfirm { .. } | State::AwaitingPeerHello { .. } => Status::Waiting,
+            State::AwaitingPeerPake | State::AwaitingPeerConfirm { .. } | State::AwaitingPeerHello { .. } => {
+                Status::Waiting
+            }
             State::AwaitingOperator { sas, .. } => Status::SasReady { sas: sas.clone() },
             State::AwaitingPeerVote { sas, .. } => Status::Confirmed { sas: sas.clone() },
             State::Paired { .. } => Status::Paired,
@@ -369,7 +393,9 @@ impl CodePairing {
     /// The result, once paired.
     pub fn paired(&self) -> Option<Paired> {
         match &self.state {
-            State::Paired { peer, .. } => Some(Paired { card: peer.card.clone(), send_token: peer.token.clone(), tier: Tier::Verified }),
+            State::Paired { peer, .. } => {
+                Some(Paired { card: peer.card.clone(), send_token: peer.token.clone(), tier: Tier::Verified })
+            }
             _ => None,
         }
     }
@@ -422,26 +448,30 @@ impl CodePairing {
                     self.abort(AbortReason::ProtocolViolation)
                 }
             },
-            (State::AwaitingOperator { mut keys, peer, sas, peer_voted: false }, Wire::Sealed { seq, ct }) => match open(&mut keys, seq, &ct) {
-                Some(Inner::Vote) => {
-                    self.state = State::AwaitingOperator { keys, peer, sas, peer_voted: true };
-                    Progress::default()
+            (State::AwaitingOperator { mut keys, peer, sas, peer_voted: false }, Wire::Sealed { seq, ct }) => {
+                match open(&mut keys, seq, &ct) {
+                    Some(Inner::Vote) => {
+                        self.state = State::AwaitingOperator { keys, peer, sas, peer_voted: true };
+                        Progress::default()
+                    }
+                    _ => {
+                        self.state = State::AwaitingOperator { keys, peer, sas, peer_voted: false };
+                        self.abort(AbortReason::ProtocolViolation)
+                    }
                 }
-                _ => {
-                    self.state = State::AwaitingOperator { keys, peer, sas, peer_voted: false };
-                    self.abort(AbortReason::ProtocolViolation)
+            }
+            (State::AwaitingPeerVote { mut keys, peer, sas }, Wire::Sealed { seq, ct }) => {
+                match open(&mut keys, seq, &ct) {
+                    Some(Inner::Vote) => {
+                        self.state = State::Paired { peer, sas };
+                        Progress::default()
+                    }
+                    _ => {
+                        self.state = State::AwaitingPeerVote { keys, peer, sas };
+                        self.abort(AbortReason::ProtocolViolation)
+                    }
                 }
-            },
-            (State::AwaitingPeerVote { mut keys, peer, sas }, Wire::Sealed { seq, ct }) => match open(&mut keys, seq, &ct) {
-                Some(Inner::Vote) => {
-                    self.state = State::Paired { peer, sas };
-                    Progress::default()
-                }
-                _ => {
-                    self.state = State::AwaitingPeerVote { keys, peer, sas };
-                    self.abort(AbortReason::ProtocolViolation)
-                }
-            },
+            }
             (state, _) => {
                 self.state = state;
                 self.abort(AbortReason::ProtocolViolation)
@@ -512,7 +542,8 @@ impl CodePairing {
         };
         let mut keys = derive_keys(&key, host_msg, guest_msg, self.role);
         let confirm = encode(&Wire::Confirm { mac: confirm_mac(&keys.confirm_mine).finalize().into_bytes().into() });
-        let hello = seal(&mut keys, &Inner::Hello { card: self.my_card.signed().clone(), send_token: self.my_token.clone() });
+        let hello =
+            seal(&mut keys, &Inner::Hello { card: self.my_card.signed().clone(), send_token: self.my_token.clone() });
         self.state = State::AwaitingPeerConfirm { keys };
         Progress { send: vec![confirm, hello] }
     }
@@ -599,7 +630,15 @@ fn sas_digits(sas_key: &Secret32, host: &Card, guest: &Card) -> String {
     let guest_hash = Sha256::digest(&guest.signed().payload);
     let mut out = [0u8; 8];
     hk.expand_multi_info(
-        &[labels::SAS, host.did().as_str().as_bytes(), &[0], guest.did().as_str().as_bytes(), &[0], &host_hash, &guest_hash],
+        &[
+            labels::SAS,
+            host.did().as_str().as_bytes(),
+            &[0],
+            guest.did().as_str().as_bytes(),
+            &[0],
+            &host_hash,
+            &guest_hash,
+        ],
         &mut out,
     )
     .expect("8 bytes is a valid HKDF-SHA256 length");
@@ -616,7 +655,9 @@ fn seal(keys: &mut Keys, inner: &Inner) -> Vec<u8> {
     let plain = Zeroizing::new(serde_json::to_vec(inner).expect("inner message serializes"));
     let aead = ChaCha20Poly1305::new_from_slice(keys.send.expose()).expect("32-byte key");
     let seq = keys.send_seq;
-    let ct = aead.encrypt(&nonce(seq).into(), Payload { msg: &plain, aad: labels::PAKE_CHANNEL }).expect("in-memory AEAD cannot fail");
+    let ct = aead
+        .encrypt(&nonce(seq).into(), Payload { msg: &plain, aad: labels::PAKE_CHANNEL })
+        .expect("in-memory AEAD cannot fail");
     keys.send_seq += 1;
     encode(&Wire::Sealed { seq, ct })
 }

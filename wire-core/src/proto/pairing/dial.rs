@@ -13,7 +13,9 @@
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{Lane, Outgoing, PairAcceptBody, PairRejectBody, PairRequestBody, Paired, PairingError, Tier, send_to, sender_card};
+use super::{
+    Lane, Outgoing, PairAcceptBody, PairRejectBody, PairRequestBody, Paired, PairingError, Tier, send_to, sender_card,
+};
 use crate::proto::card::Card;
 use crate::proto::event::{Acceptance, EventId, Kind, SignedEvent};
 use crate::proto::identity::Identity;
@@ -88,12 +90,28 @@ impl PendingDial {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Paired, Outgoing), PairingError> {
         let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_them };
-        let out = send_to(me, &self.from, Kind::PairAccept, &body, Some(self.request_id), Lane::Inbox, Some(self.token.clone()), now, rng)?;
+        let out = send_to(
+            me,
+            &self.from,
+            Kind::PairAccept,
+            &body,
+            Some(self.request_id),
+            Lane::Inbox,
+            Some(self.token.clone()),
+            now,
+            rng,
+        )?;
         Ok((Paired { card: self.from, send_token: self.token, tier: Tier::Verified }, out))
     }
 
     /// The operator declined: tell the dialer. Nothing is pinned.
-    pub fn reject(self, me: &Identity, reason: Option<String>, now: UnixMillis, rng: &mut impl CryptoRngCore) -> Result<Outgoing, PairingError> {
+    pub fn reject(
+        self,
+        me: &Identity,
+        reason: Option<String>,
+        now: UnixMillis,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Outgoing, PairingError> {
         let body = PairRejectBody { reason };
         send_to(me, &self.from, Kind::PairReject, &body, Some(self.request_id), Lane::Inbox, Some(self.token), now, rng)
     }

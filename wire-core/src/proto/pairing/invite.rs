@@ -16,7 +16,9 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{Lane, Outgoing, PairAcceptBody, PairRequestBody, Paired, PairingError, Tier, body_of, send_to, sender_card};
+use super::{
+    Lane, Outgoing, PairAcceptBody, PairRequestBody, Paired, PairingError, Tier, body_of, send_to, sender_card,
+};
 use crate::proto::b64;
 use crate::proto::card::Card;
 use crate::proto::did::Did;
@@ -90,7 +92,12 @@ impl IssuedInvite {
     }
 
     /// Checks a claim against this invite and consumes one use. On error nothing changes.
-    pub fn redeem(&mut self, me: &Identity, claim: InviteClaim, now: UnixMillis) -> Result<InviteRequest, PairingError> {
+    pub fn redeem(
+        &mut self,
+        me: &Identity,
+        claim: InviteClaim,
+        now: UnixMillis,
+    ) -> Result<InviteRequest, PairingError> {
         if claim.invite_id != self.id {
             return Err(PairingError::UnknownInvite);
         }
@@ -124,7 +131,17 @@ impl InviteRequest {
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Paired, Outgoing), PairingError> {
         let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_guest };
-        let out = send_to(me, &self.guest, Kind::PairAccept, &body, Some(self.request_id), Lane::Inbox, Some(self.guest_token.clone()), now, rng)?;
+        let out = send_to(
+            me,
+            &self.guest,
+            Kind::PairAccept,
+            &body,
+            Some(self.request_id),
+            Lane::Inbox,
+            Some(self.guest_token.clone()),
+            now,
+            rng,
+        )?;
         Ok((Paired { card: self.guest, send_token: self.guest_token, tier: Tier::Verified }, out))
     }
 }
@@ -151,7 +168,8 @@ pub fn join(
         send_token: token_for_issuer,
         proof: mac.into(),
     };
-    let mut out = send_to(me, issuer, Kind::PairRequest, &request, None, Lane::Inbox, Some(body.intro_token.clone()), now, rng)?;
+    let mut out =
+        send_to(me, issuer, Kind::PairRequest, &request, None, Lane::Inbox, Some(body.intro_token.clone()), now, rng)?;
     // The invite names the exact slot to redeem at; it wins over the card's first endpoint.
     out.relay = body.relay.clone();
     out.slot = body.slot.clone();

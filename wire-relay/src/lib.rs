@@ -2,9 +2,200 @@
 //!
 //! The mailbox relay: slots, capabilities, the intro lane, the handle directory and the
 //! SPAKE2 rendezvous. It stores sealed envelopes and never sees plaintext, a sender or a
-//! key. This crate is a library; `wire relay-server` runs it.
+//! key; tokens are kept only as SHA-256 hashes. This crate is a library; `wire
+//! relay-server` runs it, and tests run it in-process on a port-0 listener.
 //!
-//! The server itself is not built yet; the HTTP API it will serve is specified in
-//! `docs/PROTOCOL.md` and its request and response types live in `wire_core::proto::api`.
+//! # Layout
+//!
+//! - [`serve`]: takes a bound [`Listener`], a [`Config`] and a shutdown future.
+//! - `routes`: the v1 HTTP API, one handler per route; `error`: the one status table.
+//! - `sse`: the event stream, one task per subscriber with bounded queues.
+//! - `engine`: the store thread; writes are group-committed, answered after the commit.
+//! - [`store`]: the narrow storage trait, SQLite (default) and in-memory backends.
+//! - `state`: the in-memory index (slots, grants), subscribers, limits, metrics.
+//! - `rendezvous`: nameplates for code pairing (in memory).
+//!
+//! The HTTP API is specified in `docs/PROTOCOL.md`; its types are
+//! [`wire_core::proto::api`].
 
+pub mod config;
+mod engine;
+pub mod error;
+mod http;
+mod limit;
+mod metrics;
+mod rendezvous;
+mod routes;
+mod sse;
+mod state;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use config::{Config, Rate, StoreConfig};
+pub use http::{Body, Listener};
 pub use wire_core::proto::api;
+
+use state::{Relay, lock};
+use store::{Op, Outcome, Store};
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The store could not be opened or loaded.
+    #[error("cannot open the relay store: {0}")]
+    Store(#[from] store::StoreError),
+    /// `local_only` with a non-loopback listener.
+    #[error("--local-only refuses to listen on {0}: bind a loopback address (127.0.0.1 or ::1)")]
+    NotLoopback(std::net::SocketAddr),
+    /// Certificate or key files.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// Listener trouble.
+    #[error("listener error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) fn log(message: &str) {
+    eprintln!("wire-relay: {message}");
+}
+
+/// Runs the relay on `listener` until `shutdown` resolves, then drains in-flight requests
+/// (up to `config.drain_timeout`), ends SSE streams and closes the store.
+pub async fn serve(listener: Listener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    serve_with_tls(listener, config, None, shutdown).await
+}
+
+/// [`serve`] with TLS on a TCP listener (see [`load_tls`]).
+pub async fn serve_with_tls(
+    listener: Listener,
+    config: Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    if config.local_only
+        && let Listener::Tcp(l) = &listener
+    {
+        let addr = l.local_addr()?;
+        if !addr.ip().is_loopback() {
+            return Err(ServeError::NotLoopback(addr));
+        }
+    }
+    let mut store: Box<dyn Store> = match &config.store {
+        StoreConfig::Sqlite { dir } => Box::new(store::sqlite::SqliteStore::open(dir)?),
+        StoreConfig::Memory => Box::new(store::memory::MemoryStore::new()),
+    };
+    let started = Instant::now();
+    let snapshot = store.load()?;
+    log(&format!(
+        "loaded {} slots and {} grants in {:?}",
+        snapshot.slots.len(),
+        snapshot.grants.len(),
+        started.elapsed()
+    ));
+
+    let subscribers: Arc<state::Subscribers> = Arc::new(Mutex::new(HashMap::new()));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (subs, m) = (subscribers.clone(), metrics.clone());
+    let on_commit: engine::OnCommit = Box::new(move |op, outcome| {
+        if let (Op::Append { slot, envelope, .. }, Outcome::Appended { seq, duplicate: false }) = (op, outcome) {
+            metrics::Metrics::inc(&m.appends_total);
+            m.append_bytes_total.fetch_add(envelope.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if let Some(stored) = state::stored_from(op, *seq) {
+                state::fan_out(&subs, slot, stored);
+            }
+        }
+    });
+    let (engine, store_thread) = engine::Engine::spawn(store, on_commit);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let relay = Arc::new(Relay::new(config, engine.clone(), snapshot, subscribers, metrics, stop_rx.clone()));
+    tokio::spawn(maintenance(relay.clone(), stop_rx));
+
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let shutdown = async move {
+        shutdown.await;
+        log("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+    };
+    http::accept_loop(listener, relay.clone(), tls, shutdown).await;
+    drop(relay);
+    drop(engine);
+    // The store thread exits once every engine handle is gone; wait for it so the last
+    // batch is committed before we return.
+    let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
+    log("stopped");
+    Ok(())
+}
+
+/// Retention, rate-limit sweeps and nameplate expiry, once a second up to once a minute.
+async fn maintenance(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let period =
+        (relay.config.retention / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = routes::now_ms();
+        let before = now.saturating_sub(relay.config.retention.as_millis() as u64);
+        if let Ok(outcome @ Outcome::Expired { .. }) = relay.write(Op::Expire { before }).await
+            && let Outcome::Expired { floors } = &outcome
+            && !floors.is_empty()
+        {
+            relay.metrics.expired_total.fetch_add(floors.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let instant = Instant::now();
+        relay.ip_limit.sweep(instant);
+        relay.token_limit.sweep(instant);
+        let open = lock(&relay.rendezvous).sweep(now);
+        relay.metrics.nameplates_open.store(open as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Binds a Unix socket at `path` with mode 0600, replacing a stale socket file. Put it in
+/// a directory only the user can enter (0700): the mode is set just after the bind.
+pub fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        } else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Loads a certificate chain and private key (PEM) into a rustls server config using the
+/// ring provider (the one provider every crate in this workspace links).
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServeError::Tls(format!("cannot read certificates from {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!("no certificate in {}", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServeError::Tls(format!("cannot read the private key from {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(format!("certificate and key do not fit together: {e}")))?;
+    Ok(Arc::new(config))
+}

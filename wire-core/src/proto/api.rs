@@ -115,11 +115,25 @@ pub struct AppendResponse {
     pub duplicate: bool,
 }
 
+/// Which lane of a slot an envelope arrived on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// The inbox: appended with a send, intro or owner token.
+    #[default]
+    Inbox,
+    /// The intro lane for strangers: no token, rate-limited, one pending request per sender.
+    Intro,
+}
+
 /// One stored envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEnvelope {
     /// Per-slot sequence number, strictly increasing.
     pub seq: u64,
+    /// The lane it arrived on.
+    #[serde(default)]
+    pub lane: Lane,
     /// The envelope bytes.
     #[serde(with = "b64::bytes")]
     pub envelope: Vec<u8>,
@@ -142,6 +156,22 @@ pub struct ListResponse {
 pub struct AckRequest {
     /// Highest sequence number the client has durably stored.
     pub through: u64,
+}
+
+/// `POST /v1/slots/{id}/ack` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AckResponse {
+    /// Everything through this sequence number is gone.
+    pub acked_through: u64,
+    /// How many envelopes this ack deleted.
+    pub removed: u64,
+}
+
+/// `DELETE /v1/slots/{id}/grants/{grant_id}` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// The revoked grant.
+    pub revoked: GrantId,
 }
 
 /// `POST /v1/handles` request: claim `nick@relay` for a card.
@@ -174,6 +204,42 @@ pub struct NameplateResponse {
     pub expires_at: UnixMillis,
 }
 
+/// `POST /v1/rendezvous/{nameplate}/join` response: the second side's capability.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// This side's capability on the nameplate.
+    pub side_token: Token,
+    /// When the nameplate closes.
+    pub expires_at: UnixMillis,
+}
+
+/// One rendezvous message from the other side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RendezvousMessage {
+    /// Per-nameplate sequence number.
+    pub seq: u64,
+    /// The message bytes (opaque to the relay).
+    #[serde(with = "b64::bytes")]
+    pub body: Vec<u8>,
+}
+
+/// `GET /v1/rendezvous/{nameplate}/messages?after=N&wait=S` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RendezvousPoll {
+    /// Messages from the other side with `seq > after`.
+    pub messages: Vec<RendezvousMessage>,
+    /// The nameplate was closed (by either side, or on timeout).
+    pub closed: bool,
+}
+
+/// Header carrying the intro-lane sender tag: base64url of 16 to 64 bytes, stable per
+/// (sender, recipient slot), opaque to the relay. One pending request per tag.
+pub const INTRO_TAG_HEADER: &str = "wire-intro-tag";
+/// Header carrying the intro-lane proof-of-work nonce (base64url, up to 32 bytes).
+pub const INTRO_POW_HEADER: &str = "wire-pow";
+/// Header a relay sets on intro-lane errors to say how many proof-of-work bits it wants.
+pub const INTRO_POW_BITS_HEADER: &str = "wire-pow-bits";
+
 /// Error codes (docs/PROTOCOL.md has the table with HTTP statuses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -185,8 +251,10 @@ pub enum ErrorCode {
     Unauthorized,
     /// The token exists but does not allow this.
     Forbidden,
-    /// Unknown slot, grant, handle or nameplate.
+    /// Unknown slot, grant, handle or nameplate, or an unknown route.
     NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
     /// Handle taken, nameplate full.
     Conflict,
     /// Expired intro token, closed nameplate.

@@ -19,6 +19,7 @@ pub mod invite;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
+pub use super::api::Lane;
 use super::api::SlotId;
 use super::b64;
 use super::card::{Card, CardError};
@@ -48,16 +49,6 @@ pub struct Paired {
     pub send_token: Token,
     /// How the peer was verified.
     pub tier: Tier,
-}
-
-/// Which lane of a slot a message goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lane {
-    /// The slot's inbox (needs a send or intro token).
-    Inbox,
-    /// The slot's intro lane for strangers (no token; rate-limited by the relay).
-    Intro,
 }
 
 /// A sealed message and where to post it.

@@ -1,0 +1,99 @@
+//! Relay configuration: every limit has a documented default (docs/PROTOCOL.md, "Relay
+//! limits"); `wire relay-server` maps flags and environment variables onto this.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the relay stores envelopes.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// SQLite (WAL) in `dir/relay.sqlite3`: the default.
+    Sqlite {
+        /// Data directory.
+        dir: PathBuf,
+    },
+    /// Process memory: lost on exit. Tests and throwaway demos only.
+    Memory,
+}
+
+/// Token-bucket rate: `per_sec` sustained, `burst` at once. `per_sec == 0` disables it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Sustained requests per second.
+    pub per_sec: f64,
+    /// Bucket size.
+    pub burst: f64,
+}
+
+impl Rate {
+    /// No limit.
+    pub const OFF: Rate = Rate { per_sec: 0.0, burst: 0.0 };
+
+    /// Whether the limit is on.
+    pub fn enabled(self) -> bool {
+        self.per_sec > 0.0
+    }
+}
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Storage.
+    pub store: StoreConfig,
+    /// Refuse non-loopback peers and turn off the handle directory.
+    pub local_only: bool,
+    /// Largest envelope accepted (bytes). Checked before the body is read.
+    pub max_envelope: usize,
+    /// Largest JSON request body (grants, acks, handles).
+    pub max_json_body: usize,
+    /// Un-acked envelopes older than this are deleted.
+    pub retention: Duration,
+    /// Per-slot quota: stored envelopes.
+    pub slot_max_events: u64,
+    /// Per-slot quota: stored bytes.
+    pub slot_max_bytes: u64,
+    /// Pending intro-lane requests per slot.
+    pub intro_max_pending: u64,
+    /// Leading zero bits of proof of work required on the intro lane (0 = none).
+    pub intro_pow_bits: u8,
+    /// Per-client-IP rate for all requests.
+    pub ip_rate: Rate,
+    /// Per-token rate for appends.
+    pub token_rate: Rate,
+    /// Simultaneous connections.
+    pub max_connections: usize,
+    /// Simultaneous SSE streams per slot.
+    pub max_streams_per_slot: usize,
+    /// SSE keep-alive comment interval.
+    pub keepalive: Duration,
+    /// Lifetime of a rendezvous nameplate.
+    pub rendezvous_ttl: Duration,
+    /// Longest a rendezvous long-poll waits.
+    pub rendezvous_wait: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::Memory,
+            local_only: false,
+            max_envelope: wire_core::proto::envelope::MAX_ENVELOPE,
+            max_json_body: 64 * 1024,
+            retention: Duration::from_secs(14 * 86_400),
+            slot_max_events: 10_000,
+            slot_max_bytes: 256 * 1024 * 1024,
+            intro_max_pending: 32,
+            intro_pow_bits: 0,
+            ip_rate: Rate { per_sec: 100.0, burst: 400.0 },
+            token_rate: Rate { per_sec: 50.0, burst: 200.0 },
+            max_connections: 16_384,
+            max_streams_per_slot: 8,
+            keepalive: Duration::from_secs(15),
+            rendezvous_ttl: Duration::from_secs(10 * 60),
+            rendezvous_wait: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The store thread: owns the [`Store`], applies writes in batches (group commit) and
+//! tells subscribers about new envelopes in commit order.
+//!
+//! While one batch commits (an fsync), new requests queue on the channel; the next loop
+//! takes all of them into one transaction. A request is answered only after its batch
+//! committed, so an acknowledged append is durable.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use crate::error::ApiError;
+use crate::store::{Op, Outcome, Store, StoreError, Stored};
+
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 1024;
+
+type Reply<T> = oneshot::Sender<Result<T, Arc<StoreError>>>;
+
+enum Job {
+    Write(Op, Reply<Outcome>),
+    List { slot: String, after: u64, limit: usize, reply: Reply<Vec<Stored>> },
+    Handle { nick: String, reply: Reply<Option<(String, Vec<u8>)>> },
+}
+
+/// Called on the store thread after each committed write, in commit order.
+pub(crate) type OnCommit = Box<dyn Fn(&Op, &Outcome) + Send>;
+
+/// A handle to the store thread. Dropping every handle stops the thread.
+#[derive(Clone)]
+pub(crate) struct Engine {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Engine(..)")
+    }
+}
+
+fn store_failed(e: &StoreError) -> ApiError {
+    crate::log(&format!("error: {e}"));
+    ApiError::internal()
+}
+
+impl Engine {
+    /// Starts the thread.
+    pub(crate) fn spawn(mut store: Box<dyn Store>, on_commit: OnCommit) -> (Self, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("wire-relay-store".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut writes: Vec<(Op, Reply<Outcome>)> = Vec::new();
+                    let mut reads: Vec<Job> = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        match job {
+                            Job::Write(op, reply) => writes.push((op, reply)),
+                            other => reads.push(other),
+                        }
+                        if writes.len() < MAX_BATCH {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    if !writes.is_empty() {
+                        let ops: Vec<Op> = writes.iter().map(|(op, _)| op.clone()).collect();
+                        match store.apply(&ops) {
+                            Ok(outcomes) => {
+                                for ((op, reply), outcome) in writes.into_iter().zip(outcomes) {
+                                    on_commit(&op, &outcome);
+                                    let _ = reply.send(Ok(outcome));
+                                }
+                            }
+                            Err(e) => {
+                                let e = Arc::new(e);
+                                for (_, reply) in writes {
+                                    let _ = reply.send(Err(e.clone()));
+                                }
+                            }
+                        }
+                    }
+                    for job in reads {
+                        match job {
+                            Job::List { slot, after, limit, reply } => {
+                                let _ = reply.send(store.list_after(&slot, after, limit).map_err(Arc::new));
+                            }
+                            Job::Handle { nick, reply } => {
+                                let _ = reply.send(store.handle(&nick).map_err(Arc::new));
+                            }
+                            Job::Write(..) => unreachable!("writes are batched above"),
+                        }
+                    }
+                }
+            })
+            .expect("spawning the store thread");
+        (Self { tx }, thread)
+    }
+
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(job(reply)).map_err(|_| ApiError::internal())?;
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(store_failed(&e)),
+            Err(_) => Err(ApiError::internal()),
+        }
+    }
+
+    /// Applies one write (batched with concurrent ones) and waits for the commit.
+    pub(crate) async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
+        self.ask(|reply| Job::Write(op, reply)).await
+    }
+
+    /// Lists envelopes after a cursor.
+    pub(crate) async fn list(&self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, ApiError> {
+        let slot = slot.to_owned();
+        self.ask(|reply| Job::List { slot, after, limit, reply }).await
+    }
+
+    /// Resolves a handle.
+    pub(crate) async fn handle(&self, nick: &str) -> Result<Option<(String, Vec<u8>)>, ApiError> {
+        let nick = nick.to_owned();
+        self.ask(|reply| Job::Handle { nick, reply }).await
+    }
+}

@@ -1,0 +1,145 @@
+//! `GET /v1/slots/{id}/stream`: server-sent events with `id:` = sequence number, resume
+//! from `Last-Event-ID`, keep-alive comments.
+//!
+//! One task per subscriber. It registers for live envelopes first, then catches up from
+//! the store past its cursor, then forwards live envelopes it has not sent yet. Both its
+//! queues are bounded: a subscriber that cannot keep up is dropped and resumes from its
+//! cursor; the store thread never waits for it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use tokio::sync::mpsc;
+use wire_core::proto::api::ErrorCode;
+
+use crate::error::ApiError;
+use crate::http::{Body, StreamBody};
+use crate::metrics::Metrics;
+use crate::routes::{bearer, check_cursor, query_u64, to_api};
+use crate::state::{Relay, lock};
+use crate::store::Stored;
+
+/// Live envelopes buffered per subscriber before it counts as slow.
+const LIVE_QUEUE: usize = 64;
+/// Frames buffered between the task and the connection.
+const BODY_QUEUE: usize = 8;
+/// Catch-up page size.
+const PAGE: usize = 256;
+
+/// Releases the subscriber's stream count when the response body is dropped.
+#[derive(Debug)]
+pub struct StreamGuard {
+    relay: Arc<Relay>,
+    slot: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if let Some(meta) = lock(&self.relay.index).slots.get_mut(&self.slot) {
+            meta.streams = meta.streams.saturating_sub(1);
+        }
+        Metrics::dec(&self.relay.metrics.streams_open);
+    }
+}
+
+pub(crate) async fn stream(
+    relay: &Arc<Relay>,
+    slot: &str,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    relay.owner(slot, bearer(req))?;
+    let from_header = req
+        .headers()
+        .get("last-event-id")
+        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()))
+        .map(|v| v.ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a sequence number")))
+        .transpose()?;
+    let floor = relay.bounds(slot).map(|b| b.0).unwrap_or(0);
+    let cursor = match from_header {
+        Some(c) => c,
+        None => query_u64(req, "after")?.unwrap_or(floor),
+    };
+    check_cursor(relay, slot, cursor)?;
+    {
+        let mut index = lock(&relay.index);
+        let meta = index.slots.get_mut(slot).ok_or_else(|| ApiError::not_found("no such slot on this relay"))?;
+        if meta.streams >= relay.config.max_streams_per_slot {
+            return Err(ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(ErrorCode::RateLimited, "too many open streams for this slot; close one first")
+            });
+        }
+        meta.streams += 1;
+    }
+    Metrics::inc(&relay.metrics.streams_open);
+    let guard = StreamGuard { relay: relay.clone(), slot: slot.to_owned() };
+
+    let (live_tx, live_rx) = mpsc::channel(LIVE_QUEUE);
+    lock(&relay.subscribers).entry(slot.to_owned()).or_default().push(live_tx);
+    let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
+    tokio::spawn(run(relay.clone(), slot.to_owned(), cursor, live_rx, body_tx));
+
+    let mut response = Response::new(Body::Stream(StreamBody { rx: body_rx, _guard: guard }));
+    let headers = response.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/event-stream"));
+    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn frame(stored: &Stored) -> Bytes {
+    let data = serde_json::to_string(&to_api(stored.clone())).expect("stored envelope serializes");
+    Bytes::from(format!("id: {}\nevent: envelope\ndata: {data}\n\n", stored.seq))
+}
+
+async fn run(
+    relay: Arc<Relay>,
+    slot: String,
+    mut cursor: u64,
+    mut live: mpsc::Receiver<Arc<Stored>>,
+    body: mpsc::Sender<Bytes>,
+) {
+    if body.send(Bytes::from_static(b"retry: 1000\n: connected\n\n")).await.is_err() {
+        return;
+    }
+    loop {
+        let Ok(page) = relay.engine.list(&slot, cursor, PAGE).await else { return };
+        let done = page.len() < PAGE;
+        for stored in page {
+            cursor = stored.seq;
+            if body.send(frame(&stored)).await.is_err() {
+                return;
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    let mut shutdown = relay.shutdown.clone();
+    let mut keepalive = tokio::time::interval(relay.config.keepalive);
+    keepalive.tick().await;
+    drop(relay);
+    loop {
+        tokio::select! {
+            next = live.recv() => match next {
+                Some(stored) if stored.seq > cursor => {
+                    cursor = stored.seq;
+                    if body.send(frame(&stored)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(_) => {}
+                // Dropped as slow: end the stream; the client resumes from its cursor.
+                None => return,
+            },
+            _ = keepalive.tick() => {
+                if body.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                    return;
+                }
+            }
+            _ = body.closed() => return,
+            _ = shutdown.changed() => return,
+        }
+    }
+}

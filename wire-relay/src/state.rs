@@ -1,0 +1,225 @@
+//! The relay's shared state: the in-memory index (slots, grants), SSE subscribers, rate
+//! limits, the rendezvous and metrics. Envelopes live only in the store.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use wire_core::proto::api::GrantKind;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::limit::Limiter;
+use crate::metrics::Metrics;
+use crate::rendezvous::Rendezvous;
+use crate::store::{GrantRow, Hash, Op, Outcome, Snapshot, Stored};
+
+/// What the index keeps per slot.
+#[derive(Debug, Clone)]
+pub(crate) struct SlotMeta {
+    pub(crate) owner_hash: Hash,
+    pub(crate) last_seq: u64,
+    pub(crate) floor: u64,
+    pub(crate) streams: usize,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub(crate) slots: HashMap<String, SlotMeta>,
+    pub(crate) grants: HashMap<Hash, GrantRow>,
+}
+
+/// Live SSE subscribers per slot. Senders whose queue is full are dropped: the slow
+/// subscriber's stream ends and it resumes from its cursor; writers never wait on it.
+pub(crate) type Subscribers = Mutex<HashMap<String, Vec<mpsc::Sender<Arc<Stored>>>>>;
+
+/// Shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
+    pub(crate) index: Mutex<Index>,
+    pub(crate) subscribers: Arc<Subscribers>,
+    pub(crate) ip_limit: Limiter<IpAddr>,
+    pub(crate) token_limit: Limiter<Hash>,
+    pub(crate) rendezvous: Mutex<Rendezvous>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// Who a bearer token is, for the slot in the path.
+#[derive(Debug)]
+pub(crate) enum Caller {
+    Owner,
+    Grant(GrantRow),
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> Hash {
+    Sha256::digest(bytes).into()
+}
+
+/// Constant-time equality of two hashes.
+fn same(a: &Hash, b: &Hash) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Relay {
+    pub(crate) fn new(
+        config: Config,
+        engine: Engine,
+        snapshot: Snapshot,
+        subscribers: Arc<Subscribers>,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let mut index = Index::default();
+        for s in snapshot.slots {
+            index
+                .slots
+                .insert(s.id, SlotMeta { owner_hash: s.owner_hash, last_seq: s.last_seq, floor: s.floor, streams: 0 });
+        }
+        for g in snapshot.grants {
+            index.grants.insert(g.token_hash, g);
+        }
+        metrics.slots_total.store(index.slots.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            ip_limit: Limiter::new(config.ip_rate),
+            token_limit: Limiter::new(config.token_rate),
+            rendezvous: Mutex::new(Rendezvous::default()),
+            config,
+            engine,
+            index: Mutex::new(index),
+            subscribers,
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// Identifies the bearer of `token` with respect to `slot`.
+    pub(crate) fn caller(&self, slot: &str, token: Option<&str>) -> Result<Caller, ApiError> {
+        let token = token.ok_or_else(ApiError::unauthorized)?;
+        let hash = sha256(token.as_bytes());
+        let index = lock(&self.index);
+        let meta = index.slots.get(slot);
+        if meta.is_some_and(|m| same(&m.owner_hash, &hash)) {
+            return Ok(Caller::Owner);
+        }
+        match index.grants.get(&hash) {
+            Some(g) if g.slot != slot => Err(ApiError::forbidden("this token is for another slot")),
+            Some(g) if meta.is_none() => Err(ApiError::not_found(format!("no slot `{}` on this relay", g.slot))),
+            Some(g) => Ok(Caller::Grant(g.clone())),
+            None if meta.is_none() => Err(ApiError::not_found("no such slot on this relay")),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// Requires the owner token of `slot`.
+    pub(crate) fn owner(&self, slot: &str, token: Option<&str>) -> Result<(), ApiError> {
+        match self.caller(slot, token)? {
+            Caller::Owner => Ok(()),
+            Caller::Grant(g) => Err(ApiError::forbidden(match g.kind {
+                GrantKind::Send => "a send token can only append; this needs the slot's owner token",
+                GrantKind::Intro => "an intro token can only append once; this needs the slot's owner token",
+            })),
+        }
+    }
+
+    /// The slot's cursor bounds.
+    pub(crate) fn bounds(&self, slot: &str) -> Option<(u64, u64)> {
+        lock(&self.index).slots.get(slot).map(|m| (m.floor, m.last_seq))
+    }
+
+    pub(crate) fn rate_limit_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.ip_limit.check(ip, Instant::now()).map_err(|secs| {
+            crate::metrics::Metrics::inc(&self.metrics.rate_limited_total);
+            ApiError::rate_limited(secs)
+        })
+    }
+
+    pub(crate) fn rate_limit_token(&self, hash: Hash) -> Result<(), ApiError> {
+        self.token_limit.check(hash, Instant::now()).map_err(|secs| {
+            crate::metrics::Metrics::inc(&self.metrics.rate_limited_total);
+            ApiError::rate_limited(secs)
+        })
+    }
+
+    /// Mirrors a committed write into the index.
+    pub(crate) fn observe(&self, op: &Op, outcome: &Outcome) {
+        let mut index = lock(&self.index);
+        match (op, outcome) {
+            (Op::CreateSlot { id, owner_hash, .. }, Outcome::Done) => {
+                index.slots.insert(id.clone(), SlotMeta { owner_hash: *owner_hash, last_seq: 0, floor: 0, streams: 0 });
+                self.metrics.slots_total.store(index.slots.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            (Op::PutGrant(g), Outcome::Done) => {
+                index.grants.insert(g.token_hash, g.clone());
+            }
+            (Op::RevokeGrant { id, .. }, Outcome::Done) => {
+                if let Some(g) = index.grants.values_mut().find(|g| &g.id == id) {
+                    g.revoked = true;
+                }
+            }
+            (Op::Append { slot, consume_grant, .. }, Outcome::Appended { seq, duplicate: false }) => {
+                if let Some(meta) = index.slots.get_mut(slot) {
+                    meta.last_seq = meta.last_seq.max(*seq);
+                }
+                if let Some(id) = consume_grant
+                    && let Some(g) = index.grants.values_mut().find(|g| &g.id == id)
+                {
+                    g.uses_left = g.uses_left.map(|u| u.saturating_sub(1));
+                }
+            }
+            (Op::Ack { slot, .. }, Outcome::Acked { floor, .. }) => {
+                if let Some(meta) = index.slots.get_mut(slot) {
+                    meta.floor = meta.floor.max(*floor);
+                }
+            }
+            (Op::Expire { .. }, Outcome::Expired { floors }) => {
+                for (slot, floor) in floors {
+                    if let Some(meta) = index.slots.get_mut(slot) {
+                        meta.floor = meta.floor.max(*floor);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Fans a committed envelope out to the slot's live subscribers (store thread).
+pub(crate) fn fan_out(subscribers: &Subscribers, slot: &str, stored: Stored) {
+    let mut subs = lock(subscribers);
+    if let Some(list) = subs.get_mut(slot) {
+        let stored = Arc::new(stored);
+        list.retain(|tx| tx.try_send(stored.clone()).is_ok());
+        if list.is_empty() {
+            subs.remove(slot);
+        }
+    }
+}
+
+/// A fresh random identifier: `bytes` random bytes as base64url.
+pub(crate) fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut buf);
+    wire_core::proto::b64::encode(buf)
+}
+
+/// The envelope body of an append, as stored.
+pub(crate) fn stored_from(op: &Op, seq: u64) -> Option<Stored> {
+    match op {
+        Op::Append { lane, envelope, now, .. } => {
+            Some(Stored { seq, lane: *lane, envelope: Bytes::clone(envelope), received_at: *now })
+        }
+        _ => None,
+    }
+}

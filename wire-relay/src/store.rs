@@ -1,0 +1,324 @@
+//! Storage behind a narrow trait: load the index, apply a batch of writes atomically,
+//! list after a cursor, resolve a handle. Two backends run the same contract suite:
+//! [`sqlite::SqliteStore`] (the default) and [`memory::MemoryStore`] (tests).
+//!
+//! The store is the authority for sequence numbers, quotas, idempotency and intro-token
+//! uses; the relay's in-memory index only mirrors what it needs for authentication and
+//! cursor checks. The store never holds a key, a token (only SHA-256 hashes) or plaintext.
+
+pub mod memory;
+pub mod sqlite;
+
+use bytes::Bytes;
+use wire_core::proto::api::{GrantKind, Lane};
+
+/// SHA-256 of a token or an envelope.
+pub type Hash = [u8; 32];
+
+/// A slot as the index needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRow {
+    /// Slot id.
+    pub id: String,
+    /// SHA-256 of the owner token.
+    pub owner_hash: Hash,
+    /// Highest sequence number ever assigned.
+    pub last_seq: u64,
+    /// Highest sequence number deleted (acked or expired); cursors below it are gone.
+    pub floor: u64,
+}
+
+/// A grant as the index needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    /// Grant id (revocation handle).
+    pub id: String,
+    /// The slot it grants on.
+    pub slot: String,
+    /// SHA-256 of the token.
+    pub token_hash: Hash,
+    /// Send or intro.
+    pub kind: GrantKind,
+    /// Expiry, Unix ms.
+    pub expires_at: Option<u64>,
+    /// Remaining uses (intro grants).
+    pub uses_left: Option<u32>,
+    /// Revoked grants stay known so their tokens fail with a clear message.
+    pub revoked: bool,
+}
+
+/// One stored envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Sequence number.
+    pub seq: u64,
+    /// Lane.
+    pub lane: Lane,
+    /// The envelope.
+    pub envelope: Bytes,
+    /// Relay clock at append, Unix ms.
+    pub received_at: u64,
+}
+
+/// What the relay loads at start-up: slots and grants, never envelopes.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every slot.
+    pub slots: Vec<SlotRow>,
+    /// Every grant, revoked ones included.
+    pub grants: Vec<GrantRow>,
+}
+
+/// Quotas checked inside the append transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    /// Stored envelopes per slot.
+    pub max_events: u64,
+    /// Stored bytes per slot.
+    pub max_bytes: u64,
+    /// Pending intro-lane envelopes per slot.
+    pub max_intro: u64,
+}
+
+/// A write. A batch of writes is applied in one transaction.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A new slot.
+    CreateSlot {
+        /// Slot id.
+        id: String,
+        /// Owner token hash.
+        owner_hash: Hash,
+        /// Unix ms.
+        now: u64,
+    },
+    /// A new grant.
+    PutGrant(GrantRow),
+    /// Revoke a grant of `slot`.
+    RevokeGrant {
+        /// The slot the caller owns.
+        slot: String,
+        /// Grant id.
+        id: String,
+    },
+    /// Append an envelope (idempotent by hash).
+    Append {
+        /// Slot id.
+        slot: String,
+        /// Lane.
+        lane: Lane,
+        /// SHA-256 of the envelope.
+        hash: Hash,
+        /// Intro-lane sender tag: one pending envelope per tag.
+        tag: Option<Vec<u8>>,
+        /// The envelope.
+        envelope: Bytes,
+        /// Unix ms.
+        now: u64,
+        /// Consume one use of this grant (intro tokens).
+        consume_grant: Option<String>,
+        /// Limits.
+        quota: Quota,
+    },
+    /// Delete everything through `through`.
+    Ack {
+        /// Slot id.
+        slot: String,
+        /// Sequence number.
+        through: u64,
+    },
+    /// Delete every envelope received before `before` (retention).
+    Expire {
+        /// Unix ms.
+        before: u64,
+    },
+    /// Claim a handle for a DID (first come, first served; the same DID may re-claim).
+    ClaimHandle {
+        /// Nickname.
+        nick: String,
+        /// DID string.
+        did: String,
+        /// Signed card JSON.
+        card: Vec<u8>,
+        /// Unix ms.
+        now: u64,
+    },
+}
+
+/// The result of one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, nothing to report.
+    Done,
+    /// The grant to revoke does not exist on that slot.
+    NoSuchGrant,
+    /// Stored (or already stored: `duplicate`).
+    Appended {
+        /// Sequence number.
+        seq: u64,
+        /// Already stored; nothing changed.
+        duplicate: bool,
+    },
+    /// The slot is full.
+    QuotaExceeded,
+    /// The intro lane already holds a request with this tag.
+    TagTaken,
+    /// The intro token has no uses left (or was revoked meanwhile).
+    GrantExhausted,
+    /// Deleted through `floor`.
+    Acked {
+        /// New floor.
+        floor: u64,
+        /// Envelopes deleted.
+        removed: u64,
+    },
+    /// Retention: new floors of the slots that lost envelopes.
+    Expired {
+        /// `(slot, new floor)`.
+        floors: Vec<(String, u64)>,
+    },
+    /// The handle now points at the DID.
+    Claimed,
+    /// The handle belongs to another DID.
+    HandleTaken,
+}
+
+/// A storage failure (disk, corruption). The whole batch failed; nothing was applied.
+#[derive(Debug, thiserror::Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+/// The storage interface.
+pub trait Store: Send + 'static {
+    /// The slots and grants, for the in-memory index.
+    fn load(&mut self) -> Result<Snapshot, StoreError>;
+    /// Applies `ops` in one transaction; outcomes are in the same order.
+    fn apply(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, StoreError>;
+    /// Up to `limit` envelopes of `slot` with `seq > after`, oldest first.
+    fn list_after(&mut self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError>;
+    /// The DID and card behind a handle.
+    fn handle(&mut self, nick: &str) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every backend must show; run against each in its own module.
+    use super::*;
+
+    const Q: Quota = Quota { max_events: 3, max_bytes: 1_000, max_intro: 1 };
+
+    fn append(slot: &str, byte: u8, now: u64) -> Op {
+        append_with(slot, byte, now, 100, Lane::Inbox, None, None)
+    }
+
+    fn append_with(
+        slot: &str,
+        byte: u8,
+        now: u64,
+        len: usize,
+        lane: Lane,
+        tag: Option<&[u8]>,
+        grant: Option<&str>,
+    ) -> Op {
+        Op::Append {
+            slot: slot.into(),
+            lane,
+            hash: [byte; 32],
+            tag: tag.map(<[u8]>::to_vec),
+            envelope: Bytes::from(vec![byte; len]),
+            now,
+            consume_grant: grant.map(str::to_owned),
+            quota: Q,
+        }
+    }
+
+    fn one(store: &mut dyn Store, op: Op) -> Outcome {
+        store.apply(&[op]).expect("apply").remove(0)
+    }
+
+    pub(crate) fn run(store: &mut dyn Store) {
+        assert_eq!(one(store, Op::CreateSlot { id: "s1".into(), owner_hash: [1; 32], now: 1 }), Outcome::Done);
+        one(store, Op::CreateSlot { id: "s2".into(), owner_hash: [2; 32], now: 1 });
+
+        // Sequence numbers per slot, idempotent by hash, in one batch.
+        let out = store
+            .apply(&[append("s1", 1, 10), append("s1", 2, 11), append("s1", 1, 12), append("s2", 1, 12)])
+            .expect("apply");
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Appended { seq: 1, duplicate: false },
+                Outcome::Appended { seq: 2, duplicate: false },
+                Outcome::Appended { seq: 1, duplicate: true },
+                Outcome::Appended { seq: 1, duplicate: false },
+            ]
+        );
+        let listed = store.list_after("s1", 0, 10).expect("list");
+        assert_eq!(listed.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(listed[1].envelope, Bytes::from(vec![2u8; 100]));
+        assert_eq!(listed[0].received_at, 10);
+        assert_eq!(store.list_after("s1", 1, 10).expect("list").len(), 1);
+        assert_eq!(store.list_after("s1", 0, 1).expect("list").len(), 1, "limit");
+
+        // Quota: 3 events per slot.
+        assert_eq!(one(store, append("s1", 3, 13)), Outcome::Appended { seq: 3, duplicate: false });
+        assert_eq!(one(store, append("s1", 4, 14)), Outcome::QuotaExceeded);
+        let big = append_with("s2", 9, 14, 2_000, Lane::Inbox, None, None);
+        assert_eq!(one(store, big), Outcome::QuotaExceeded, "byte quota");
+
+        // Ack frees quota and raises the floor; sequence numbers never repeat.
+        assert_eq!(one(store, Op::Ack { slot: "s1".into(), through: 2 }), Outcome::Acked { floor: 2, removed: 2 });
+        assert_eq!(one(store, append("s1", 4, 15)), Outcome::Appended { seq: 4, duplicate: false });
+        assert_eq!(store.list_after("s1", 2, 10).expect("list").iter().map(|s| s.seq).collect::<Vec<_>>(), vec![3, 4]);
+
+        // Intro lane: one pending per tag, intro quota, grant uses.
+        let grant = GrantRow {
+            id: "g1".into(),
+            slot: "s2".into(),
+            token_hash: [7; 32],
+            kind: GrantKind::Intro,
+            expires_at: Some(99),
+            uses_left: Some(1),
+            revoked: false,
+        };
+        one(store, Op::PutGrant(grant.clone()));
+        let intro =
+            |byte: u8, tag: &[u8], grant: Option<&str>| append_with("s2", byte, 20, 100, Lane::Intro, Some(tag), grant);
+        assert_eq!(one(store, intro(5, b"tag-a", Some("g1"))), Outcome::Appended { seq: 2, duplicate: false });
+        assert_eq!(one(store, intro(6, b"tag-a", None)), Outcome::TagTaken);
+        assert_eq!(one(store, intro(6, b"tag-b", None)), Outcome::QuotaExceeded, "one pending intro per slot here");
+        let inbox_with_grant = append_with("s2", 8, 21, 100, Lane::Inbox, None, Some("g1"));
+        assert_eq!(one(store, inbox_with_grant), Outcome::GrantExhausted);
+        assert_eq!(store.list_after("s2", 1, 10).expect("list")[0].lane, Lane::Intro);
+
+        // Grants load back; revocation sticks and is scoped to the owner's slot.
+        assert_eq!(one(store, Op::RevokeGrant { slot: "s1".into(), id: "g1".into() }), Outcome::NoSuchGrant);
+        assert_eq!(one(store, Op::RevokeGrant { slot: "s2".into(), id: "g1".into() }), Outcome::Done);
+        let snap = store.load().expect("load");
+        let g = snap.grants.iter().find(|g| g.id == "g1").expect("grant kept");
+        assert!(g.revoked);
+        assert_eq!(g.uses_left, Some(0));
+        let s1 = snap.slots.iter().find(|s| s.id == "s1").expect("slot");
+        assert_eq!((s1.last_seq, s1.floor, s1.owner_hash), (4, 2, [1; 32]));
+
+        // Retention deletes by age and raises floors.
+        match one(store, Op::Expire { before: 15 }) {
+            Outcome::Expired { floors } => assert_eq!(floors, vec![("s1".to_owned(), 3), ("s2".to_owned(), 1)]),
+            other => panic!("expected Expired, got {other:?}"),
+        }
+        assert_eq!(store.list_after("s1", 0, 10).expect("list").iter().map(|s| s.seq).collect::<Vec<_>>(), vec![4]);
+
+        // Handles: first come first served, same DID may re-claim.
+        let claim = |nick: &str, did: &str| Op::ClaimHandle {
+            nick: nick.into(),
+            did: did.into(),
+            card: did.as_bytes().to_vec(),
+            now: 1,
+        };
+        assert_eq!(one(store, claim("brave-otter", "did:a")), Outcome::Claimed);
+        assert_eq!(one(store, claim("brave-otter", "did:b")), Outcome::HandleTaken);
+        assert_eq!(one(store, claim("brave-otter", "did:a")), Outcome::Claimed);
+        assert_eq!(store.handle("brave-otter").expect("handle"), Some(("did:a".into(), b"did:a".to_vec())));
+        assert_eq!(store.handle("quiet-lantern").expect("handle"), None);
+    }
+}

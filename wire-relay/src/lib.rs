@@ -68,22 +68,24 @@ pub(crate) fn log(message: &str) {
 /// Runs the relay on `listener` until `shutdown` resolves, then drains in-flight requests
 /// (up to `config.drain_timeout`), ends SSE streams and closes the store.
 pub async fn serve(listener: Listener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    serve_with_tls(listener, config, None, shutdown).await
+    serve_many(vec![(listener, None)], config, shutdown).await
 }
 
-/// [`serve`] with TLS on a TCP listener (see [`load_tls`]).
-pub async fn serve_with_tls(
-    listener: Listener,
+/// [`serve`] on several listeners at once (say TCP with TLS and a Unix socket), all
+/// sharing one store and one index. `tls` applies to TCP listeners (see [`load_tls`]).
+pub async fn serve_many(
+    listeners: Vec<(Listener, Option<Arc<rustls::ServerConfig>>)>,
     config: Config,
-    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    if config.local_only
-        && let Listener::Tcp(l) = &listener
-    {
-        let addr = l.local_addr()?;
-        if !addr.ip().is_loopback() {
-            return Err(ServeError::NotLoopback(addr));
+    if config.local_only {
+        for (listener, _) in &listeners {
+            if let Listener::Tcp(l) = listener {
+                let addr = l.local_addr()?;
+                if !addr.ip().is_loopback() {
+                    return Err(ServeError::NotLoopback(addr));
+                }
+            }
         }
     }
     let mut store: Box<dyn Store> = match &config.store {
@@ -114,15 +116,21 @@ pub async fn serve_with_tls(
     let (engine, store_thread) = engine::Engine::spawn(store, on_commit);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let relay = Arc::new(Relay::new(config, engine.clone(), snapshot, subscribers, metrics, stop_rx.clone()));
-    tokio::spawn(maintenance(relay.clone(), stop_rx));
+    tokio::spawn(maintenance(relay.clone(), stop_rx.clone()));
 
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-    let shutdown = async move {
-        shutdown.await;
-        log("shutting down: draining in-flight requests");
-        let _ = stop_tx.send(true);
-    };
-    http::accept_loop(listener, relay.clone(), tls, shutdown).await;
+    let mut loops = tokio::task::JoinSet::new();
+    for (listener, tls) in listeners {
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        loops.spawn(http::accept_loop(listener, relay.clone(), tls, stopped));
+    }
+    shutdown.await;
+    log("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    while loops.join_next().await.is_some() {}
     drop(relay);
     drop(engine);
     // The store thread exits once every engine handle is gone; wait for it so the last

@@ -1,0 +1,147 @@
+//! `wire relay-server`: runs `wire_relay::serve` with flags and environment mapped onto
+//! its config.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use wire_relay::{Config, Listener, Rate, StoreConfig};
+
+/// Flags of `wire relay-server`; each also reads a `WIRE_RELAY_*` environment variable.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on. Use 0.0.0.0:8771 to serve other machines (with --tls-cert, or
+    /// behind a TLS proxy). Port 0 picks a free port (printed at start).
+    #[arg(long, env = "WIRE_RELAY_BIND", default_value = "127.0.0.1:8771")]
+    bind: SocketAddr,
+    /// Data directory for the SQLite store [default: the platform data dir, wire/relay].
+    #[arg(long, env = "WIRE_RELAY_DATA")]
+    data: Option<PathBuf>,
+    /// Keep everything in memory: nothing survives a restart. For demos and tests.
+    #[arg(long, env = "WIRE_RELAY_EPHEMERAL", conflicts_with = "data")]
+    ephemeral: bool,
+    /// Serve loopback clients only (refuses a non-loopback --bind) and turn off the handle
+    /// directory. For a same-machine relay.
+    #[arg(long, env = "WIRE_RELAY_LOCAL_ONLY")]
+    local_only: bool,
+    /// Also listen on this Unix socket (created with mode 0600).
+    #[arg(long, env = "WIRE_RELAY_UDS")]
+    uds: Option<PathBuf>,
+    /// TLS certificate chain (PEM). Needs --tls-key.
+    #[arg(long, env = "WIRE_RELAY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM). Needs --tls-cert.
+    #[arg(long, env = "WIRE_RELAY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest envelope accepted, in bytes.
+    #[arg(long, env = "WIRE_RELAY_MAX_ENVELOPE", default_value_t = wire_core::proto::envelope::MAX_ENVELOPE)]
+    max_envelope: usize,
+    /// Delete un-acked envelopes after this long (e.g. 14d, 12h).
+    #[arg(long, env = "WIRE_RELAY_RETENTION", default_value = "14d", value_parser = crate::duration::parse)]
+    retention: Duration,
+    /// Stored envelopes per slot.
+    #[arg(long, env = "WIRE_RELAY_SLOT_MAX_EVENTS", default_value_t = 10_000)]
+    slot_max_events: u64,
+    /// Stored bytes per slot.
+    #[arg(long, env = "WIRE_RELAY_SLOT_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    slot_max_bytes: u64,
+    /// Requests per second per client IP (burst 4x); 0 turns the limit off.
+    #[arg(long, env = "WIRE_RELAY_IP_RATE", default_value_t = 100.0)]
+    ip_rate: f64,
+    /// Appends per second per token (burst 4x); 0 turns the limit off.
+    #[arg(long, env = "WIRE_RELAY_TOKEN_RATE", default_value_t = 50.0)]
+    token_rate: f64,
+    /// Proof-of-work bits the intro lane asks of strangers (0 = none).
+    #[arg(long, env = "WIRE_RELAY_POW_BITS", default_value_t = 0)]
+    pow_bits: u8,
+    /// Most simultaneous connections.
+    #[arg(long, env = "WIRE_RELAY_MAX_CONNECTIONS", default_value_t = 16_384)]
+    max_connections: usize,
+    /// Most simultaneous event streams per slot.
+    #[arg(long, env = "WIRE_RELAY_MAX_STREAMS_PER_SLOT", default_value_t = 8)]
+    max_streams_per_slot: usize,
+}
+
+fn rate(per_sec: f64) -> Rate {
+    if per_sec > 0.0 { Rate { per_sec, burst: per_sec * 4.0 } } else { Rate::OFF }
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
+    if args.local_only && !args.bind.ip().is_loopback() {
+        bail!("--local-only refuses to listen on {}: use a loopback address such as 127.0.0.1:8771", args.bind);
+    }
+    let store = if args.ephemeral {
+        StoreConfig::Memory
+    } else {
+        let dir = match args.data {
+            Some(dir) => dir,
+            None => directories::ProjectDirs::from("", "", "wire")
+                .context("cannot find a data directory for this user; pass --data DIR")?
+                .data_dir()
+                .join("relay"),
+        };
+        StoreConfig::Sqlite { dir }
+    };
+    let config = Config {
+        store,
+        local_only: args.local_only,
+        max_envelope: args.max_envelope,
+        retention: args.retention,
+        slot_max_events: args.slot_max_events,
+        slot_max_bytes: args.slot_max_bytes,
+        intro_pow_bits: args.pow_bits,
+        ip_rate: rate(args.ip_rate),
+        token_rate: rate(args.token_rate),
+        max_connections: args.max_connections,
+        max_streams_per_slot: args.max_streams_per_slot,
+        ..Config::default()
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(wire_relay::load_tls(cert, key)?),
+        _ => None,
+    };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let tcp = tokio::net::TcpListener::bind(args.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let addr = tcp.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut listeners = vec![(Listener::Tcp(tcp), tls)];
+        if let Some(path) = &args.uds {
+            let unix = wire_relay::bind_unix(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+            listeners.push((Listener::Unix(unix), None));
+        }
+        let announce = serde_json::json!({
+            "event": "listening",
+            "url": format!("{scheme}://{addr}"),
+            "addr": addr.to_string(),
+            "uds": args.uds.as_ref().map(|p| p.display().to_string()),
+        });
+        if json {
+            println!("{announce}");
+        } else {
+            println!("wire relay listening on {scheme}://{addr}");
+        }
+        wire_relay::serve_many(listeners, config, wait_for_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -9,7 +9,17 @@ use wire_core::proto::api::Lane;
 struct Slot {
     row: Option<SlotRow>,
     events: BTreeMap<u64, (Stored, super::Hash, Option<Vec<u8>>)>,
+    by_hash: HashMap<super::Hash, u64>,
     bytes: u64,
+    intro: u64,
+}
+
+impl Slot {
+    fn removed(&mut self, e: &(Stored, super::Hash, Option<Vec<u8>>)) {
+        self.bytes -= e.0.envelope.len() as u64;
+        self.intro -= u64::from(e.0.lane == Lane::Intro);
+        self.by_hash.remove(&e.1);
+    }
 }
 
 /// Everything in maps; lost when dropped.
@@ -46,17 +56,17 @@ impl MemoryStore {
             },
             Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, quota } => {
                 let Some(s) = self.slots.get_mut(slot) else { return Outcome::QuotaExceeded };
-                if let Some((seq, _)) = s.events.iter().find(|(_, (_, h, _))| h == hash) {
+                if let Some(seq) = s.by_hash.get(hash) {
                     return Outcome::Appended { seq: *seq, duplicate: true };
                 }
+                // Only intro envelopes carry tags, and a slot holds few of them.
                 if tag.is_some() && s.events.values().any(|(_, _, t)| t == tag) {
                     return Outcome::TagTaken;
                 }
-                let intro = s.events.values().filter(|(e, _, _)| e.lane == Lane::Intro).count() as u64;
                 let len = envelope.len() as u64;
                 if s.events.len() as u64 >= quota.max_events
                     || s.bytes + len > quota.max_bytes
-                    || (*lane == Lane::Intro && intro >= quota.max_intro)
+                    || (*lane == Lane::Intro && s.intro >= quota.max_intro)
                 {
                     return Outcome::QuotaExceeded;
                 }
@@ -73,14 +83,18 @@ impl MemoryStore {
                 let seq = row.last_seq;
                 let stored = Stored { seq, lane: *lane, envelope: envelope.clone(), received_at: *now };
                 s.events.insert(seq, (stored, *hash, tag.clone()));
+                s.by_hash.insert(*hash, seq);
                 s.bytes += len;
+                s.intro += u64::from(*lane == Lane::Intro);
                 Outcome::Appended { seq, duplicate: false }
             }
             Op::Ack { slot, through } => {
                 let Some(s) = self.slots.get_mut(slot) else { return Outcome::Acked { floor: 0, removed: 0 } };
                 let keep = s.events.split_off(&(through + 1));
                 let removed = std::mem::replace(&mut s.events, keep);
-                s.bytes -= removed.values().map(|(e, _, _)| e.envelope.len() as u64).sum::<u64>();
+                for e in removed.values() {
+                    s.removed(e);
+                }
                 let row = s.row.as_mut().expect("slot row exists");
                 row.floor = row.floor.max(*through);
                 Outcome::Acked { floor: row.floor, removed: removed.len() as u64 }
@@ -92,8 +106,8 @@ impl MemoryStore {
                         s.events.iter().filter(|(_, (e, _, _))| e.received_at < *before).map(|(k, _)| *k).collect();
                     if let Some(max) = old.iter().max() {
                         for k in &old {
-                            if let Some((e, _, _)) = s.events.remove(k) {
-                                s.bytes -= e.envelope.len() as u64;
+                            if let Some(e) = s.events.remove(k) {
+                                s.removed(&e);
                             }
                         }
                         let row = s.row.as_mut().expect("slot row exists");

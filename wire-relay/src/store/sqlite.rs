@@ -1,8 +1,20 @@
 //! The default store: SQLite in WAL mode with `synchronous = FULL`, so a committed batch
-//! survives `kill -9` and power loss. Per-slot counters live in the `slots` table, so
-//! start-up reads slots and grants only, however many envelopes are stored.
+//! survives `kill -9` and power loss.
+//!
+//! An append is one `INSERT` into the table and one index, both clustered by arrival
+//! and by slot. Per-slot counters (last sequence number, count, bytes, pending intros)
+//! and the idempotency map (128-bit envelope hash prefix -> sequence number, for the
+//! envelopes currently stored) live in memory and are rebuilt at open from a covering
+//! index, so start-up reads index entries, never envelopes; only the floor (moved by acks
+//! and expiry) is stored per slot. Keeping idempotency in memory instead of a unique
+//! index on random hashes removes a random page write per append (docs/BENCHMARKS.md). Rows are inserted in arrival order, so retention deletes a
+//! rowid prefix. WAL checkpoints run on a background thread with their own connection,
+//! off the store thread's path.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -14,14 +26,11 @@ use super::{GrantRow, Hash, Op, Outcome, SlotRow, Snapshot, Store, StoreError, S
 const MIGRATIONS: &[&str] = &[
     // 1: slots, grants, events, handles.
     "CREATE TABLE slots (
-        id TEXT PRIMARY KEY,
+        key INTEGER PRIMARY KEY, -- compact key used by events
+        id TEXT NOT NULL UNIQUE,
         owner_hash BLOB NOT NULL,
         created_at INTEGER NOT NULL,
-        last_seq INTEGER NOT NULL DEFAULT 0,
-        floor INTEGER NOT NULL DEFAULT 0,
-        count INTEGER NOT NULL DEFAULT 0,
-        bytes INTEGER NOT NULL DEFAULT 0,
-        intro_count INTEGER NOT NULL DEFAULT 0
+        floor INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE grants (
         id TEXT PRIMARY KEY,
@@ -34,18 +43,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
-        slot TEXT NOT NULL,
+        slot INTEGER NOT NULL, -- slots.key
         seq INTEGER NOT NULL,
         lane INTEGER NOT NULL,
-        hash BLOB NOT NULL,
+        len INTEGER NOT NULL,
+        hash BLOB NOT NULL, -- first 16 bytes of SHA-256(envelope)
         tag BLOB,
         received_at INTEGER NOT NULL,
         envelope BLOB NOT NULL
     );
-    CREATE UNIQUE INDEX events_by_seq ON events(slot, seq);
-    CREATE UNIQUE INDEX events_by_hash ON events(slot, hash);
+    CREATE INDEX events_by_seq ON events(slot, seq, lane, len, hash);
     CREATE UNIQUE INDEX events_by_tag ON events(slot, tag) WHERE tag IS NOT NULL;
-    CREATE INDEX events_by_age ON events(received_at);
     CREATE TABLE handles (
         nick TEXT PRIMARY KEY,
         did TEXT NOT NULL,
@@ -54,10 +62,38 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// A checkpoint is forced on the store thread only if the WAL passes this many pages
+/// (the background checkpointer normally keeps it far smaller).
+const WAL_HARD_LIMIT_PAGES: i64 = 16_384;
+
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    key: i64,
+    owner_hash: Hash,
+    last_seq: u64,
+    floor: u64,
+    count: u64,
+    bytes: u64,
+    intro: u64,
+}
+
+/// Idempotency key: the first 16 bytes of the envelope's SHA-256.
+type Key = [u8; 16];
+
+fn key(hash: &Hash) -> Key {
+    let mut k = [0; 16];
+    k.copy_from_slice(&hash[..16]);
+    k
+}
+
 /// SQLite-backed store.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    slots: HashMap<String, Counters>,
+    /// Per slot: key -> seq of every stored envelope.
+    stored: HashMap<String, HashMap<Key, u64>>,
+    checkpointer: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -82,15 +118,22 @@ fn kind_name(kind: GrantKind) -> &'static str {
     }
 }
 
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+    Ok(conn)
+}
+
 impl SqliteStore {
-    /// Opens (or creates) `dir/relay.sqlite3` and runs pending migrations.
+    /// Opens (or creates) `dir/relay.sqlite3`, runs pending migrations and rebuilds the
+    /// per-slot counters from the index.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
-        let conn = Connection::open(dir.join("relay.sqlite3")).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        let path = dir.join("relay.sqlite3");
+        let conn = connect(&path)?;
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
         if version > MIGRATIONS.len() {
             return Err(StoreError(format!(
@@ -101,38 +144,150 @@ impl SqliteStore {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1)).map_err(err)?;
         }
-        Ok(Self { conn })
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_HARD_LIMIT_PAGES).map_err(err)?;
+        let mut slots: HashMap<String, Counters> = HashMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT key, id, owner_hash, floor FROM slots").map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, hash_of(r.get(2)?)?, r.get::<_, u64>(3)?))
+                })
+                .map_err(err)?;
+            for row in rows {
+                let (key, id, owner_hash, floor) = row.map_err(err)?;
+                slots.insert(id, Counters { key, owner_hash, last_seq: floor, floor, ..Counters::default() });
+            }
+        }
+        let ids: HashMap<i64, String> = slots.iter().map(|(id, c)| (c.key, id.clone())).collect();
+        // Covering-index scan: reads (slot, seq, lane, len, hash) entries, never envelopes.
+        let mut stored: HashMap<String, HashMap<Key, u64>> = HashMap::new();
+        {
+            let mut stmt =
+                conn.prepare("SELECT slot, seq, lane, len, hash FROM events INDEXED BY events_by_seq").map_err(err)?;
+            let mut rows = stmt.query([]).map_err(err)?;
+            let mut current: Option<(String, Counters, HashMap<Key, u64>)> = None;
+            while let Some(row) = rows.next().map_err(err)? {
+                let slot_key: i64 = row.get(0).map_err(err)?;
+                let Some(slot) = ids.get(&slot_key) else { continue };
+                if current.as_ref().is_none_or(|(s, _, _)| s != slot) {
+                    if let Some((s, c, map)) = current.take() {
+                        slots.insert(s.clone(), c);
+                        stored.insert(s, map);
+                    }
+                    let c = slots.get(slot).cloned().unwrap_or_default();
+                    current = Some((slot.clone(), c, HashMap::new()));
+                }
+                let (_, c, map) = current.as_mut().expect("set above");
+                let (seq, lane, len): (u64, u64, u64) =
+                    (row.get(1).map_err(err)?, row.get(2).map_err(err)?, row.get(3).map_err(err)?);
+                let hash: Key =
+                    row.get_ref(4).map_err(err)?.as_blob().ok().and_then(|b| b.try_into().ok()).unwrap_or_default();
+                c.last_seq = c.last_seq.max(seq);
+                (c.count, c.bytes, c.intro) = (c.count + 1, c.bytes + len, c.intro + lane);
+                map.insert(hash, seq);
+            }
+            if let Some((s, c, map)) = current.take() {
+                slots.insert(s.clone(), c);
+                stored.insert(s, map);
+            }
+        }
+        let checkpointer = Some(spawn_checkpointer(path)?);
+        Ok(Self { conn, slots, stored, checkpointer })
     }
 }
 
-fn append(tx: &Transaction<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> {
+/// Copies the WAL back into the database every 200 ms on its own connection.
+fn spawn_checkpointer(path: PathBuf) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>), StoreError> {
+    let conn = connect(&path)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("wire-relay-checkpoint".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        })
+        .map_err(|e| StoreError(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok((stop, thread))
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the batch in progress changed; merged into the store only after the commit.
+struct Overlay<'a> {
+    base: &'a HashMap<String, Counters>,
+    stored: &'a HashMap<String, HashMap<Key, u64>>,
+    changed: HashMap<String, Counters>,
+    added: HashMap<String, HashMap<Key, u64>>,
+    removed_through: HashMap<String, u64>,
+}
+
+impl Overlay<'_> {
+    fn get(&mut self, slot: &str) -> Option<&mut Counters> {
+        if !self.changed.contains_key(slot) {
+            let c = self.base.get(slot)?.clone();
+            self.changed.insert(slot.to_owned(), c);
+        }
+        self.changed.get_mut(slot)
+    }
+
+    /// The seq of a stored envelope with this key, as of this point in the batch.
+    fn stored_seq(&self, slot: &str, k: &Key) -> Option<u64> {
+        if let Some(seq) = self.added.get(slot).and_then(|m| m.get(k)) {
+            return Some(*seq);
+        }
+        let removed = self.removed_through.get(slot).copied().unwrap_or(0);
+        self.stored.get(slot).and_then(|m| m.get(k)).copied().filter(|seq| *seq > removed)
+    }
+
+    fn record(&mut self, slot: &str, k: Key, seq: u64) {
+        self.added.entry(slot.to_owned()).or_default().insert(k, seq);
+    }
+
+    fn remove_through(&mut self, slot: &str, through: u64) {
+        let r = self.removed_through.entry(slot.to_owned()).or_insert(0);
+        *r = (*r).max(through);
+        if let Some(m) = self.added.get_mut(slot) {
+            m.retain(|_, seq| *seq > through);
+        }
+    }
+}
+
+fn append(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> {
     let Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, quota } = op else {
         unreachable!("append called with another op")
     };
-    let existing: Option<u64> = tx
-        .prepare_cached("SELECT seq FROM events WHERE slot = ?1 AND hash = ?2")?
-        .query_row(params![slot, hash.as_slice()], |r| r.get(0))
-        .optional()?;
-    if let Some(seq) = existing {
+    let k = key(hash);
+    let Some(slot_key) = counters.get(slot).map(|c| c.key) else { return Ok(Outcome::QuotaExceeded) };
+    if let Some(seq) = counters.stored_seq(slot, &k) {
         return Ok(Outcome::Appended { seq, duplicate: true });
     }
     if let Some(tag) = tag {
         let taken: Option<i64> = tx
             .prepare_cached("SELECT 1 FROM events WHERE slot = ?1 AND tag = ?2")?
-            .query_row(params![slot, tag], |r| r.get(0))
+            .query_row(params![slot_key, tag], |r| r.get(0))
             .optional()?;
         if taken.is_some() {
             return Ok(Outcome::TagTaken);
         }
     }
-    let counters: Option<(u64, u64, u64, u64)> = tx
-        .prepare_cached("SELECT last_seq, count, bytes, intro_count FROM slots WHERE id = ?1")?
-        .query_row(params![slot], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    let Some((last_seq, count, bytes, intro)) = counters else { return Ok(Outcome::QuotaExceeded) };
+    let c = counters.get(slot).expect("checked above");
     let len = envelope.len() as u64;
-    if count >= quota.max_events || bytes + len > quota.max_bytes || (*lane == Lane::Intro && intro >= quota.max_intro)
-    {
+    let seq = c.last_seq + 1;
+    let fits = c.count < quota.max_events
+        && c.bytes + len <= quota.max_bytes
+        && (*lane != Lane::Intro || c.intro < quota.max_intro);
+    if !fits {
         return Ok(Outcome::QuotaExceeded);
     }
     if let Some(grant) = consume_grant {
@@ -146,23 +301,38 @@ fn append(tx: &Transaction<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> {
             return Ok(Outcome::GrantExhausted);
         }
     }
-    let seq = last_seq + 1;
     tx.prepare_cached(
-        "INSERT INTO events (slot, seq, lane, hash, tag, received_at, envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (slot, seq, lane, len, hash, tag, received_at, envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![slot, seq, lane_code(*lane), hash.as_slice(), tag, now, envelope.as_ref()])?;
-    tx.prepare_cached(
-        "UPDATE slots SET last_seq = ?2, count = count + 1, bytes = bytes + ?3, intro_count = intro_count + ?4 WHERE id = ?1",
-    )?
-    .execute(params![slot, seq, len, i64::from(*lane == Lane::Intro)])?;
+    .execute(params![slot_key, seq, lane_code(*lane), len, k.as_slice(), tag, now, envelope.as_ref()])?;
+    let c = counters.get(slot).expect("checked above");
+    (c.last_seq, c.count, c.bytes) = (seq, c.count + 1, c.bytes + len);
+    c.intro += u64::from(*lane == Lane::Intro);
+    counters.record(slot, k, seq);
     Ok(Outcome::Appended { seq, duplicate: false })
 }
 
-fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> {
+/// Deletes `slot`'s envelopes through `through`, adjusting counters; returns how many.
+fn delete_through(tx: &Transaction<'_>, c: &mut Counters, slot: &str, through: u64) -> Result<u64, rusqlite::Error> {
+    let (removed, bytes, intro): (u64, u64, u64) = tx
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(len), 0), COALESCE(SUM(lane), 0) FROM events WHERE slot = ?1 AND seq <= ?2",
+        )?
+        .query_row(params![c.key, through], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    tx.prepare_cached("DELETE FROM events WHERE slot = ?1 AND seq <= ?2")?.execute(params![c.key, through])?;
+    c.floor = c.floor.max(through);
+    (c.count, c.bytes, c.intro) = (c.count - removed, c.bytes - bytes, c.intro - intro);
+    tx.prepare_cached("UPDATE slots SET floor = ?2 WHERE id = ?1")?.execute(params![slot, c.floor])?;
+    Ok(removed)
+}
+
+fn apply_one(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> {
     Ok(match op {
         Op::CreateSlot { id, owner_hash, now } => {
             tx.prepare_cached("INSERT INTO slots (id, owner_hash, created_at) VALUES (?1, ?2, ?3)")?
                 .execute(params![id, owner_hash.as_slice(), now])?;
+            let key = tx.last_insert_rowid();
+            counters.changed.insert(id.clone(), Counters { key, owner_hash: *owner_hash, ..Counters::default() });
             Outcome::Done
         }
         Op::PutGrant(g) => {
@@ -178,45 +348,46 @@ fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> 
                 .execute(params![id, slot])?;
             if n == 0 { Outcome::NoSuchGrant } else { Outcome::Done }
         }
-        Op::Append { .. } => append(tx, op)?,
-        Op::Ack { slot, through } => {
-            let (removed, bytes, intro): (u64, u64, u64) = tx
-                .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(envelope)), 0), COALESCE(SUM(lane), 0)
-                     FROM events WHERE slot = ?1 AND seq <= ?2",
-                )?
-                .query_row(params![slot, through], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            tx.prepare_cached("DELETE FROM events WHERE slot = ?1 AND seq <= ?2")?.execute(params![slot, through])?;
-            tx.prepare_cached(
-                "UPDATE slots SET count = count - ?2, bytes = bytes - ?3, intro_count = intro_count - ?4,
-                 floor = MAX(floor, ?5) WHERE id = ?1",
-            )?
-            .execute(params![slot, removed, bytes, intro, through])?;
-            let floor: u64 =
-                tx.prepare_cached("SELECT floor FROM slots WHERE id = ?1")?.query_row(params![slot], |r| r.get(0))?;
-            Outcome::Acked { floor, removed }
-        }
-        Op::Expire { before } => {
-            let rows: Vec<(String, u64, u64, u64, u64)> = tx
-                .prepare_cached(
-                    "SELECT slot, COUNT(*), SUM(LENGTH(envelope)), SUM(lane), MAX(seq)
-                     FROM events WHERE received_at < ?1 GROUP BY slot ORDER BY slot",
-                )?
-                .query_map(params![before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-                .collect::<Result<_, _>>()?;
-            tx.prepare_cached("DELETE FROM events WHERE received_at < ?1")?.execute(params![before])?;
-            let mut floors = Vec::with_capacity(rows.len());
-            for (slot, count, bytes, intro, max_seq) in rows {
-                tx.prepare_cached(
-                    "UPDATE slots SET count = count - ?2, bytes = bytes - ?3, intro_count = intro_count - ?4,
-                     floor = MAX(floor, ?5) WHERE id = ?1",
-                )?
-                .execute(params![slot, count, bytes, intro, max_seq])?;
-                let floor: u64 = tx
-                    .prepare_cached("SELECT floor FROM slots WHERE id = ?1")?
-                    .query_row(params![slot], |r| r.get(0))?;
-                floors.push((slot, floor));
+        Op::Append { .. } => append(tx, counters, op)?,
+        Op::Ack { slot, through } => match counters.get(slot) {
+            Some(c) => {
+                let removed = delete_through(tx, c, slot, *through)?;
+                let floor = c.floor;
+                counters.remove_through(slot, *through);
+                Outcome::Acked { floor, removed }
             }
+            None => Outcome::Acked { floor: 0, removed: 0 },
+        },
+        Op::Expire { before } => {
+            // Rows are in arrival order: find where the expired prefix ends.
+            let mut stmt = tx.prepare_cached("SELECT slot, seq, received_at FROM events ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            let mut last_by_key: HashMap<i64, u64> = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let received_at: u64 = row.get(2)?;
+                if received_at >= *before {
+                    break;
+                }
+                last_by_key.insert(row.get(0)?, row.get(1)?);
+            }
+            drop(rows);
+            let last: Vec<(String, u64)> = counters
+                .base
+                .iter()
+                .chain(counters.changed.iter())
+                .filter_map(|(id, c)| last_by_key.get(&c.key).map(|seq| (id.clone(), *seq)))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            let mut floors: Vec<(String, u64)> = Vec::with_capacity(last.len());
+            for (slot, max_seq) in last {
+                if let Some(c) = counters.get(&slot) {
+                    delete_through(tx, c, &slot, max_seq)?;
+                    floors.push((slot.clone(), c.floor));
+                    counters.remove_through(&slot, max_seq);
+                }
+            }
+            floors.sort();
             Outcome::Expired { floors }
         }
         Op::ClaimHandle { nick, did, card, now } => {
@@ -242,15 +413,10 @@ fn apply_one(tx: &Transaction<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> 
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
         let slots = self
-            .conn
-            .prepare("SELECT id, owner_hash, last_seq, floor FROM slots")
-            .map_err(err)?
-            .query_map([], |r| {
-                Ok(SlotRow { id: r.get(0)?, owner_hash: hash_of(r.get(1)?)?, last_seq: r.get(2)?, floor: r.get(3)? })
-            })
-            .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+            .slots
+            .iter()
+            .map(|(id, c)| SlotRow { id: id.clone(), owner_hash: c.owner_hash, last_seq: c.last_seq, floor: c.floor })
+            .collect();
         let grants = self
             .conn
             .prepare("SELECT id, slot, token_hash, kind, expires_at, uses_left, revoked FROM grants")
@@ -275,19 +441,35 @@ impl Store for SqliteStore {
 
     fn apply(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, StoreError> {
         let tx = self.conn.transaction().map_err(err)?;
+        let mut overlay = Overlay {
+            base: &self.slots,
+            stored: &self.stored,
+            changed: HashMap::new(),
+            added: HashMap::new(),
+            removed_through: HashMap::new(),
+        };
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
-            out.push(apply_one(&tx, op).map_err(err)?);
+            out.push(apply_one(&tx, &mut overlay, op).map_err(err)?);
         }
         tx.commit().map_err(err)?;
+        let Overlay { changed, added, removed_through, .. } = overlay;
+        self.slots.extend(changed);
+        for (slot, through) in removed_through {
+            if let Some(m) = self.stored.get_mut(&slot) {
+                m.retain(|_, seq| *seq > through);
+            }
+        }
+        for (slot, keys) in added {
+            self.stored.entry(slot).or_default().extend(keys);
+        }
         Ok(out)
     }
 
     fn list_after(&mut self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let Some(slot) = self.slots.get(slot).map(|c| c.key) else { return Ok(Vec::new()) };
         self.conn
-            .prepare_cached(
-                "SELECT seq, lane, envelope, received_at FROM events WHERE slot = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )
+            .prepare_cached("SELECT seq, lane, envelope, received_at FROM events WHERE slot = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
             .map_err(err)?
             .query_map(params![slot, after, limit as u64], |r| {
                 let lane: i64 = r.get(1)?;
@@ -332,7 +514,31 @@ mod tests {
             let mut s = SqliteStore::open(&dir).expect("open");
             s.apply(&[Op::CreateSlot { id: "s".into(), owner_hash: [3; 32], now: 1 }]).expect("apply");
         }
+        let append = |byte: u8| Op::Append {
+            slot: "s".into(),
+            lane: Lane::Inbox,
+            hash: [byte; 32],
+            tag: None,
+            envelope: Bytes::from(vec![byte; 10]),
+            now: 1,
+            consume_grant: None,
+            quota: super::super::Quota { max_events: 3, max_bytes: 1_000, max_intro: 1 },
+        };
+        {
+            let mut s = SqliteStore::open(&dir).expect("reopen");
+            let out = s.apply(&[append(1), append(2)]).expect("apply");
+            assert_eq!(out[1], Outcome::Appended { seq: 2, duplicate: false });
+        }
+        // Counters and the idempotency map come back from the index alone.
         let mut s = SqliteStore::open(&dir).expect("reopen");
+        assert_eq!(s.load().expect("load").slots[0].last_seq, 2);
+        let out = s.apply(&[append(2), append(3), append(4)]).expect("apply");
+        assert_eq!(out[0], Outcome::Appended { seq: 2, duplicate: true });
+        assert_eq!(out[1], Outcome::Appended { seq: 3, duplicate: false });
+        assert_eq!(out[2], Outcome::QuotaExceeded, "the count of 3 was rebuilt");
+        // An ack and a re-append of the acked envelope in one batch: it is stored anew.
+        let out = s.apply(&[Op::Ack { slot: "s".into(), through: 3 }, append(1)]).expect("apply");
+        assert_eq!(out[1], Outcome::Appended { seq: 4, duplicate: false });
         assert_eq!(s.load().expect("load").slots.len(), 1);
         s.conn.pragma_update(None, "user_version", 99).expect("pragma");
         drop(s);

@@ -1,0 +1,364 @@
+//! Load generator for the relay (and the `hello` ceiling). Modes:
+//!
+//! - `appends --url U --concurrency C --seconds S [--hello]`: C senders, one keep-alive
+//!   connection and one slot each, appending 1 KiB envelopes back to back. With `--hello`
+//!   the same requests go to the hello server. Prints requests/s and latency p50/p99.
+//! - `latency --url U --rate R --slots N --seconds S`: N slots each with an SSE stream;
+//!   appends at R/s spread over the slots; measures append-to-SSE delivery p50/p99.
+//! - `streams --url U --count N --pid P`: opens N idle SSE streams (one slot each) and
+//!   reports the relay's resident memory per stream (from /proc/P/status).
+//! - `fill --data DIR --count N`: writes N envelopes into a relay's SQLite store directly.
+//! - `startup --bin WIRE --data DIR`: starts `WIRE relay-server` on DIR and times until
+//!   `/healthz` answers.
+//!
+//! Exact commands and figures: docs/BENCHMARKS.md.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+type Args = HashMap<String, String>;
+
+fn parse_args() -> (String, Args) {
+    let mut it = std::env::args().skip(1);
+    let mode = it.next().unwrap_or_default();
+    let mut args = HashMap::new();
+    while let Some(k) = it.next() {
+        let key = k.trim_start_matches("--").to_owned();
+        if key == "hello" {
+            args.insert(key, "1".into());
+        } else {
+            args.insert(key, it.next().unwrap_or_default());
+        }
+    }
+    (mode, args)
+}
+
+fn get<T: std::str::FromStr>(args: &Args, key: &str, default: T) -> T {
+    args.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn host(url: &str) -> String {
+    url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+}
+
+async fn connect(addr: &str) -> SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn call(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Bytes,
+) -> (u16, Bytes) {
+    sender.ready().await.unwrap();
+    let mut req = Request::builder().method(method).uri(path).header("host", "relay");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = sender.send_request(req.body(Full::new(body)).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+async fn slot(sender: &mut SendRequest<Full<Bytes>>) -> (String, String) {
+    let (status, body) = call(sender, "POST", "/v1/slots", None, Bytes::new()).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    (v["slot"].as_str().unwrap().to_owned(), v["owner_token"].as_str().unwrap().to_owned())
+}
+
+fn envelope(stamp: Option<u64>) -> Bytes {
+    let mut e = vec![0u8; 1 + 32 + 1024 + 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut e);
+    e[0] = 1;
+    if let Some(ns) = stamp {
+        e[1..9].copy_from_slice(&ns.to_be_bytes());
+    }
+    Bytes::from(e)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn appends(args: &Args) {
+    let addr = host(args.get("url").unwrap());
+    let concurrency = get(args, "concurrency", 16usize);
+    let seconds = get(args, "seconds", 10u64);
+    let hello = args.contains_key("hello");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(&addr).await;
+            let (path, token) = if hello {
+                ("/".to_owned(), None)
+            } else {
+                let (slot, owner) = slot(&mut sender).await;
+                (format!("/v1/slots/{slot}/events"), Some(owner))
+            };
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let body = envelope(None);
+                let t = Instant::now();
+                let (status, resp) = call(&mut sender, "POST", &path, token.as_deref(), body).await;
+                assert!(status < 300, "{status} {}", String::from_utf8_lossy(&resp));
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    println!(
+        "{{\"mode\":\"appends\",\"target\":\"{}\",\"concurrency\":{concurrency},\"requests\":{},\"per_sec\":{:.0},\"p50_us\":{},\"p99_us\":{}}}",
+        if hello { "hello" } else { "relay" },
+        all.len(),
+        all.len() as f64 / elapsed,
+        percentile(&all, 0.5).as_micros(),
+        percentile(&all, 0.99).as_micros()
+    );
+}
+
+/// Opens an SSE stream on a dedicated connection; calls `on_data` with each `data:` line.
+async fn open_stream(addr: &str, slot: &str, owner: &str, mut on_data: impl FnMut(&str) + Send + 'static) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("/v1/slots/{slot}/stream"))
+        .header("host", "relay")
+        .header("authorization", format!("Bearer {owner}"))
+        .body(Empty::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    tokio::spawn(async move {
+        let _keep = sender;
+        let mut pending = String::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                pending.push_str(&String::from_utf8_lossy(&data));
+                while let Some(end) = pending.find("\n\n") {
+                    let event: String = pending.drain(..end + 2).collect();
+                    for line in event.lines() {
+                        if let Some(d) = line.strip_prefix("data: ") {
+                            on_data(d);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn latency(args: &Args) {
+    let addr = host(args.get("url").unwrap());
+    let rate = get(args, "rate", 1000u64);
+    let slots = get(args, "slots", 100usize);
+    let seconds = get(args, "seconds", 10u64);
+    let epoch = Instant::now();
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut sender = connect(&addr).await;
+    let mut targets = Vec::new();
+    for _ in 0..slots {
+        let (slot, owner) = slot(&mut sender).await;
+        let samples = samples.clone();
+        open_stream(&addr, &slot, &owner, move |data| {
+            let v: Value = serde_json::from_str(data).unwrap();
+            let env = wire_core::proto::b64::decode(v["envelope"].as_str().unwrap()).unwrap();
+            let sent = u64::from_be_bytes(env[1..9].try_into().unwrap());
+            let now = epoch.elapsed().as_nanos() as u64;
+            samples.lock().unwrap().push(Duration::from_nanos(now.saturating_sub(sent)));
+        })
+        .await;
+        targets.push((slot, owner));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 8 senders share the rate; each paces itself on a fixed schedule.
+    let senders = 8usize;
+    let per_sender = rate as f64 / senders as f64;
+    let targets = Arc::new(targets);
+    let mut tasks = Vec::new();
+    for i in 0..senders {
+        let (addr, targets) = (addr.clone(), targets.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(&addr).await;
+            let interval = Duration::from_secs_f64(1.0 / per_sender);
+            let start = tokio::time::Instant::now();
+            let total = (per_sender * seconds as f64) as usize;
+            for n in 0..total {
+                tokio::time::sleep_until(start + interval * n as u32).await;
+                let (slot, owner) = &targets[(i + n * senders) % targets.len()];
+                let stamp = epoch.elapsed().as_nanos() as u64;
+                let (status, _) =
+                    call(&mut sender, "POST", &format!("/v1/slots/{slot}/events"), Some(owner), envelope(Some(stamp)))
+                        .await;
+                assert_eq!(status, 201);
+            }
+            total
+        }));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut all = samples.lock().unwrap().clone();
+    all.sort();
+    println!(
+        "{{\"mode\":\"latency\",\"rate\":{rate},\"slots\":{slots},\"sent\":{sent},\"delivered\":{},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        all.len(),
+        percentile(&all, 0.5).as_micros(),
+        percentile(&all, 0.99).as_micros(),
+        all.last().copied().unwrap_or_default().as_micros()
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+async fn streams(args: &Args) {
+    let addr = host(args.get("url").unwrap());
+    let count = get(args, "count", 1000usize);
+    let pid: u32 = get(args, "pid", 0);
+    let mut sender = connect(&addr).await;
+    let mut slots = Vec::with_capacity(count);
+    for _ in 0..count {
+        slots.push(slot(&mut sender).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(pid);
+    for (slot, owner) in &slots {
+        open_stream(&addr, slot, owner, |_| {}).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    println!(
+        "{{\"mode\":\"streams\",\"count\":{count},\"rss_before_kib\":{before},\"rss_after_kib\":{after},\"per_stream_bytes\":{:.0}}}",
+        (after.saturating_sub(before) * 1024) as f64 / count as f64
+    );
+}
+
+fn fill(args: &Args) {
+    use wire_relay::store::{Op, Quota, Store};
+    let dir = std::path::PathBuf::from(args.get("data").unwrap());
+    let count = get(args, "count", 1_000_000u64);
+    let mut store = wire_relay::store::sqlite::SqliteStore::open(&dir).unwrap();
+    let slots = 1000u64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    store
+        .apply(
+            &(0..slots)
+                .map(|i| Op::CreateSlot { id: format!("fill-slot-{i:0>12}"), owner_hash: [0; 32], now })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let quota = Quota { max_events: u64::MAX, max_bytes: u64::MAX, max_intro: 0 };
+    let started = Instant::now();
+    for batch in 0..count.div_ceil(10_000) {
+        let ops: Vec<Op> = (0..10_000u64.min(count - batch * 10_000))
+            .map(|i| {
+                let env = envelope(None);
+                Op::Append {
+                    slot: format!("fill-slot-{:0>12}", (batch * 10_000 + i) % slots),
+                    lane: wire_core::proto::api::Lane::Inbox,
+                    hash: wire_core_hash(&env),
+                    tag: None,
+                    envelope: env,
+                    now,
+                    consume_grant: None,
+                    quota,
+                }
+            })
+            .collect();
+        store.apply(&ops).unwrap();
+    }
+    println!("{{\"mode\":\"fill\",\"count\":{count},\"seconds\":{:.1}}}", started.elapsed().as_secs_f64());
+}
+
+fn wire_core_hash(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+async fn startup(args: &Args) {
+    let bin = args.get("bin").unwrap();
+    let data = args.get("data").unwrap();
+    let port = get(args, "port", 9199u16);
+    let started = Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .args(["relay-server", "--bind", &format!("127.0.0.1:{port}"), "--data", data])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    loop {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await
+            && let Ok((mut sender, conn)) =
+                hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await
+        {
+            tokio::spawn(conn);
+            let req = Request::get("/healthz").header("host", "relay").body(Full::new(Bytes::new())).unwrap();
+            if let Ok(resp) = sender.send_request(req).await
+                && resp.status() == 200
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let rss = rss_kib(child.id());
+    child.kill().unwrap();
+    let _ = child.wait();
+    println!("{{\"mode\":\"startup\",\"ms_to_healthy\":{},\"rss_kib\":{rss}}}", elapsed.as_millis());
+}
+
+#[tokio::main]
+async fn main() {
+    let (mode, args) = parse_args();
+    match mode.as_str() {
+        "appends" => appends(&args).await,
+        "latency" => latency(&args).await,
+        "streams" => streams(&args).await,
+        "fill" => fill(&args),
+        "startup" => startup(&args).await,
+        _ => eprintln!("usage: loadgen appends|latency|streams|fill|startup [--flags] (see the file's docs)"),
+    }
+}

@@ -106,7 +106,18 @@ pub(crate) async fn accept_loop(
             }
             (Stream::Tcp(tcp), None) => {
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(serve_connection(tcp, peer, relay, graceful.watcher(), permit));
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    if crate::lean::is_stream_request(&tcp).await {
+                        Metrics::inc(&relay.metrics.connections_open);
+                        let metrics = relay.metrics.clone();
+                        crate::lean::serve(tcp, relay, peer).await;
+                        Metrics::dec(&metrics.connections_open);
+                        drop(permit);
+                    } else {
+                        serve_connection(tcp, peer, relay, watcher, permit).await;
+                    }
+                });
             }
             (Stream::Unix(unix), _) => {
                 tokio::spawn(serve_connection(unix, peer, relay, graceful.watcher(), permit));

@@ -9,7 +9,8 @@
 //!
 //! - [`serve`]: takes a bound [`Listener`], a [`Config`] and a shutdown future.
 //! - `routes`: the v1 HTTP API, one handler per route; `error`: the one status table.
-//! - `sse`: the event stream, one task per subscriber with bounded queues.
+//! - `sse`: the event stream, one task per subscriber with bounded queues; `lean`:
+//!   the same stream on plain TCP without hyper's per-connection buffers.
 //! - `engine`: the store thread; writes are group-committed, answered after the commit.
 //! - [`store`]: the narrow storage trait, SQLite (default) and in-memory backends.
 //! - `state`: the in-memory index (slots, grants), subscribers, limits, metrics.
@@ -22,6 +23,7 @@ pub mod config;
 mod engine;
 pub mod error;
 mod http;
+mod lean;
 mod limit;
 mod metrics;
 mod rendezvous;

@@ -44,48 +44,49 @@ impl Drop for StreamGuard {
     }
 }
 
-pub(crate) async fn stream(
+pub(crate) async fn stream(relay: &Arc<Relay>, slot: &str, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let last_event_id = req.headers().get("last-event-id").map(|v| v.to_str().unwrap_or("?"));
+    let after = query_u64(req, "after")?;
+    let (guard, rx) = open(relay, slot, bearer(req), last_event_id, after)?;
+    let mut response = Response::new(Body::Stream(StreamBody { rx, _guard: guard }));
+    let headers = response.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/event-stream"));
+    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Authorizes and opens a stream: checks the cursor and the per-slot cap, registers for
+/// live envelopes and starts the subscriber task. Shared by the hyper path and the lean
+/// path (`crate::lean`).
+pub(crate) fn open(
     relay: &Arc<Relay>,
     slot: &str,
-    req: &Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
-    relay.owner(slot, bearer(req))?;
-    let from_header = req
-        .headers()
-        .get("last-event-id")
-        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()))
-        .map(|v| v.ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a sequence number")))
+    token: Option<&str>,
+    last_event_id: Option<&str>,
+    after: Option<u64>,
+) -> Result<(StreamGuard, mpsc::Receiver<Bytes>), ApiError> {
+    relay.owner(slot, token)?;
+    let from_header = last_event_id
+        .map(|v| v.trim().parse::<u64>().map_err(|_| ApiError::bad_request("Last-Event-ID must be a sequence number")))
         .transpose()?;
     let floor = relay.bounds(slot).map(|b| b.0).unwrap_or(0);
-    let cursor = match from_header {
-        Some(c) => c,
-        None => query_u64(req, "after")?.unwrap_or(floor),
-    };
+    let cursor = from_header.or(after).unwrap_or(floor);
     check_cursor(relay, slot, cursor)?;
     {
         let mut index = lock(&relay.index);
         let meta = index.slots.get_mut(slot).ok_or_else(|| ApiError::not_found("no such slot on this relay"))?;
         if meta.streams >= relay.config.max_streams_per_slot {
-            return Err(ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(ErrorCode::RateLimited, "too many open streams for this slot; close one first")
-            });
+            return Err(ApiError { retry_after: Some(5), ..ApiError::new(ErrorCode::RateLimited, "too many open streams for this slot; close one first") });
         }
         meta.streams += 1;
     }
     Metrics::inc(&relay.metrics.streams_open);
     let guard = StreamGuard { relay: relay.clone(), slot: slot.to_owned() };
-
     let (live_tx, live_rx) = mpsc::channel(LIVE_QUEUE);
     lock(&relay.subscribers).entry(slot.to_owned()).or_default().push(live_tx);
     let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
     tokio::spawn(run(relay.clone(), slot.to_owned(), cursor, live_rx, body_tx));
-
-    let mut response = Response::new(Body::Stream(StreamBody { rx: body_rx, _guard: guard }));
-    let headers = response.headers_mut();
-    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/event-stream"));
-    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((guard, body_rx))
 }
 
 fn frame(stored: &Stored) -> Bytes {

@@ -443,3 +443,30 @@ fn keepalive_comments_flow_on_idle_streams() {
     let text = sse(r.addr, &format!("/v1/slots/{slot}/stream"), &owner, None, ": keep-alive");
     assert!(text.contains(": keep-alive"), "{text}");
 }
+
+#[test]
+fn a_stream_on_a_reused_connection_is_served_too() {
+    // The first request on this connection is not a stream, so the stream that follows
+    // goes through the general HTTP path rather than the lean one; both must behave alike.
+    use std::io::{Read, Write};
+    let r = TestRelay::start(false);
+    let (slot, owner) = r.slot();
+    r.append(&slot, &owner, &envelope(256));
+    let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let req = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/slots/{slot}/stream?after=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {owner}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !text.contains("id: 1\n") && std::time::Instant::now() < deadline {
+        if let Ok(n) = s.read(&mut buf) {
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(text.contains("\"status\":\"ok\""), "{text}");
+    assert!(text.contains("transfer-encoding: chunked"), "served by the general path: {text}");
+    assert_eq!(sse_ids(&text), vec![1]);
+}

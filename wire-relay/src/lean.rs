@@ -1,0 +1,137 @@
+//! The lean SSE path for plain TCP: a connection whose first request is
+//! `GET /v1/slots/{id}/stream` is served without hyper, whose two 8 KiB connection
+//! buffers would otherwise stay allocated for the life of every idle stream. The request
+//! head is read into a temporary buffer, parsed with `httparse` and dropped; then frames
+//! from the subscriber task are written straight to the socket. Any other first request,
+//! or one we cannot classify from the first segment, goes to hyper untouched (we only
+//! peek). Measured in docs/BENCHMARKS.md ("idle streams").
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::ApiError;
+use crate::state::Relay;
+
+/// Longest request head accepted on this path.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Whether the connection starts with a stream request (looks at the first segment only).
+pub(crate) async fn is_stream_request(tcp: &TcpStream) -> bool {
+    let mut first = [0u8; 128];
+    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), tcp.peek(&mut first)).await else { return false };
+    let Some(line_end) = first[..n].iter().position(|b| *b == b'\r') else { return false };
+    let line = &first[..line_end];
+    line.starts_with(b"GET /v1/slots/") && line.split(|b| *b == b' ').nth(1).is_some_and(|path| {
+        let path = path.split(|b| *b == b'?').next().unwrap_or_default();
+        path.ends_with(b"/stream") && path.iter().filter(|b| **b == b'/').count() == 4
+    })
+}
+
+/// Serves one stream request on a connection that [`is_stream_request`] picked.
+pub(crate) async fn serve(mut tcp: TcpStream, relay: Arc<Relay>, peer: IpAddr) {
+    crate::metrics::Metrics::inc(&relay.metrics.requests_total);
+    let head = match tokio::time::timeout(Duration::from_secs(30), read_head(&mut tcp)).await {
+        Ok(Ok(head)) => head,
+        _ => return,
+    };
+    let opened = open(&relay, &head, peer);
+    drop(head);
+    let (guard, mut rx) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            crate::metrics::Metrics::inc(&relay.metrics.errors_total);
+            let _ = tcp.write_all(&error_response(e)).await;
+            return;
+        }
+    };
+    drop(relay);
+    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\nconnection: close\r\n\r\n";
+    if tcp.write_all(ok).await.is_err() {
+        return;
+    }
+    let mut probe = [0u8; 1];
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Some(frame) => {
+                    if tcp.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            // The client may not send anything more: any byte or EOF ends the stream.
+            _ = tcp.read(&mut probe) => break,
+        }
+    }
+    drop(guard);
+}
+
+struct Head {
+    path: String,
+    authorization: Option<String>,
+    last_event_id: Option<String>,
+}
+
+async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Head> {
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        let mut chunk = [0u8; 512];
+        let n = tcp.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let value = |name: &str| {
+                    req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| String::from_utf8_lossy(h.value).into_owned())
+                };
+                return Ok(Head { path: req.path.unwrap_or_default().to_owned(), authorization: value("authorization"), last_event_id: value("last-event-id") });
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+            _ => return Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+}
+
+fn open(relay: &Arc<Relay>, head: &Head, peer: IpAddr) -> Result<(crate::sse::StreamGuard, tokio::sync::mpsc::Receiver<bytes::Bytes>), ApiError> {
+    if relay.config.local_only && !peer.is_loopback() {
+        return Err(ApiError::forbidden("this relay is local-only and accepts loopback clients only"));
+    }
+    relay.rate_limit_ip(peer)?;
+    let (path, query) = head.path.split_once('?').unwrap_or((&head.path, ""));
+    let slot = path.trim_matches('/').split('/').nth(2).unwrap_or_default();
+    let slot = wire_core::proto::api::SlotId::new(slot).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let after = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("after="))
+        .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request("`after` must be a non-negative integer")))
+        .transpose()?;
+    let token = head.authorization.as_deref().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    crate::sse::open(relay, slot.as_str(), token, head.last_event_id.as_deref(), after)
+}
+
+fn error_response(e: ApiError) -> Vec<u8> {
+    let status = e.status();
+    let retry = e.retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
+    let body = serde_json::to_vec(&wire_core::proto::api::ErrorBody {
+        error: wire_core::proto::api::ErrorDetail { code: e.code, message: e.message },
+    })
+    .expect("error body serializes");
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}

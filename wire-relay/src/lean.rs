@@ -25,10 +25,11 @@ pub(crate) async fn is_stream_request(tcp: &TcpStream) -> bool {
     let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), tcp.peek(&mut first)).await else { return false };
     let Some(line_end) = first[..n].iter().position(|b| *b == b'\r') else { return false };
     let line = &first[..line_end];
-    line.starts_with(b"GET /v1/slots/") && line.split(|b| *b == b' ').nth(1).is_some_and(|path| {
-        let path = path.split(|b| *b == b'?').next().unwrap_or_default();
-        path.ends_with(b"/stream") && path.iter().filter(|b| **b == b'/').count() == 4
-    })
+    line.starts_with(b"GET /v1/slots/")
+        && line.split(|b| *b == b' ').nth(1).is_some_and(|path| {
+            let path = path.split(|b| *b == b'?').next().unwrap_or_default();
+            path.ends_with(b"/stream") && path.iter().filter(|b| **b == b'/').count() == 4
+        })
 }
 
 /// Serves one stream request on a connection that [`is_stream_request`] picked.
@@ -49,7 +50,8 @@ pub(crate) async fn serve(mut tcp: TcpStream, relay: Arc<Relay>, peer: IpAddr) {
         }
     };
     drop(relay);
-    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\nconnection: close\r\n\r\n";
+    let ok =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\nconnection: close\r\n\r\n";
     if tcp.write_all(ok).await.is_err() {
         return;
     }
@@ -91,9 +93,16 @@ async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Head> {
         match req.parse(&buf) {
             Ok(httparse::Status::Complete(_)) => {
                 let value = |name: &str| {
-                    req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| String::from_utf8_lossy(h.value).into_owned())
+                    req.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).into_owned())
                 };
-                return Ok(Head { path: req.path.unwrap_or_default().to_owned(), authorization: value("authorization"), last_event_id: value("last-event-id") });
+                return Ok(Head {
+                    path: req.path.unwrap_or_default().to_owned(),
+                    authorization: value("authorization"),
+                    last_event_id: value("last-event-id"),
+                });
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
             _ => return Err(std::io::ErrorKind::InvalidData.into()),
@@ -101,7 +110,11 @@ async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Head> {
     }
 }
 
-fn open(relay: &Arc<Relay>, head: &Head, peer: IpAddr) -> Result<(crate::sse::StreamGuard, tokio::sync::mpsc::Receiver<bytes::Bytes>), ApiError> {
+fn open(
+    relay: &Arc<Relay>,
+    head: &Head,
+    peer: IpAddr,
+) -> Result<(crate::sse::StreamGuard, tokio::sync::mpsc::Receiver<bytes::Bytes>), ApiError> {
     if relay.config.local_only && !peer.is_loopback() {
         return Err(ApiError::forbidden("this relay is local-only and accepts loopback clients only"));
     }

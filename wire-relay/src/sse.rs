@@ -44,7 +44,11 @@ impl Drop for StreamGuard {
     }
 }
 
-pub(crate) async fn stream(relay: &Arc<Relay>, slot: &str, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn stream(
+    relay: &Arc<Relay>,
+    slot: &str,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let last_event_id = req.headers().get("last-event-id").map(|v| v.to_str().unwrap_or("?"));
     let after = query_u64(req, "after")?;
     let (guard, rx) = open(relay, slot, bearer(req), last_event_id, after)?;
@@ -76,7 +80,10 @@ pub(crate) fn open(
         let mut index = lock(&relay.index);
         let meta = index.slots.get_mut(slot).ok_or_else(|| ApiError::not_found("no such slot on this relay"))?;
         if meta.streams >= relay.config.max_streams_per_slot {
-            return Err(ApiError { retry_after: Some(5), ..ApiError::new(ErrorCode::RateLimited, "too many open streams for this slot; close one first") });
+            return Err(ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(ErrorCode::RateLimited, "too many open streams for this slot; close one first")
+            });
         }
         meta.streams += 1;
     }

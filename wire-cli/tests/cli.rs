@@ -1,0 +1,74 @@
+//! The `wire` binary's own surface: help, version, and clear refusals of bad flags.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn wire(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wire")).args(args).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = wire(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("wire {}", env!("CARGO_PKG_VERSION")));
+    let (code, out, _) = wire(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("relay-server"), "{out}");
+    let (code, out, _) = wire(&["relay-server", "--help"], &[]);
+    assert_eq!(code, 0);
+    for flag in
+        ["--bind", "--data", "--local-only", "--uds", "--tls-cert", "--tls-key", "--max-envelope", "--retention"]
+    {
+        assert!(out.contains(flag), "relay-server --help lacks {flag}");
+    }
+    assert!(out.contains("WIRE_RELAY_BIND"), "help names the environment variables");
+    // No command: help on stderr, non-zero.
+    let (code, _, err) = wire(&[], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Usage"), "{err}");
+}
+
+#[test]
+fn local_only_refuses_a_public_bind_from_flags_or_environment() {
+    let (code, _, err) = wire(&["relay-server", "--local-only", "--bind", "0.0.0.0:0", "--ephemeral"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--local-only refuses to listen on 0.0.0.0:0"), "{err}");
+    let (code, out, _) = wire(
+        &["relay-server", "--json", "--ephemeral"],
+        &[("WIRE_RELAY_LOCAL_ONLY", "true"), ("WIRE_RELAY_BIND", "0.0.0.0:0")],
+    );
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("--local-only"), "{out}");
+}
+
+#[test]
+fn bad_flag_values_are_explained() {
+    let (code, _, err) = wire(&["relay-server", "--retention", "3w", "--ephemeral"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown unit `w`"), "{err}");
+    let (code, _, err) = wire(&["relay-server", "--tls-cert", "x.pem", "--ephemeral"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--tls-key"), "{err}");
+    let (code, _, err) = wire(
+        &[
+            "relay-server",
+            "--ephemeral",
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.pem",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read certificates from /nonexistent.pem"), "{err}");
+}

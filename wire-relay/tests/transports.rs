@@ -208,3 +208,21 @@ fn handle_directory_first_come_first_served() {
     let taken = claim(&shared, &card_b, &owner_b);
     assert_eq!((taken.status, taken.code().as_str()), (409, "conflict"));
 }
+
+#[test]
+fn connections_beyond_the_cap_wait_for_a_free_place() {
+    let dir = tempdir("cap");
+    let r = TestRelay::with_config(Config { max_connections: 2, ..config(false, &dir) }, dir);
+    let idle: Vec<std::net::TcpStream> = (0..2).map(|_| std::net::TcpStream::connect(r.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(r.addr).unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(third.read(&mut buf).is_err(), "the third connection is not served while two are open");
+    drop(idle);
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    third.read_to_end(&mut out).unwrap();
+    assert_eq!(common::Resp::parse(&out).status, 200, "served once a place is free");
+}

@@ -470,3 +470,21 @@ fn a_stream_on_a_reused_connection_is_served_too() {
     assert!(text.contains("transfer-encoding: chunked"), "served by the general path: {text}");
     assert_eq!(sse_ids(&text), vec![1]);
 }
+
+#[test]
+fn an_unused_nameplate_closes_on_timeout() {
+    let r = relay_with(false, |c| {
+        c.rendezvous_ttl = Duration::from_secs(1);
+        c.retention = Duration::from_secs(1); // maintenance runs every second
+    });
+    let opened = r.req("POST", "/v1/rendezvous", None, b"").json();
+    let n = opened["nameplate"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while r.req("POST", &format!("/v1/rendezvous/{n}/join"), None, b"").status != 404 {
+        assert!(std::time::Instant::now() < deadline, "nameplate {n} never expired");
+        // Joining succeeds once (second side); later attempts see 409 until it expires.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = r.req("GET", "/metrics", None, b"").text();
+    assert!(metrics.contains("wire_relay_nameplates_open 0"), "{metrics}");
+}

@@ -1,3 +1,4 @@
-//! One module per command.
+//! One module per command family.
 
+pub mod agent;
 pub mod relay_server;

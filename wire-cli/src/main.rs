@@ -3,6 +3,7 @@
 
 mod cmd;
 mod duration;
+mod output;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,91 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create this agent's identity, get a mailbox on a relay, claim its handle.
+    ///
+    /// Idempotent: run again, it reports what exists. The identity lives in WIRE_HOME
+    /// (default: the platform data directory).
+    Init {
+        /// Relay address (https://relay.example, or host:port; loopback hosts use http).
+        #[arg(long, env = "WIRE_RELAY", default_value = "127.0.0.1:8771")]
+        relay: String,
+    },
+    /// `wire init` on the given relay.
+    Up {
+        /// Relay address.
+        relay: String,
+    },
+    /// Show this agent: face, DID, fingerprint, relay, handle.
+    Whoami,
+    /// Look up an agent by `nick@relay` (verifies its card) or by DID.
+    Whois {
+        /// `nick@relay` or a DID.
+        target: String,
+    },
+    /// List pinned peers with their tier and last contact.
+    Peers,
+    /// Identity, relay reachability, inbox/outbox/pending counts, refused events.
+    Status,
+    /// Print a `wire://pair?...` URL that lets one agent (or --uses N) pair with you.
+    Invite {
+        /// How many agents may use it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it stays valid (e.g. 30m, 24h).
+        #[arg(long, default_value = "24h", value_parser = crate::duration::parse)]
+        ttl: std::time::Duration,
+    },
+    /// Pair using an invite URL, or accept a pending pair request by nickname or DID.
+    Accept {
+        /// A `wire://pair?...` URL, or the nickname/DID of a pending request.
+        target: String,
+    },
+    /// Decline a pending pair request. Nothing is pinned.
+    Reject {
+        /// Nickname or DID of the request.
+        target: String,
+    },
+    /// Ask a stranger to pair, by handle; it waits for their operator's consent.
+    Dial {
+        /// `nick@relay`.
+        handle: String,
+        /// A short note shown to their operator.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List pair requests waiting for your decision, and your own requests in flight.
+    Pending,
+    /// Unpair: revoke the peer's access to your mailbox, tell it, unpin it.
+    Forget {
+        /// Nickname, `nick@relay` or DID.
+        peer: String,
+    },
+    /// Send a signed, encrypted event to a paired peer. Prints the verdict.
+    Send {
+        /// Nickname, `nick@relay` or DID.
+        peer: String,
+        /// The message; `-` reads it from stdin.
+        body: String,
+        /// message, claim, decision, question, ack or heartbeat.
+        #[arg(long, default_value = "message")]
+        kind: String,
+        /// If the relay is unreachable, queue it; `wire pull` or the daemon delivers it later.
+        #[arg(long)]
+        queue: bool,
+    },
+    /// Fetch, verify and store everything waiting; answer pairing messages; deliver the outbox.
+    Pull,
+    /// Show the inbox (one JSONL file per peer under WIRE_HOME/inbox).
+    Tail {
+        /// Only this peer.
+        peer: Option<String>,
+        /// How many of the latest events.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Keep going: pull every second and print new events.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Run a mailbox relay: stores and forwards sealed envelopes it cannot read.
     ///
     /// Prints where it listens (JSON with --json) on stdout and logs to stderr. Stops
@@ -29,8 +115,25 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    use cmd::agent;
+    let json = cli.json;
     let result = match cli.command {
-        Command::RelayServer(args) => cmd::relay_server::run(args, cli.json),
+        Command::Init { relay } => agent::init(&relay, json),
+        Command::Up { relay } => agent::init(&relay, json),
+        Command::Whoami => agent::whoami(json),
+        Command::Whois { target } => agent::whois(&target, json),
+        Command::Peers => agent::peers(json),
+        Command::Status => agent::status(json),
+        Command::Invite { uses, ttl } => agent::invite(uses, ttl, json),
+        Command::Accept { target } => agent::accept(&target, json),
+        Command::Reject { target } => agent::reject(&target, json),
+        Command::Dial { handle, note } => agent::dial(&handle, note, json),
+        Command::Pending => agent::pending(json),
+        Command::Forget { peer } => agent::forget(&peer, json),
+        Command::Send { peer, body, kind, queue } => agent::send(&peer, &kind, &body, queue, json),
+        Command::Pull => agent::pull(json),
+        Command::Tail { peer, limit, follow } => agent::tail(peer.as_deref(), limit, follow, json),
+        Command::RelayServer(args) => cmd::relay_server::run(args, json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -11,7 +11,16 @@
 //!   DIDs, signed agent cards, characters, events, sealed envelopes, invite URLs, the
 //!   pairing state machines and the relay API types all live here.
 //!
+//! - [`home`]: WIRE_HOME on disk: typed versioned state files, atomic writes, the
+//!   advisory lock, the inbox (one JSONL file per peer), the outbox.
+//! - [`client`]: the relay client (HTTP/1.1, TLS with Mozilla roots).
+//! - [`endpoint`]: the operations the CLI, the daemon and the MCP server share: init,
+//!   invite/accept, dial/decide, send, pull (the one receive path), tail, status.
+//!
 //! Start reading at [`proto::envelope`] (what travels) and [`proto::pairing`] (how two
 //! agents come to trust each other). `docs/PROTOCOL.md` is the normative description.
 
+pub mod client;
+pub mod endpoint;
+pub mod home;
 pub mod proto;

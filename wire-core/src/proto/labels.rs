@@ -26,3 +26,5 @@ pub const SEEDED_RNG: &[u8] = b"wire/v1/seeded-rng";
 pub const CHARACTER: &[u8] = b"wire/v1/character";
 /// Hash prefix of the human-comparable key fingerprint.
 pub const FINGERPRINT: &[u8] = b"wire/v1/fingerprint";
+/// Hash prefix of the intro-lane sender tag (stable per sender and recipient slot).
+pub const INTRO_TAG: &[u8] = b"wire/v1/intro-tag";

@@ -1,0 +1,325 @@
+//! The everyday commands: identity, pairing, messages. Each calls one
+//! `wire_core::endpoint` operation and prints its result (JSON with --json).
+
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+use wire_core::endpoint::{self, Endpoint, Face};
+use wire_core::home::Home;
+
+use crate::output::{self, face, face_json};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn open() -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::open(Home::from_env()?)?)
+}
+
+/// `wire init` / `wire up`.
+pub fn init(relay: &str, json: bool) -> anyhow::Result<()> {
+    let home = Home::from_env()?;
+    let report = runtime()?.block_on(endpoint::init(&home, relay))?;
+    if json {
+        output::json(&report);
+        return Ok(());
+    }
+    let verb = if report.created { "is ready" } else { "already exists" };
+    println!("{} {verb}", face(&report.face));
+    println!("  did          {}", report.face.did);
+    println!("  fingerprint  {}", report.face.fingerprint);
+    println!("  relay        {} (slot {})", report.relay, report.slot);
+    if let Some(h) = &report.handle {
+        println!("  handle       {h}");
+    }
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    if report.created {
+        eprintln!(
+            "next: `wire invite` to pair with another agent, or `wire accept <URL>` with an invite you were given"
+        );
+    }
+    Ok(())
+}
+
+/// `wire whoami`.
+pub fn whoami(json: bool) -> anyhow::Result<()> {
+    let me = open()?.whoami()?;
+    if json {
+        output::json(&me);
+    } else {
+        println!("{}", face(&me.face));
+        println!("  did          {}", me.face.did);
+        println!("  fingerprint  {}", me.face.fingerprint);
+        println!("  relay        {} (slot {})", me.relay, me.slot);
+        println!("  handle       {}", me.handle.as_deref().unwrap_or("(none)"));
+        println!("  home         {}", me.home);
+    }
+    Ok(())
+}
+
+/// `wire whois`.
+pub fn whois(target: &str, json: bool) -> anyhow::Result<()> {
+    let v = runtime()?.block_on(open()?.whois(target))?;
+    if json {
+        output::json(&v);
+        return Ok(());
+    }
+    println!("{}", face_json(&v["face"]));
+    println!("  did          {}", v["face"]["did"].as_str().unwrap_or_default());
+    println!("  fingerprint  {}", v["face"]["fingerprint"].as_str().unwrap_or_default());
+    println!("  pinned       {}", if v["pinned"] == true { "yes" } else { "no" });
+    if let Some(c) = v["nickname_collides_with"].as_array().filter(|c| !c.is_empty()) {
+        eprintln!(
+            "warning: this nickname is also worn by {} pinned peer(s); compare the fingerprint before trusting it",
+            c.len()
+        );
+    }
+    Ok(())
+}
+
+/// `wire peers`.
+pub fn peers(json: bool) -> anyhow::Result<()> {
+    let peers = open()?.peers()?;
+    if json {
+        output::json(&peers);
+        return Ok(());
+    }
+    if peers.is_empty() {
+        println!("no peers yet; pair with `wire invite`, `wire accept <URL>` or `wire dial <nick@relay>`");
+    }
+    for p in &peers {
+        let contact = p.last_contact.map(output::time).unwrap_or_else(|| "never".into());
+        let tier = serde_json::to_value(p.tier).ok().and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default();
+        println!("{}  {tier}  paired {}  last contact {}", face(&p.face), output::time(p.paired_at), contact);
+    }
+    Ok(())
+}
+
+/// `wire status`.
+pub fn status(json: bool) -> anyhow::Result<()> {
+    let v = runtime()?.block_on(open()?.status())?;
+    if json {
+        output::json(&v);
+        return Ok(());
+    }
+    println!("{}", face_json(&v["identity"]));
+    let relay = &v["relay"];
+    let reach = if relay["reachable"]["ok"] == true {
+        "reachable".to_owned()
+    } else {
+        format!("UNREACHABLE: {}", relay["reachable"]["error"].as_str().unwrap_or("?"))
+    };
+    println!("  relay     {} ({reach})", relay["url"].as_str().unwrap_or_default());
+    println!("  peers     {}", v["peers"]);
+    println!("  inbox     {} events", v["inbox"]);
+    println!("  outbox    {} queued", v["outbox"]["queued"]);
+    println!(
+        "  pending   {} requests, {} outgoing, {} open invites",
+        v["pending"]["requests"], v["pending"]["outgoing"], v["pending"]["invites_open"]
+    );
+    println!("  rejected  {} inbound events", v["rejected"]["total"]);
+    if let Some(reasons) = v["rejected"]["reasons"].as_object() {
+        for (reason, n) in reasons {
+            println!("    {n} x {reason}");
+        }
+    }
+    Ok(())
+}
+
+/// `wire invite`.
+pub fn invite(uses: u32, ttl: Duration, json: bool) -> anyhow::Result<()> {
+    let v = runtime()?.block_on(open()?.invite(uses, ttl))?;
+    if json {
+        output::json(&v);
+    } else {
+        println!("{}", v["url"].as_str().unwrap_or_default());
+        let when = serde_json::from_value(v["expires_at"].clone()).map(output::time).unwrap_or_default();
+        eprintln!("Give this URL to the other operator (it is a secret). It works {uses} time(s), until {when} UTC.");
+        eprintln!("They run `wire accept <URL>`; your next `wire pull` completes the pairing.");
+    }
+    Ok(())
+}
+
+/// `wire accept <URL | nick>`.
+pub fn accept(target: &str, json: bool) -> anyhow::Result<()> {
+    let ep = open()?;
+    let rt = runtime()?;
+    let v = if target.starts_with("wire://") || target.contains("://pair") {
+        rt.block_on(ep.accept_invite(target))?
+    } else {
+        rt.block_on(ep.decide(target, true))?
+    };
+    if json {
+        output::json(&v);
+        return Ok(());
+    }
+    match v["state"].as_str() {
+        Some("requested") => {
+            println!("asked {} to pair", face_json(&v["peer"]));
+            eprintln!("it answers when it next pulls; your next `wire pull` then pins it as VERIFIED");
+        }
+        Some("already_paired") => println!("already paired with {}", face_json(&v["peer"])),
+        _ => println!("accepted {}: paired (VERIFIED)", face_json(&v["peer"])),
+    }
+    Ok(())
+}
+
+/// `wire reject <nick>`.
+pub fn reject(target: &str, json: bool) -> anyhow::Result<()> {
+    let v = runtime()?.block_on(open()?.decide(target, false))?;
+    if json {
+        output::json(&v)
+    } else {
+        println!("rejected {}; nothing was pinned", face_json(&v["peer"]))
+    }
+    Ok(())
+}
+
+/// `wire dial <nick@relay>`.
+pub fn dial(handle: &str, note: Option<String>, json: bool) -> anyhow::Result<()> {
+    let v = runtime()?.block_on(open()?.dial(handle, note))?;
+    if json {
+        output::json(&v);
+    } else {
+        println!("asked {} to pair", face_json(&v["peer"]));
+        eprintln!("its operator must accept; your `wire pull` then pins it");
+    }
+    Ok(())
+}
+
+/// `wire pending`.
+pub fn pending(json: bool) -> anyhow::Result<()> {
+    let v = open()?.pending()?;
+    if json {
+        output::json(&v);
+        return Ok(());
+    }
+    let requests = v["requests"].as_array().cloned().unwrap_or_default();
+    if requests.is_empty() {
+        println!("no pair requests waiting");
+    }
+    for r in &requests {
+        let note = r["note"].as_str().map(|n| format!("  \"{n}\"")).unwrap_or_default();
+        println!(
+            "{}  fingerprint {}{note}",
+            face_json(&r["from"]),
+            r["from"]["fingerprint"].as_str().unwrap_or_default()
+        );
+    }
+    if !requests.is_empty() {
+        eprintln!(
+            "decide with `wire accept <nick>` or `wire reject <nick>`; check the fingerprint with its operator first"
+        );
+    }
+    for o in v["outgoing"].as_array().cloned().unwrap_or_default() {
+        println!("waiting for {} ({})", face_json(&o["to"]), o["flow"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `wire forget`.
+pub fn forget(target: &str, json: bool) -> anyhow::Result<()> {
+    let v = runtime()?.block_on(open()?.forget(target))?;
+    if json {
+        output::json(&v)
+    } else {
+        println!("forgot {}: its access is revoked and it is unpinned", face_json(&v["forgotten"]))
+    }
+    Ok(())
+}
+
+/// `wire send`.
+pub fn send(peer: &str, kind: &str, body: &str, queue: bool, json: bool) -> anyhow::Result<()> {
+    let text = if body == "-" {
+        let mut buf = String::new();
+        std::io::stdin().read_to_string(&mut buf).context("reading the message from stdin")?;
+        buf
+    } else {
+        body.to_owned()
+    };
+    let report = runtime()?.block_on(open()?.send(peer, kind, Value::String(text), queue))?;
+    if json {
+        output::json(&report);
+    } else if report.verdict == "delivered" {
+        println!("delivered to {} (seq {})", face(&report.to), report.seq.unwrap_or_default());
+    } else {
+        println!("queued for {}: {}", face(&report.to), report.reason.as_deref().unwrap_or(""));
+        eprintln!("`wire pull` (or the daemon) delivers it when the relay is back");
+    }
+    Ok(())
+}
+
+/// `wire pull`.
+pub fn pull(json: bool) -> anyhow::Result<()> {
+    let report = runtime()?.block_on(open()?.pull())?;
+    if json {
+        output::json(&report);
+        return Ok(());
+    }
+    println!("received {} new event(s)", report.received);
+    let list = |faces: &[Face]| faces.iter().map(face).collect::<Vec<_>>().join(", ");
+    if !report.paired.is_empty() {
+        println!("paired with {} (VERIFIED)", list(&report.paired));
+    }
+    if !report.requests.is_empty() {
+        println!("pair requests from {}: see `wire pending`", list(&report.requests));
+    }
+    if !report.declined.is_empty() {
+        println!("{} declined to pair", list(&report.declined));
+    }
+    if !report.closed.is_empty() {
+        println!("{} unpaired you", list(&report.closed));
+    }
+    if report.flushed > 0 || report.still_queued > 0 {
+        println!("outbox: {} delivered, {} still queued", report.flushed, report.still_queued);
+    }
+    if report.rejected > 0 {
+        println!("{} inbound event(s) refused: see `wire status`", report.rejected);
+    }
+    Ok(())
+}
+
+/// `wire tail`.
+pub fn tail(peer: Option<&str>, limit: usize, follow: bool, json: bool) -> anyhow::Result<()> {
+    let ep = open()?;
+    let print = |line: &wire_core::home::InboxLine| {
+        if json {
+            output::json(line);
+        } else {
+            let body = match &line.event.body {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!(
+                "{} {} [{}] {body}",
+                output::time(line.event.created_at),
+                face(&Face::of(&line.event.from)),
+                line.event.kind
+            );
+        }
+    };
+    let lines = ep.tail(peer, limit)?;
+    let mut seen: std::collections::HashSet<_> = lines.iter().map(|l| l.event.id).collect();
+    lines.iter().for_each(print);
+    if !follow {
+        return Ok(());
+    }
+    let rt = runtime()?;
+    loop {
+        // Without a daemon, following pulls; with one, the pull finds nothing new.
+        if let Err(e) = rt.block_on(ep.pull()) {
+            eprintln!("pull failed: {e:#}; retrying");
+        }
+        for line in ep.tail(peer, usize::MAX)? {
+            if seen.insert(line.event.id) {
+                print(&line);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,84 @@
+//! Human output: faces in their colour (off with NO_COLOR or when stdout is not a
+//! terminal), times in UTC. `--json` output bypasses all of this.
+
+use std::io::IsTerminal;
+
+use serde::Serialize;
+use wire_core::endpoint::Face;
+use wire_core::proto::time::UnixMillis;
+
+/// Whether to colour stdout.
+pub fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// `emoji nickname`, coloured.
+pub fn face(f: &Face) -> String {
+    if color() {
+        format!("\x1b[38;5;{}m{} {}\x1b[0m", f.ansi256, f.emoji, f.nickname)
+    } else {
+        format!("{} {}", f.emoji, f.nickname)
+    }
+}
+
+/// A face from its JSON form.
+pub fn face_json(v: &serde_json::Value) -> String {
+    serde_json::from_value::<FaceView>(v.clone()).map(|f| face(&f.into())).unwrap_or_else(|_| "?".into())
+}
+
+#[derive(serde::Deserialize)]
+struct FaceView {
+    did: String,
+    nickname: String,
+    emoji: String,
+    color: String,
+    ansi256: u8,
+    fingerprint: String,
+}
+
+impl From<FaceView> for Face {
+    fn from(v: FaceView) -> Self {
+        Face {
+            did: v.did,
+            nickname: v.nickname,
+            emoji: v.emoji,
+            color: v.color,
+            ansi256: v.ansi256,
+            fingerprint: v.fingerprint,
+        }
+    }
+}
+
+/// Prints a value as one line of JSON on stdout.
+pub fn json(value: &impl Serialize) {
+    println!("{}", serde_json::to_string(value).expect("output types serialize"));
+}
+
+/// `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn time(t: UnixMillis) -> String {
+    let secs = t.0 / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(time(UnixMillis(0)), "1970-01-01 00:00:00");
+        assert_eq!(time(UnixMillis(1_790_000_000_000)), "2026-09-21 14:13:20");
+        assert_eq!(time(UnixMillis(951_782_400_000)), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,349 @@
+//! The relay client: typed calls to the v1 HTTP API (docs/PROTOCOL.md, section 11) over
+//! HTTP/1.1, with TLS (Mozilla roots) for `https` relays. One connection per call: the CLI
+//! makes a handful of calls per run, and the daemon holds its own streams.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::proto::api::{
+    AckRequest, AckResponse, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorBody, ErrorCode,
+    GrantRequest, GrantResponse, INTRO_TAG_HEADER, ListResponse, ResolveHandleResponse, RevokeResponse, SlotId,
+};
+use crate::proto::secret::Token;
+use crate::proto::signed::Signed;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A relay address: `https://host[:port]`, `http://host[:port]`, or bare `host[:port]`
+/// (http for loopback hosts, https otherwise).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RelayUrl {
+    tls: bool,
+    host: String,
+    port: u16,
+}
+
+impl RelayUrl {
+    /// Parses a relay address.
+    pub fn parse(text: &str) -> Result<Self, ClientError> {
+        let bad = || ClientError::BadUrl(text.chars().take(200).collect());
+        let text = text.trim().trim_end_matches('/');
+        let (tls, rest) = if let Some(rest) = text.strip_prefix("https://") {
+            (Some(true), rest)
+        } else if let Some(rest) = text.strip_prefix("http://") {
+            (Some(false), rest)
+        } else if text.contains("://") {
+            return Err(bad());
+        } else {
+            (None, text)
+        };
+        if rest.is_empty() || rest.contains('/') || rest.contains('@') || rest.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, _)) if !h.ends_with(']') && h.contains(':') => (rest, None), // bare IPv6
+            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (rest, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':')) {
+            return Err(bad());
+        }
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let tls = tls.unwrap_or(!loopback);
+        let port = port.unwrap_or(if tls { 443 } else { 80 });
+        Ok(Self { tls, host, port })
+    }
+
+    /// `host:port`, as a dial target.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The host, as handles name it (`nick@host[:port]`, port only when not the default).
+    pub fn handle_host(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        if self.port == default { self.host.clone() } else { self.authority() }
+    }
+}
+
+impl fmt::Display for RelayUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let default = if self.tls { 443 } else { 80 };
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.port == default {
+            write!(f, "{scheme}://{}", self.host)
+        } else {
+            write!(f, "{scheme}://{}", self.authority())
+        }
+    }
+}
+
+impl fmt::Debug for RelayUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RelayUrl({self})")
+    }
+}
+
+/// Why a relay call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Not a relay address.
+    #[error("`{0}` is not a relay address (examples: https://relay.example, 127.0.0.1:8771)")]
+    BadUrl(String),
+    /// No connection (down, refused, timed out, TLS failure).
+    #[error("relay {url} is unreachable ({reason}); check the address, or queue with --queue and retry later")]
+    Unreachable {
+        /// The relay.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The relay answered with an error.
+    #[error("relay refused: {message} ({code:?}, HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: ErrorCode,
+        /// The relay's message.
+        message: String,
+    },
+    /// The relay answered something that is not the protocol.
+    #[error("relay {url} answered something that is not the wire protocol: {detail}")]
+    Protocol {
+        /// The relay.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl ClientError {
+    /// The relay's error code, if it answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+/// A client for one relay.
+#[derive(Debug, Clone)]
+pub struct Client {
+    url: RelayUrl,
+}
+
+impl Client {
+    /// A client for `url`.
+    pub fn new(url: RelayUrl) -> Self {
+        Self { url }
+    }
+
+    /// The relay's address.
+    pub fn url(&self) -> &RelayUrl {
+        &self.url
+    }
+
+    fn unreachable(&self, reason: impl fmt::Display) -> ClientError {
+        ClientError::Unreachable { url: self.url.to_string(), reason: reason.to_string() }
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.url.authority()))
+            .await
+            .map_err(|_| self.unreachable("connection timed out"))?
+            .map_err(|e| self.unreachable(e))?;
+        let _ = tcp.set_nodelay(true);
+        let exchange = async {
+            if self.url.tls {
+                let name =
+                    rustls::pki_types::ServerName::try_from(self.url.host.clone()).map_err(|e| self.unreachable(e))?;
+                let tls =
+                    tls_connector().connect(name, tcp).await.map_err(|e| self.unreachable(format!("TLS: {e}")))?;
+                self.exchange(TokioIo::new(tls), req).await
+            } else {
+                self.exchange(TokioIo::new(tcp), req).await
+            }
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| self.unreachable("no answer within 30 s"))?
+    }
+
+    async fn exchange<IO>(&self, io: IO, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError>
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| self.unreachable(e))?;
+        tokio::spawn(conn);
+        let resp = sender.send_request(req).await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| self.unreachable(e))?.to_bytes();
+        Ok((status, body))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&Token>,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let mut req = Request::builder().method(method).uri(path).header("host", self.url.authority());
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {}", t.expose()));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| self.protocol(e))?;
+        let (status, body) = self.send(req).await?;
+        if (200..300).contains(&status) {
+            serde_json::from_slice(&body).map_err(|e| self.protocol(e))
+        } else {
+            match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) => Err(ClientError::Api { status, code: e.error.code, message: e.error.message }),
+                Err(_) => Err(self.protocol(format!("HTTP {status} without an error body"))),
+            }
+        }
+    }
+
+    fn protocol(&self, detail: impl fmt::Display) -> ClientError {
+        ClientError::Protocol { url: self.url.to_string(), detail: detail.to_string() }
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&Token>,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).expect("request types serialize");
+        self.call(method, path, token, &[("content-type", "application/json".into())], body).await
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>("GET", "/healthz", None, &[], Vec::new()).await.map(|_| ())
+    }
+
+    /// Allocates a slot.
+    pub async fn allocate_slot(&self) -> Result<AllocateSlotResponse, ClientError> {
+        self.call("POST", "/v1/slots", None, &[], Vec::new()).await
+    }
+
+    /// Mints a grant on our slot.
+    pub async fn grant(
+        &self,
+        slot: &SlotId,
+        owner: &Token,
+        request: &GrantRequest,
+    ) -> Result<GrantResponse, ClientError> {
+        self.json("POST", &format!("/v1/slots/{slot}/grants"), Some(owner), request).await
+    }
+
+    /// Revokes a grant on our slot.
+    pub async fn revoke(&self, slot: &SlotId, owner: &Token, grant_id: &str) -> Result<RevokeResponse, ClientError> {
+        self.call("DELETE", &format!("/v1/slots/{slot}/grants/{grant_id}"), Some(owner), &[], Vec::new()).await
+    }
+
+    /// Appends an envelope to a slot's inbox.
+    pub async fn append(&self, slot: &SlotId, token: &Token, envelope: &[u8]) -> Result<AppendResponse, ClientError> {
+        self.call("POST", &format!("/v1/slots/{slot}/events"), Some(token), &[], envelope.to_vec()).await
+    }
+
+    /// Appends an envelope to a slot's intro lane.
+    pub async fn intro(&self, slot: &SlotId, tag: &[u8], envelope: &[u8]) -> Result<AppendResponse, ClientError> {
+        let headers = [(INTRO_TAG_HEADER, crate::proto::b64::encode(tag))];
+        self.call("POST", &format!("/v1/slots/{slot}/intro"), None, &headers, envelope.to_vec()).await
+    }
+
+    /// Lists envelopes after a cursor.
+    pub async fn list(
+        &self,
+        slot: &SlotId,
+        owner: &Token,
+        after: u64,
+        limit: u32,
+    ) -> Result<ListResponse, ClientError> {
+        self.call("GET", &format!("/v1/slots/{slot}/events?after={after}&limit={limit}"), Some(owner), &[], Vec::new())
+            .await
+    }
+
+    /// Deletes everything through `through`.
+    pub async fn ack(&self, slot: &SlotId, owner: &Token, through: u64) -> Result<AckResponse, ClientError> {
+        self.json("POST", &format!("/v1/slots/{slot}/ack"), Some(owner), &AckRequest { through }).await
+    }
+
+    /// Claims `nick` for our card.
+    pub async fn claim_handle(
+        &self,
+        owner: &Token,
+        nick: &str,
+        card: &Signed,
+    ) -> Result<ResolveHandleResponse, ClientError> {
+        self.json("POST", "/v1/handles", Some(owner), &ClaimHandleRequest { nick: nick.to_owned(), card: card.clone() })
+            .await
+    }
+
+    /// Resolves `nick` in the relay's directory.
+    pub async fn resolve(&self, nick: &str) -> Result<ResolveHandleResponse, ClientError> {
+        if !nick.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+            return Err(ClientError::BadUrl(format!("{nick}: a handle is adjective-noun@relay")));
+        }
+        self.call("GET", &format!("/.well-known/wire/agent?handle={nick}"), None, &[], Vec::new()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_addresses() {
+        let u = |s: &str| RelayUrl::parse(s).map(|u| u.to_string());
+        assert_eq!(u("127.0.0.1:8771").unwrap(), "http://127.0.0.1:8771");
+        assert_eq!(u("localhost:9").unwrap(), "http://localhost:9");
+        assert_eq!(u("relay.example").unwrap(), "https://relay.example");
+        assert_eq!(u("relay.example:8443").unwrap(), "https://relay.example:8443");
+        assert_eq!(u("http://relay.example/").unwrap(), "http://relay.example");
+        assert_eq!(u("HTTPS://Relay.Example:443").ok(), None, "scheme is case-sensitive here");
+        assert!(u("https://relay.example/path").is_err());
+        assert!(u("ftp://x").is_err());
+        assert!(u("").is_err());
+        assert!(u("relay.example:99999").is_err());
+        assert!(u("user@relay.example").is_err());
+        assert_eq!(RelayUrl::parse("relay.example").unwrap().handle_host(), "relay.example");
+        assert_eq!(RelayUrl::parse("127.0.0.1:8771").unwrap().handle_host(), "127.0.0.1:8771");
+    }
+}

@@ -1,0 +1,965 @@
+//! Endpoint operations: what `wire` (and later the daemon and the MCP server) does, as
+//! async functions over the home directory and the relay client. Every mutating operation
+//! holds the home lock and reloads state under it, so concurrent processes never lose or
+//! double anything. Results are `Serialize` so the CLI prints them as `--json`.
+
+use std::time::Duration;
+
+use rand_core::OsRng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::client::{Client, ClientError, RelayUrl};
+use crate::home::{Account, Home, HomeError, InboxLine, OutboxItem, Peer, Peers, Pending, Rejected};
+use crate::proto::api::{ErrorCode, GrantKind, GrantRequest, Lane};
+use crate::proto::card::{Card, Endpoint as CardEndpoint};
+use crate::proto::character::{Character, nickname_collisions};
+use crate::proto::did::Did;
+use crate::proto::envelope::{self, SealError};
+use crate::proto::event::{Acceptance, Event, EventId, Kind, SignedEvent, UnknownKind};
+use crate::proto::identity::Identity;
+use crate::proto::invite::{Invite, InviteError};
+use crate::proto::pairing::dial::{self, DialAnswer};
+use crate::proto::pairing::invite::{self as invite_flow, IssuedInvite};
+use crate::proto::pairing::{IncomingRequest, Outgoing, Paired, PairingError, Tier, receive_request};
+use crate::proto::time::UnixMillis;
+
+/// Why an operation failed. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// Home directory trouble.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// Relay trouble.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A pairing message was refused.
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    /// A bad invite URL.
+    #[error(transparent)]
+    Invite(#[from] InviteError),
+    /// No pinned peer by that name.
+    #[error(
+        "no paired peer `{0}`; `wire peers` lists them (pair first with `wire invite`, `wire accept` or `wire dial`)"
+    )]
+    UnknownPeer(String),
+    /// Several pinned peers share that nickname.
+    #[error("`{0}` names several peers; use the full DID (`wire peers` shows them)")]
+    AmbiguousPeer(String),
+    /// No pending request by that name.
+    #[error("no pending pair request from `{0}`; `wire pending` lists them")]
+    NoSuchRequest(String),
+    /// Agents may not send protocol kinds.
+    #[error(
+        "`{0}` is a protocol kind that wire sends itself; use message, claim, decision, question, ack or heartbeat"
+    )]
+    ProtocolKind(Kind),
+    /// An unknown kind.
+    #[error(transparent)]
+    Kind(#[from] UnknownKind),
+    /// The message cannot be sealed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// A malformed argument.
+    #[error("{0}")]
+    Argument(String),
+    /// The peer revoked our send token.
+    #[error("{0} revoked your access (you are no longer paired); pair again to talk")]
+    Revoked(String),
+    /// The peer's mailbox is full.
+    #[error("{0}'s mailbox is full; it must pull before it can receive more (or queue with --queue)")]
+    MailboxFull(String),
+}
+
+type Result<T, E = EndpointError> = std::result::Result<T, E>;
+
+/// Wall-clock time as protocol time.
+pub fn now() -> UnixMillis {
+    UnixMillis(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+    )
+}
+
+/// How an agent looks, for output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Face {
+    /// DID.
+    pub did: String,
+    /// `adjective-noun`.
+    pub nickname: String,
+    /// One emoji.
+    pub emoji: String,
+    /// `#rrggbb`.
+    pub color: String,
+    /// xterm-256 colour.
+    pub ansi256: u8,
+    /// Fingerprint for out-of-band comparison.
+    pub fingerprint: String,
+}
+
+impl Face {
+    /// The face of `did`.
+    pub fn of(did: &Did) -> Self {
+        let c = Character::of(did);
+        Self {
+            did: did.to_string(),
+            nickname: c.nickname(),
+            emoji: c.emoji.to_owned(),
+            color: c.palette.primary.hex(),
+            ansi256: c.palette.ansi256,
+            fingerprint: did.fingerprint(),
+        }
+    }
+}
+
+/// `wire init` / `wire up`.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    /// False when everything already existed.
+    pub created: bool,
+    /// Who we are.
+    #[serde(flatten)]
+    pub face: Face,
+    /// Relay URL.
+    pub relay: String,
+    /// Our slot.
+    pub slot: String,
+    /// Claimed handle.
+    pub handle: Option<String>,
+    /// Anything the operator should know.
+    pub notes: Vec<String>,
+}
+
+/// Creates the identity, allocates a slot and claims the handle. Idempotent.
+pub async fn init(home: &Home, relay: &str) -> Result<InitReport> {
+    let url = RelayUrl::parse(relay)?;
+    let _lock = home.lock()?;
+    let identity = if home.exists() {
+        home.identity()?
+    } else {
+        let id = Identity::generate(&mut OsRng);
+        home.write_identity(&id)?;
+        id
+    };
+    if let Some(account) = home.load::<Account>()? {
+        return Ok(InitReport {
+            created: false,
+            face: Face::of(identity.did()),
+            relay: account.relay.clone(),
+            slot: account.slot.to_string(),
+            handle: account.handle.clone(),
+            notes: if account.relay == url.to_string() {
+                vec![]
+            } else {
+                vec![format!("already set up on {}; a second relay is not supported yet", account.relay)]
+            },
+        });
+    }
+    let client = Client::new(url.clone());
+    let slot = client.allocate_slot().await?;
+    let endpoint = CardEndpoint { relay: url.to_string(), slot: slot.slot.clone() };
+    let card = Card::issue(&identity, vec![endpoint], Kind::ALL.iter().map(|k| k.as_str().to_owned()).collect(), now());
+    let nick = card.character().nickname();
+    let mut notes = Vec::new();
+    let handle = match client.claim_handle(&slot.owner_token, &nick, card.signed()).await {
+        Ok(_) => Some(format!("{nick}@{}", url.handle_host())),
+        Err(ClientError::Api { code: ErrorCode::NotFound, .. }) => {
+            notes.push("this relay has no handle directory (local-only): others cannot dial you by handle".into());
+            None
+        }
+        Err(ClientError::Api { code: ErrorCode::Conflict, .. }) => {
+            notes.push(format!("the handle {nick} is taken on this relay by another agent; pair by invite instead"));
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let account = Account {
+        v: 1,
+        relay: url.to_string(),
+        slot: slot.slot,
+        owner_token: slot.owner_token,
+        card,
+        handle,
+        cursor: 0,
+    };
+    home.save(&account)?;
+    Ok(InitReport {
+        created: true,
+        face: Face::of(identity.did()),
+        relay: account.relay,
+        slot: account.slot.to_string(),
+        handle: account.handle,
+        notes,
+    })
+}
+
+/// An initialized endpoint.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The home directory.
+    pub home: Home,
+    /// Our keys.
+    pub identity: Identity,
+}
+
+/// `wire whoami`.
+#[derive(Debug, Serialize)]
+pub struct Whoami {
+    /// Who we are.
+    #[serde(flatten)]
+    pub face: Face,
+    /// Relay URL.
+    pub relay: String,
+    /// Our slot.
+    pub slot: String,
+    /// Claimed handle.
+    pub handle: Option<String>,
+    /// WIRE_HOME in use.
+    pub home: String,
+}
+
+/// A pinned peer, for output.
+#[derive(Debug, Serialize)]
+pub struct PeerReport {
+    /// Its face.
+    #[serde(flatten)]
+    pub face: Face,
+    /// `VERIFIED` or `LOCAL`.
+    pub tier: Tier,
+    /// When pairing completed.
+    pub paired_at: UnixMillis,
+    /// Last event from it.
+    pub last_contact: Option<UnixMillis>,
+    /// Its relay.
+    pub relay: Option<String>,
+}
+
+/// `wire send`.
+#[derive(Debug, Serialize)]
+pub struct SendReport {
+    /// `delivered` or `queued`.
+    pub verdict: &'static str,
+    /// The event id.
+    pub event_id: String,
+    /// The recipient.
+    pub to: Face,
+    /// The relay's sequence number, when delivered.
+    pub seq: Option<u64>,
+    /// Why it was queued.
+    pub reason: Option<String>,
+}
+
+/// `wire pull`.
+#[derive(Debug, Default, Serialize)]
+pub struct PullReport {
+    /// Events appended to the inbox.
+    pub received: usize,
+    /// Duplicates dropped (already in the inbox).
+    pub duplicates: usize,
+    /// Peers pinned by this pull.
+    pub paired: Vec<Face>,
+    /// Strangers who asked to pair.
+    pub requests: Vec<Face>,
+    /// Pairings the other side declined.
+    pub declined: Vec<Face>,
+    /// Peers that unpaired us.
+    pub closed: Vec<Face>,
+    /// Inbound events refused.
+    pub rejected: usize,
+    /// Queued envelopes delivered.
+    pub flushed: usize,
+    /// Queued envelopes still waiting.
+    pub still_queued: usize,
+    /// Relay cursor after the pull.
+    pub cursor: u64,
+}
+
+fn intro_tag(me: &Did, slot: &str) -> Vec<u8> {
+    Sha256::new()
+        .chain_update(crate::proto::labels::INTRO_TAG)
+        .chain_update(me.as_str())
+        .chain_update([0])
+        .chain_update(slot)
+        .finalize()[..16]
+        .to_vec()
+}
+
+fn face_of_peer(p: &Peer) -> Face {
+    Face::of(p.card.did())
+}
+
+impl Endpoint {
+    /// Opens an initialized home.
+    pub fn open(home: Home) -> Result<Self> {
+        let identity = home.identity()?;
+        if home.load::<Account>()?.is_none() {
+            return Err(HomeError::NotInitialized(home.root().to_owned()).into());
+        }
+        Ok(Self { home, identity })
+    }
+
+    fn account(&self) -> Result<Account> {
+        self.home.load::<Account>()?.ok_or_else(|| HomeError::NotInitialized(self.home.root().to_owned()).into())
+    }
+
+    fn our_client(&self, account: &Account) -> Result<Client> {
+        Ok(Client::new(RelayUrl::parse(&account.relay)?))
+    }
+
+    fn rules(&self) -> Acceptance<'_> {
+        Acceptance::new(self.identity.did(), now())
+    }
+
+    /// `wire whoami`.
+    pub fn whoami(&self) -> Result<Whoami> {
+        let a = self.account()?;
+        Ok(Whoami {
+            face: Face::of(self.identity.did()),
+            relay: a.relay,
+            slot: a.slot.to_string(),
+            handle: a.handle,
+            home: self.home.root().display().to_string(),
+        })
+    }
+
+    /// Finds a pinned peer by full DID, nickname, or `nick@relay`.
+    pub fn find_peer<'a>(&self, peers: &'a Peers, name: &str) -> Result<&'a Peer> {
+        let name = name.trim();
+        if let Ok(did) = Did::parse(name) {
+            return peers.get(&did).ok_or_else(|| EndpointError::UnknownPeer(name.to_owned()));
+        }
+        let (nick, relay) = match name.split_once('@') {
+            Some((n, r)) => (n, Some(RelayUrl::parse(r)?)),
+            None => (name, None),
+        };
+        let matches: Vec<&Peer> = peers
+            .peers
+            .iter()
+            .filter(|p| p.card.character().nickname() == nick)
+            .filter(|p| {
+                relay.as_ref().is_none_or(|r| {
+                    p.card.body().endpoints.iter().any(|e| RelayUrl::parse(&e.relay).is_ok_and(|u| &u == r))
+                })
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(EndpointError::UnknownPeer(name.to_owned())),
+            _ => Err(EndpointError::AmbiguousPeer(name.to_owned())),
+        }
+    }
+
+    /// `wire peers`.
+    pub fn peers(&self) -> Result<Vec<PeerReport>> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        Ok(peers
+            .peers
+            .iter()
+            .map(|p| PeerReport {
+                face: face_of_peer(p),
+                tier: p.tier,
+                paired_at: p.paired_at,
+                last_contact: p.last_contact,
+                relay: p.card.body().endpoints.first().map(|e| e.relay.clone()),
+            })
+            .collect())
+    }
+
+    /// `wire whois`: resolves `nick@relay` through that relay's directory and verifies the
+    /// card, or describes a DID (with its pinned card, if any).
+    pub async fn whois(&self, target: &str) -> Result<serde_json::Value> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let (card, source) = if let Ok(did) = Did::parse(target.trim()) {
+            match peers.get(&did) {
+                Some(p) => (Some(p.card.clone()), "pinned"),
+                None => {
+                    let face = Face::of(&did);
+                    return Ok(serde_json::json!({ "face": face, "source": "did", "pinned": false }));
+                }
+            }
+        } else {
+            let (nick, relay) = target
+                .split_once('@')
+                .ok_or_else(|| EndpointError::Argument(format!("`{target}` is neither a DID nor nick@relay")))?;
+            let client = Client::new(RelayUrl::parse(relay)?);
+            let resolved = client.resolve(nick).await?;
+            let card = Card::verify(resolved.card).map_err(PairingError::from)?;
+            if card.character().nickname() != nick {
+                return Err(EndpointError::Argument(format!(
+                    "the relay returned a card for `{}`, not `{nick}`; refusing it",
+                    card.character().nickname()
+                )));
+            }
+            (Some(card), "directory")
+        };
+        let card = card.expect("set above");
+        let known: Vec<Did> = peers.peers.iter().map(|p| p.card.did().clone()).collect();
+        let collisions: Vec<String> =
+            nickname_collisions(card.did(), &known).into_iter().map(|d| d.to_string()).collect();
+        Ok(serde_json::json!({
+            "face": Face::of(card.did()),
+            "source": source,
+            "pinned": peers.get(card.did()).is_some(),
+            "endpoints": card.body().endpoints,
+            "card_created_at": card.body().created_at,
+            "nickname_collides_with": collisions,
+        }))
+    }
+
+    /// `wire invite`: mints a single-use (or `uses`-use) intro token and prints a URL.
+    pub async fn invite(&self, uses: u32, ttl: Duration) -> Result<serde_json::Value> {
+        let _lock = self.home.lock()?;
+        let account = self.account()?;
+        let client = self.our_client(&account)?;
+        let grant = client
+            .grant(
+                &account.slot,
+                &account.owner_token,
+                &GrantRequest { kind: GrantKind::Intro, ttl_secs: Some(ttl.as_secs().max(1)), uses: Some(uses) },
+            )
+            .await?;
+        let expires_at = grant.expires_at.unwrap_or_else(|| now().saturating_add(ttl));
+        let invite = Invite::issue(
+            &self.identity,
+            &account.card,
+            account.relay.clone(),
+            account.slot.clone(),
+            grant.token,
+            expires_at,
+            &mut OsRng,
+        );
+        let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
+        pending.issued.push(IssuedInvite::new(&invite, uses));
+        self.home.save(&pending)?;
+        Ok(serde_json::json!({ "url": invite.to_url(), "uses": uses, "expires_at": expires_at }))
+    }
+
+    /// `wire accept <URL>`: redeems an invite. The issuer answers on its next pull; ours
+    /// then pins it.
+    pub async fn accept_invite(&self, url: &str) -> Result<serde_json::Value> {
+        let invite = Invite::parse_url(url, now())?;
+        let _lock = self.home.lock()?;
+        let account = self.account()?;
+        let issuer = Face::of(invite.issuer().did());
+        if self.home.load::<Peers>()?.unwrap_or_default().get(invite.issuer().did()).is_some() {
+            return Ok(serde_json::json!({ "state": "already_paired", "peer": issuer }));
+        }
+        let client = self.our_client(&account)?;
+        let grant = client
+            .grant(
+                &account.slot,
+                &account.owner_token,
+                &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
+            )
+            .await?;
+        let (waiting, out) = invite_flow::join(&self.identity, &account.card, &invite, grant.token, now(), &mut OsRng)?;
+        if let Err(e) = post(&self.identity, &out).await {
+            // The invite was refused (used, expired) or unreachable: take back our grant.
+            let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
+            return Err(match e {
+                EndpointError::Client(ClientError::Api { code: ErrorCode::Gone, .. }) => EndpointError::Argument(
+                    "this invite was already used or has expired; ask the issuer for a new one (`wire invite`)".into(),
+                ),
+                other => other,
+            });
+        }
+        let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
+        pending.joined.push((waiting, grant.grant_id));
+        self.home.save(&pending)?;
+        Ok(serde_json::json!({ "state": "requested", "peer": issuer }))
+    }
+
+    /// `wire dial <nick@relay>`: asks a stranger to pair; it waits for their consent.
+    pub async fn dial(&self, handle: &str, note: Option<String>) -> Result<serde_json::Value> {
+        let (nick, relay) =
+            handle.split_once('@').ok_or_else(|| EndpointError::Argument(format!("`{handle}` is not nick@relay")))?;
+        let remote = Client::new(RelayUrl::parse(relay)?);
+        let resolved = remote.resolve(nick).await?;
+        let theirs = Card::verify(resolved.card).map_err(PairingError::from)?;
+        if theirs.character().nickname() != nick {
+            return Err(EndpointError::Argument(format!(
+                "the relay returned a card for `{}`, not `{nick}`; refusing it",
+                theirs.character().nickname()
+            )));
+        }
+        let _lock = self.home.lock()?;
+        let account = self.account()?;
+        let client = self.our_client(&account)?;
+        let grant = client
+            .grant(
+                &account.slot,
+                &account.owner_token,
+                &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
+            )
+            .await?;
+        let (waiting, out) = dial::dial(&self.identity, &account.card, &theirs, grant.token, note, now(), &mut OsRng)?;
+        if let Err(e) = post(&self.identity, &out).await {
+            let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
+            return Err(e);
+        }
+        let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
+        pending.dialed.retain(|(w, _)| w.peer.did() != theirs.did());
+        pending.dialed.push((waiting, grant.grant_id));
+        self.home.save(&pending)?;
+        Ok(serde_json::json!({ "state": "requested", "peer": Face::of(theirs.did()) }))
+    }
+
+    /// `wire pending`: strangers waiting for consent, and our own requests in flight.
+    pub fn pending(&self) -> Result<serde_json::Value> {
+        let p = self.home.load::<Pending>()?.unwrap_or_default();
+        let requests: Vec<serde_json::Value> = p
+            .requests
+            .iter()
+            .map(
+                |r| serde_json::json!({ "from": Face::of(r.from.did()), "note": r.note, "received_at": r.received_at }),
+            )
+            .collect();
+        let outgoing: Vec<serde_json::Value> = p
+            .joined
+            .iter()
+            .map(|(w, _)| serde_json::json!({ "to": Face::of(w.issuer.did()), "flow": "invite" }))
+            .chain(p.dialed.iter().map(|(w, _)| serde_json::json!({ "to": Face::of(w.peer.did()), "flow": "dial" })))
+            .collect();
+        Ok(serde_json::json!({ "requests": requests, "outgoing": outgoing, "invites_open": p.issued.len() }))
+    }
+
+    /// `wire accept <nick>` / `wire reject <nick>` for a pending dial request.
+    pub async fn decide(&self, name: &str, accept: bool) -> Result<serde_json::Value> {
+        let _lock = self.home.lock()?;
+        let account = self.account()?;
+        let mut pending = self.home.load::<Pending>()?.unwrap_or_default();
+        let matches = |r: &dial::PendingDial| r.from.did().as_str() == name || r.from.character().nickname() == name;
+        let index =
+            pending.requests.iter().position(matches).ok_or_else(|| EndpointError::NoSuchRequest(name.to_owned()))?;
+        let request = pending.requests.remove(index);
+        let face = Face::of(request.from.did());
+        if accept {
+            let client = self.our_client(&account)?;
+            let grant = client
+                .grant(
+                    &account.slot,
+                    &account.owner_token,
+                    &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
+                )
+                .await?;
+            let (paired, out) = request.accept(&self.identity, &account.card, grant.token, now(), &mut OsRng)?;
+            post(&self.identity, &out).await?;
+            self.pin(paired, Some(grant.grant_id))?;
+        } else {
+            let out = request.reject(&self.identity, None, now(), &mut OsRng)?;
+            // Telling the dialer is a courtesy; the decision stands if it cannot be told.
+            let _ = post(&self.identity, &out).await;
+        }
+        self.home.save(&pending)?;
+        Ok(serde_json::json!({ "peer": face, "decision": if accept { "accepted" } else { "rejected" } }))
+    }
+
+    fn pin(&self, paired: Paired, our_grant: Option<String>) -> Result<Face> {
+        let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
+        let face = Face::of(paired.card.did());
+        peers.pin(Peer {
+            card: paired.card,
+            send_token: paired.send_token,
+            our_grant,
+            tier: paired.tier,
+            paired_at: now(),
+            last_contact: None,
+        });
+        self.home.save(&peers)?;
+        Ok(face)
+    }
+
+    /// `wire forget`: revokes the peer's send token on our slot, tells it, unpins it.
+    pub async fn forget(&self, name: &str) -> Result<serde_json::Value> {
+        let _lock = self.home.lock()?;
+        let account = self.account()?;
+        let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let peer = self.find_peer(&peers, name)?.clone();
+        if let Some(grant) = &peer.our_grant {
+            match self.our_client(&account)?.revoke(&account.slot, &account.owner_token, grant).await {
+                Ok(_) | Err(ClientError::Api { code: ErrorCode::NotFound, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let close = Event::new(
+            &self.identity,
+            peer.card.did().clone(),
+            Kind::Close,
+            serde_json::Value::Null,
+            now(),
+            &mut OsRng,
+        );
+        let told = match seal_for(&self.identity, &peer, close) {
+            Ok((_, env)) => deliver(&peer, &env).await.is_ok(),
+            Err(_) => false,
+        };
+        peers.peers.retain(|p| p.card.did() != peer.card.did());
+        self.home.save(&peers)?;
+        Ok(serde_json::json!({ "forgotten": face_of_peer(&peer), "told": told }))
+    }
+
+    /// `wire send`.
+    pub async fn send(&self, name: &str, kind: &str, body: serde_json::Value, queue: bool) -> Result<SendReport> {
+        let kind: Kind = kind.parse()?;
+        if kind.is_protocol() {
+            return Err(EndpointError::ProtocolKind(kind));
+        }
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let peer = self.find_peer(&peers, name)?.clone();
+        let event = Event::new(&self.identity, peer.card.did().clone(), kind, body, now(), &mut OsRng);
+        let (event_id, env) = seal_for(&self.identity, &peer, event)?;
+        let face = face_of_peer(&peer);
+        match deliver(&peer, &env).await {
+            Ok(seq) => Ok(SendReport {
+                verdict: "delivered",
+                event_id: event_id.to_string(),
+                to: face,
+                seq: Some(seq),
+                reason: None,
+            }),
+            Err(e @ ClientError::Unreachable { .. }) if queue => {
+                let endpoint = peer.card.body().endpoints.first().ok_or(PairingError::NoEndpoint)?;
+                let _lock = self.home.lock()?;
+                self.home.queue(&OutboxItem {
+                    v: 1,
+                    event_id,
+                    to: peer.card.did().clone(),
+                    relay: endpoint.relay.clone(),
+                    slot: endpoint.slot.clone(),
+                    token: peer.send_token.clone(),
+                    envelope: env,
+                    queued_at: now(),
+                    attempts: 0,
+                    last_error: None,
+                })?;
+                Ok(SendReport {
+                    verdict: "queued",
+                    event_id: event_id.to_string(),
+                    to: face,
+                    seq: None,
+                    reason: Some(e.to_string()),
+                })
+            }
+            Err(e) => Err(refusal(&face, e)),
+        }
+    }
+
+    /// `wire pull`: delivers queued envelopes, then fetches, opens, verifies and appends
+    /// everything waiting on our slot, answers pairing messages, and acks.
+    pub async fn pull(&self) -> Result<PullReport> {
+        let _lock = self.home.lock()?;
+        let mut report = PullReport::default();
+        self.flush_outbox(&mut report).await?;
+        let mut account = self.account()?;
+        let client = self.our_client(&account)?;
+        let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
+        let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
+        loop {
+            let page = match client.list(&account.slot, &account.owner_token, account.cursor, 200).await {
+                Err(ClientError::Api { code: ErrorCode::CursorExpired, message, .. }) => {
+                    return Err(EndpointError::Argument(format!(
+                        "the relay no longer holds events after {}: {message}",
+                        account.cursor
+                    )));
+                }
+                other => other?,
+            };
+            let Some(last) = page.events.last().map(|e| e.seq) else { break };
+            let mut inbox: Vec<(Did, InboxLine)> = Vec::new();
+            for stored in page.events {
+                self.receive(
+                    stored.seq,
+                    stored.lane,
+                    &stored.envelope,
+                    &account,
+                    &mut peers,
+                    &mut pending,
+                    &mut inbox,
+                    &mut report,
+                )
+                .await?;
+            }
+            // Inbox first (fsynced), then state, then the relay ack: a crash anywhere in
+            // between re-fetches the same envelopes, and the id check drops the repeats.
+            let mut by_peer: std::collections::BTreeMap<Did, Vec<InboxLine>> = std::collections::BTreeMap::new();
+            for (did, line) in inbox {
+                by_peer.entry(did).or_default().push(line);
+            }
+            for (did, lines) in by_peer {
+                let seen = self.home.inbox_ids(&did)?;
+                let mut fresh = Vec::new();
+                for line in lines {
+                    if seen.contains(&line.event.id) || fresh.iter().any(|l: &InboxLine| l.event.id == line.event.id) {
+                        report.duplicates += 1;
+                    } else {
+                        fresh.push(line);
+                    }
+                }
+                report.received += fresh.len();
+                self.home.append_inbox(&did, &fresh)?;
+            }
+            account.cursor = last;
+            self.home.save(&peers)?;
+            self.home.save(&pending)?;
+            self.home.save(&account)?;
+            client.ack(&account.slot, &account.owner_token, last).await?;
+            if !page.more {
+                break;
+            }
+        }
+        report.cursor = account.cursor;
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn receive(
+        &self,
+        seq: u64,
+        lane: Lane,
+        bytes: &[u8],
+        account: &Account,
+        peers: &mut Peers,
+        pending: &mut Pending,
+        inbox: &mut Vec<(Did, InboxLine)>,
+        report: &mut PullReport,
+    ) -> Result<()> {
+        let mut reject = |reason: String| -> Result<()> {
+            report.rejected += 1;
+            self.home.reject(&Rejected { at: now(), seq, reason })?;
+            Ok(())
+        };
+        let Ok(event) = envelope::open(&self.identity, bytes) else {
+            return reject("could not open envelope (not sealed to us, or damaged)".into());
+        };
+        let sender = event.claimed_sender().clone();
+        if let Some(peer) = peers.peers.iter_mut().find(|p| p.card.did() == &sender) {
+            let verified = match event.verify(&sender.verifying_key(), &self.rules()) {
+                Ok(v) => v,
+                Err(e) => return reject(format!("from {}: {e}", Face::of(&sender).nickname)),
+            };
+            peer.last_contact = Some(now());
+            let e = verified.event();
+            match e.kind {
+                Kind::Close => {
+                    let peer = peer.clone();
+                    if let Some(grant) = &peer.our_grant {
+                        let _ = self.our_client(account)?.revoke(&account.slot, &account.owner_token, grant).await;
+                    }
+                    peers.peers.retain(|p| p.card.did() != &sender);
+                    report.closed.push(face_of_peer(&peer));
+                }
+                Kind::CardUpdate => match serde_json::from_value(e.body.clone())
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| Card::verify(s).map_err(|e| e.to_string()))
+                {
+                    Ok(card) if card.did() == &sender && card.body().created_at > peer.card.body().created_at => {
+                        peer.card = card
+                    }
+                    Ok(_) => {}
+                    Err(reason) => return reject(format!("card update from {}: {reason}", Face::of(&sender).nickname)),
+                },
+                Kind::PairRequest | Kind::PairAccept | Kind::PairReject => {} // a repeat of a finished pairing
+                _ => {
+                    let line = InboxLine { event: e.clone(), received_at: now(), signed: verified.signed().clone() };
+                    inbox.push((sender, line));
+                }
+            }
+            return Ok(());
+        }
+        match event.claimed_kind() {
+            Kind::PairRequest => match receive_request(&self.identity, event, now()) {
+                Ok(IncomingRequest::Invite(claim)) => {
+                    let Some(issued) = pending.issued.iter_mut().find(|i| i.id == claim.invite_id) else {
+                        return reject("pair request for an invite we did not issue or already used up".into());
+                    };
+                    let request = match issued.redeem(&self.identity, claim, now()) {
+                        Ok(r) => r,
+                        Err(e) => return reject(e.to_string()),
+                    };
+                    pending.issued.retain(|i| i.uses_left > 0 && i.expires_at > now());
+                    let client = self.our_client(account)?;
+                    let grant = client
+                        .grant(
+                            &account.slot,
+                            &account.owner_token,
+                            &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
+                        )
+                        .await?;
+                    let (paired, out) =
+                        request.answer(&self.identity, &account.card, grant.token, now(), &mut OsRng)?;
+                    post(&self.identity, &out).await?;
+                    let face = Face::of(paired.card.did());
+                    peers.pin(Peer {
+                        card: paired.card,
+                        send_token: paired.send_token,
+                        our_grant: Some(grant.grant_id),
+                        tier: paired.tier,
+                        paired_at: now(),
+                        last_contact: Some(now()),
+                    });
+                    report.paired.push(face);
+                }
+                Ok(IncomingRequest::Dial(request)) => {
+                    if lane != Lane::Intro {
+                        return reject("dial request outside the intro lane".into());
+                    }
+                    report.requests.push(Face::of(request.from.did()));
+                    pending.requests.retain(|r| r.from.did() != request.from.did());
+                    pending.requests.push(request);
+                }
+                Err(e) => return reject(format!("pair request: {e}")),
+            },
+            Kind::PairAccept | Kind::PairReject => {
+                if let Some(i) = pending.joined.iter().position(|(w, _)| w.issuer.did() == &sender) {
+                    match pending.joined[i].0.receive(&self.identity, event, now()) {
+                        Ok(paired) => {
+                            let (_, grant) = pending.joined.remove(i);
+                            let face = Face::of(paired.card.did());
+                            peers.pin(Peer {
+                                card: paired.card,
+                                send_token: paired.send_token,
+                                our_grant: Some(grant),
+                                tier: paired.tier,
+                                paired_at: now(),
+                                last_contact: Some(now()),
+                            });
+                            report.paired.push(face);
+                        }
+                        Err(e) => return reject(format!("pair answer: {e}")),
+                    }
+                } else if let Some(i) = pending.dialed.iter().position(|(w, _)| w.peer.did() == &sender) {
+                    match pending.dialed[i].0.receive(&self.identity, event, now()) {
+                        Ok(DialAnswer::Accepted(paired)) => {
+                            let (_, grant) = pending.dialed.remove(i);
+                            let face = Face::of(paired.card.did());
+                            peers.pin(Peer {
+                                card: paired.card,
+                                send_token: paired.send_token,
+                                our_grant: Some(grant),
+                                tier: paired.tier,
+                                paired_at: now(),
+                                last_contact: Some(now()),
+                            });
+                            report.paired.push(face);
+                        }
+                        Ok(DialAnswer::Rejected { .. }) => {
+                            let (w, grant) = pending.dialed.remove(i);
+                            let _ = self.our_client(account)?.revoke(&account.slot, &account.owner_token, &grant).await;
+                            report.declined.push(Face::of(w.peer.did()));
+                        }
+                        Err(e) => return reject(format!("pair answer: {e}")),
+                    }
+                } else {
+                    return reject(format!(
+                        "pairing answer from {} that we did not ask for",
+                        Face::of(&sender).nickname
+                    ));
+                }
+            }
+            other => {
+                return reject(format!("`{other}` event from an unpaired sender ({})", Face::of(&sender).nickname));
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_outbox(&self, report: &mut PullReport) -> Result<()> {
+        for mut item in self.home.outbox()? {
+            let client = Client::new(RelayUrl::parse(&item.relay)?);
+            match client.append(&item.slot, &item.token, &item.envelope).await {
+                Ok(_) => {
+                    self.home.unqueue(&item.event_id)?;
+                    report.flushed += 1;
+                }
+                Err(e) => {
+                    item.attempts += 1;
+                    item.last_error = Some(e.to_string());
+                    self.home.queue(&item)?;
+                    report.still_queued += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `wire tail`: the last `limit` inbox lines (of one peer, or all).
+    pub fn tail(&self, peer: Option<&str>, limit: usize) -> Result<Vec<InboxLine>> {
+        let lines = match peer {
+            Some(name) => {
+                let peers = self.home.load::<Peers>()?.unwrap_or_default();
+                let did = match Did::parse(name) {
+                    Ok(did) => did,
+                    Err(_) => self.find_peer(&peers, name)?.card.did().clone(),
+                };
+                self.home.read_inbox_of(&did)?
+            }
+            None => self.home.read_inbox()?,
+        };
+        let skip = lines.len().saturating_sub(limit);
+        Ok(lines.into_iter().skip(skip).collect())
+    }
+
+    /// `wire status`.
+    pub async fn status(&self) -> Result<serde_json::Value> {
+        let account = self.account()?;
+        let reachable = match self.our_client(&account)?.health().await {
+            Ok(()) => serde_json::json!({ "ok": true }),
+            Err(e) => serde_json::json!({ "ok": false, "error": e.to_string() }),
+        };
+        let pending = self.home.load::<Pending>()?.unwrap_or_default();
+        let outbox = self.home.outbox()?;
+        let failing: Vec<serde_json::Value> = outbox
+            .iter()
+            .filter(|i| i.attempts > 0)
+            .map(|i| serde_json::json!({ "to": Face::of(&i.to).nickname, "attempts": i.attempts, "last_error": i.last_error }))
+            .collect();
+        let rejected = self.home.rejected()?;
+        let mut reasons: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for r in &rejected {
+            *reasons.entry(r.reason.clone()).or_default() += 1;
+        }
+        Ok(serde_json::json!({
+            "identity": self.whoami()?,
+            "relay": { "url": account.relay, "reachable": reachable, "cursor": account.cursor },
+            "peers": self.home.load::<Peers>()?.unwrap_or_default().peers.len(),
+            "inbox": self.home.read_inbox()?.len(),
+            "outbox": { "queued": outbox.len(), "failing": failing },
+            "pending": { "requests": pending.requests.len(), "outgoing": pending.joined.len() + pending.dialed.len(), "invites_open": pending.issued.len() },
+            "rejected": { "total": rejected.len(), "reasons": reasons },
+        }))
+    }
+}
+
+fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(EventId, Vec<u8>)> {
+    let id = event.id;
+    let signed: SignedEvent = event.sign(me).expect("events built here are from `me`");
+    Ok((id, envelope::seal(&signed, &peer.card.x25519_public(), &mut OsRng)?.0))
+}
+
+async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<u64, ClientError> {
+    let endpoint =
+        peer.card.body().endpoints.first().ok_or_else(|| ClientError::BadUrl("peer card lists no relay".into()))?;
+    let client = Client::new(RelayUrl::parse(&endpoint.relay)?);
+    client.append(&endpoint.slot, &peer.send_token, envelope).await.map(|r| r.seq)
+}
+
+fn refusal(face: &Face, e: ClientError) -> EndpointError {
+    match e.code() {
+        Some(ErrorCode::Forbidden | ErrorCode::Unauthorized) => EndpointError::Revoked(face.nickname.clone()),
+        Some(ErrorCode::QuotaExceeded) => EndpointError::MailboxFull(face.nickname.clone()),
+        _ => e.into(),
+    }
+}
+
+/// Posts a pairing message where it says it goes.
+async fn post(me: &Identity, out: &Outgoing) -> Result<()> {
+    let client = Client::new(RelayUrl::parse(&out.relay)?);
+    match (out.lane, &out.token) {
+        (Lane::Inbox, Some(token)) => client.append(&out.slot, token, &out.envelope.0).await?,
+        (Lane::Intro, _) => client.intro(&out.slot, &intro_tag(me.did(), out.slot.as_str()), &out.envelope.0).await?,
+        (Lane::Inbox, None) => return Err(EndpointError::Argument("internal: an inbox post without a token".into())),
+    };
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! WIRE_HOME: everything an endpoint keeps on disk (docs/PROTOCOL.md has the inbox format,
+//! a contract harnesses may rely on).
+//!
+//! ```text
+//! WIRE_HOME/
+//!   identity.json    secret keys (0600)
+//!   account.json     relay, slot, owner token, card, cursor (0600)
+//!   peers.json       pinned peers: card, send token, tier (0600)
+//!   pending.json     invites issued, pairings waiting for an answer, dial requests (0600)
+//!   inbox/<did>.jsonl  one append-only line per verified event, per peer
+//!   outbox/<id>.json   envelopes queued until a relay accepts them
+//!   rejected.jsonl   inbound events refused, with the reason
+//!   lock             advisory lock: every read-modify-write holds it
+//! ```
+//!
+//! State files are typed and versioned (`{"v": 1, ...}`), written atomically (temp file,
+//! fsync, rename, fsync of the directory). Two `wire` processes (or the CLI and the
+//! daemon) serialize their writes on `lock`, so neither can corrupt or lose the other's.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::proto::card::Card;
+use crate::proto::did::Did;
+use crate::proto::event::{Event, EventId};
+use crate::proto::identity::Identity;
+use crate::proto::pairing::Tier;
+use crate::proto::pairing::dial::{AwaitingDialAnswer, PendingDial};
+use crate::proto::pairing::invite::{AwaitingInviteAccept, IssuedInvite};
+use crate::proto::secret::Token;
+use crate::proto::signed::Signed;
+use crate::proto::time::UnixMillis;
+
+/// Why the home directory could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HomeError {
+    /// An I/O failure, with the path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A state file that does not parse.
+    #[error("{path} is damaged ({detail}); restore it from a backup or move it aside")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A state file written by a newer wire.
+    #[error("{path} has format version {found}; this wire reads {expected}. Upgrade wire")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u64,
+        /// Ours.
+        expected: u64,
+    },
+    /// No identity yet.
+    #[error("no wire identity in {0}; run `wire init` (or `wire up <relay>`) first")]
+    NotInitialized(PathBuf),
+    /// No platform data directory and no WIRE_HOME.
+    #[error("cannot find a home directory for wire; set WIRE_HOME")]
+    NoDefault,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
+    move |source| HomeError::Io { path: path.to_owned(), source }
+}
+
+/// A typed, versioned state file.
+pub trait StateFile: Serialize + DeserializeOwned {
+    /// File name under WIRE_HOME.
+    const NAME: &'static str;
+    /// Format version written in `v`.
+    const VERSION: u64;
+}
+
+/// The account: where this identity lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// Format version.
+    pub v: u64,
+    /// Relay base URL.
+    pub relay: String,
+    /// Our slot there.
+    pub slot: crate::proto::api::SlotId,
+    /// Our owner capability on it.
+    pub owner_token: Token,
+    /// Our current card.
+    pub card: Card,
+    /// `nick@relay`, if claimed.
+    #[serde(default)]
+    pub handle: Option<String>,
+    /// Everything through this sequence number has been pulled and acked.
+    #[serde(default)]
+    pub cursor: u64,
+}
+
+impl StateFile for Account {
+    const NAME: &'static str = "account.json";
+    const VERSION: u64 = 1;
+}
+
+/// A pinned peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Peer {
+    /// Its verified card.
+    pub card: Card,
+    /// Our capability on its slot.
+    pub send_token: Token,
+    /// The grant we minted for it on our slot (revoked by `forget`).
+    #[serde(default)]
+    pub our_grant: Option<String>,
+    /// How it was verified.
+    pub tier: Tier,
+    /// When pairing completed.
+    pub paired_at: UnixMillis,
+    /// Last event received from it.
+    #[serde(default)]
+    pub last_contact: Option<UnixMillis>,
+}
+
+/// Pinned peers, keyed by full DID.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Peers {
+    /// Format version.
+    pub v: u64,
+    /// The peers.
+    pub peers: Vec<Peer>,
+}
+
+impl StateFile for Peers {
+    const NAME: &'static str = "peers.json";
+    const VERSION: u64 = 1;
+}
+
+impl Peers {
+    /// The peer with this DID.
+    pub fn get(&self, did: &Did) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.card.did() == did)
+    }
+
+    /// Pins (or re-pins) a peer.
+    pub fn pin(&mut self, peer: Peer) {
+        self.peers.retain(|p| p.card.did() != peer.card.did());
+        self.peers.push(peer);
+    }
+}
+
+/// Pairings in flight.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Pending {
+    /// Format version.
+    pub v: u64,
+    /// Invites we issued (with the grant id of the intro token).
+    #[serde(default)]
+    pub issued: Vec<IssuedInvite>,
+    /// Invites we redeemed, waiting for the issuer's accept (with our grant for it).
+    #[serde(default)]
+    pub joined: Vec<(AwaitingInviteAccept, String)>,
+    /// Strangers we dialed, waiting for an answer (with our grant for them).
+    #[serde(default)]
+    pub dialed: Vec<(AwaitingDialAnswer, String)>,
+    /// Strangers who dialed us, waiting for the operator.
+    #[serde(default)]
+    pub requests: Vec<PendingDial>,
+}
+
+impl StateFile for Pending {
+    const NAME: &'static str = "pending.json";
+    const VERSION: u64 = 1;
+}
+
+/// One inbox line: a verified event with its signed bytes (the harness contract). The
+/// line carries the event's own fields (its `v` versions the line), plus `received_at`
+/// and `signed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxLine {
+    /// The event, as verified.
+    #[serde(flatten)]
+    pub event: Event,
+    /// When we stored it.
+    pub received_at: UnixMillis,
+    /// The exact signed document, so the line can be re-verified.
+    pub signed: Signed,
+}
+
+/// An envelope waiting for a relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Format version.
+    pub v: u64,
+    /// The event id inside.
+    pub event_id: EventId,
+    /// The recipient.
+    pub to: Did,
+    /// Relay base URL.
+    pub relay: String,
+    /// Slot there.
+    pub slot: crate::proto::api::SlotId,
+    /// Our send token on it.
+    pub token: Token,
+    /// Envelope bytes.
+    #[serde(with = "crate::proto::b64::bytes")]
+    pub envelope: Vec<u8>,
+    /// When it was queued.
+    pub queued_at: UnixMillis,
+    /// Failed delivery attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The last failure.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// An inbound event we refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rejected {
+    /// When.
+    pub at: UnixMillis,
+    /// Relay sequence number of the envelope.
+    pub seq: u64,
+    /// Why (a one-line reason, no content).
+    pub reason: String,
+}
+
+/// The home directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// Holds the advisory lock until dropped.
+#[derive(Debug)]
+pub struct HomeLock {
+    _file: File,
+}
+
+impl Home {
+    /// The home at `root`.
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `$WIRE_HOME`, else the platform data directory's `wire/default`.
+    pub fn from_env() -> Result<Self, HomeError> {
+        if let Some(dir) = std::env::var_os("WIRE_HOME").filter(|d| !d.is_empty()) {
+            return Ok(Self::at(dir));
+        }
+        let dirs = directories::ProjectDirs::from("", "", "wire").ok_or(HomeError::NoDefault)?;
+        Ok(Self::at(dirs.data_dir().join("default")))
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Creates the directory (0700) and its subdirectories.
+    pub fn create(&self) -> Result<(), HomeError> {
+        for dir in [self.root.clone(), self.path("inbox"), self.path("outbox")] {
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(io(&self.root))
+    }
+
+    /// Takes the exclusive advisory lock (blocking until the holder releases it).
+    pub fn lock(&self) -> Result<HomeLock, HomeError> {
+        self.create()?;
+        let path = self.path("lock");
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(HomeLock { _file: file })
+    }
+
+    /// Whether an identity exists.
+    pub fn exists(&self) -> bool {
+        self.path("identity.json").exists()
+    }
+
+    /// Loads the identity.
+    pub fn identity(&self) -> Result<Identity, HomeError> {
+        let path = self.path("identity.json");
+        let bytes = zeroize::Zeroizing::new(match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(HomeError::NotInitialized(self.root.clone()));
+            }
+            Err(e) => return Err(io(&path)(e)),
+        });
+        Identity::from_secret_file(&bytes).map_err(|e| HomeError::Corrupt { path, detail: e.to_string() })
+    }
+
+    /// Writes a new identity (0600). Refuses to overwrite one.
+    pub fn write_identity(&self, identity: &Identity) -> Result<(), HomeError> {
+        self.create()?;
+        let path = self.path("identity.json");
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io(&path))?;
+        file.write_all(&identity.to_secret_file()).and_then(|()| file.sync_all()).map_err(io(&path))
+    }
+
+    /// Reads a state file; a missing file is `None`.
+    pub fn load<T: StateFile>(&self) -> Result<Option<T>, HomeError> {
+        let path = self.path(T::NAME);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let version = crate::proto::signed::peek_version(&bytes)
+            .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        if version != T::VERSION {
+            return Err(HomeError::Version { path, found: version, expected: T::VERSION });
+        }
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| HomeError::Corrupt { path, detail: e.to_string() })
+    }
+
+    /// Writes a state file atomically, mode 0600. Hold the lock.
+    pub fn save<T: StateFile>(&self, value: &T) -> Result<(), HomeError> {
+        let bytes = serde_json::to_vec_pretty(value).expect("state types serialize");
+        self.write_atomic(&self.path(T::NAME), &bytes)
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+        self.create()?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        {
+            let mut file =
+                OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+            file.write_all(bytes)
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.sync_all())
+                .map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, path).map_err(io(path))?;
+        let dir = path.parent().unwrap_or(&self.root);
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    }
+
+    fn inbox_path(&self, peer: &Did) -> PathBuf {
+        let name = peer.as_str().trim_start_matches("did:key:");
+        self.path("inbox").join(format!("{name}.jsonl"))
+    }
+
+    /// Ids already in a peer's inbox.
+    pub fn inbox_ids(&self, peer: &Did) -> Result<std::collections::HashSet<EventId>, HomeError> {
+        Ok(self.read_inbox_of(peer)?.into_iter().map(|l| l.event.id).collect())
+    }
+
+    /// Appends lines to a peer's inbox and fsyncs. Hold the lock.
+    pub fn append_inbox(&self, peer: &Did, lines: &[InboxLine]) -> Result<(), HomeError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.create()?;
+        let path = self.inbox_path(peer);
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
+        let mut buf = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut buf, line).expect("inbox lines serialize");
+            buf.push(b'\n');
+        }
+        file.write_all(&buf).and_then(|()| file.sync_all()).map_err(io(&path))
+    }
+
+    /// A peer's inbox, oldest first. A torn last line (a crash mid-append) is skipped.
+    pub fn read_inbox_of(&self, peer: &Did) -> Result<Vec<InboxLine>, HomeError> {
+        let path = self.inbox_path(peer);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(io(&path))?;
+        let mut out = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<InboxLine>(line) {
+                Ok(parsed) => out.push(parsed),
+                // Only a torn last line (a crash mid-append) is tolerated; it is re-fetched.
+                Err(_) if i + 1 == lines.len() => {}
+                Err(e) => return Err(HomeError::Corrupt { path, detail: format!("line {}: {e}", i + 1) }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every inbox line, ordered by the time we stored it.
+    pub fn read_inbox(&self) -> Result<Vec<InboxLine>, HomeError> {
+        let dir = self.path("inbox");
+        let mut all = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(all),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+            if let Ok(did) = Did::parse(&format!("did:key:{stem}")) {
+                all.extend(self.read_inbox_of(&did)?);
+            }
+        }
+        all.sort_by_key(|l| (l.received_at, l.event.created_at));
+        Ok(all)
+    }
+
+    /// Queues an envelope. Hold the lock.
+    pub fn queue(&self, item: &OutboxItem) -> Result<(), HomeError> {
+        let bytes = serde_json::to_vec(item).expect("outbox items serialize");
+        self.write_atomic(&self.path("outbox").join(format!("{}.json", item.event_id)), &bytes)
+    }
+
+    /// Queued envelopes, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>, HomeError> {
+        let dir = self.path("outbox");
+        let mut items = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(items),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = fs::read(&path).map_err(io(&path))?;
+                let item = serde_json::from_slice(&bytes)
+                    .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+                items.push(item);
+            }
+        }
+        items.sort_by_key(|i: &OutboxItem| i.queued_at);
+        Ok(items)
+    }
+
+    /// Removes a delivered envelope from the outbox.
+    pub fn unqueue(&self, event_id: &EventId) -> Result<(), HomeError> {
+        let path = self.path("outbox").join(format!("{event_id}.json"));
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a refused inbound event.
+    pub fn reject(&self, rejected: &Rejected) -> Result<(), HomeError> {
+        self.create()?;
+        let path = self.path("rejected.jsonl");
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
+        let mut line = serde_json::to_vec(rejected).expect("serializes");
+        line.push(b'\n');
+        file.write_all(&line).map_err(io(&path))
+    }
+
+    /// Every refused inbound event.
+    pub fn rejected(&self) -> Result<Vec<Rejected>, HomeError> {
+        let path = self.path("rejected.jsonl");
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+}

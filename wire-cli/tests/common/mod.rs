@@ -28,9 +28,14 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts the relay on a free port with its data in `data`; stderr goes to `log`.
     pub fn start(data: &Path, log: &Path, extra: &[&str]) -> Self {
+        Self::start_at(data, log, "127.0.0.1:0", extra)
+    }
+
+    /// Starts the relay on a given address (to restart it where clients expect it).
+    pub fn start_at(data: &Path, log: &Path, bind: &str, extra: &[&str]) -> Self {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_wire"))
-            .args(["relay-server", "--json", "--bind", "127.0.0.1:0", "--ip-rate", "0", "--token-rate", "0", "--data"])
+            .args(["relay-server", "--json", "--bind", bind, "--ip-rate", "0", "--token-rate", "0", "--data"])
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
@@ -90,4 +95,83 @@ pub fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: 
     let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let status = String::from_utf8_lossy(&out[..split]).split(' ').nth(1).unwrap().parse().unwrap();
     (status, out[split + 4..].to_vec())
+}
+
+/// One agent: the `wire` binary with its own WIRE_HOME.
+pub struct Wire {
+    pub home: PathBuf,
+}
+
+/// What a `wire` run printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "wire failed: {self:?}");
+        self
+    }
+}
+
+impl Wire {
+    pub fn new(root: &Path, name: &str) -> Self {
+        Self { home: root.join(name) }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_wire"))
+            .args(args)
+            .env("WIRE_HOME", &self.home)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs with --json and expects success.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        self.run(&all).ok().json()
+    }
+
+    pub fn nickname(&self) -> String {
+        self.json(&["whoami"])["nickname"].as_str().unwrap().to_owned()
+    }
+
+    pub fn did(&self) -> String {
+        self.json(&["whoami"])["did"].as_str().unwrap().to_owned()
+    }
+
+    /// The files under WIRE_HOME that hold state, for "nothing changed" checks.
+    pub fn state(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for name in ["peers.json", "pending.json", "account.json"] {
+            out.push((name.to_owned(), std::fs::read(self.home.join(name)).unwrap_or_default()));
+        }
+        out
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

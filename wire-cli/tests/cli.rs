@@ -72,3 +72,34 @@ fn bad_flag_values_are_explained() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot read certificates from /nonexistent.pem"), "{err}");
 }
+
+#[test]
+fn every_command_has_help() {
+    let commands = [
+        "init",
+        "up",
+        "whoami",
+        "whois",
+        "peers",
+        "status",
+        "invite",
+        "accept",
+        "reject",
+        "dial",
+        "pending",
+        "forget",
+        "send",
+        "pull",
+        "tail",
+        "relay-server",
+    ];
+    let (_, top, _) = wire(&["--help"], &[]);
+    for cmd in commands {
+        assert!(top.contains(cmd), "`wire --help` lists {cmd}");
+        let (code, out, _) = wire(&[cmd, "--help"], &[]);
+        assert_eq!(code, 0, "{cmd} --help");
+        assert!(out.contains("Usage: wire"), "{cmd}: {out}");
+        assert!(out.contains("--json"), "{cmd} documents --json");
+        assert!(out.lines().next().is_some_and(|l| l.len() > 20), "{cmd} has a description: {out}");
+    }
+}

@@ -275,3 +275,68 @@ fn bad_input_is_refused_with_a_next_step() {
     let json = a.run(&["send", "nobody-here", "hi", "--json"]);
     assert!(json.json()["error"]["message"].as_str().unwrap().contains("no paired peer"));
 }
+
+#[test]
+fn concurrent_pulls_and_sends_never_corrupt_or_double() {
+    let w = world("concurrent", &[]);
+    let (a, b) = (w.agent("a"), w.agent("b"));
+    pair_by_invite(&a, &b);
+    let b_nick = b.nickname();
+    let sender = {
+        let home = a.home.clone();
+        let nick = b_nick.clone();
+        std::thread::spawn(move || {
+            let a = Wire { home };
+            for i in 0..20 {
+                a.json(&["send", &nick, &format!("burst {i}")]);
+            }
+        })
+    };
+    let pullers: Vec<_> = (0..4)
+        .map(|_| {
+            let home = b.home.clone();
+            std::thread::spawn(move || {
+                let b = Wire { home };
+                for _ in 0..5 {
+                    b.run(&["pull", "--json"]).ok();
+                }
+            })
+        })
+        .collect();
+    sender.join().unwrap();
+    for p in pullers {
+        p.join().unwrap();
+    }
+    b.json(&["pull"]);
+    let lines = b.run(&["tail", "--json", "--limit", "1000"]).ok().stdout;
+    let bodies: Vec<String> =
+        lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(bodies.len(), 20, "every message exactly once: {bodies:?}");
+    let unique: std::collections::HashSet<&String> = bodies.iter().collect();
+    assert_eq!(unique.len(), 20);
+    for file in ["peers.json", "pending.json", "account.json"] {
+        let _: Value = serde_json::from_slice(&std::fs::read(b.home.join(file)).unwrap()).unwrap();
+    }
+    assert_eq!(b.json(&["status"])["rejected"]["total"], 0);
+}
+
+#[test]
+fn whois_by_handle_and_by_did() {
+    let w = world("whois", &[]);
+    let (a, b) = (w.agent("a"), w.agent("b"));
+    let handle = b.json(&["whoami"])["handle"].as_str().unwrap().to_owned();
+    let v = a.json(&["whois", &handle]);
+    assert_eq!(
+        (v["face"]["did"].as_str(), v["source"].as_str(), v["pinned"].as_bool()),
+        (Some(b.did().as_str()), Some("directory"), Some(false))
+    );
+    assert_eq!(v["face"]["fingerprint"], b.json(&["whoami"])["fingerprint"]);
+    let by_did = a.json(&["whois", &b.did()]);
+    assert_eq!(by_did["face"]["nickname"], b.nickname());
+    let missing = a.run(&["whois", &format!("quiet-lantern@{}", w.relay.addr)]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("no agent `quiet-lantern`"), "{missing:?}");
+    let identity = std::fs::metadata(a.home.join("identity.json")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(identity.permissions().mode() & 0o777, 0o600, "the secret key file is 0600");
+}

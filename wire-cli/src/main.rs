@@ -26,7 +26,7 @@ enum Command {
     /// Idempotent: run again, it reports what exists. The identity lives in WIRE_HOME
     /// (default: the platform data directory).
     Init {
-        /// Relay address (https://relay.example, or host:port; loopback hosts use http).
+        /// Relay address (`https://relay.example`, or `host:port`; loopback hosts use http).
         #[arg(long, env = "WIRE_RELAY", default_value = "127.0.0.1:8771")]
         relay: String,
     },

@@ -340,3 +340,82 @@ fn whois_by_handle_and_by_did() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(identity.permissions().mode() & 0o777, 0o600, "the secret key file is 0600");
 }
+
+#[test]
+fn addressing_sizes_follow_and_refused_events() {
+    let w = world("more", &[]);
+    let (a, b) = (w.agent("a"), w.agent("b"));
+    pair_by_invite(&a, &b);
+
+    // A peer can be named nick@relay; a message from stdin; too large is refused.
+    let by_handle = format!("{}@{}", b.nickname(), w.relay.addr);
+    assert_eq!(a.json(&["send", &by_handle, "by handle"])["verdict"], "delivered");
+    let piped = a.run_stdin(&["send", &b.nickname(), "-", "--json"], b"from stdin\n").ok();
+    assert_eq!(piped.json()["verdict"], "delivered");
+    let big = a.run_stdin(&["send", &b.nickname(), "-"], &vec![b'x'; 1_100_000]);
+    assert_eq!(big.code, 1);
+    assert!(big.stderr.contains("message is too large"), "{big:?}");
+
+    // tail --follow prints new events as they arrive.
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_wire"))
+        .args(["tail", "--follow", "--json", "--limit", "0"])
+        .env("WIRE_HOME", &b.home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.contains("while you watch"))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    a.json(&["send", &b.nickname(), "while you watch"]);
+    let line = reader.join().unwrap();
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    let line: Value = serde_json::from_str(&line.expect("tail --follow printed the new event")).unwrap();
+    assert_eq!(line["from"], a.did());
+
+    // A stranger's non-pairing event on the intro lane is refused and explained.
+    use rand_core::OsRng;
+    let stranger = wire_core::proto::identity::Identity::generate(&mut OsRng);
+    let card = {
+        let whois = a.json(&["whois", &b.did()]);
+        assert_eq!(whois["pinned"], true);
+        let peers: Value = serde_json::from_slice(&std::fs::read(a.home.join("peers.json")).unwrap()).unwrap();
+        wire_core::proto::card::Card::verify(serde_json::from_value(peers["peers"][0]["card"].clone()).unwrap())
+            .unwrap()
+    };
+    let spam = wire_core::proto::event::Event::new(
+        &stranger,
+        card.did().clone(),
+        wire_core::proto::event::Kind::Message,
+        "buy now".into(),
+        wire_core::endpoint::now(),
+        &mut OsRng,
+    )
+    .sign(&stranger)
+    .unwrap();
+    let env = wire_core::proto::envelope::seal(&spam, &card.x25519_public(), &mut OsRng).unwrap();
+    let slot = card.body().endpoints[0].slot.as_str().to_owned();
+    let mut s = std::net::TcpStream::connect(&w.relay.addr).unwrap();
+    use std::io::{Read, Write};
+    let head = format!(
+        "POST /v1/slots/{slot}/intro HTTP/1.1\r\nHost: x\r\nConnection: close\r\nwire-intro-tag: {}\r\nContent-Length: {}\r\n\r\n",
+        wire_core::proto::b64::encode([9u8; 16]),
+        env.0.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&env.0).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 201"));
+    assert_eq!(b.json(&["pull"])["rejected"], 1);
+    let status = b.json(&["status"]);
+    assert_eq!(status["rejected"]["total"], 1);
+    let reasons = status["rejected"]["reasons"].as_object().unwrap();
+    assert!(reasons.keys().any(|r| r.contains("from an unpaired sender")), "{reasons:?}");
+    let lines = b.run(&["tail", "--json", "--limit", "100"]).ok().stdout;
+    assert!(!lines.contains("buy now"), "nothing from a stranger reaches the inbox");
+}

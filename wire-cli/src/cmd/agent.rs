@@ -303,9 +303,9 @@ pub fn tail(peer: Option<&str>, limit: usize, follow: bool, json: bool) -> anyho
             );
         }
     };
-    let lines = ep.tail(peer, limit)?;
+    let lines = ep.tail(peer, usize::MAX)?;
     let mut seen: std::collections::HashSet<_> = lines.iter().map(|l| l.event.id).collect();
-    lines.iter().for_each(print);
+    lines.iter().skip(lines.len().saturating_sub(limit)).for_each(print);
     if !follow {
         return Ok(());
     }

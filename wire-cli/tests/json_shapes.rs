@@ -1,0 +1,76 @@
+//! The `--json` output of every command keeps the keys documented in docs/CLI.md. Adding
+//! a key is fine (update the doc and this list); removing or renaming one breaks agents.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{RelayProcess, Wire, tempdir};
+use serde_json::Value;
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect();
+    k.sort();
+    k
+}
+
+fn has(v: &Value, expected: &[&str]) {
+    let actual = keys(v);
+    for key in expected {
+        assert!(actual.iter().any(|k| k == key), "missing `{key}` in {actual:?}");
+    }
+}
+
+const FACE: &[&str] = &["did", "nickname", "emoji", "color", "ansi256", "fingerprint"];
+
+#[test]
+fn json_shapes_are_stable() {
+    let dir = tempdir("shapes");
+    let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &[]);
+    let (a, b) = (Wire::new(&dir, "a"), Wire::new(&dir, "b"));
+    let init = a.json(&["up", &relay.addr]);
+    has(&init, &[FACE, &["created", "relay", "slot", "handle", "notes"]].concat());
+    b.json(&["up", &relay.addr]);
+    has(&a.json(&["whoami"]), &[FACE, &["relay", "slot", "handle", "home"]].concat());
+    let invite = a.json(&["invite", "--uses", "2", "--ttl", "1h"]);
+    has(&invite, &["url", "uses", "expires_at"]);
+    let accept = b.json(&["accept", invite["url"].as_str().unwrap()]);
+    has(&accept, &["state", "peer"]);
+    has(&accept["peer"], FACE);
+    let pull = a.json(&["pull"]);
+    has(
+        &pull,
+        &[
+            "received",
+            "duplicates",
+            "paired",
+            "requests",
+            "declined",
+            "closed",
+            "rejected",
+            "flushed",
+            "still_queued",
+            "cursor",
+        ],
+    );
+    b.json(&["pull"]);
+    let peers = a.json(&["peers"]);
+    has(&peers[0], &[FACE, &["tier", "paired_at", "last_contact", "relay"]].concat());
+    let send = a.json(&["send", &b.nickname(), "shape"]);
+    has(&send, &["verdict", "event_id", "to", "seq", "reason"]);
+    b.json(&["pull"]);
+    let line: Value = serde_json::from_str(b.run(&["tail", "--json"]).ok().stdout.lines().next().unwrap()).unwrap();
+    has(&line, &["v", "id", "from", "to", "kind", "body", "created_at", "received_at", "signed"]);
+    has(&a.json(&["pending"]), &["requests", "outgoing", "invites_open"]);
+    let status = a.json(&["status"]);
+    has(&status, &["identity", "relay", "peers", "inbox", "outbox", "pending", "rejected"]);
+    has(&status["relay"], &["url", "reachable", "cursor"]);
+    has(&status["outbox"], &["queued", "failing"]);
+    has(&status["rejected"], &["total", "reasons"]);
+    has(&a.json(&["whois", &b.did()]), &["face", "source", "pinned"]);
+    has(&a.json(&["forget", &b.nickname()]), &["forgotten", "told"]);
+    let error = a.run(&["send", "nobody", "x", "--json"]);
+    assert_eq!(error.code, 1);
+    has(&error.json()["error"], &["message"]);
+    drop(relay);
+    std::fs::remove_dir_all(&dir).ok();
+}

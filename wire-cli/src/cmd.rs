@@ -1,4 +1,5 @@
 //! One module per command family.
 
 pub mod agent;
+pub mod pair;
 pub mod relay_server;

@@ -106,6 +106,61 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Pair with a spoken code: prints a code to read aloud (or joins with --code), then
+    /// both operators compare 6 digits. Nothing is pinned until both confirm.
+    ///
+    /// Both sides must use the same relay for the rendezvous (yours unless --relay).
+    Pair {
+        /// Join the pairing whose code the other operator read to you.
+        #[arg(long)]
+        code: Option<String>,
+        /// The relay holding the rendezvous (default: yours).
+        #[arg(long)]
+        relay: Option<String>,
+        /// Give up after this long.
+        #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
+        timeout: std::time::Duration,
+    },
+    /// Start a code pairing as host; with --detach, return at once and confirm later.
+    PairHost {
+        /// Return after printing the code; drive it with `pair-list` / `pair-confirm`.
+        #[arg(long)]
+        detach: bool,
+        /// The relay holding the rendezvous (default: yours).
+        #[arg(long)]
+        relay: Option<String>,
+        /// Give up after this long.
+        #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
+        timeout: std::time::Duration,
+    },
+    /// Join a code pairing; with --detach, return at once and confirm later.
+    PairJoin {
+        /// The code the other operator read to you.
+        code: String,
+        /// Return at once; drive it with `pair-list` / `pair-confirm`.
+        #[arg(long)]
+        detach: bool,
+        /// The relay holding the rendezvous (default: yours).
+        #[arg(long)]
+        relay: Option<String>,
+        /// Give up after this long.
+        #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
+        timeout: std::time::Duration,
+    },
+    /// Code pairings with their state and, once known, the 6 digits to compare.
+    PairList,
+    /// Confirm a code pairing with the digits shown on the OTHER screen (never your own).
+    PairConfirm {
+        /// The code (or its number).
+        code: String,
+        /// The 6 digits the other operator read from their screen.
+        digits: String,
+    },
+    /// Cancel a code pairing (both sides abort; nothing is pinned).
+    PairCancel {
+        /// The code (or its number).
+        code: String,
+    },
     /// Run a mailbox relay: stores and forwards sealed envelopes it cannot read.
     ///
     /// Prints where it listens (JSON with --json) on stdout and logs to stderr. Stops
@@ -133,6 +188,16 @@ fn main() -> std::process::ExitCode {
         Command::Send { peer, body, kind, queue } => agent::send(&peer, &kind, &body, queue, json),
         Command::Pull => agent::pull(json),
         Command::Tail { peer, limit, follow } => agent::tail(peer.as_deref(), limit, follow, json),
+        Command::Pair { code, relay, timeout } => {
+            cmd::pair::start(code.as_deref(), relay.as_deref(), timeout, false, json)
+        }
+        Command::PairHost { detach, relay, timeout } => cmd::pair::start(None, relay.as_deref(), timeout, detach, json),
+        Command::PairJoin { code, detach, relay, timeout } => {
+            cmd::pair::start(Some(&code), relay.as_deref(), timeout, detach, json)
+        }
+        Command::PairList => cmd::pair::list(json),
+        Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),
+        Command::PairCancel { code } => cmd::pair::cancel(&code, json),
         Command::RelayServer(args) => cmd::relay_server::run(args, json),
     };
     match result {

@@ -17,6 +17,7 @@ use crate::proto::api::{
     AckRequest, AckResponse, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorBody, ErrorCode,
     GrantRequest, GrantResponse, INTRO_TAG_HEADER, ListResponse, ResolveHandleResponse, RevokeResponse, SlotId,
 };
+use crate::proto::api::{JoinResponse, NameplateResponse, RendezvousPoll};
 use crate::proto::secret::Token;
 use crate::proto::signed::Signed;
 
@@ -314,6 +315,54 @@ impl Client {
     ) -> Result<ResolveHandleResponse, ClientError> {
         self.json("POST", "/v1/handles", Some(owner), &ClaimHandleRequest { nick: nick.to_owned(), card: card.clone() })
             .await
+    }
+
+    /// Opens a rendezvous nameplate for a code pairing.
+    pub async fn open_nameplate(&self) -> Result<NameplateResponse, ClientError> {
+        self.call("POST", "/v1/rendezvous", None, &[], Vec::new()).await
+    }
+
+    /// Joins a nameplate as the second side.
+    pub async fn join_nameplate(&self, nameplate: &str) -> Result<JoinResponse, ClientError> {
+        self.call("POST", &format!("/v1/rendezvous/{nameplate}/join"), None, &[], Vec::new()).await
+    }
+
+    /// Posts a message to the other side.
+    pub async fn post_rendezvous(&self, nameplate: &str, side: &Token, body: &[u8]) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>(
+            "POST",
+            &format!("/v1/rendezvous/{nameplate}/messages"),
+            Some(side),
+            &[],
+            body.to_vec(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Messages from the other side after `after`, waiting up to `wait_secs` for one.
+    pub async fn poll_rendezvous(
+        &self,
+        nameplate: &str,
+        side: &Token,
+        after: u64,
+        wait_secs: u64,
+    ) -> Result<RendezvousPoll, ClientError> {
+        self.call(
+            "GET",
+            &format!("/v1/rendezvous/{nameplate}/messages?after={after}&wait={wait_secs}"),
+            Some(side),
+            &[],
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Closes (burns) a nameplate.
+    pub async fn close_nameplate(&self, nameplate: &str, side: &Token) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>("DELETE", &format!("/v1/rendezvous/{nameplate}"), Some(side), &[], Vec::new())
+            .await
+            .map(|_| ())
     }
 
     /// Resolves `nick` in the relay's directory.

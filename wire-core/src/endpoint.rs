@@ -3,6 +3,10 @@
 //! holds the home lock and reloads state under it, so concurrent processes never lose or
 //! double anything. Results are `Serialize` so the CLI prints them as `--json`.
 
+mod code_pair;
+
+pub use code_pair::{CodeSession, PairView};
+
 use std::time::Duration;
 
 use rand_core::OsRng;
@@ -65,6 +69,18 @@ pub enum EndpointError {
     /// A malformed argument.
     #[error("{0}")]
     Argument(String),
+    /// A bad pairing code.
+    #[error(transparent)]
+    Code(#[from] crate::proto::pairing::code::CodeError),
+    /// No code pairing by that code or nameplate.
+    #[error("no code pairing `{0}` on this agent; `wire pair-list` shows them")]
+    NoSuchPairing(String),
+    /// The operator's confirmation was not possible.
+    #[error(transparent)]
+    Confirm(#[from] crate::proto::pairing::code::ConfirmError),
+    /// Cancelling now would split the two sides.
+    #[error(transparent)]
+    Cancel(#[from] crate::proto::pairing::code::CancelError),
     /// The peer revoked our send token.
     #[error("{0} revoked your access (you are no longer paired); pair again to talk")]
     Revoked(String),
@@ -300,11 +316,11 @@ impl Endpoint {
         Ok(Self { home, identity })
     }
 
-    fn account(&self) -> Result<Account> {
+    pub(crate) fn account(&self) -> Result<Account> {
         self.home.load::<Account>()?.ok_or_else(|| HomeError::NotInitialized(self.home.root().to_owned()).into())
     }
 
-    fn our_client(&self, account: &Account) -> Result<Client> {
+    pub(crate) fn our_client(&self, account: &Account) -> Result<Client> {
         Ok(Client::new(RelayUrl::parse(&account.relay)?))
     }
 
@@ -932,13 +948,13 @@ impl Endpoint {
     }
 }
 
-fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(EventId, Vec<u8>)> {
+pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(EventId, Vec<u8>)> {
     let id = event.id;
     let signed: SignedEvent = event.sign(me).expect("events built here are from `me`");
     Ok((id, envelope::seal(&signed, &peer.card.x25519_public(), &mut OsRng)?.0))
 }
 
-async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<u64, ClientError> {
+pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<u64, ClientError> {
     let endpoint =
         peer.card.body().endpoints.first().ok_or_else(|| ClientError::BadUrl("peer card lists no relay".into()))?;
     let client = Client::new(RelayUrl::parse(&endpoint.relay)?);

@@ -9,6 +9,7 @@
 //!   pending.json     invites issued, pairings waiting for an answer, dial requests (0600)
 //!   inbox/<did>.jsonl  one append-only line per verified event, per peer
 //!   outbox/<id>.json   envelopes queued until a relay accepts them
+//!   pairings/<nameplate>.json  code pairings in progress or recently ended (0600)
 //!   rejected.jsonl   inbound events refused, with the reason
 //!   lock             advisory lock: every read-modify-write holds it
 //! ```
@@ -455,6 +456,37 @@ impl Home {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
             _ => Ok(()),
         }
+    }
+
+    /// Saves a code-pairing session (0600: it holds PAKE keys and tokens). Hold the lock.
+    pub fn save_pairing(&self, session: &crate::endpoint::CodeSession) -> Result<(), HomeError> {
+        let dir = self.path("pairings");
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let bytes = serde_json::to_vec_pretty(session).expect("sessions serialize");
+        self.write_atomic(&dir.join(format!("{}.json", session.nameplate)), &bytes)
+    }
+
+    /// Every code-pairing session, oldest first.
+    pub fn pairings(&self) -> Result<Vec<crate::endpoint::CodeSession>, HomeError> {
+        let dir = self.path("pairings");
+        let mut out: Vec<crate::endpoint::CodeSession> = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = fs::read(&path).map_err(io(&path))?;
+                out.push(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: e.to_string() })?,
+                );
+            }
+        }
+        out.sort_by_key(|s| s.started_at);
+        Ok(out)
     }
 
     /// Records a refused inbound event.

@@ -494,3 +494,18 @@ fn a_relay_in_the_middle_that_knows_the_code_cannot_make_the_digits_match() {
     let (_, guest_sas) = right.sas();
     assert_ne!(host_sas, guest_sas, "the SAS commits to both cards, so the operators see different digits");
 }
+
+#[test]
+fn a_lost_rendezvous_after_voting_names_the_peer_to_close() {
+    let mut p = start_pair("7-brave-otter", "7-brave-otter");
+    p.pump();
+    let (_, gs) = p.sas();
+    p.host.confirm(&gs, later(2)).unwrap();
+    p.host.lost_rendezvous();
+    assert_eq!(p.host.status(), Status::Aborted { reason: AbortReason::RendezvousLost, by_peer: false });
+    assert!(p.host.peer_to_notify().is_some());
+    // Before voting there is nobody to notify.
+    p.guest.lost_rendezvous();
+    assert!(p.guest.peer_to_notify().is_none());
+    assert!(p.guest.paired().is_none());
+}

@@ -173,6 +173,8 @@ pub enum AbortReason {
     ProtocolViolation,
     /// The peer's card did not verify, or was our own.
     InvalidCard,
+    /// The rendezvous disappeared (the relay restarted or closed the nameplate).
+    RendezvousLost,
 }
 
 impl AbortReason {
@@ -191,6 +193,7 @@ impl AbortReason {
                 "an unexpected message arrived (replayed or out of order); nothing was pinned"
             }
             AbortReason::InvalidCard => "the peer's agent card is invalid; nothing was pinned",
+            AbortReason::RendezvousLost => "the relay lost the pairing (it may have restarted); start a new pairing",
         }
     }
 }
@@ -390,6 +393,16 @@ impl CodePairing {
         }
     }
 
+    /// The six SAS digits, once known (also after pairing).
+    pub fn sas(&self) -> Option<&str> {
+        match &self.state {
+            State::AwaitingOperator { sas, .. } | State::AwaitingPeerVote { sas, .. } | State::Paired { sas, .. } => {
+                Some(sas)
+            }
+            _ => None,
+        }
+    }
+
     /// The result, once paired.
     pub fn paired(&self) -> Option<Paired> {
         match &self.state {
@@ -515,6 +528,14 @@ impl CodePairing {
             State::Paired { .. } | State::Aborted { .. } => Err(CancelError::Finished),
             State::AwaitingPeerVote { .. } => Err(CancelError::AlreadyVoted),
             _ => Ok(self.abort(AbortReason::Cancelled)),
+        }
+    }
+
+    /// The rendezvous is gone: ends the pairing without a message (there is nowhere to
+    /// send one). If our vote was cast, [`Self::peer_to_notify`] names the peer to close.
+    pub fn lost_rendezvous(&mut self) {
+        if !self.is_finished() {
+            self.end(AbortReason::RendezvousLost, false);
         }
     }
 

@@ -103,3 +103,16 @@ fn every_command_has_help() {
         assert!(out.lines().next().is_some_and(|l| l.len() > 20), "{cmd} has a description: {out}");
     }
 }
+
+#[test]
+fn no_flag_confirms_the_sas_for_the_operator() {
+    for cmd in ["pair", "pair-host", "pair-join", "pair-confirm"] {
+        let (_, out, _) = wire(&[cmd, "--help"], &[]);
+        for flag in ["--yes", "--auto", "--force", "-y,"] {
+            assert!(!out.contains(flag), "`wire {cmd}` offers {flag}");
+        }
+    }
+    let (code, _, err) = wire(&["pair-confirm", "1-brave-otter"], &[]);
+    assert_eq!(code, 2, "pair-confirm requires the digits");
+    assert!(err.contains("<DIGITS>"), "{err}");
+}

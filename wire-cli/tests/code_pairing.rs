@@ -256,3 +256,26 @@ fn the_relay_never_stores_or_logs_the_code_words() {
         assert!(!text.contains(word), "the relay holds the code word {word}");
     }
 }
+
+#[test]
+fn a_driver_that_dies_before_saving_loses_no_step() {
+    let s = setup("crash");
+    let code = detached(&s);
+    let nameplate = code.split('-').next().unwrap().to_owned();
+    let session = s.a.home.join("pairings").join(format!("{nameplate}.json"));
+    // Drive the guest so the host has messages waiting, then snapshot the host's state.
+    s.b.json(&["pair-list"]);
+    let before = std::fs::read(&session).unwrap();
+    // The host applies them and posts its replies...
+    s.a.json(&["pair-list"]);
+    // ...and "crashes" before its save reached the disk: the old state comes back.
+    std::fs::write(&session, &before).unwrap();
+    let a_view = wait_for(&s.a, Some(&s.b), state_is("sas_ready"));
+    let b_view = wait_for(&s.b, Some(&s.a), state_is("sas_ready"));
+    assert_eq!(a_view["sas"], b_view["sas"], "the replayed step produced the same messages");
+    s.a.json(&["pair-confirm", &code, b_view["sas"].as_str().unwrap()]);
+    s.b.json(&["pair-confirm", &code, a_view["sas"].as_str().unwrap()]);
+    wait_for(&s.a, Some(&s.b), state_is("paired"));
+    wait_for(&s.b, Some(&s.a), state_is("paired"));
+    assert_eq!((peers(&s.a), peers(&s.b)), (1, 1));
+}

@@ -542,6 +542,11 @@ async fn post_message(relay: &Relay, n: u32, req: Request<Incoming>) -> Result<R
     if plate.closed {
         return Err(ApiError::new(ErrorCode::Gone, format!("nameplate {n} is closed")));
     }
+    // A side re-posting the same bytes (a retry after a crash or a lost answer) gets the
+    // same sequence number: the rendezvous is idempotent per side.
+    if let Some((_, seq, _)) = plate.messages.iter().find(|(s, _, b)| *s == side && *b == body) {
+        return Ok(json(StatusCode::OK, &serde_json::json!({ "seq": seq })));
+    }
     if plate.messages.len() >= MAX_MESSAGES {
         return Err(ApiError::new(ErrorCode::QuotaExceeded, "too many messages on this nameplate"));
     }

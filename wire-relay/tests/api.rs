@@ -389,6 +389,8 @@ fn rendezvous_relays_between_two_sides_and_burns_on_close() {
 
     let msgs = format!("/v1/rendezvous/{n}/messages");
     assert_eq!(r.req("POST", &msgs, Some(&host), b"pake-from-host").status, 201);
+    let retry = r.req("POST", &msgs, Some(&host), b"pake-from-host");
+    assert_eq!((retry.status, retry.json()["seq"].as_u64()), (200, Some(1)), "a re-post is the same message");
     let got = r.req("GET", &format!("{msgs}?after=0"), Some(&guest), b"").json();
     assert_eq!(got["messages"][0]["body"], wire_core::proto::b64::encode(b"pake-from-host"));
     let own = r.req("GET", &format!("{msgs}?after=0"), Some(&host), b"").json();

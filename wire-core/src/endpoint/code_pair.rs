@@ -44,6 +44,11 @@ pub struct CodeSession {
     /// Whether the end (pin or cleanup) has been carried out.
     #[serde(default)]
     pub settled: bool,
+    /// Messages produced but not yet accepted by the rendezvous (base64url), saved before
+    /// posting: a driver that restarts re-posts exactly these, and the relay treats a
+    /// repeat as the same message.
+    #[serde(default)]
+    pub unsent: Vec<String>,
 }
 
 /// What `pair-list` and the pairing commands show.
@@ -174,6 +179,7 @@ impl Endpoint {
             pairing,
             started_at: now(),
             settled: false,
+            unsent: Vec::new(),
         };
         let _lock = self.home.lock()?;
         self.home.save_pairing(&session)?;
@@ -239,13 +245,24 @@ impl Endpoint {
         Ok(session.view())
     }
 
+    /// Queues `outgoing` in the session, saves it, posts everything unsent in order, then
+    /// pins the peer or cleans up if the pairing ended. Hold the lock.
     async fn post_and_settle(&self, client: &Client, session: &mut CodeSession, outgoing: Vec<Vec<u8>>) -> Result<()> {
-        for message in outgoing {
-            if let Err(e) = client.post_rendezvous(&session.nameplate, &session.side_token, &message).await {
-                if e.code().is_some() {
+        session.unsent.extend(outgoing.iter().map(crate::proto::b64::encode));
+        self.home.save_pairing(session)?;
+        while let Some(first) = session.unsent.first() {
+            let message = crate::proto::b64::decode(first).unwrap_or_default();
+            match client.post_rendezvous(&session.nameplate, &session.side_token, &message).await {
+                Ok(()) => {
+                    session.unsent.remove(0);
+                }
+                Err(e) if e.code().is_some() => {
+                    session.unsent.clear();
                     session.pairing.lost_rendezvous();
                     break;
                 }
+                // Unreachable: keep the rest for the next drive.
+                Err(_) => break,
             }
         }
         if session.settled || !session.pairing.is_finished() {

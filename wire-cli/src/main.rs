@@ -2,6 +2,7 @@
 //! command lives in `cmd/`. See `docs/ARCHITECTURE.md` for the map.
 
 mod cmd;
+mod daemon;
 mod duration;
 mod output;
 
@@ -161,11 +162,34 @@ enum Command {
         /// The code (or its number).
         code: String,
     },
+    /// The background sync daemon: one per user, serving every registered WIRE_HOME.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
     /// Run a mailbox relay: stores and forwards sealed envelopes it cannot read.
     ///
     /// Prints where it listens (JSON with --json) on stdout and logs to stderr. Stops
     /// cleanly on SIGINT or SIGTERM, draining in-flight requests.
     RelayServer(cmd::relay_server::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum DaemonCommand {
+    /// Start the daemon in the background (does nothing if one is running).
+    Start {
+        /// No desktop notifications.
+        #[arg(long)]
+        no_notify: bool,
+    },
+    /// Stop the running daemon.
+    Stop,
+    /// Whether it runs, its pid, and per identity: stream, cursor, last sync, outbox, refusals.
+    Status,
+    /// Run the daemon in the foreground (what `start` launches).
+    Run {
+        /// No desktop notifications.
+        #[arg(long)]
+        no_notify: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -198,6 +222,10 @@ fn main() -> std::process::ExitCode {
         Command::PairList => cmd::pair::list(json),
         Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),
         Command::PairCancel { code } => cmd::pair::cancel(&code, json),
+        Command::Daemon(DaemonCommand::Start { no_notify }) => daemon::start(no_notify, json),
+        Command::Daemon(DaemonCommand::Stop) => daemon::stop(json),
+        Command::Daemon(DaemonCommand::Status) => daemon::status(json),
+        Command::Daemon(DaemonCommand::Run { no_notify }) => daemon::run(no_notify),
         Command::RelayServer(args) => cmd::relay_server::run(args, json),
     };
     match result {

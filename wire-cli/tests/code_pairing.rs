@@ -86,6 +86,7 @@ fn interactive(w: &Wire, args: &[&str]) -> Interactive {
         .args(args)
         .arg("--json")
         .env("WIRE_HOME", &w.home)
+        .env("WIRE_DAEMON_DIR", w.daemon_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -360,6 +360,7 @@ fn addressing_sizes_follow_and_refused_events() {
     let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_wire"))
         .args(["tail", "--follow", "--json", "--limit", "0"])
         .env("WIRE_HOME", &b.home)
+        .env("WIRE_DAEMON_DIR", b.daemon_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

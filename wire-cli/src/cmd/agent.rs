@@ -23,6 +23,10 @@ fn open() -> anyhow::Result<Endpoint> {
 pub fn init(relay: &str, json: bool) -> anyhow::Result<()> {
     let home = Home::from_env()?;
     let report = runtime()?.block_on(endpoint::init(&home, relay))?;
+    // The daemon (if any, now or later) serves every home that was set up.
+    if let Err(e) = crate::daemon::register(home.root()) {
+        eprintln!("note: could not register this home with the daemon: {e:#}");
+    }
     if json {
         output::json(&report);
         return Ok(());

@@ -130,10 +130,16 @@ impl Wire {
         self.run_with(args, &[])
     }
 
+    /// The daemon directory for this test (never the user's real one).
+    pub fn daemon_dir(&self) -> PathBuf {
+        self.home.parent().unwrap_or(&self.home).join("daemon")
+    }
+
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_wire"))
             .args(args)
             .env("WIRE_HOME", &self.home)
+            .env("WIRE_DAEMON_DIR", self.daemon_dir())
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -151,6 +157,7 @@ impl Wire {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wire"))
             .args(args)
             .env("WIRE_HOME", &self.home)
+            .env("WIRE_DAEMON_DIR", self.daemon_dir())
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

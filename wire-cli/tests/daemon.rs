@@ -1,0 +1,218 @@
+//! The sync daemon as a real process, with a real relay process and temporary homes:
+//! delivery without `pull`, exactly-once across `kill -9`, reconnects, the outbox, one
+//! daemon per user.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{RelayProcess, Run, Wire, free_port, tempdir};
+use serde_json::Value;
+
+struct Setup {
+    dir: PathBuf,
+    bind: String,
+    relay: Option<RelayProcess>,
+    a: Wire,
+    b: Wire,
+}
+
+impl Setup {
+    fn new(name: &str) -> Self {
+        let dir = tempdir(name);
+        let bind = format!("127.0.0.1:{}", free_port());
+        let relay = RelayProcess::start_at(&dir.join("relay"), &dir.join("relay.log"), &bind, &[]);
+        let s = Self { a: Wire::new(&dir, "a"), b: Wire::new(&dir, "b"), dir, bind, relay: Some(relay) };
+        s.cli(&s.a, &["up", &s.bind]);
+        s.cli(&s.b, &["up", &s.bind]);
+        s
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("WIRE_DAEMON_DIR", self.dir.join("daemon").display().to_string())]
+    }
+
+    /// Runs `wire` for an agent with this setup's daemon directory.
+    fn cli(&self, w: &Wire, args: &[&str]) -> Run {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut all = args.to_vec();
+        all.push("--json");
+        w.run_with(&all, &env)
+    }
+
+    fn daemon(&self, args: &[&str]) -> Value {
+        let mut all = vec!["daemon"];
+        all.extend_from_slice(args);
+        self.cli(&self.a, &all).ok().json()
+    }
+
+    fn pair(&self) {
+        let url = self.cli(&self.a, &["invite"]).ok().json()["url"].as_str().unwrap().to_owned();
+        self.cli(&self.b, &["accept", &url]).ok();
+        wait(
+            || self.cli(&self.b, &["peers"]).json().as_array().is_some_and(|p| !p.is_empty()),
+            "the daemon completes the pairing",
+        );
+    }
+
+    fn inbox(&self, w: &Wire) -> Vec<String> {
+        let out = self.cli(w, &["tail", "--limit", "100000"]).ok().stdout;
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn restart_relay(&mut self) {
+        self.relay.take().unwrap().kill9();
+        self.relay =
+            Some(RelayProcess::start_at(&self.dir.join("relay"), &self.dir.join("relay.log"), &self.bind, &[]));
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.cli(&self.a, &["daemon", "stop"]);
+        drop(self.relay.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_message_appears_without_any_pull() {
+    let s = Setup::new("daemon-deliver");
+    let started = s.daemon(&["start", "--no-notify"]);
+    assert_eq!(started["running"], true);
+    s.pair();
+    s.cli(&s.a, &["send", &s.b.nickname(), "no pull needed"]).ok();
+    wait(|| s.inbox(&s.b) == vec!["no pull needed".to_owned()], "the message lands in B's inbox");
+    let status = s.daemon(&["status"]);
+    assert_eq!(status["running"], true);
+    assert!(status["pid"].as_u64().is_some());
+    wait(
+        || {
+            let homes = s.daemon(&["status"])["homes"].as_array().cloned().unwrap_or_default();
+            homes.len() == 2 && homes.iter().all(|h| h["stream_connected"] == true && h["last_sync"].is_u64())
+        },
+        "status shows both identities connected",
+    );
+    let home = &s.daemon(&["status"])["homes"][0];
+    for key in ["stream_connected", "cursor", "last_sync", "outbox", "rejected_total", "rejected_reasons"] {
+        assert!(home.get(key).is_some(), "status lacks {key}");
+    }
+}
+
+#[test]
+fn kill_9_during_a_burst_then_restart_every_message_exactly_once() {
+    let s = Setup::new("daemon-crash");
+    s.daemon(&["start", "--no-notify"]);
+    s.pair();
+    let b_nick = s.b.nickname();
+    let pid = s.daemon(&["status"])["pid"].as_u64().unwrap();
+    for i in 0..40 {
+        s.cli(&s.a, &["send", &b_nick, &format!("burst {i}")]).ok();
+        if i == 15 {
+            std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        }
+    }
+    // A stale pidfile is left behind; start must still work.
+    let restarted = s.daemon(&["start", "--no-notify"]);
+    assert_eq!(restarted["started"], true);
+    assert_ne!(restarted["pid"].as_u64().unwrap(), pid);
+    wait(|| s.inbox(&s.b).len() >= 40, "all 40 messages arrive");
+    std::thread::sleep(Duration::from_millis(500));
+    let inbox = s.inbox(&s.b);
+    let unique: std::collections::HashSet<&String> = inbox.iter().collect();
+    assert_eq!((inbox.len(), unique.len()), (40, 40), "each exactly once: {inbox:?}");
+}
+
+#[test]
+fn the_daemon_reconnects_after_a_relay_restart() {
+    let mut s = Setup::new("daemon-relay-restart");
+    s.daemon(&["start", "--no-notify"]);
+    s.pair();
+    s.cli(&s.a, &["send", &s.b.nickname(), "before"]).ok();
+    wait(|| s.inbox(&s.b).len() == 1, "the first message arrives");
+    s.restart_relay();
+    s.cli(&s.a, &["send", &s.b.nickname(), "after"]).ok();
+    wait(|| s.inbox(&s.b) == vec!["before".to_owned(), "after".to_owned()], "the daemon resumes and delivers");
+}
+
+#[test]
+fn queued_while_the_relay_is_down_delivered_when_it_returns() {
+    let mut s = Setup::new("daemon-queue");
+    s.pair_without_daemon();
+    s.daemon(&["start", "--no-notify"]);
+    let port_holder = s.relay.take().unwrap();
+    port_holder.kill9();
+    let queued = s.cli(&s.a, &["send", &s.b.nickname(), "held for later", "--queue"]).ok().json();
+    assert_eq!(queued["verdict"], "queued");
+    s.relay = Some(RelayProcess::start_at(&s.dir.join("relay"), &s.dir.join("relay.log"), &s.bind, &[]));
+    wait(|| s.inbox(&s.b) == vec!["held for later".to_owned()], "the daemon delivers the queued message");
+    wait(|| s.cli(&s.a, &["status"]).ok().json()["outbox"]["queued"] == 0, "the outbox empties");
+}
+
+impl Setup {
+    fn pair_without_daemon(&self) {
+        let url = self.cli(&self.a, &["invite"]).ok().json()["url"].as_str().unwrap().to_owned();
+        self.cli(&self.b, &["accept", &url]).ok();
+        self.cli(&self.a, &["pull"]).ok();
+        self.cli(&self.b, &["pull"]).ok();
+    }
+}
+
+#[test]
+fn one_daemon_per_user() {
+    let s = Setup::new("daemon-one");
+    let first = s.daemon(&["start", "--no-notify"]);
+    let second = s.daemon(&["start", "--no-notify"]);
+    assert_eq!(second["started"], false);
+    assert_eq!(first["pid"], second["pid"]);
+    // A second `run` refuses to start.
+    let env = s.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = s.a.run_with(&["daemon", "run", "--no-notify"], &env);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("already running"), "{run:?}");
+    let stopped = s.daemon(&["stop"]);
+    assert_eq!(stopped["stopped"], true);
+    assert_eq!(s.daemon(&["status"])["running"], false);
+    // A stale pidfile from a daemon that died does not block a start.
+    std::fs::write(s.dir.join("daemon").join("daemon.pid"), "999999").unwrap();
+    assert_eq!(s.daemon(&["start", "--no-notify"])["started"], true);
+}
+
+#[test]
+fn the_cli_and_the_daemon_never_double_append() {
+    let s = Setup::new("daemon-and-cli");
+    s.daemon(&["start", "--no-notify"]);
+    s.pair();
+    let b_nick = s.b.nickname();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..20 {
+                s.cli(&s.a, &["send", &b_nick, &format!("m{i}")]).ok();
+            }
+        });
+        scope.spawn(|| {
+            for _ in 0..20 {
+                s.cli(&s.b, &["pull"]).ok();
+            }
+        });
+    });
+    wait(|| s.inbox(&s.b).len() >= 20, "all messages arrive");
+    std::thread::sleep(Duration::from_millis(300));
+    let inbox = s.inbox(&s.b);
+    let unique: std::collections::HashSet<&String> = inbox.iter().collect();
+    assert_eq!((inbox.len(), unique.len()), (20, 20));
+}

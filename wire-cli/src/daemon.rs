@@ -99,6 +99,9 @@ struct DaemonStatus {
 
 type Shared = Arc<Mutex<HashMap<PathBuf, HomeStatus>>>;
 
+/// Applies a change to one home's status entry.
+type Update<'a> = &'a (dyn Fn(&dyn Fn(&mut HomeStatus)) + Sync);
+
 struct Log {
     path: PathBuf,
     file: Mutex<File>,
@@ -172,10 +175,9 @@ async fn serve(dir: PathBuf, log: Arc<Log>, notify: bool) -> anyhow::Result<()> 
             _ = tick.tick() => {}
         }
         for home in registered(&dir) {
-            if !tasks.contains_key(&home) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(home.clone()) {
                 log.line(&format!("serving {}", home.display()));
-                let task = tokio::spawn(serve_home(home.clone(), shared.clone(), log.clone(), notify, stop_rx.clone()));
-                tasks.insert(home, task);
+                slot.insert(tokio::spawn(serve_home(home, shared.clone(), log.clone(), notify, stop_rx.clone())));
             }
         }
         let homes: Vec<HomeStatus> = shared.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
@@ -294,12 +296,7 @@ async fn serve_home(
     }
 }
 
-async fn sync(
-    ep: &Endpoint,
-    update: &(dyn Fn(&dyn Fn(&mut HomeStatus)) + Sync),
-    log: &Log,
-    notify: bool,
-) -> anyhow::Result<PullReport> {
+async fn sync(ep: &Endpoint, update: Update<'_>, log: &Log, notify: bool) -> anyhow::Result<PullReport> {
     let report = ep.pull().await?;
     let outbox = ep.home.outbox()?.len();
     let rejected = ep.home.rejected()?;

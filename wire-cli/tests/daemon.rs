@@ -216,3 +216,38 @@ fn the_cli_and_the_daemon_never_double_append() {
     let unique: std::collections::HashSet<&String> = inbox.iter().collect();
     assert_eq!((inbox.len(), unique.len()), (20, 20));
 }
+
+#[test]
+fn notifications_one_per_batch_and_none_with_no_notify() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new("daemon-notify");
+    let bin = s.dir.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = s.dir.join("notifications.log");
+    let script = bin.join("notify-send");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$2\" >> '{}'\n", log.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut env = s.env();
+    env.push(("PATH", path));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let started = s.a.run_with(&["daemon", "start", "--json"], &env).ok();
+    assert_eq!(started.json()["started"], true);
+    s.pair();
+    s.cli(&s.a, &["send", &s.b.nickname(), "ding"]).ok();
+    wait(|| std::fs::read_to_string(&log).is_ok_and(|t| t.contains("1 new message")), "a notification for the message");
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("new message")).count(), 1, "{text}");
+    assert!(!text.contains("ding"), "notifications carry no message content: {text}");
+
+    // With --no-notify, nothing.
+    s.daemon(&["stop"]);
+    std::fs::remove_file(&log).ok();
+    let quiet = s.a.run_with(&["daemon", "start", "--no-notify", "--json"], &env).ok();
+    assert_eq!(quiet.json()["started"], true);
+    s.cli(&s.a, &["send", &s.b.nickname(), "quiet"]).ok();
+    wait(|| s.inbox(&s.b).len() == 2, "the second message arrives");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!log.exists(), "no notification with --no-notify");
+}

@@ -1,5 +1,6 @@
 //! One module per command family.
 
 pub mod agent;
+pub mod demo;
 pub mod pair;
 pub mod relay_server;

@@ -22,6 +22,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// See wire work in seconds: an embedded relay, two agents, pairing by invite and by
+    /// code, an encrypted message each way, and what the relay saw. Leaves nothing behind.
+    Demo {
+        /// Keep the relay running and the two agents' homes, and print how to continue.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Create this agent's identity, get a mailbox on a relay, claim its handle.
     ///
     /// Idempotent: run again, it reports what exists. The identity lives in WIRE_HOME
@@ -197,6 +204,7 @@ fn main() -> std::process::ExitCode {
     use cmd::agent;
     let json = cli.json;
     let result = match cli.command {
+        Command::Demo { keep } => cmd::demo::run(keep, json),
         Command::Init { relay } => agent::init(&relay, json),
         Command::Up { relay } => agent::init(&relay, json),
         Command::Whoami => agent::whoami(json),

@@ -201,6 +201,10 @@ enum DaemonCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Used by the docs test: every command line quoted in AGENT.md and README.md must parse.
+    if std::env::var_os("WIRE_PARSE_ONLY").is_some() {
+        return std::process::ExitCode::SUCCESS;
+    }
     use cmd::agent;
     let json = cli.json;
     let result = match cli.command {

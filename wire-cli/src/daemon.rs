@@ -168,7 +168,7 @@ async fn serve(dir: PathBuf, log: Arc<Log>, notify: bool) -> anyhow::Result<()> 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks: HashMap<PathBuf, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut signal = Box::pin(wait_for_signal());
+    let mut signal = Box::pin(crate::signals::stop_requested());
     loop {
         tokio::select! {
             _ = &mut signal => break,
@@ -192,21 +192,6 @@ async fn serve(dir: PathBuf, log: Arc<Log>, notify: bool) -> anyhow::Result<()> 
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 fn jitter(max: Duration) -> Duration {

@@ -5,6 +5,7 @@ mod cmd;
 mod daemon;
 mod duration;
 mod output;
+mod signals;
 
 use clap::{Parser, Subcommand};
 
@@ -122,24 +123,16 @@ enum Command {
         /// Join the pairing whose code the other operator read to you.
         #[arg(long)]
         code: Option<String>,
-        /// The relay holding the rendezvous (default: yours).
-        #[arg(long)]
-        relay: Option<String>,
-        /// Give up after this long.
-        #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
-        timeout: std::time::Duration,
+        #[command(flatten)]
+        opts: PairOpts,
     },
     /// Start a code pairing as host; with --detach, return at once and confirm later.
     PairHost {
         /// Return after printing the code; drive it with `pair-list` / `pair-confirm`.
         #[arg(long)]
         detach: bool,
-        /// The relay holding the rendezvous (default: yours).
-        #[arg(long)]
-        relay: Option<String>,
-        /// Give up after this long.
-        #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
-        timeout: std::time::Duration,
+        #[command(flatten)]
+        opts: PairOpts,
     },
     /// Join a code pairing; with --detach, return at once and confirm later.
     PairJoin {
@@ -148,12 +141,8 @@ enum Command {
         /// Return at once; drive it with `pair-list` / `pair-confirm`.
         #[arg(long)]
         detach: bool,
-        /// The relay holding the rendezvous (default: yours).
-        #[arg(long)]
-        relay: Option<String>,
-        /// Give up after this long.
-        #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
-        timeout: std::time::Duration,
+        #[command(flatten)]
+        opts: PairOpts,
     },
     /// Code pairings with their state and, once known, the 6 digits to compare.
     PairList,
@@ -177,6 +166,17 @@ enum Command {
     /// Prints where it listens (JSON with --json) on stdout and logs to stderr. Stops
     /// cleanly on SIGINT or SIGTERM, draining in-flight requests.
     RelayServer(cmd::relay_server::Args),
+}
+
+/// Options every code-pairing start shares.
+#[derive(Debug, clap::Args)]
+struct PairOpts {
+    /// The relay holding the rendezvous (default: yours). Both sides must use the same one.
+    #[arg(long)]
+    relay: Option<String>,
+    /// Give up after this long.
+    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
+    timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,12 +224,12 @@ fn main() -> std::process::ExitCode {
         Command::Send { peer, body, kind, queue } => agent::send(&peer, &kind, &body, queue, json),
         Command::Pull => agent::pull(json),
         Command::Tail { peer, limit, follow } => agent::tail(peer.as_deref(), limit, follow, json),
-        Command::Pair { code, relay, timeout } => {
-            cmd::pair::start(code.as_deref(), relay.as_deref(), timeout, false, json)
+        Command::Pair { code, opts } => {
+            cmd::pair::start(code.as_deref(), opts.relay.as_deref(), opts.timeout, false, json)
         }
-        Command::PairHost { detach, relay, timeout } => cmd::pair::start(None, relay.as_deref(), timeout, detach, json),
-        Command::PairJoin { code, detach, relay, timeout } => {
-            cmd::pair::start(Some(&code), relay.as_deref(), timeout, detach, json)
+        Command::PairHost { detach, opts } => cmd::pair::start(None, opts.relay.as_deref(), opts.timeout, detach, json),
+        Command::PairJoin { code, detach, opts } => {
+            cmd::pair::start(Some(&code), opts.relay.as_deref(), opts.timeout, detach, json)
         }
         Command::PairList => cmd::pair::list(json),
         Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),

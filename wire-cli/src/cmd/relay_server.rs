@@ -126,22 +126,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
         } else {
             println!("wire relay listening on {scheme}://{addr}");
         }
-        wire_relay::serve_many(listeners, config, wait_for_signal()).await?;
+        wire_relay::serve_many(listeners, config, crate::signals::stop_requested()).await?;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

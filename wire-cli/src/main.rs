@@ -161,6 +161,13 @@ enum Command {
     /// The background sync daemon: one per user, serving every registered WIRE_HOME.
     #[command(subcommand)]
     Daemon(DaemonCommand),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `wire man > wire.1`.
+    Man,
     /// Run a mailbox relay: stores and forwards sealed envelopes it cannot read.
     ///
     /// Prints where it listens (JSON with --json) on stdout and logs to stderr. Stops
@@ -238,6 +245,15 @@ fn main() -> std::process::ExitCode {
         Command::Daemon(DaemonCommand::Stop) => daemon::stop(json),
         Command::Daemon(DaemonCommand::Status) => daemon::status(json),
         Command::Daemon(DaemonCommand::Run { no_notify }) => daemon::run(no_notify),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "wire", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(anyhow::Error::from)
+        }
         Command::RelayServer(args) => cmd::relay_server::run(args, json),
     };
     match result {

@@ -116,3 +116,19 @@ fn no_flag_confirms_the_sas_for_the_operator() {
     assert_eq!(code, 2, "pair-confirm requires the digits");
     assert!(err.contains("<DIGITS>"), "{err}");
 }
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let (code, out, _) = wire(&["completions", shell], &[]);
+        assert_eq!(code, 0, "{shell}");
+        assert!(out.contains("pair-confirm") && out.contains("relay-server"), "{shell} completions cover the commands");
+    }
+    let (code, out, _) = wire(&["man"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(".ie") || out.contains(".TH wire"), "roff: {}", &out[..out.len().min(200)]);
+    assert!(out.contains("relay\\-server") || out.contains("relay-server"), "the man page lists the commands");
+    let (code, _, err) = wire(&["completions", "tcsh"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid value"), "{err}");
+}

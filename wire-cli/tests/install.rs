@@ -74,7 +74,9 @@ fn mirror(dir: &Path, corrupt_sum: bool) -> String {
     use sha2::Digest;
     let mut sum = hex::encode(sha2::Sha256::digest(std::fs::read(release.join(&archive)).unwrap()));
     if corrupt_sum {
-        sum = sum.replace(|c: char| c == 'a', "b").replacen(|c: char| c.is_ascii_digit(), "f", 1);
+        // Flip the first hex digit: a well-formed sum that does not match.
+        let first = if sum.starts_with('0') { "1" } else { "0" };
+        sum.replace_range(..1, first);
     }
     std::fs::write(release.join("SHA256SUMS"), format!("{sum}  {archive}\n")).unwrap();
     format!("file://{}", dir.join("mirror").display())

@@ -251,3 +251,30 @@ fn notifications_one_per_batch_and_none_with_no_notify() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!log.exists(), "no notification with --no-notify");
 }
+
+#[test]
+fn the_daemon_drives_detached_code_pairings() {
+    let s = Setup::new("daemon-pairing");
+    s.daemon(&["start", "--no-notify"]);
+    let code = s.cli(&s.a, &["pair-host", "--detach"]).ok().json()["code"].as_str().unwrap().to_owned();
+    s.cli(&s.b, &["pair-join", &code, "--detach"]).ok();
+    let nameplate = code.split('-').next().unwrap().to_owned();
+    // No `pair-list` here: only the daemon moves the pairings forward.
+    let sas_of = |w: &Wire| -> Option<String> {
+        let file = w.home.join("pairings").join(format!("{nameplate}.json"));
+        let v: Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+        v["pairing"]["state"]["sas"].as_str().map(str::to_owned)
+    };
+    wait(|| sas_of(&s.a).is_some() && sas_of(&s.b).is_some(), "the daemon brings both sides to the SAS");
+    let (sa, sb) = (sas_of(&s.a).unwrap(), sas_of(&s.b).unwrap());
+    assert_eq!(sa, sb);
+    s.cli(&s.a, &["pair-confirm", &code, &sb]).ok();
+    s.cli(&s.b, &["pair-confirm", &code, &sa]).ok();
+    let pinned = |w: &Wire| {
+        std::fs::read(w.home.join("peers.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|v| v["peers"].as_array().is_some_and(|p| p.len() == 1))
+    };
+    wait(|| pinned(&s.a) && pinned(&s.b), "both sides pinned");
+}

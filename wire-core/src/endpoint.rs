@@ -321,6 +321,12 @@ impl Endpoint {
         self.home.load::<Account>()?.ok_or_else(|| HomeError::NotInitialized(self.home.root().to_owned()).into())
     }
 
+    /// Mints a send token on our slot for a peer (each peer gets its own, revocable).
+    pub(crate) async fn mint_send_grant(&self, account: &Account) -> Result<crate::proto::api::GrantResponse> {
+        let request = GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None };
+        Ok(self.our_client(account)?.grant(&account.slot, &account.owner_token, &request).await?)
+    }
+
     pub(crate) fn our_client(&self, account: &Account) -> Result<Client> {
         Ok(Client::new(RelayUrl::parse(&account.relay)?))
     }
@@ -464,13 +470,7 @@ impl Endpoint {
             return Ok(serde_json::json!({ "state": "already_paired", "peer": issuer }));
         }
         let client = self.our_client(&account)?;
-        let grant = client
-            .grant(
-                &account.slot,
-                &account.owner_token,
-                &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
-            )
-            .await?;
+        let grant = self.mint_send_grant(&account).await?;
         let (waiting, out) = invite_flow::join(&self.identity, &account.card, &invite, grant.token, now(), &mut OsRng)?;
         if let Err(e) = post(&self.identity, &out).await {
             // The invite was refused (used, expired) or unreachable: take back our grant.
@@ -504,13 +504,7 @@ impl Endpoint {
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let client = self.our_client(&account)?;
-        let grant = client
-            .grant(
-                &account.slot,
-                &account.owner_token,
-                &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
-            )
-            .await?;
+        let grant = self.mint_send_grant(&account).await?;
         let (waiting, out) = dial::dial(&self.identity, &account.card, &theirs, grant.token, note, now(), &mut OsRng)?;
         if let Err(e) = post(&self.identity, &out).await {
             let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
@@ -553,14 +547,7 @@ impl Endpoint {
         let request = pending.requests.remove(index);
         let face = Face::of(request.from.did());
         if accept {
-            let client = self.our_client(&account)?;
-            let grant = client
-                .grant(
-                    &account.slot,
-                    &account.owner_token,
-                    &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
-                )
-                .await?;
+            let grant = self.mint_send_grant(&account).await?;
             let (paired, out) = request.accept(&self.identity, &account.card, grant.token, now(), &mut OsRng)?;
             post(&self.identity, &out).await?;
             self.pin(paired, Some(grant.grant_id))?;

@@ -280,6 +280,16 @@ impl Home {
         fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(io(&self.root))
     }
 
+    /// The paths in a subdirectory (a missing directory is empty).
+    fn list_dir(&self, name: &str) -> Result<Vec<PathBuf>, HomeError> {
+        let dir = self.path(name);
+        match fs::read_dir(&dir) {
+            Ok(entries) => entries.map(|e| e.map(|e| e.path()).map_err(io(&dir))).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io(&dir)(e)),
+        }
+    }
+
     /// Takes the exclusive advisory lock (blocking until the holder releases it).
     pub fn lock(&self) -> Result<HomeLock, HomeError> {
         self.create()?;
@@ -403,15 +413,8 @@ impl Home {
 
     /// Every inbox line, ordered by the time we stored it.
     pub fn read_inbox(&self) -> Result<Vec<InboxLine>, HomeError> {
-        let dir = self.path("inbox");
         let mut all = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(all),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        for entry in entries {
-            let path = entry.map_err(io(&dir))?.path();
+        for path in self.list_dir("inbox")? {
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
             if let Ok(did) = Did::parse(&format!("did:key:{stem}")) {
                 all.extend(self.read_inbox_of(&did)?);
@@ -429,15 +432,8 @@ impl Home {
 
     /// Queued envelopes, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxItem>, HomeError> {
-        let dir = self.path("outbox");
         let mut items = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(items),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        for entry in entries {
-            let path = entry.map_err(io(&dir))?.path();
+        for path in self.list_dir("outbox")? {
             if path.extension().is_some_and(|e| e == "json") {
                 let bytes = fs::read(&path).map_err(io(&path))?;
                 let item = serde_json::from_slice(&bytes)
@@ -468,15 +464,8 @@ impl Home {
 
     /// Every code-pairing session, oldest first.
     pub fn pairings(&self) -> Result<Vec<crate::endpoint::CodeSession>, HomeError> {
-        let dir = self.path("pairings");
         let mut out: Vec<crate::endpoint::CodeSession> = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        for entry in entries {
-            let path = entry.map_err(io(&dir))?.path();
+        for path in self.list_dir("pairings")? {
             if path.extension().is_some_and(|e| e == "json") {
                 let bytes = fs::read(&path).map_err(io(&path))?;
                 out.push(

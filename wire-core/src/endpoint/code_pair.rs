@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Endpoint, EndpointError, Face, Result, deliver, now, seal_for};
 use crate::client::{Client, ClientError, RelayUrl};
 use crate::home::{Peer, Peers};
-use crate::proto::api::{ErrorCode, GrantKind, GrantRequest};
+use crate::proto::api::ErrorCode;
 use crate::proto::event::{Event, Kind};
 use crate::proto::pairing::code::{Code, CodePairing, Role, Status};
 use crate::proto::secret::{Secret32, Token};
@@ -149,14 +149,7 @@ impl Endpoint {
             }
             (Role::Guest, None) => return Err(EndpointError::Argument("joining needs the code".into())),
         };
-        let grant = self
-            .our_client(&account)?
-            .grant(
-                &account.slot,
-                &account.owner_token,
-                &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
-            )
-            .await?;
+        let grant = self.mint_send_grant(&account).await?;
         let (pairing, progress) = CodePairing::start(
             role,
             code,

@@ -6,7 +6,7 @@ use rand_core::OsRng;
 use super::{Endpoint, EndpointError, Face, PullReport, Result, face_of_peer, now, post};
 use crate::client::{Client, ClientError, RelayUrl};
 use crate::home::{Account, InboxLine, Peer, Peers, Pending, Rejected};
-use crate::proto::api::{ErrorCode, GrantKind, GrantRequest, Lane};
+use crate::proto::api::{ErrorCode, Lane};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::envelope;
@@ -162,14 +162,7 @@ impl Endpoint {
                         Err(e) => return reject(e.to_string()),
                     };
                     pending.issued.retain(|i| i.uses_left > 0 && i.expires_at > now());
-                    let client = self.our_client(account)?;
-                    let grant = client
-                        .grant(
-                            &account.slot,
-                            &account.owner_token,
-                            &GrantRequest { kind: GrantKind::Send, ttl_secs: None, uses: None },
-                        )
-                        .await?;
+                    let grant = self.mint_send_grant(account).await?;
                     let (paired, out) =
                         request.answer(&self.identity, &account.card, grant.token, now(), &mut OsRng)?;
                     post(&self.identity, &out).await?;

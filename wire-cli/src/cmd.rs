@@ -4,3 +4,4 @@ pub mod agent;
 pub mod demo;
 pub mod pair;
 pub mod relay_server;
+pub mod session;

@@ -158,6 +158,13 @@ enum Command {
         /// The code (or its number).
         code: String,
     },
+    /// Sessions: one identity per project on this machine (`new`, `list`, `current`, `bind`,
+    /// `pair-all-local`).
+    #[command(subcommand)]
+    Session(cmd::session::SessionCommand),
+    /// The sister sessions on this machine: `status`, `broadcast`, `role set`, `route`.
+    #[command(subcommand)]
+    Mesh(cmd::session::MeshCommand),
     /// The background sync daemon: one per user, serving every registered WIRE_HOME.
     #[command(subcommand)]
     Daemon(DaemonCommand),
@@ -241,6 +248,8 @@ fn main() -> std::process::ExitCode {
         Command::PairList => cmd::pair::list(json),
         Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),
         Command::PairCancel { code } => cmd::pair::cancel(&code, json),
+        Command::Session(c) => cmd::session::session(c, json),
+        Command::Mesh(c) => cmd::session::mesh(c, json),
         Command::Daemon(DaemonCommand::Start { no_notify }) => daemon::start(no_notify, json),
         Command::Daemon(DaemonCommand::Stop) => daemon::stop(json),
         Command::Daemon(DaemonCommand::Status) => daemon::status(json),

@@ -24,13 +24,29 @@ use crate::proto::signed::Signed;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A relay address: `https://host[:port]`, `http://host[:port]`, or bare `host[:port]`
-/// (http for loopback hosts, https otherwise).
+/// A relay address: `https://host[:port]`, `http://host[:port]`, bare `host[:port]`
+/// (http for loopback hosts, https otherwise), or `unix:/path/to/relay.sock` (a relay's
+/// Unix socket on this machine).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RelayUrl {
     tls: bool,
     host: String,
     port: u16,
+    unix: Option<std::path::PathBuf>,
+}
+
+/// How close a relay address is; sends try the closest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// A Unix socket on this machine.
+    Unix,
+    /// A loopback address.
+    Loopback,
+    /// A private or link-local address, or a `.local`/`.lan` name.
+    Lan,
+    /// Anything else.
+    Remote,
 }
 
 impl RelayUrl {
@@ -38,6 +54,13 @@ impl RelayUrl {
     pub fn parse(text: &str) -> Result<Self, ClientError> {
         let bad = || ClientError::BadUrl(text.chars().take(200).collect());
         let text = text.trim().trim_end_matches('/');
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = std::path::Path::new(path.trim_start_matches("//"));
+            if !path.is_absolute() || path.as_os_str().len() > 100 {
+                return Err(bad());
+            }
+            return Ok(Self { tls: false, host: "localhost".into(), port: 0, unix: Some(path.to_owned()) });
+        }
         let (tls, rest) = if let Some(rest) = text.strip_prefix("https://") {
             (Some(true), rest)
         } else if let Some(rest) = text.strip_prefix("http://") {
@@ -62,12 +85,14 @@ impl RelayUrl {
         let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
         let tls = tls.unwrap_or(!loopback);
         let port = port.unwrap_or(if tls { 443 } else { 80 });
-        Ok(Self { tls, host, port })
+        Ok(Self { tls, host, port, unix: None })
     }
 
-    /// `host:port`, as a dial target.
+    /// `host:port`, as a dial target (`localhost` for a Unix socket).
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
+        if self.unix.is_some() {
+            "localhost".into()
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -77,12 +102,34 @@ impl RelayUrl {
     /// The host, as handles name it (`nick@host[:port]`, port only when not the default).
     pub fn handle_host(&self) -> String {
         let default = if self.tls { 443 } else { 80 };
-        if self.port == default { self.host.clone() } else { self.authority() }
+        if self.port == default || self.unix.is_some() { self.host.clone() } else { self.authority() }
+    }
+
+    /// How close the address is.
+    pub fn reach(&self) -> Reach {
+        use std::net::IpAddr;
+        if self.unix.is_some() {
+            return Reach::Unix;
+        }
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() => Reach::Loopback,
+            Ok(IpAddr::V4(v4)) if v4.is_private() || v4.is_link_local() => Reach::Lan,
+            Ok(IpAddr::V6(v6)) if (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80 => {
+                Reach::Lan
+            }
+            Ok(_) => Reach::Remote,
+            Err(_) if self.host == "localhost" => Reach::Loopback,
+            Err(_) if self.host.ends_with(".local") || self.host.ends_with(".lan") => Reach::Lan,
+            Err(_) => Reach::Remote,
+        }
     }
 }
 
 impl fmt::Display for RelayUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = &self.unix {
+            return write!(f, "unix:{}", path.display());
+        }
         let default = if self.tls { 443 } else { 80 };
         let scheme = if self.tls { "https" } else { "http" };
         if self.port == default {
@@ -147,7 +194,19 @@ impl ClientError {
 fn tls_connector() -> tokio_rustls::TlsConnector {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        // A private relay's CA (a company or test CA), in addition to the Mozilla roots.
+        if let Some(file) = std::env::var_os("WIRE_CA_FILE").filter(|f| !f.is_empty()) {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            match CertificateDer::pem_file_iter(&file) {
+                Ok(certs) => {
+                    for cert in certs.flatten() {
+                        let _ = roots.add(cert);
+                    }
+                }
+                Err(e) => eprintln!("warning: WIRE_CA_FILE {}: {e}; using the Mozilla roots only", file.display()),
+            }
+        }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
@@ -157,6 +216,10 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
     });
     tokio_rustls::TlsConnector::from(config.clone())
 }
+
+/// A byte stream to a relay.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// A client for one relay.
 #[derive(Debug, Clone)]
@@ -179,23 +242,31 @@ impl Client {
         ClientError::Unreachable { url: self.url.to_string(), reason: reason.to_string() }
     }
 
-    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.url.authority()))
-            .await
-            .map_err(|_| self.unreachable("connection timed out"))?
-            .map_err(|e| self.unreachable(e))?;
-        let _ = tcp.set_nodelay(true);
-        let exchange = async {
-            if self.url.tls {
-                let name =
-                    rustls::pki_types::ServerName::try_from(self.url.host.clone()).map_err(|e| self.unreachable(e))?;
-                let tls =
-                    tls_connector().connect(name, tcp).await.map_err(|e| self.unreachable(format!("TLS: {e}")))?;
-                self.exchange(TokioIo::new(tls), req).await
-            } else {
-                self.exchange(TokioIo::new(tcp), req).await
+    /// Opens a connection (TCP, TLS over TCP, or a Unix socket).
+    async fn connect(&self) -> Result<TokioIo<Box<dyn Io>>, ClientError> {
+        let connected = async {
+            if let Some(path) = &self.url.unix {
+                let unix = tokio::net::UnixStream::connect(path).await.map_err(|e| self.unreachable(e))?;
+                return Ok(Box::new(unix) as Box<dyn Io>);
             }
+            let tcp = tokio::net::TcpStream::connect(self.url.authority()).await.map_err(|e| self.unreachable(e))?;
+            let _ = tcp.set_nodelay(true);
+            if !self.url.tls {
+                return Ok(Box::new(tcp) as Box<dyn Io>);
+            }
+            let name =
+                rustls::pki_types::ServerName::try_from(self.url.host.clone()).map_err(|e| self.unreachable(e))?;
+            let tls = tls_connector().connect(name, tcp).await.map_err(|e| self.unreachable(format!("TLS: {e}")))?;
+            Ok(Box::new(tls) as Box<dyn Io>)
         };
+        let io = tokio::time::timeout(CONNECT_TIMEOUT, connected)
+            .await
+            .map_err(|_| self.unreachable("connection timed out"))??;
+        Ok(TokioIo::new(io))
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError> {
+        let exchange = async { self.exchange(self.connect().await?, req).await };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| self.unreachable("no answer within 30 s"))?
     }
 
@@ -368,25 +439,13 @@ impl Client {
     /// Opens the slot's event stream after `after`. Each [`EventStream::next`] yields the
     /// sequence number of a new envelope; callers fetch through the one receive path.
     pub async fn stream(&self, slot: &SlotId, owner: &Token, after: u64) -> Result<EventStream, ClientError> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.url.authority()))
-            .await
-            .map_err(|_| self.unreachable("connection timed out"))?
-            .map_err(|e| self.unreachable(e))?;
-        let _ = tcp.set_nodelay(true);
         let req = Request::get(format!("/v1/slots/{slot}/stream"))
             .header("host", self.url.authority())
             .header("authorization", format!("Bearer {}", owner.expose()))
             .header("last-event-id", after.to_string())
             .body(Full::new(Bytes::new()))
             .map_err(|e| self.protocol(e))?;
-        let resp = if self.url.tls {
-            let name =
-                rustls::pki_types::ServerName::try_from(self.url.host.clone()).map_err(|e| self.unreachable(e))?;
-            let tls = tls_connector().connect(name, tcp).await.map_err(|e| self.unreachable(format!("TLS: {e}")))?;
-            self.open_stream(TokioIo::new(tls), req).await?
-        } else {
-            self.open_stream(TokioIo::new(tcp), req).await?
-        };
+        let resp = self.open_stream(self.connect().await?, req).await?;
         Ok(EventStream { body: resp, pending: String::new() })
     }
 
@@ -469,5 +528,24 @@ mod tests {
         assert!(u("user@relay.example").is_err());
         assert_eq!(RelayUrl::parse("relay.example").unwrap().handle_host(), "relay.example");
         assert_eq!(RelayUrl::parse("127.0.0.1:8771").unwrap().handle_host(), "127.0.0.1:8771");
+        assert_eq!(u("unix:/run/user/1/wire.sock").unwrap(), "unix:/run/user/1/wire.sock");
+        assert_eq!(u("unix:///tmp/r.sock").unwrap(), "unix:/tmp/r.sock");
+        assert!(u("unix:relative.sock").is_err());
+    }
+
+    #[test]
+    fn reach_orders_addresses() {
+        let r = |s: &str| RelayUrl::parse(s).unwrap().reach();
+        assert_eq!(r("unix:/tmp/x.sock"), Reach::Unix);
+        assert_eq!(r("127.0.0.1:8771"), Reach::Loopback);
+        assert_eq!(r("localhost:1"), Reach::Loopback);
+        assert_eq!(r("http://[::1]:9"), Reach::Loopback);
+        assert_eq!(r("http://192.168.1.5:8771"), Reach::Lan);
+        assert_eq!(r("http://10.0.0.1:1"), Reach::Lan);
+        assert_eq!(r("http://[fd00::1]:1"), Reach::Lan);
+        assert_eq!(r("https://box.local"), Reach::Lan);
+        assert_eq!(r("https://relay.example"), Reach::Remote);
+        assert_eq!(r("https://8.8.8.8"), Reach::Remote);
+        assert!(Reach::Unix < Reach::Loopback && Reach::Loopback < Reach::Lan && Reach::Lan < Reach::Remote);
     }
 }

@@ -4,9 +4,11 @@
 //! double anything. Results are `Serialize` so the CLI prints them as `--json`.
 
 mod code_pair;
+mod mesh;
 mod receive;
 
 pub use code_pair::{CodeSession, PairView};
+pub use mesh::{Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
 
 use std::time::Duration;
 
@@ -39,6 +41,9 @@ pub enum EndpointError {
     /// Relay trouble.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Session trouble.
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
     /// A pairing message was refused.
     #[error(transparent)]
     Pairing(#[from] PairingError),
@@ -151,7 +156,15 @@ pub struct InitReport {
 
 /// Creates the identity, allocates a slot and claims the handle. Idempotent.
 pub async fn init(home: &Home, relay: &str) -> Result<InitReport> {
+    init_with(home, relay, &[], true).await
+}
+
+/// [`init`], with `also`: further addresses of the same relay for the card (its Unix
+/// socket, a LAN address), which peers try first when closer; and without claiming a
+/// handle when `claim` is false (a same-machine session nobody should dial).
+pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -> Result<InitReport> {
     let url = RelayUrl::parse(relay)?;
+    let also = also.iter().map(|a| RelayUrl::parse(a)).collect::<Result<Vec<_>, _>>()?;
     let _lock = home.lock()?;
     let identity = if home.exists() {
         home.identity()?
@@ -176,12 +189,19 @@ pub async fn init(home: &Home, relay: &str) -> Result<InitReport> {
     }
     let client = Client::new(url.clone());
     let slot = client.allocate_slot().await?;
-    let endpoint = CardEndpoint { relay: url.to_string(), slot: slot.slot.clone() };
-    let card = Card::issue(&identity, vec![endpoint], Kind::ALL.iter().map(|k| k.as_str().to_owned()).collect(), now());
+    let endpoints = also
+        .iter()
+        .chain([&url])
+        .map(|u| CardEndpoint { relay: u.to_string(), slot: slot.slot.clone() })
+        .collect::<Vec<_>>();
+    let card = Card::issue(&identity, endpoints, Kind::ALL.iter().map(|k| k.as_str().to_owned()).collect(), now());
     let nick = card.character().nickname();
     let mut notes = Vec::new();
-    let handle = match client.claim_handle(&slot.owner_token, &nick, card.signed()).await {
-        Ok(_) => Some(format!("{nick}@{}", url.handle_host())),
+    let claimed =
+        if claim { client.claim_handle(&slot.owner_token, &nick, card.signed()).await.map(Some) } else { Ok(None) };
+    let handle = match claimed {
+        Ok(Some(_)) => Some(format!("{nick}@{}", url.handle_host())),
+        Ok(None) => None,
         Err(ClientError::Api { code: ErrorCode::NotFound, .. }) => {
             notes.push("this relay has no handle directory (local-only): others cannot dial you by handle".into());
             None
@@ -200,6 +220,7 @@ pub async fn init(home: &Home, relay: &str) -> Result<InitReport> {
         card,
         handle,
         cursor: 0,
+        role: None,
     };
     home.save(&account)?;
     Ok(InitReport {
@@ -264,6 +285,8 @@ pub struct SendReport {
     pub to: Face,
     /// The relay's sequence number, when delivered.
     pub seq: Option<u64>,
+    /// The relay address that carried it (Unix socket, loopback, LAN or remote).
+    pub via: Option<String>,
     /// Why it was queued.
     pub reason: Option<String>,
 }
@@ -616,11 +639,12 @@ impl Endpoint {
         let (event_id, env) = seal_for(&self.identity, &peer, event)?;
         let face = face_of_peer(&peer);
         match deliver(&peer, &env).await {
-            Ok(seq) => Ok(SendReport {
+            Ok((seq, via)) => Ok(SendReport {
                 verdict: "delivered",
                 event_id: event_id.to_string(),
                 to: face,
                 seq: Some(seq),
+                via: Some(via),
                 reason: None,
             }),
             Err(e @ ClientError::Unreachable { .. }) if queue => {
@@ -643,6 +667,7 @@ impl Endpoint {
                     event_id: event_id.to_string(),
                     to: face,
                     seq: None,
+                    via: None,
                     reason: Some(e.to_string()),
                 })
             }
@@ -704,11 +729,27 @@ pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(Even
     Ok((id, envelope::seal(&signed, &peer.card.x25519_public(), &mut OsRng)?.0))
 }
 
-pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<u64, ClientError> {
-    let endpoint =
-        peer.card.body().endpoints.first().ok_or_else(|| ClientError::BadUrl("peer card lists no relay".into()))?;
-    let client = Client::new(RelayUrl::parse(&endpoint.relay)?);
-    client.append(&endpoint.slot, &peer.send_token, envelope).await.map(|r| r.seq)
+/// Appends to the peer's slot through the closest of its card's relay addresses that answers
+/// (Unix socket, loopback, LAN, remote). Returns the sequence number and the address used.
+pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<(u64, String), ClientError> {
+    let mut routes: Vec<(RelayUrl, &crate::proto::api::SlotId)> = Vec::new();
+    for e in &peer.card.body().endpoints {
+        if let Ok(url) = RelayUrl::parse(&e.relay) {
+            routes.push((url, &e.slot));
+        }
+    }
+    routes.sort_by_key(|(url, _)| url.reach()); // stable: the card's order within a class
+    let mut last = ClientError::BadUrl("peer card lists no usable relay".into());
+    for (url, slot) in routes {
+        let via = url.to_string();
+        match Client::new(url).append(slot, &peer.send_token, envelope).await {
+            Ok(r) => return Ok((r.seq, via)),
+            // Nobody answered there: the next address may still reach the same mailbox.
+            Err(e @ ClientError::Unreachable { .. }) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 fn refusal(face: &Face, e: ClientError) -> EndpointError {

@@ -106,6 +106,9 @@ pub struct Account {
     /// Everything through this sequence number has been pulled and acked.
     #[serde(default)]
     pub cursor: u64,
+    /// Our mesh role (`wire mesh role set`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl StateFile for Account {

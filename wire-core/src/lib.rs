@@ -13,6 +13,7 @@
 //!
 //! - [`home`]: WIRE_HOME on disk: typed versioned state files, atomic writes, the
 //!   advisory lock, the inbox (one JSONL file per peer), the outbox.
+//! - [`session`]: one identity per project; which identity a command acts as.
 //! - [`client`]: the relay client (HTTP/1.1, TLS with Mozilla roots).
 //! - [`endpoint`]: the operations the CLI, the daemon and the MCP server share: init,
 //!   invite/accept, dial/decide, send, pull (the one receive path), tail, status.
@@ -24,3 +25,4 @@ pub mod client;
 pub mod endpoint;
 pub mod home;
 pub mod proto;
+pub mod session;

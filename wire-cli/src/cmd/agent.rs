@@ -8,20 +8,32 @@ use anyhow::Context;
 use serde_json::Value;
 use wire_core::endpoint::{self, Endpoint, Face};
 use wire_core::home::Home;
+use wire_core::session::Chosen;
 
 use crate::output::{self, face, face_json};
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
-fn open() -> anyhow::Result<Endpoint> {
-    Ok(Endpoint::open(Home::from_env()?)?)
+/// The identity this command acts as: `WIRE_SESSION_ID`, `WIRE_HOME`, the session bound to
+/// the current directory, or the default home.
+pub(crate) fn chosen() -> anyhow::Result<Chosen> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    Ok(wire_core::session::choose(&cwd)?)
+}
+
+pub(crate) fn home() -> anyhow::Result<Home> {
+    Ok(chosen()?.home)
+}
+
+pub(crate) fn open() -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::open(home()?)?)
 }
 
 /// `wire init` / `wire up`.
 pub fn init(relay: &str, json: bool) -> anyhow::Result<()> {
-    let home = Home::from_env()?;
+    let home = home()?;
     let report = runtime()?.block_on(endpoint::init(&home, relay))?;
     // The daemon (if any, now or later) serves every home that was set up.
     if let Err(e) = crate::daemon::register(home.root()) {
@@ -52,9 +64,13 @@ pub fn init(relay: &str, json: bool) -> anyhow::Result<()> {
 
 /// `wire whoami`.
 pub fn whoami(json: bool) -> anyhow::Result<()> {
-    let me = open()?.whoami()?;
+    let chosen = chosen()?;
+    let me = Endpoint::open(chosen.home.clone())?.whoami()?;
     if json {
-        output::json(&me);
+        let mut v = serde_json::to_value(&me)?;
+        v["chosen_by"] = serde_json::to_value(chosen.rule)?;
+        v["session"] = chosen.session.clone().into();
+        output::json(&v);
     } else {
         println!("{}", face(&me.face));
         println!("  did          {}", me.face.did);
@@ -62,6 +78,10 @@ pub fn whoami(json: bool) -> anyhow::Result<()> {
         println!("  relay        {} (slot {})", me.relay, me.slot);
         println!("  handle       {}", me.handle.as_deref().unwrap_or("(none)"));
         println!("  home         {}", me.home);
+        match &chosen.session {
+            Some(name) => println!("  session      {name} (chosen by {})", chosen.rule.describe()),
+            None => println!("  chosen by    {}", chosen.rule.describe()),
+        }
     }
     Ok(())
 }
@@ -250,7 +270,12 @@ pub fn send(peer: &str, kind: &str, body: &str, queue: bool, json: bool) -> anyh
     if json {
         output::json(&report);
     } else if report.verdict == "delivered" {
-        println!("delivered to {} (seq {})", face(&report.to), report.seq.unwrap_or_default());
+        println!(
+            "delivered to {} (seq {}, via {})",
+            face(&report.to),
+            report.seq.unwrap_or_default(),
+            report.via.as_deref().unwrap_or("?")
+        );
     } else {
         println!("queued for {}: {}", face(&report.to), report.reason.as_deref().unwrap_or(""));
         eprintln!("`wire pull` (or the daemon) delivers it when the relay is back");

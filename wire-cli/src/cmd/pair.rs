@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use wire_core::endpoint::{Endpoint, PairView};
-use wire_core::home::Home;
 use wire_core::proto::pairing::code::Status;
 
 use crate::output;
@@ -14,9 +13,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-fn open() -> anyhow::Result<Endpoint> {
-    Ok(Endpoint::open(Home::from_env()?)?)
-}
+use super::agent::open;
 
 fn event(name: &str, view: &PairView) {
     let mut v = serde_json::to_value(view).expect("views serialize");

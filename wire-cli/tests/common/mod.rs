@@ -140,6 +140,8 @@ impl Wire {
             .args(args)
             .env("WIRE_HOME", &self.home)
             .env("WIRE_DAEMON_DIR", self.daemon_dir())
+            .env("WIRE_SESSIONS_DIR", self.sessions_dir())
+            .env_remove("WIRE_SESSION_ID")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -158,6 +160,8 @@ impl Wire {
             .args(args)
             .env("WIRE_HOME", &self.home)
             .env("WIRE_DAEMON_DIR", self.daemon_dir())
+            .env("WIRE_SESSIONS_DIR", self.sessions_dir())
+            .env_remove("WIRE_SESSION_ID")
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -176,6 +180,11 @@ impl Wire {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// The sessions directory for this test (never the user's real one).
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.home.parent().unwrap_or(&self.home).join("sessions")
     }
 
     /// Runs with --json and expects success.

@@ -215,10 +215,18 @@ impl Endpoint {
     }
 
     async fn flush_outbox(&self, report: &mut PullReport) -> Result<()> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
         for mut item in self.home.outbox()? {
-            let client = Client::new(RelayUrl::parse(&item.relay)?);
-            match client.append(&item.slot, &item.token, &item.envelope).await {
-                Ok(_) => {
+            // A pinned peer is reached through the closest of its addresses that answers.
+            let sent = match peers.get(&item.to) {
+                Some(peer) => super::deliver(peer, &item.envelope).await.map(|_| ()),
+                None => Client::new(RelayUrl::parse(&item.relay)?)
+                    .append(&item.slot, &item.token, &item.envelope)
+                    .await
+                    .map(|_| ()),
+            };
+            match sent {
+                Ok(()) => {
                     self.home.unqueue(&item.event_id)?;
                     report.flushed += 1;
                 }

@@ -1,0 +1,195 @@
+//! Same-machine sessions and the mesh, end to end: a real relay process serving loopback and
+//! a Unix socket, three sessions in their own project directories, the real `wire` binary.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{RelayProcess, Run, tempdir};
+use serde_json::Value;
+
+/// `wire` run in a project directory, with this test's sessions and daemon directories and
+/// no WIRE_HOME, so the session rule decides.
+struct Machine {
+    root: PathBuf,
+}
+
+impl Machine {
+    fn run(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_wire"))
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("WIRE_HOME")
+            .env_remove("WIRE_SESSION_ID")
+            .env_remove("WIRE_RELAY")
+            .env("WIRE_SESSIONS_DIR", self.root.join("sessions"))
+            .env("WIRE_DAEMON_DIR", self.root.join("daemon"))
+            // The default home must never be the user's real one.
+            .env("HOME", self.root.join("fakehome"))
+            .env("XDG_DATA_HOME", self.root.join("fakehome/data"))
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn json(&self, cwd: &Path, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        self.run(cwd, &all, &[]).ok().json()
+    }
+
+    /// Pulls in `cwd`'s session and returns the bodies of its inbox.
+    fn inbox(&self, cwd: &Path) -> Vec<String> {
+        self.json(cwd, &["pull"]);
+        self.run(cwd, &["tail", "--json", "--limit", "1000"], &[])
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn count(bodies: &[String], text: &str) -> usize {
+    bodies.iter().filter(|b| *b == text).count()
+}
+
+#[test]
+fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
+    let root = tempdir("mesh");
+    let socket = root.join("relay.sock");
+    let relay = RelayProcess::start(
+        &root.join("relay"),
+        &root.join("relay.log"),
+        &["--local-only", "--uds", socket.to_str().unwrap()],
+    );
+    let m = Machine { root: root.clone() };
+    let names = ["api", "web", "docs"];
+    let dirs: Vec<PathBuf> = names.iter().map(|n| root.join("projects").join(n)).collect();
+    for (name, dir) in names.iter().zip(&dirs) {
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        let v = m.json(
+            dir,
+            &["session", "new", "--relay", &relay.addr, "--local-only", "--with-uds", socket.to_str().unwrap()],
+        );
+        assert_eq!(v["session"], *name, "the name defaults to the directory's");
+        assert_eq!(v["created"], true);
+        assert!(v["identity"]["handle"].is_null(), "a --local-only session claims no handle");
+    }
+
+    // The rule that picks the identity, and whoami saying which one chose it.
+    let who = m.json(&dirs[0].join("src"), &["whoami"]);
+    assert_eq!((who["session"].as_str(), who["chosen_by"].as_str()), (Some("api"), Some("bound_directory")));
+    let by_id = m.run(&dirs[0], &["whoami", "--json"], &[("WIRE_SESSION_ID", "web")]).ok().json();
+    assert_eq!((by_id["session"].as_str(), by_id["chosen_by"].as_str()), (Some("web"), Some("session_id")));
+    let other = root.join("other-home");
+    let by_home =
+        m.run(&dirs[0], &["session", "current", "--json"], &[("WIRE_HOME", other.to_str().unwrap())]).ok().json();
+    assert_eq!((by_home["chosen_by"].as_str(), by_home["session"].is_null()), (Some("wire_home"), true));
+    let unknown = m.run(&dirs[0], &["whoami"], &[("WIRE_SESSION_ID", "nope")]);
+    assert_ne!(unknown.code, 0);
+    assert!(unknown.stderr.contains("no session `nope`"), "{unknown:?}");
+    let list = m.json(&root, &["session", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+
+    // Pair everyone with everyone, twice: the second run changes nothing.
+    let first = m.json(&root, &["session", "pair-all-local"]);
+    assert_eq!(first["paired"].as_array().unwrap().len(), 3, "{first}");
+    let peers_before = std::fs::read(root.join("sessions/api/peers.json")).unwrap();
+    let second = m.json(&root, &["session", "pair-all-local"]);
+    assert_eq!((second["paired"].as_array().unwrap().len(), second["already_paired"].as_u64()), (0, Some(3)));
+    assert_eq!(std::fs::read(root.join("sessions/api/peers.json")).unwrap(), peers_before);
+    let peers = m.json(&dirs[0], &["peers"]);
+    assert_eq!(peers.as_array().unwrap().len(), 2);
+    assert!(peers.as_array().unwrap().iter().all(|p| p["tier"] == "LOCAL"));
+
+    // Broadcast over the Unix socket: each sister gets it exactly once.
+    let sent = m.json(&dirs[0], &["mesh", "broadcast", "standup in 5"]);
+    assert_eq!(sent["delivered"], 2, "{sent}");
+    for d in sent["deliveries"].as_array().unwrap() {
+        assert_eq!(d["via"], format!("unix:{}", socket.display()), "the socket is the closest endpoint");
+    }
+    for dir in &dirs[1..] {
+        assert_eq!(count(&m.inbox(dir), "standup in 5"), 1);
+    }
+    assert_eq!(count(&m.inbox(&dirs[0]), "standup in 5"), 0, "no echo to the sender");
+
+    // Roles and routing: only the reviewer hears the routed message.
+    m.json(&dirs[1], &["mesh", "role", "set", "reviewer"]);
+    m.json(&dirs[2], &["mesh", "role", "set", "writer"]);
+    let bad = m.run(&dirs[1], &["mesh", "role", "set", "Not A Role"], &[]);
+    assert_ne!(bad.code, 0);
+    let routed = m.json(&dirs[0], &["mesh", "route", "reviewer", "please review #12"]);
+    assert_eq!(routed["delivered"], 1);
+    assert_eq!(count(&m.inbox(&dirs[1]), "please review #12"), 1);
+    assert_eq!(count(&m.inbox(&dirs[2]), "please review #12"), 0);
+    let nobody = m.run(&dirs[0], &["mesh", "route", "auditor", "hello?"], &[]);
+    assert_ne!(nobody.code, 0);
+    assert!(nobody.stderr.contains("no paired sister session has the role `auditor`"), "{nobody:?}");
+
+    // The socket goes away: loopback carries the next broadcast, and nothing is lost.
+    std::fs::remove_file(&socket).unwrap();
+    let sent = m.json(&dirs[2], &["mesh", "broadcast", "socket gone"]);
+    assert_eq!(sent["delivered"], 2, "{sent}");
+    for d in sent["deliveries"].as_array().unwrap() {
+        assert_eq!(d["via"], format!("http://{}", relay.addr), "loopback takes over");
+    }
+    for dir in &dirs[..2] {
+        assert_eq!(count(&m.inbox(dir), "socket gone"), 1);
+    }
+
+    // Mesh status: every session paired with the other two; roles shown; docs has been heard.
+    let status = m.json(&root, &["mesh", "status"]);
+    let members = status.as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    for member in members {
+        assert_eq!(member["paired_with"].as_array().unwrap().len(), 2, "{member}");
+    }
+    let docs = members.iter().find(|x| x["session"] == "docs").unwrap();
+    assert_eq!((docs["role"].as_str(), docs["silent"].as_bool()), (Some("writer"), Some(false)));
+    let web = members.iter().find(|x| x["session"] == "web").unwrap();
+    assert_eq!(web["silent"], true, "web never sent anything");
+    drop(relay);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn the_daemon_serves_every_session() {
+    let root = tempdir("mesh-daemon");
+    let relay = RelayProcess::start(&root.join("relay"), &root.join("relay.log"), &["--local-only"]);
+    let m = Machine { root: root.clone() };
+    let dirs: Vec<PathBuf> = ["one", "two"].iter().map(|n| root.join(n)).collect();
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).unwrap();
+        m.json(dir, &["session", "new", "--relay", &relay.addr, "--local-only"]);
+    }
+    m.json(&root, &["session", "pair-all-local"]);
+    m.json(&root, &["daemon", "start", "--no-notify"]);
+    let status = m.json(&root, &["daemon", "status"]);
+    m.json(&dirs[0], &["mesh", "broadcast", "live"]);
+    // No pull here: the daemon fetches it into the second session's inbox.
+    let inbox = root.join("sessions/two/inbox");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let arrived = loop {
+        let text: String = std::fs::read_dir(&inbox)
+            .map(|d| d.filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok()).collect())
+            .unwrap_or_default();
+        if text.contains("\"live\"") || Instant::now() > deadline {
+            break text.contains("\"live\"");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    m.json(&root, &["daemon", "stop"]);
+    assert!(arrived, "the daemon did not deliver into the second session; status: {status}");
+    drop(relay);
+    std::fs::remove_dir_all(root).unwrap();
+}

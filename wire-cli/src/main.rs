@@ -5,6 +5,7 @@ mod cmd;
 mod daemon;
 mod duration;
 mod output;
+mod service;
 mod signals;
 
 use clap::{Parser, Subcommand};
@@ -165,6 +166,10 @@ enum Command {
     /// The sister sessions on this machine: `status`, `broadcast`, `role set`, `route`.
     #[command(subcommand)]
     Mesh(cmd::session::MeshCommand),
+    /// Run the daemon (and with --local-relay a loopback relay) as user services: systemd,
+    /// launchd or Task Scheduler.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// The background sync daemon: one per user, serving every registered WIRE_HOME.
     #[command(subcommand)]
     Daemon(DaemonCommand),
@@ -248,6 +253,7 @@ fn main() -> std::process::ExitCode {
         Command::PairList => cmd::pair::list(json),
         Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),
         Command::PairCancel { code } => cmd::pair::cancel(&code, json),
+        Command::Service(c) => service::run(c, json),
         Command::Session(c) => cmd::session::session(c, json),
         Command::Mesh(c) => cmd::session::mesh(c, json),
         Command::Daemon(DaemonCommand::Start { no_notify }) => daemon::start(no_notify, json),

@@ -3,7 +3,6 @@
 
 mod cmd;
 mod daemon;
-mod duration;
 mod output;
 mod service;
 mod signals;
@@ -62,7 +61,7 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         uses: u32,
         /// How long it stays valid (e.g. 30m, 24h).
-        #[arg(long, default_value = "24h", value_parser = crate::duration::parse)]
+        #[arg(long, default_value = "24h", value_parser = wire_core::duration::parse)]
         ttl: std::time::Duration,
     },
     /// Pair using an invite URL, or accept a pending pair request by nickname or DID.
@@ -166,6 +165,22 @@ enum Command {
     /// The sister sessions on this machine: `status`, `broadcast`, `role set`, `route`.
     #[command(subcommand)]
     Mesh(cmd::session::MeshCommand),
+    /// Serve MCP on stdin/stdout for agent hosts (Claude Code, Cursor, ...): the wire_* tools,
+    /// inbox resources with update notifications. Acts as the identity `wire whoami` shows.
+    Mcp,
+    /// Register `wire mcp` with agent hosts: Claude Code (~/.claude.json, or ./.mcp.json with
+    /// --project) and Cursor (~/.cursor/mcp.json). Without --apply, prints what it would do.
+    Setup {
+        /// Write the config files (other entries are kept; a second run changes nothing).
+        #[arg(long)]
+        apply: bool,
+        /// With --apply: show what would be written, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Claude Code: this project's .mcp.json instead of the user's ~/.claude.json.
+        #[arg(long)]
+        project: bool,
+    },
     /// Run the daemon (and with --local-relay a loopback relay) as user services: systemd,
     /// launchd or Task Scheduler.
     #[command(subcommand)]
@@ -194,7 +209,7 @@ struct PairOpts {
     #[arg(long)]
     relay: Option<String>,
     /// Give up after this long.
-    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "10m", value_parser = wire_core::duration::parse)]
     timeout: std::time::Duration,
 }
 
@@ -253,6 +268,8 @@ fn main() -> std::process::ExitCode {
         Command::PairList => cmd::pair::list(json),
         Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),
         Command::PairCancel { code } => cmd::pair::cancel(&code, json),
+        Command::Mcp => cmd::mcp::serve(),
+        Command::Setup { apply, dry_run, project } => cmd::mcp::setup(apply, dry_run, project, json),
         Command::Service(c) => service::run(c, json),
         Command::Session(c) => cmd::session::session(c, json),
         Command::Mesh(c) => cmd::session::mesh(c, json),

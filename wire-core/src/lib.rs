@@ -22,6 +22,7 @@
 //! agents come to trust each other). `docs/PROTOCOL.md` is the normative description.
 
 pub mod client;
+pub mod duration;
 pub mod endpoint;
 pub mod home;
 pub mod proto;

@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long, env = "WIRE_RELAY_MAX_ENVELOPE", default_value_t = wire_core::proto::envelope::MAX_ENVELOPE)]
     max_envelope: usize,
     /// Delete un-acked envelopes after this long (e.g. 14d, 12h).
-    #[arg(long, env = "WIRE_RELAY_RETENTION", default_value = "14d", value_parser = crate::duration::parse)]
+    #[arg(long, env = "WIRE_RELAY_RETENTION", default_value = "14d", value_parser = wire_core::duration::parse)]
     retention: Duration,
     /// Stored envelopes per slot.
     #[arg(long, env = "WIRE_RELAY_SLOT_MAX_EVENTS", default_value_t = 10_000)]

@@ -57,7 +57,7 @@ pub enum MeshCommand {
     /// Every session: role, who it is paired with, when it was last heard from.
     Status {
         /// Call a session silent after this long without a message to any sister.
-        #[arg(long, default_value = "1h", value_parser = crate::duration::parse)]
+        #[arg(long, default_value = "1h", value_parser = wire_core::duration::parse)]
         silent_after: Duration,
     },
     /// Send a message to every paired sister session (each gets its own verdict).

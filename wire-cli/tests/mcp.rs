@@ -1,0 +1,284 @@
+//! `wire mcp` against real MCP clients: the official Python `mcp` package (installed by
+//! `.ci/test` into target/test-deps/venv), the MCP inspector CLI (npm), and a raw JSON-RPC
+//! session for what those clients hide (Claude Code channel notifications, stdout purity).
+//! Two identities are paired through a real relay process first. `wire setup` is tested
+//! on fixture config files in a temporary HOME.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{RelayProcess, Wire, tempdir};
+use serde_json::{Value, json};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("WIRE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/test-deps/venv/bin/python"));
+    let ok = Command::new(&path).args(["-c", "import mcp"]).output().is_ok_and(|o| o.status.success());
+    assert!(ok, "no Python with the `mcp` package at {}; run `.ci/test`, which installs it", path.display());
+    path
+}
+
+/// Two identities on one relay, paired by invite.
+fn paired(root: &Path) -> (RelayProcess, Wire, Wire) {
+    let relay = RelayProcess::start(&root.join("relay"), &root.join("relay.log"), &[]);
+    let (a, b) = (Wire::new(root, "a"), Wire::new(root, "b"));
+    a.json(&["init", "--relay", &relay.addr]);
+    b.json(&["init", "--relay", &relay.addr]);
+    let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
+    b.json(&["accept", &url]);
+    a.json(&["pull"]);
+    b.json(&["pull"]);
+    assert_eq!(a.json(&["peers"]).as_array().unwrap().len(), 1);
+    (relay, a, b)
+}
+
+#[test]
+fn the_python_mcp_client_lists_sends_reads_and_is_notified_in_both_styles() {
+    let python = python();
+    let root = tempdir("mcp-py");
+    let (_relay, a, b) = paired(&root);
+    let config = json!({
+        "wire": env!("CARGO_BIN_EXE_wire"),
+        "golden": workspace().join("wire-mcp/tests/golden/tools.json"),
+        "a_home": a.home, "b_home": b.home,
+        "a_did": a.did(), "b_nick": b.nickname(),
+        "sessions_dir": a.sessions_dir(), "daemon_dir": a.daemon_dir(),
+        "fake_home": root.join("fakehome"),
+    });
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py"))
+        .arg(config.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the Python client failed:\n{stderr}");
+    let f: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    eprintln!("findings: {f:#}");
+    assert_eq!(f["server_name"], "wire");
+    assert_eq!(f["instructions_mention_operator"], true);
+    assert_eq!(f["resources_subscribe"], true);
+    assert_eq!(f["tools"], wire_mcp::catalogue().len());
+    assert_eq!(f["send_verdict"], "delivered");
+    assert_eq!(f["legacy_update"], format!("wire://inbox/{}", a.did()));
+    assert_eq!(f["inbox_after_legacy"], json!(["hello over mcp"]));
+    assert_eq!(f["bad_argument_is_tool_error"], true);
+    assert!(f["bad_argument_message"].as_str().unwrap().contains("bad arguments for wire_send"), "{f}");
+    // The same message the CLI prints for the same mistake.
+    let cli = a.run(&["send", "nobody-here", "x"]);
+    assert!(cli.stderr.contains(f["unknown_peer_message"].as_str().unwrap()), "{f} vs {cli:?}");
+    assert_eq!(f["alive_after_bad_input"], true);
+    assert_eq!(f["modern_protocol"], "2026-07-28");
+    assert!(f["listen_event"].as_str().unwrap().contains("wire://inbox"), "{f}");
+    assert_eq!(f["inbox_after_listen"], json!(["hello over mcp", "second, via listen"]));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A raw stdio session: every stdout line must be JSON-RPC.
+struct Raw {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Raw {
+    fn start(wire: &Wire) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wire"))
+            .arg("mcp")
+            .env("WIRE_HOME", &wire.home)
+            .env("WIRE_DAEMON_DIR", wire.daemon_dir())
+            .env("WIRE_SESSIONS_DIR", wire.sessions_dir())
+            .env_remove("WIRE_SESSION_ID")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn send(&mut self, message: Value) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Reads messages until `want` matches one (every line must be JSON-RPC 2.0).
+    fn until(&self, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).expect("timed out waiting for the MCP server");
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried a non-JSON line ({e}): {line}"));
+            assert_eq!(v["jsonrpc"], "2.0", "{line}");
+            if want(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn new_messages_reach_claude_code_as_channel_notifications() {
+    let root = tempdir("mcp-raw");
+    let (_relay, a, b) = paired(&root);
+    let mut raw = Raw::start(&b);
+    raw.send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "claude-code", "version": "2"}}}));
+    let init = raw.until(|v| v["id"] == 1);
+    assert_eq!(init["result"]["capabilities"]["experimental"]["claude/channel"], json!({}));
+    raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    raw.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    raw.until(|v| v["id"] == 2);
+
+    a.json(&["send", &b.nickname(), "ping from a", "--kind", "question"]);
+    let note = raw.until(|v| v["method"] == "notifications/claude/channel");
+    assert_eq!(note["params"]["content"], "ping from a");
+    assert_eq!(note["params"]["meta"]["from"], a.nickname());
+    assert_eq!(note["params"]["meta"]["kind"], "question");
+
+    // A call with malformed arguments is a tool error; the session goes on.
+    raw.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "wire_tail", "arguments": {"limit": "many"}}}));
+    let bad = raw.until(|v| v["id"] == 3);
+    assert_eq!(bad["result"]["isError"], true, "{bad}");
+    raw.send(
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "wire_peers", "arguments": {}}}),
+    );
+    let peers = raw.until(|v| v["id"] == 4);
+    assert!(peers["result"]["content"][0]["text"].as_str().unwrap().contains(&a.nickname()));
+    drop(raw);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn the_mcp_inspector_cli_lists_the_tools() {
+    let inspector = std::env::var_os("WIRE_TEST_INSPECTOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/test-deps/npm/node_modules/.bin/mcp-inspector"));
+    if !inspector.exists() {
+        eprintln!(
+            "SKIPPED: the MCP inspector CLI is not installed at {} (`.ci/test` installs it with npm)",
+            inspector.display()
+        );
+        return;
+    }
+    let root = tempdir("mcp-inspector");
+    let a = Wire::new(&root, "a");
+    let relay = RelayProcess::start(&root.join("relay"), &root.join("relay.log"), &[]);
+    a.json(&["init", "--relay", &relay.addr]);
+    let out = Command::new(&inspector)
+        .arg("--cli")
+        .arg("-e")
+        .arg(format!("WIRE_HOME={}", a.home.display()))
+        .arg(env!("CARGO_BIN_EXE_wire"))
+        .args(["mcp", "--method", "tools/list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "inspector: {}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let want: Vec<String> = wire_mcp::catalogue().iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, want);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// `wire setup` with HOME (and the current directory) in a temporary directory.
+fn setup(root: &Path, args: &[&str]) -> common::Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_wire"))
+        .arg("setup")
+        .args(args)
+        .current_dir(root.join("project"))
+        .env("HOME", root.join("home"))
+        .env_remove("WIRE_HOME")
+        .env_remove("WIRE_SESSION_ID")
+        .env_remove("WIRE_SESSIONS_DIR")
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn setup_merges_preserves_is_idempotent_and_refuses_non_json() {
+    let root = tempdir("setup");
+    let home = root.join("home");
+    std::fs::create_dir_all(home.join(".cursor")).unwrap();
+    std::fs::create_dir_all(root.join("project")).unwrap();
+    let claude = home.join(".claude.json");
+    let cursor = home.join(".cursor/mcp.json");
+    std::fs::write(&claude, r#"{"numStartups": 7, "mcpServers": {"github": {"command": "gh-mcp", "args": []}}}"#)
+        .unwrap();
+
+    // Without --apply: the snippet and the plan, nothing written.
+    let preview = setup(&root, &[]);
+    assert_eq!(preview.code, 0, "{preview:?}");
+    assert!(preview.stdout.contains("\"mcpServers\"") && preview.stdout.contains("would add it to"), "{preview:?}");
+    assert!(!cursor.exists());
+    let before = std::fs::read(&claude).unwrap();
+    assert_eq!(std::fs::read(&claude).unwrap(), before);
+
+    let applied = setup(&root, &["--apply", "--json"]);
+    assert_eq!(applied.code, 0, "{applied:?}");
+    let report = applied.json();
+    assert!(report["targets"].as_array().unwrap().iter().all(|t| t["action"] == "written"), "{report}");
+    let merged: Value = serde_json::from_slice(&std::fs::read(&claude).unwrap()).unwrap();
+    assert_eq!(merged["numStartups"], 7);
+    assert_eq!(merged["mcpServers"]["github"]["command"], "gh-mcp");
+    assert_eq!(merged["mcpServers"]["wire"]["args"], json!(["mcp"]));
+    let command = merged["mcpServers"]["wire"]["command"].as_str().unwrap();
+    assert_eq!(Path::new(command), std::fs::canonicalize(env!("CARGO_BIN_EXE_wire")).unwrap());
+    let cursor_doc: Value = serde_json::from_slice(&std::fs::read(&cursor).unwrap()).unwrap();
+    assert_eq!(cursor_doc["mcpServers"]["wire"], merged["mcpServers"]["wire"]);
+
+    // Again: nothing changes, byte for byte.
+    let files = (std::fs::read(&claude).unwrap(), std::fs::read(&cursor).unwrap());
+    let again = setup(&root, &["--apply", "--json"]).json();
+    assert!(again["targets"].as_array().unwrap().iter().all(|t| t["action"] == "unchanged"), "{again}");
+    assert_eq!((std::fs::read(&claude).unwrap(), std::fs::read(&cursor).unwrap()), files);
+
+    // --project writes ./.mcp.json instead of ~/.claude.json.
+    let project = setup(&root, &["--apply", "--project", "--json"]).json();
+    assert_eq!(project["targets"][0]["action"], "written");
+    assert!(root.join("project/.mcp.json").exists());
+
+    // A file that is not JSON: a clear error, and nothing is written anywhere.
+    std::fs::remove_file(&cursor).unwrap();
+    std::fs::write(&claude, "{ this is not json").unwrap();
+    let refused = setup(&root, &["--apply"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains(".claude.json is not JSON") && refused.stderr.contains("Nothing was changed"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&claude).unwrap(), "{ this is not json");
+    assert!(!cursor.exists(), "a refused run wrote another file");
+    std::fs::remove_dir_all(&root).ok();
+}

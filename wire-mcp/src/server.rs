@@ -1,0 +1,430 @@
+//! The MCP server: tools (see [`crate::tools`]), resources with update notifications in both
+//! subscription styles, and Claude Code channel notifications for new messages.
+//!
+//! Nothing polls on a timer. A watcher holds the relay's event stream for this identity;
+//! each wake runs the one receive path (`pull`, serialized with the daemon and the CLI by
+//! the home lock), then [`Inner::publish`] compares every resource with what was last
+//! announced and notifies what changed. Tool calls publish too, and a code pairing started
+//! here is driven by long-polling its rendezvous until it ends.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomNotification, Implementation,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, ServerNotification, SubscribeRequestParams,
+    SubscriptionFilter, UnsubscribeRequestParams,
+};
+use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
+use rmcp::{ErrorData as McpError, Peer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use wire_core::client::{Client, RelayUrl};
+use wire_core::endpoint::Endpoint;
+use wire_core::home::{Account, Home};
+use wire_core::proto::event::EventId;
+
+use crate::tools;
+
+/// What the server tells the agent about itself at initialize.
+pub const INSTRUCTIONS: &str = "wire is a phone line between AI agents: once paired, agents exchange signed, \
+end-to-end encrypted messages through a relay that sees only ciphertext. Use wire_send to message a paired peer \
+(wire_peers lists them) and wire_tail to read what arrived; the inbox resources update when messages land. \
+Your operator decides who you pair with: when a pair request arrives (wire_pending), or a code pairing shows \
+6 digits (wire_pair_list), tell your operator and wait. Never accept, reject or confirm a pairing on your own, \
+never invent a handle, code or digits, and for wire_pair_confirm use only the digits the OTHER operator read out. \
+Report wire's errors to your operator verbatim; each says what to do next.";
+
+const INBOX: &str = "wire://inbox";
+const PENDING: &str = "wire://pending";
+const PAIRINGS: &str = "wire://pairings";
+/// Events a resource shows (the newest).
+const RESOURCE_EVENTS: usize = 200;
+
+/// A change for `subscriptions/listen` streams.
+#[derive(Debug, Clone)]
+enum Change {
+    Updated(String),
+    ListChanged,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// Resource URI -> hash of its last announced text.
+    hashes: HashMap<String, u64>,
+    /// The peer inbox URIs last listed.
+    listed: Vec<String>,
+    /// Inbox events already seen (announced or present at start).
+    seen: HashSet<EventId>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    home: Home,
+    peer: Mutex<Option<Peer<RoleServer>>>,
+    /// URIs subscribed with `resources/subscribe`.
+    legacy: Mutex<HashSet<String>>,
+    changes: broadcast::Sender<Change>,
+    snapshot: tokio::sync::Mutex<Snapshot>,
+    /// Code pairings being driven.
+    driving: Mutex<HashSet<String>>,
+}
+
+/// The `wire mcp` server for one identity.
+#[derive(Debug, Clone)]
+pub struct WireServer {
+    inner: Arc<Inner>,
+}
+
+fn hash(text: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    fn endpoint(&self) -> Result<Endpoint, String> {
+        Endpoint::open(self.home.clone()).map_err(|e| e.to_string())
+    }
+
+    /// Every resource URI: the fixed ones and one inbox per pinned peer.
+    fn uris(&self, ep: &Endpoint) -> Vec<String> {
+        let mut uris = vec![INBOX.to_owned(), PENDING.to_owned(), PAIRINGS.to_owned()];
+        uris.extend(ep.peers().unwrap_or_default().iter().map(|p| format!("{INBOX}/{}", p.face.did)));
+        uris
+    }
+
+    /// A resource's text (JSON).
+    fn render(&self, ep: &Endpoint, uri: &str) -> Result<String, String> {
+        let value = match uri {
+            INBOX => serde_json::to_value(ep.tail(None, RESOURCE_EVENTS).map_err(|e| e.to_string())?),
+            PENDING => Ok(ep.pending().map_err(|e| e.to_string())?),
+            PAIRINGS => serde_json::to_value(ep.pair_list().map_err(|e| e.to_string())?),
+            _ => match uri.strip_prefix("wire://inbox/") {
+                Some(peer) if !peer.is_empty() => {
+                    serde_json::to_value(ep.tail(Some(peer), RESOURCE_EVENTS).map_err(|e| e.to_string())?)
+                }
+                _ => return Err(format!("no resource {uri}; resources/list shows them")),
+            },
+        };
+        value.map(|v| format!("{v:#}")).map_err(|e| e.to_string())
+    }
+
+    /// Records the current state as announced (at start: nothing there yet is news).
+    async fn baseline(&self) {
+        let Ok(ep) = self.endpoint() else { return };
+        let mut snap = self.snapshot.lock().await;
+        for uri in self.uris(&ep) {
+            if let Ok(text) = self.render(&ep, &uri) {
+                snap.hashes.insert(uri, hash(&text));
+            }
+        }
+        snap.listed = self.uris(&ep);
+        snap.seen = ep.tail(None, usize::MAX).unwrap_or_default().iter().map(|l| l.event.id).collect();
+    }
+
+    /// Announces what changed since the last call.
+    async fn publish(&self) {
+        let Ok(ep) = self.endpoint() else { return };
+        let mut snap = self.snapshot.lock().await;
+        let uris = self.uris(&ep);
+        let mut changed = Vec::new();
+        for uri in &uris {
+            let Ok(text) = self.render(&ep, uri) else { continue };
+            let h = hash(&text);
+            if snap.hashes.insert(uri.clone(), h) != Some(h) {
+                changed.push(uri.clone());
+            }
+        }
+        let list_changed = snap.listed != uris;
+        snap.listed = uris;
+        let fresh: Vec<_> = ep
+            .tail(None, usize::MAX)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| !snap.seen.contains(&l.event.id))
+            .collect();
+        snap.seen.extend(fresh.iter().map(|l| l.event.id));
+        drop(snap);
+
+        let peer = lock(&self.peer).clone();
+        // Clients that did the initialize handshake get the legacy notifications; clients on
+        // the stateless protocol hear through their `subscriptions/listen` streams.
+        let legacy_client = peer.as_ref().is_some_and(|p| p.peer_info().is_some());
+        if list_changed {
+            let _ = self.changes.send(Change::ListChanged);
+            if let (true, Some(p)) = (legacy_client, &peer) {
+                let _ = p.notify_resource_list_changed().await;
+            }
+        }
+        for uri in changed {
+            let _ = self.changes.send(Change::Updated(uri.clone()));
+            let subscribed = lock(&self.legacy).contains(&uri);
+            if let (true, true, Some(p)) = (legacy_client, subscribed, &peer) {
+                let _ = p.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await;
+            }
+        }
+        if let (true, Some(p)) = (legacy_client, &peer) {
+            for line in fresh {
+                let face = wire_core::endpoint::Face::of(&line.event.from);
+                let content = match &line.event.body {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                // Claude Code's channel notification; hosts that do not know it ignore it.
+                let params = json!({
+                    "content": content,
+                    "meta": {
+                        "from": face.nickname,
+                        "from_did": face.did,
+                        "kind": line.event.kind.to_string(),
+                        "event_id": line.event.id.to_string(),
+                    },
+                });
+                let note = CustomNotification::new("notifications/claude/channel", Some(params));
+                let _ = p.send_notification(ServerNotification::CustomNotification(note)).await;
+            }
+        }
+    }
+
+    /// Pulls, then publishes.
+    async fn sync(&self) {
+        if let Ok(ep) = self.endpoint()
+            && let Err(e) = ep.pull().await
+        {
+            eprintln!("wire mcp: fetching new events failed: {e}");
+        }
+        self.publish().await;
+    }
+
+    /// Holds the relay's event stream for this identity; every wake syncs. Reconnects with
+    /// a backoff after a failure, and syncs on each reconnect (nothing missed while away).
+    async fn watch(self: Arc<Self>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let opened = async {
+                let account = self.home.load::<Account>().map_err(|e| e.to_string())?.ok_or("not initialized")?;
+                let client = Client::new(RelayUrl::parse(&account.relay).map_err(|e| e.to_string())?);
+                client.stream(&account.slot, &account.owner_token, account.cursor).await.map_err(|e| e.to_string())
+            };
+            match opened.await {
+                Ok(mut stream) => {
+                    backoff = Duration::from_secs(1);
+                    self.sync().await;
+                    while stream.next().await.is_some() {
+                        self.sync().await;
+                    }
+                }
+                Err(e) => eprintln!("wire mcp: event stream unavailable ({e}); retrying in {}s", backoff.as_secs()),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Drives a code pairing until it ends, publishing each step (the rendezvous is
+    /// long-polled, so this waits on the other side rather than on a timer).
+    async fn drive(self: Arc<Self>, nameplate: String) {
+        if !lock(&self.driving).insert(nameplate.clone()) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + tools::PAIR_TIMEOUT;
+        let mut failures = 0u32;
+        while tokio::time::Instant::now() < deadline {
+            let Ok(ep) = self.endpoint() else { break };
+            match ep.pair_drive(&nameplate, Duration::from_secs(10)).await {
+                Ok(view) => {
+                    failures = 0;
+                    self.publish().await;
+                    if matches!(view.state, "paired" | "aborted") {
+                        break;
+                    }
+                }
+                Err(_) if failures < 30 => {
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(_) => break,
+            }
+        }
+        lock(&self.driving).remove(&nameplate);
+    }
+}
+
+impl WireServer {
+    /// A server for the identity in `home`.
+    pub fn new(home: Home) -> Self {
+        let (changes, _) = broadcast::channel(256);
+        Self {
+            inner: Arc::new(Inner {
+                home,
+                peer: Mutex::new(None),
+                legacy: Mutex::new(HashSet::new()),
+                changes,
+                snapshot: tokio::sync::Mutex::new(Snapshot::default()),
+                driving: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+}
+
+impl ServerHandler for WireServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_resources_subscribe()
+            .build();
+        capabilities.experimental = Some([("claude/channel".to_owned(), serde_json::Map::new())].into_iter().collect());
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("wire", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(tools::catalogue()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let outcome = match self.inner.endpoint() {
+            Ok(ep) => tools::call(&ep, &request.name, request.arguments).await,
+            Err(e) => Err(e),
+        };
+        self.inner.publish().await;
+        let result = match outcome {
+            Ok((value, follow)) => {
+                if let Some(nameplate) = follow.pairing {
+                    tokio::spawn(self.inner.clone().drive(nameplate));
+                }
+                CallToolResult::success(vec![ContentBlock::text(format!("{value:#}"))])
+            }
+            Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let ep = self.inner.endpoint().map_err(|e| McpError::internal_error(e, None))?;
+        let mut resources = vec![
+            Resource::new(INBOX, "inbox")
+                .with_description("The newest events from every peer (JSON array, oldest first).")
+                .with_mime_type("application/json"),
+            Resource::new(PENDING, "pending pair requests")
+                .with_description("Strangers asking to pair (for the operator to decide) and our requests in flight.")
+                .with_mime_type("application/json"),
+            Resource::new(PAIRINGS, "code pairings")
+                .with_description("SPAKE2 code pairings with their state and, once known, the 6 digits to compare.")
+                .with_mime_type("application/json"),
+        ];
+        for p in ep.peers().unwrap_or_default() {
+            resources.push(
+                Resource::new(
+                    format!("{INBOX}/{}", p.face.did),
+                    format!("inbox: {} {}", p.face.emoji, p.face.nickname),
+                )
+                .with_description(format!("The newest events from {}.", p.face.nickname))
+                .with_mime_type("application/json"),
+            );
+        }
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new("wire://inbox/{peer}", "inbox of one peer")
+                .with_description("The newest events from one peer: nickname, nick@relay or DID.")
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let ep = self.inner.endpoint().map_err(|e| McpError::internal_error(e, None))?;
+        let text = self.inner.render(&ep, &request.uri).map_err(|e| McpError::resource_not_found(e, None))?;
+        let contents = ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        lock(&self.inner.legacy).insert(request.uri);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        lock(&self.inner.legacy).remove(&request.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let mut changes = self.inner.changes.subscribe();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                change = changes.recv() => match change {
+                    // The sink refuses what this subscription did not ask for; that is fine.
+                    Ok(Change::Updated(uri)) => { let _ = context.sink().notify_resource_updated(uri).await; }
+                    Ok(Change::ListChanged) => { let _ = context.sink().notify_resource_list_changed().await; }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// Serves MCP on stdin/stdout for the identity in `home` until the client closes stdin.
+/// Only JSON-RPC goes to stdout; diagnostics go to stderr.
+pub async fn serve_stdio(home: Home) -> Result<(), String> {
+    Endpoint::open(home.clone()).map_err(|e| format!("{e} (wire mcp serves an existing identity)"))?;
+    let server = WireServer::new(home);
+    let inner = server.inner.clone();
+    inner.baseline().await;
+    let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| format!("MCP start-up failed: {e}"))?;
+    *lock(&inner.peer) = Some(running.peer().clone());
+    let watcher = tokio::spawn(inner.clone().watch());
+    let quit = running.waiting().await;
+    watcher.abort();
+    quit.map(|_| ()).map_err(|e| format!("MCP server stopped: {e}"))
+}

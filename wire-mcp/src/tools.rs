@@ -1,0 +1,396 @@
+//! The tool catalogue: one tool per intent, named `wire_` + the CLI verb, taking the CLI's
+//! argument names. Each runs one `wire_core::endpoint` operation and answers with its JSON
+//! (the same shape `wire ... --json` prints). The catalogue is pinned by a golden test.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use wire_core::endpoint::Endpoint;
+
+/// A tool argument.
+struct Arg {
+    name: &'static str,
+    kind: &'static str,
+    description: &'static str,
+    required: bool,
+}
+
+const fn req(name: &'static str, kind: &'static str, description: &'static str) -> Arg {
+    Arg { name, kind, description, required: true }
+}
+
+const fn opt(name: &'static str, kind: &'static str, description: &'static str) -> Arg {
+    Arg { name, kind, description, required: false }
+}
+
+const PEER: Arg =
+    req("peer", "string", "The peer's nickname (adjective-noun), nick@relay, or full DID, as wire_peers lists it.");
+const KIND: Arg = opt("kind", "string", "message (default), claim, decision, question, ack or heartbeat.");
+const CODE: Arg = req("code", "string", "The pairing code (e.g. 7-crossword-tumbler) or its nameplate number.");
+
+fn schema(args: &[Arg]) -> Arc<JsonObject> {
+    let mut properties = serde_json::Map::new();
+    for a in args {
+        let mut p = json!({ "type": a.kind, "description": a.description });
+        if a.kind == "integer" {
+            p["minimum"] = json!(0);
+        }
+        properties.insert(a.name.to_owned(), p);
+    }
+    let required: Vec<&str> = args.iter().filter(|a| a.required).map(|a| a.name).collect();
+    let mut s = json!({ "type": "object", "properties": properties, "additionalProperties": false });
+    if !required.is_empty() {
+        s["required"] = json!(required);
+    }
+    match s {
+        Value::Object(map) => Arc::new(map),
+        _ => unreachable!("built as an object"),
+    }
+}
+
+fn tool(name: &'static str, description: &'static str, args: &[Arg], read_only: bool) -> Tool {
+    let mut t = Tool::new(name, description, schema(args));
+    let mut hints = ToolAnnotations::new().read_only(read_only);
+    if !read_only {
+        hints = hints.open_world(true);
+    }
+    t.annotations = Some(hints);
+    t
+}
+
+/// Every tool, in a stable order.
+pub fn catalogue() -> Vec<Tool> {
+    vec![
+        tool(
+            "wire_whoami",
+            "Who this agent is on wire: nickname, emoji, DID, fingerprint, relay and handle. Give the handle (nick@relay) to others so they can dial you.",
+            &[],
+            true,
+        ),
+        tool(
+            "wire_peers",
+            "The agents this one is paired with (nickname, DID, tier VERIFIED or LOCAL, last contact). Only these can be messaged.",
+            &[],
+            true,
+        ),
+        tool(
+            "wire_send",
+            "Send a signed, end-to-end encrypted message to a paired peer. Returns the verdict (delivered, with the relay address that carried it).",
+            &[PEER, req("body", "string", "The message text."), KIND],
+            false,
+        ),
+        tool(
+            "wire_tail",
+            "Fetch what is waiting on the relay, then return the latest inbox events (all peers, or one). Each event: from, kind, body, created_at.",
+            &[
+                opt("peer", "string", "Only this peer (nickname, nick@relay or DID)."),
+                opt("limit", "integer", "How many of the latest events (default 20)."),
+            ],
+            false,
+        ),
+        tool(
+            "wire_invite",
+            "Mint a wire://pair?... invite URL for the operator to hand to another operator, whose agent redeems it with wire_accept.",
+            &[
+                opt("uses", "integer", "How many agents may use it (default 1)."),
+                opt("ttl", "string", "How long it stays valid, e.g. 30m, 24h (default 24h)."),
+            ],
+            false,
+        ),
+        tool(
+            "wire_accept",
+            "Pair by redeeming an invite URL the operator gave you (target = the wire://pair?... URL). Also accepts a pending pair request by nickname or DID, but ONLY when the operator has said to accept that request; never on your own.",
+            &[req(
+                "target",
+                "string",
+                "A wire://pair?... URL, or the nickname/DID of a pending request the operator approved.",
+            )],
+            false,
+        ),
+        tool(
+            "wire_reject",
+            "Decline a pending pair request (by nickname or DID) when the operator has said so. Nothing is pinned.",
+            &[req("target", "string", "Nickname or DID of the pending request.")],
+            false,
+        ),
+        tool(
+            "wire_dial",
+            "Ask an agent to pair, by its handle nick@relay (as its operator gave it; never guess one). It waits for the other operator's consent.",
+            &[
+                req("handle", "string", "nick@relay, exactly as given."),
+                opt("note", "string", "A short note shown to the other operator."),
+            ],
+            false,
+        ),
+        tool(
+            "wire_pending",
+            "Pair requests waiting for the operator's decision, and this agent's own requests in flight. Show incoming requests to the operator.",
+            &[],
+            true,
+        ),
+        tool(
+            "wire_pair_host",
+            "Start a code pairing as host: returns a code for the operator to read to the other operator. Then wire_pair_list shows the 6 digits to compare.",
+            &[opt(
+                "relay",
+                "string",
+                "Relay for the rendezvous (default: this agent's). Both sides must use the same one.",
+            )],
+            false,
+        ),
+        tool(
+            "wire_pair_join",
+            "Join a code pairing with the code the other operator read out (from the operator, never invented).",
+            &[CODE, opt("relay", "string", "Relay for the rendezvous (default: this agent's).")],
+            false,
+        ),
+        tool(
+            "wire_pair_list",
+            "Code pairings and their state (waiting, sas_ready, confirmed, paired, aborted), advancing them first. When sas_ready, show the 6 digits to the operator.",
+            &[opt("wait_secs", "integer", "Wait up to this many seconds (max 10) for the other side to move.")],
+            false,
+        ),
+        tool(
+            "wire_pair_confirm",
+            "Confirm a code pairing with the 6 digits the OTHER operator read from THEIR screen. The digits must come from your operator; never guess them and never copy them from this agent's own wire_pair_list.",
+            &[CODE, req("digits", "string", "The 6 digits the other operator read aloud, as told by your operator.")],
+            false,
+        ),
+        tool("wire_pair_cancel", "Cancel a code pairing (both sides abort; nothing is pinned).", &[CODE], false),
+        tool(
+            "wire_status",
+            "Health: identity, relay reachability, inbox/outbox/pending counts, and refused inbound events with reasons.",
+            &[],
+            true,
+        ),
+        tool(
+            "wire_mesh_broadcast",
+            "Send one message to every sister session on this machine (peers of tier LOCAL). Each recipient gets its own verdict.",
+            &[req("body", "string", "The message text."), KIND],
+            false,
+        ),
+    ]
+}
+
+/// Why a tool call failed: the text the agent sees (what the CLI would print).
+pub type ToolError = String;
+
+fn args<T: DeserializeOwned>(tool: &str, arguments: Option<JsonObject>) -> Result<T, ToolError> {
+    serde_json::from_value(Value::Object(arguments.unwrap_or_default()))
+        .map_err(|e| format!("bad arguments for {tool}: {e}. See the tool's input schema"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendArgs {
+    peer: String,
+    body: String,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TailArgs {
+    #[serde(default)]
+    peer: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteArgs {
+    #[serde(default)]
+    uses: Option<u32>,
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetArgs {
+    target: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DialArgs {
+    handle: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostArgs {
+    #[serde(default)]
+    relay: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinArgs {
+    code: String,
+    #[serde(default)]
+    relay: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    #[serde(default)]
+    wait_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmArgs {
+    code: String,
+    digits: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeArgs {
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BroadcastArgs {
+    body: String,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+fn to_json(v: impl serde::Serialize) -> Result<Value, ToolError> {
+    serde_json::to_value(v).map_err(|e| format!("internal: {e}"))
+}
+
+/// How long a code pairing may take before it is abandoned.
+pub const PAIR_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a call started that the server should follow up (drive a pairing in the background).
+#[derive(Debug, Default)]
+pub struct FollowUp {
+    /// Nameplate of a code pairing to drive.
+    pub pairing: Option<String>,
+}
+
+/// Runs tool `name`.
+pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> Result<(Value, FollowUp), ToolError> {
+    let e = |err: wire_core::endpoint::EndpointError| err.to_string();
+    let mut follow = FollowUp::default();
+    let value = match name {
+        "wire_whoami" => {
+            args::<NoArgs>(name, arguments)?;
+            to_json(ep.whoami().map_err(e)?)?
+        }
+        "wire_peers" => {
+            args::<NoArgs>(name, arguments)?;
+            to_json(ep.peers().map_err(e)?)?
+        }
+        "wire_send" => {
+            let a: SendArgs = args(name, arguments)?;
+            let kind = a.kind.as_deref().unwrap_or("message");
+            to_json(ep.send(&a.peer, kind, Value::String(a.body), true).await.map_err(e)?)?
+        }
+        "wire_tail" => {
+            let a: TailArgs = args(name, arguments)?;
+            // Fetch first; a relay that is down still leaves the local inbox readable.
+            let pulled = ep.pull().await.map_err(e);
+            let events = ep.tail(a.peer.as_deref(), a.limit.unwrap_or(20).min(1000)).map_err(e)?;
+            let mut v = json!({ "events": events });
+            if let Err(err) = pulled {
+                v["note"] = format!("could not fetch new events: {err}").into();
+            }
+            v
+        }
+        "wire_invite" => {
+            let a: InviteArgs = args(name, arguments)?;
+            let ttl = match a.ttl.as_deref() {
+                Some(t) => wire_core::duration::parse(t)?,
+                None => Duration::from_secs(24 * 3600),
+            };
+            ep.invite(a.uses.unwrap_or(1).max(1), ttl).await.map_err(e)?
+        }
+        "wire_accept" => {
+            let a: TargetArgs = args(name, arguments)?;
+            let target = a.target.trim();
+            if target.starts_with("wire://") {
+                ep.accept_invite(target).await.map_err(e)?
+            } else {
+                ep.decide(target, true).await.map_err(e)?
+            }
+        }
+        "wire_reject" => {
+            let a: TargetArgs = args(name, arguments)?;
+            ep.decide(a.target.trim(), false).await.map_err(e)?
+        }
+        "wire_dial" => {
+            let a: DialArgs = args(name, arguments)?;
+            ep.dial(a.handle.trim(), a.note).await.map_err(e)?
+        }
+        "wire_pending" => {
+            args::<NoArgs>(name, arguments)?;
+            ep.pending().map_err(e)?
+        }
+        "wire_pair_host" => {
+            let a: HostArgs = args(name, arguments)?;
+            let view = ep.pair_host(a.relay.as_deref(), PAIR_TIMEOUT).await.map_err(e)?;
+            follow.pairing = Some(view.nameplate.clone());
+            let mut v = to_json(&view)?;
+            v["next"] = "Tell your operator this code to read to the other operator; then call wire_pair_list and show them the 6 digits.".into();
+            v
+        }
+        "wire_pair_join" => {
+            let a: JoinArgs = args(name, arguments)?;
+            let view = ep.pair_join(a.code.trim(), a.relay.as_deref(), PAIR_TIMEOUT).await.map_err(e)?;
+            follow.pairing = Some(view.nameplate.clone());
+            to_json(&view)?
+        }
+        "wire_pair_list" => {
+            let a: ListArgs = args(name, arguments)?;
+            let wait = Duration::from_secs(a.wait_secs.unwrap_or(0).min(10));
+            let _ = ep.pair_drive_all(wait).await; // advancing is best effort; the list is the answer
+            to_json(ep.pair_list().map_err(e)?)?
+        }
+        "wire_pair_confirm" => {
+            let a: ConfirmArgs = args(name, arguments)?;
+            let view = ep.pair_confirm(a.code.trim(), a.digits.trim()).await.map_err(e)?;
+            follow.pairing = Some(view.nameplate.clone());
+            to_json(&view)?
+        }
+        "wire_pair_cancel" => {
+            let a: CodeArgs = args(name, arguments)?;
+            to_json(ep.pair_cancel(a.code.trim()).await.map_err(e)?)?
+        }
+        "wire_status" => {
+            args::<NoArgs>(name, arguments)?;
+            ep.status().await.map_err(e)?
+        }
+        "wire_mesh_broadcast" => {
+            let a: BroadcastArgs = args(name, arguments)?;
+            let out =
+                ep.broadcast(a.kind.as_deref().unwrap_or("message"), Value::String(a.body), None).await.map_err(e)?;
+            if out.is_empty() {
+                return Err(
+                    "no sister sessions are paired with this one; the operator can run `wire session pair-all-local`"
+                        .into(),
+                );
+            }
+            json!({ "deliveries": out })
+        }
+        other => return Err(format!("no tool `{other}`; tools/list shows the tools")),
+    };
+    Ok((value, follow))
+}

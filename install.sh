@@ -86,4 +86,6 @@ case ":$PATH:" in
     *":$prefix/bin:"*) ;;
     *) say "add $prefix/bin to your PATH" ;;
 esac
-say "next: 'wire demo' to see it work, then 'wire up <relay>' and 'wire invite' (docs: AGENT.md, README.md)"
+say "next: 'wire demo' to see it work; 'wire setup --apply' to give Claude Code and Cursor the wire tools;"
+say "      then 'wire up <relay>' and 'wire invite', or 'wire service install --local-relay' for same-machine sessions"
+say "      (docs: README.md, AGENT.md)"

@@ -41,6 +41,7 @@ fn installs_from_source_into_a_prefix_twice() {
         );
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stderr(&out).contains("next: 'wire demo'"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("'wire setup --apply'"), "{}", stderr(&out));
     }
     let version = Command::new(prefix.join("bin/wire")).arg("--version").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("wire {}", env!("CARGO_PKG_VERSION")));

@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{RelayProcess, Wire, tempdir};
+use common::{McpSession, RelayProcess, Wire, tempdir};
 use serde_json::{Value, json};
 
 fn workspace() -> PathBuf {
@@ -83,76 +81,13 @@ fn the_python_mcp_client_lists_sends_reads_and_is_notified_in_both_styles() {
     std::fs::remove_dir_all(&root).ok();
 }
 
-/// A raw stdio session: every stdout line must be JSON-RPC.
-struct Raw {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Raw {
-    fn start(wire: &Wire) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wire"))
-            .arg("mcp")
-            .env("WIRE_HOME", &wire.home)
-            .env("WIRE_DAEMON_DIR", wire.daemon_dir())
-            .env("WIRE_SESSIONS_DIR", wire.sessions_dir())
-            .env_remove("WIRE_SESSION_ID")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line.unwrap_or_default()).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn send(&mut self, message: Value) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "{message}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Reads messages until `want` matches one (every line must be JSON-RPC 2.0).
-    fn until(&self, want: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).expect("timed out waiting for the MCP server");
-            let v: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried a non-JSON line ({e}): {line}"));
-            assert_eq!(v["jsonrpc"], "2.0", "{line}");
-            if want(&v) {
-                return v;
-            }
-        }
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn new_messages_reach_claude_code_as_channel_notifications() {
     let root = tempdir("mcp-raw");
     let (_relay, a, b) = paired(&root);
-    let mut raw = Raw::start(&b);
-    raw.send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "claude-code", "version": "2"}}}));
-    let init = raw.until(|v| v["id"] == 1);
+    let mut raw = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
+    let init = raw.handshake();
     assert_eq!(init["result"]["capabilities"]["experimental"]["claude/channel"], json!({}));
-    raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     raw.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
     raw.until(|v| v["id"] == 2);
 

@@ -100,6 +100,14 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     assert!(unknown.stderr.contains("no session `nope`"), "{unknown:?}");
     let list = m.json(&root, &["session", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 3);
+    // `wire mcp` started by a host in a project directory acts as that project's session.
+    let mut mcp = common::McpSession::start(&root, &root.join("daemon"), &root.join("sessions"), Some(&dirs[1]));
+    mcp.handshake();
+    mcp.send(serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "wire_whoami", "arguments": {}}}));
+    let whoami = mcp.until(|v| v["id"] == 2);
+    let web_did = m.json(&dirs[1], &["whoami"])["did"].as_str().unwrap().to_owned();
+    assert!(whoami["result"]["content"][0]["text"].as_str().unwrap().contains(&web_did), "{whoami}");
+    drop(mcp);
 
     // Pair everyone with everyone, twice: the second run changes nothing.
     let first = m.json(&root, &["session", "pair-all-local"]);

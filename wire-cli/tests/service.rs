@@ -184,3 +184,15 @@ fn task_scheduler_xml_is_well_formed_and_names_this_wire() {
     );
     std::fs::remove_dir_all(&host.root).ok();
 }
+
+#[test]
+fn the_local_relay_defaults_to_loopback_8771() {
+    let help = Command::new(env!("CARGO_BIN_EXE_wire")).args(["relay-server", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("[default: 127.0.0.1:8771]"), "{text}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_wire"))
+        .args(["relay-server", "--local-only", "--ephemeral", "--bind", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "--local-only must refuse a non-loopback bind");
+}

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -215,4 +215,71 @@ impl Wire {
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A raw stdio session: every stdout line must be JSON-RPC.
+pub struct McpSession {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl McpSession {
+    /// `wire mcp` with WIRE_HOME = `home`, or with no WIRE_HOME run in `cwd` (the session
+    /// rule then picks the identity).
+    pub fn start(home: &Path, daemon: &Path, sessions: &Path, cwd: Option<&Path>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wire"));
+        cmd.arg("mcp").env("WIRE_DAEMON_DIR", daemon).env("WIRE_SESSIONS_DIR", sessions).env_remove("WIRE_SESSION_ID");
+        match cwd {
+            Some(dir) => cmd.current_dir(dir).env_remove("WIRE_HOME"),
+            None => cmd.env("WIRE_HOME", home),
+        };
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    pub fn send(&mut self, message: Value) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Reads messages until `want` matches one (every line must be JSON-RPC 2.0).
+    pub fn until(&self, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).expect("timed out waiting for the MCP server");
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried a non-JSON line ({e}): {line}"));
+            assert_eq!(v["jsonrpc"], "2.0", "{line}");
+            if want(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// initialize + initialized, as a handshake-era host (Claude Code) does.
+    pub fn handshake(&mut self) -> Value {
+        self.send(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "claude-code", "version": "2"}}}));
+        let init = self.until(|v| v["id"] == 1);
+        self.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        init
+    }
+}
+
+impl Drop for McpSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

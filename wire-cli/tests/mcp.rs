@@ -154,11 +154,7 @@ fn setup(root: &Path, args: &[&str]) -> common::Run {
         .env_remove("WIRE_SESSIONS_DIR")
         .output()
         .unwrap();
-    common::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::Run::from(out)
 }
 
 #[test]

@@ -34,11 +34,7 @@ impl Machine {
             .envs(env.iter().copied())
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 
     fn json(&self, cwd: &Path, args: &[&str]) -> Value {

@@ -136,11 +136,7 @@ impl Agent {
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 
     fn json(&self, args: &[&str]) -> Value {

@@ -27,22 +27,9 @@ fn render(template: &str, out: &Path) -> String {
     text
 }
 
-fn verify(units: &[PathBuf], runtime: &Path) -> std::process::Output {
-    Command::new("systemd-analyze")
-        .args(["verify", "--man=no", "--user"])
-        .args(units)
-        .env("XDG_RUNTIME_DIR", runtime)
-        .output()
-        .expect("systemd-analyze is installed by .ci/run (apt-get install systemd)")
-}
-
 #[test]
 fn systemd_units_verify() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = common::tempdir("units");
-    let runtime = dir.join("runtime");
-    std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut units = Vec::new();
     for unit in ["wire-daemon.service", "wire-relay.service"] {
         let path = dir.join(unit);
@@ -51,13 +38,13 @@ fn systemd_units_verify() {
         std::fs::write(&path, text).unwrap();
         units.push(path);
     }
-    let ok = verify(&units, &runtime);
+    let ok = common::systemd_verify(&units, &dir);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     // The check can fail: a unit whose command is not an absolute, existing path.
     let bad = dir.join("bad.service");
     std::fs::write(&bad, std::fs::read_to_string(&units[0]).unwrap().replace(env!("CARGO_BIN_EXE_wire"), "not-a-path"))
         .unwrap();
-    assert!(!verify(&[bad], &runtime).status.success());
+    assert!(!common::systemd_verify(&[bad], &dir).status.success());
     std::fs::remove_dir_all(&dir).ok();
 }
 

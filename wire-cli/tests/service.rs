@@ -34,11 +34,7 @@ impl Host {
             .env("WIRE_SERVICE_RECORD", self.root.join("commands.jsonl"))
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -60,19 +56,6 @@ fn bin() -> String {
     std::fs::canonicalize(env!("CARGO_BIN_EXE_wire")).unwrap().display().to_string()
 }
 
-fn verify(units: &[PathBuf], root: &Path) -> std::process::Output {
-    use std::os::unix::fs::PermissionsExt;
-    let runtime = root.join("runtime");
-    std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
-    Command::new("systemd-analyze")
-        .args(["verify", "--man=no", "--user"])
-        .args(units)
-        .env("XDG_RUNTIME_DIR", runtime)
-        .output()
-        .expect("systemd-analyze is installed by .ci/run (apt-get install systemd)")
-}
-
 #[test]
 fn systemd_install_is_idempotent_and_uninstall_removes_exactly_what_it_wrote() {
     let host = Host::new("svc-systemd");
@@ -91,7 +74,7 @@ fn systemd_install_is_idempotent_and_uninstall_removes_exactly_what_it_wrote() {
     let first = host.json(&["service", "install", "--local-relay", "--platform", "systemd"]);
     assert!(first["files"].as_array().unwrap().iter().all(|f| f["changed"] == true));
     let written = [units.join("wire-daemon.service"), units.join("wire-relay.service")];
-    let check = verify(&written, &host.root);
+    let check = common::systemd_verify(&written, &host.root);
     assert!(check.status.success(), "systemd-analyze: {}", String::from_utf8_lossy(&check.stderr));
     assert!(std::fs::read_to_string(&written[1]).unwrap().contains("relay-server --local-only --bind 127.0.0.1:8771"));
     assert_eq!(

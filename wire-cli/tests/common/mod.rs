@@ -110,6 +110,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     pub fn json(&self) -> Value {
         serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
@@ -147,11 +157,7 @@ impl Wire {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 
     /// Runs with `input` on stdin.
@@ -175,11 +181,7 @@ impl Wire {
         });
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 
     /// The sessions directory for this test (never the user's real one).
@@ -282,4 +284,19 @@ impl Drop for McpSession {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `systemd-analyze verify --user` on unit files (with a private runtime directory under
+/// `scratch`); the tool is installed by `.ci/test`.
+pub fn systemd_verify(units: &[PathBuf], scratch: &Path) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt;
+    let runtime = scratch.join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "--user"])
+        .args(units)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("systemd-analyze is installed by .ci/test (apt-get install systemd)")
 }

@@ -3,7 +3,7 @@
 //!
 //! Nothing polls on a timer. A watcher holds the relay's event stream for this identity;
 //! each wake runs the one receive path (`pull`, serialized with the daemon and the CLI by
-//! the home lock), then [`Inner::publish`] compares every resource with what was last
+//! the home lock), then `publish` compares every resource with what was last
 //! announced and notifies what changed. Tool calls publish too, and a code pairing started
 //! here is driven by long-polling its rendezvous until it ends.
 

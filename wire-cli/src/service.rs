@@ -167,8 +167,7 @@ struct Layout {
 impl Layout {
     fn of(platform: Platform) -> anyhow::Result<Self> {
         let base = directories::BaseDirs::new().context("no home directory for this user (is HOME set?)")?;
-        let project = directories::ProjectDirs::from("", "", "wire").context("no home directory for this user")?;
-        let state = project.data_dir().to_owned();
+        let state = wire_core::session::service_state_dir().context("no home directory for this user")?;
         let units = match platform {
             Platform::Systemd => base.config_dir().join("systemd/user"),
             Platform::Launchd => base.home_dir().join("Library/LaunchAgents"),

@@ -30,6 +30,7 @@ impl Machine {
             // The default home must never be the user's real one.
             .env("HOME", self.root.join("fakehome"))
             .env("XDG_DATA_HOME", self.root.join("fakehome/data"))
+            .env("XDG_STATE_HOME", self.root.join("fakehome/state"))
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .output()
@@ -62,7 +63,8 @@ fn count(bodies: &[String], text: &str) -> usize {
 #[test]
 fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     let root = tempdir("mesh");
-    let socket = root.join("relay.sock");
+    // Where `wire service install --local-relay` puts the socket (under this test's HOME).
+    let socket = root.join("fakehome/state/wire/relay.sock");
     let relay = RelayProcess::start(
         &root.join("relay"),
         &root.join("relay.log"),
@@ -71,12 +73,20 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     let m = Machine { root: root.clone() };
     let names = ["api", "web", "docs"];
     let dirs: Vec<PathBuf> = names.iter().map(|n| root.join("projects").join(n)).collect();
-    for (name, dir) in names.iter().zip(&dirs) {
+    // A relay that is down: a clear error, and no half-made session left behind.
+    std::fs::create_dir_all(&dirs[0]).unwrap();
+    let down = m.run(&dirs[0], &["session", "new", "--relay", "127.0.0.1:1"], &[]);
+    assert_ne!(down.code, 0);
+    assert!(down.stderr.contains("is the local relay running?"), "{down:?}");
+    assert!(!root.join("sessions/api").exists(), "a failed `session new` left a session behind");
+    for (i, (name, dir)) in names.iter().zip(&dirs).enumerate() {
         std::fs::create_dir_all(dir.join("src")).unwrap();
-        let v = m.json(
-            dir,
-            &["session", "new", "--relay", &relay.addr, "--local-only", "--with-uds", socket.to_str().unwrap()],
-        );
+        // The first two find the local relay's socket by themselves; the third names it.
+        let mut args = vec!["session", "new", "--relay", &relay.addr, "--local-only"];
+        if i == 2 {
+            args.extend(["--with-uds", socket.to_str().unwrap()]);
+        }
+        let v = m.json(dir, &args);
         assert_eq!(v["session"], *name, "the name defaults to the directory's");
         assert_eq!(v["created"], true);
         assert!(v["identity"]["handle"].is_null(), "a --local-only session claims no handle");

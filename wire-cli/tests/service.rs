@@ -30,6 +30,7 @@ impl Host {
             .env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.home().join(".config"))
             .env("XDG_DATA_HOME", self.home().join(".local/share"))
+            .env("XDG_STATE_HOME", self.home().join(".local/state"))
             .env("WIRE_DAEMON_DIR", self.root.join("daemon"))
             .env("WIRE_SERVICE_RECORD", self.root.join("commands.jsonl"))
             .output()
@@ -76,7 +77,10 @@ fn systemd_install_is_idempotent_and_uninstall_removes_exactly_what_it_wrote() {
     let written = [units.join("wire-daemon.service"), units.join("wire-relay.service")];
     let check = common::systemd_verify(&written, &host.root);
     assert!(check.status.success(), "systemd-analyze: {}", String::from_utf8_lossy(&check.stderr));
-    assert!(std::fs::read_to_string(&written[1]).unwrap().contains("relay-server --local-only --bind 127.0.0.1:8771"));
+    let relay_unit = std::fs::read_to_string(&written[1]).unwrap();
+    let state = host.home().join(".local/state/wire");
+    let exec = format!("relay-server --local-only --bind 127.0.0.1:8771 --uds {}/relay.sock", state.display());
+    assert!(relay_unit.contains(&exec), "{relay_unit}");
     assert_eq!(
         host.commands(),
         [

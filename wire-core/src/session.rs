@@ -255,6 +255,19 @@ impl Sessions {
     }
 }
 
+/// Where the local relay's Unix socket lives when `wire service install --local-relay` runs
+/// it: the platform state directory's `wire/relay.sock` (`~/.local/state/wire/relay.sock`
+/// on Linux). `wire session new` uses it when it exists.
+pub fn local_relay_socket() -> Option<PathBuf> {
+    service_state_dir().map(|d| d.join("relay.sock"))
+}
+
+/// The directory user services keep their state in (the local relay's data, logs, socket).
+pub fn service_state_dir() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "wire")?;
+    Some(dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_owned())
+}
+
 /// Picks the identity a command acts as (see the module docs for the rule).
 pub fn choose(cwd: &Path) -> Result<Chosen, SessionError> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());

@@ -171,7 +171,10 @@ async fn maintenance(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<b
 /// Binds a Unix socket at `path` with mode 0600, replacing a stale socket file. Put it in
 /// a directory only the user can enter (0700): the mode is set just after the bind.
 pub fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.file_type().is_socket() {
             std::fs::remove_file(path)?;

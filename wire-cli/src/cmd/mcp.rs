@@ -111,21 +111,21 @@ pub fn setup(apply: bool, dry_run: bool, project: bool, json: bool) -> anyhow::R
     // Check every file first, so a bad one stops the run before anything is written.
     let mut plans = Vec::new();
     for t in targets(project)? {
-        if t.requires.as_ref().is_some_and(|d| !d.is_dir()) {
-            report.push(json!({ "host": t.host, "path": t.path, "action": "skipped", "why": "not installed" }));
-            continue;
-        }
-        let plan = merge(&t.path, &wire)?;
+        let plan = if t.requires.as_ref().is_some_and(|d| !d.is_dir()) { None } else { Some(merge(&t.path, &wire)?) };
         plans.push((t, plan));
     }
     for (t, plan) in plans {
         let action = match (&plan, apply && !dry_run) {
-            (Plan::Unchanged, _) => "unchanged",
-            (Plan::Write(bytes), true) => {
+            (None, _) => {
+                report.push(json!({ "host": t.host, "path": t.path, "action": "skipped", "why": "not installed" }));
+                continue;
+            }
+            (Some(Plan::Unchanged), _) => "unchanged",
+            (Some(Plan::Write(bytes)), true) => {
                 write_atomic(&t.path, bytes)?;
                 "written"
             }
-            (Plan::Write(_), false) => "would_write",
+            (Some(Plan::Write(_)), false) => "would_write",
         };
         report.push(json!({ "host": t.host, "path": t.path, "action": action }));
     }

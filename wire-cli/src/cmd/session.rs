@@ -30,9 +30,14 @@ pub enum SessionCommand {
         #[arg(long)]
         local_only: bool,
         /// The local relay's Unix socket: sister sessions reach this one through it first,
-        /// and over loopback when it is gone.
+        /// and over loopback when it is gone [default: the socket `wire service install
+        /// --local-relay` runs, when it exists].
         #[arg(long, value_name = "PATH")]
         with_uds: Option<PathBuf>,
+        /// Another address of the same relay (a LAN address, a public name) for the card;
+        /// peers use the closest that answers. Repeatable.
+        #[arg(long, value_name = "ADDR")]
+        also: Vec<String>,
         /// Do not bind the current directory.
         #[arg(long)]
         no_bind: bool,
@@ -103,8 +108,8 @@ fn cwd() -> anyhow::Result<PathBuf> {
 pub fn session(command: SessionCommand, json: bool) -> anyhow::Result<()> {
     let sessions = Sessions::from_env()?;
     match command {
-        SessionCommand::New { name, relay, local_only, with_uds, no_bind } => {
-            new(&sessions, name, &relay, local_only, with_uds, no_bind, json)
+        SessionCommand::New { name, relay, local_only, with_uds, also, no_bind } => {
+            new(&sessions, NewArgs { name, relay, local_only, uds: with_uds, also, no_bind }, json)
         }
         SessionCommand::List => {
             let list = sessions.list()?;
@@ -156,15 +161,18 @@ pub fn session(command: SessionCommand, json: bool) -> anyhow::Result<()> {
     }
 }
 
-fn new(
-    sessions: &Sessions,
+struct NewArgs {
     name: Option<String>,
-    relay: &str,
+    relay: String,
     local_only: bool,
     uds: Option<PathBuf>,
+    also: Vec<String>,
     no_bind: bool,
-    json: bool,
-) -> anyhow::Result<()> {
+}
+
+fn new(sessions: &Sessions, args: NewArgs, json: bool) -> anyhow::Result<()> {
+    let NewArgs { name, relay, local_only, uds, also, no_bind } = args;
+    let relay = relay.as_str();
     let cwd = cwd()?;
     let name = match name {
         Some(n) => n,
@@ -183,11 +191,32 @@ fn new(
     {
         bail!("--with-uds needs an absolute path, not {}", path.display());
     }
-    let also: Vec<String> = uds.iter().map(|p| format!("unix:{}", p.display())).collect();
+    // The service-run local relay's socket, when this session lives on a loopback relay.
+    let uds = uds.or_else(|| {
+        let default = wire_core::session::local_relay_socket()?;
+        let is_socket = std::os::unix::fs::FileTypeExt::is_socket(&std::fs::metadata(&default).ok()?.file_type());
+        (url.reach() == Reach::Loopback && is_socket).then_some(default)
+    });
+    for a in &also {
+        if local_only && RelayUrl::parse(a)?.reach() > Reach::Loopback {
+            bail!("--local-only sessions list no addresses beyond this machine; drop --also {a}");
+        }
+    }
+    let also: Vec<String> = uds.iter().map(|p| format!("unix:{}", p.display())).chain(also).collect();
     let (home, created) = sessions.create(&name, uds.clone(), endpoint::now())?;
-    let report = runtime()?.block_on(endpoint::init_with(&home, relay, &also, !local_only)).with_context(|| {
-        format!("setting up session {name} on {url} (is the local relay running? `wire service install --local-relay`)")
-    })?;
+    let report = match runtime()?.block_on(endpoint::init_with(&home, relay, &also, !local_only)) {
+        Ok(report) => report,
+        Err(e) => {
+            // Bad input changes nothing: a new session that never got a mailbox is removed (its
+            // fresh keys were never shown to anyone).
+            if created && home.load::<wire_core::home::Account>().ok().flatten().is_none() {
+                let _ = std::fs::remove_dir_all(home.root());
+            }
+            return Err(anyhow::Error::from(e).context(format!(
+                "setting up session {name} on {url} (is the local relay running? `wire service install --local-relay`)"
+            )));
+        }
+    };
     if let Err(e) = crate::daemon::register(home.root()) {
         eprintln!("note: could not register this session with the daemon: {e:#}");
     }

@@ -84,7 +84,7 @@ fn the_python_mcp_client_lists_sends_reads_and_is_notified_in_both_styles() {
 #[test]
 fn new_messages_reach_claude_code_as_channel_notifications() {
     let root = tempdir("mcp-raw");
-    let (_relay, a, b) = paired(&root);
+    let (relay, a, b) = paired(&root);
     let mut raw = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
     let init = raw.handshake();
     assert_eq!(init["result"]["capabilities"]["experimental"]["claude/channel"], json!({}));
@@ -97,6 +97,16 @@ fn new_messages_reach_claude_code_as_channel_notifications() {
     assert_eq!(note["params"]["meta"]["from"], a.nickname());
     assert_eq!(note["params"]["meta"]["kind"], "question");
 
+    // A stranger dials: the host hears of it, with the instruction to ask the operator.
+    let c = Wire::new(&root, "c");
+    c.json(&["init", "--relay", &relay.addr]);
+    c.json(&["dial", &format!("{}@{}", b.nickname(), relay.addr), "--note", "from the build farm"]);
+    let asked =
+        raw.until(|v| v["method"] == "notifications/claude/channel" && v["params"]["meta"]["kind"] == "pair_request");
+    assert_eq!(asked["params"]["meta"]["from"], c.nickname());
+    let text = asked["params"]["content"].as_str().unwrap();
+    assert!(text.contains("from the build farm") && text.contains("operator"), "{text}");
+
     // A call with malformed arguments is a tool error; the session goes on.
     raw.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "wire_tail", "arguments": {"limit": "many"}}}));
     let bad = raw.until(|v| v["id"] == 3);
@@ -107,6 +117,80 @@ fn new_messages_reach_claude_code_as_channel_notifications() {
     let peers = raw.until(|v| v["id"] == 4);
     assert!(peers["result"]["content"][0]["text"].as_str().unwrap().contains(&a.nickname()));
     drop(raw);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Calls a tool and returns its result text parsed as JSON (panics on a tool error).
+fn call(session: &mut McpSession, id: u64, name: &str, arguments: Value) -> Value {
+    session.send(
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}),
+    );
+    let reply = session.until(|v| v["id"] == id);
+    assert_ne!(reply["result"]["isError"], true, "{name}: {reply}");
+    serde_json::from_str(reply["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
+}
+
+fn wait_pairing(session: &mut McpSession, id: &mut u64, state: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        *id += 1;
+        let list = call(session, *id, "wire_pair_list", json!({"wait_secs": 1}));
+        let last = list.as_array().unwrap().last().cloned().unwrap_or(Value::Null);
+        if last["state"] == state {
+            return last;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reached {state}: {last}");
+    }
+}
+
+#[test]
+fn two_agents_pair_by_code_through_their_mcp_servers() {
+    let root = tempdir("mcp-pair");
+    let relay = RelayProcess::start(&root.join("relay"), &root.join("relay.log"), &[]);
+    let (a, b) = (Wire::new(&root, "a"), Wire::new(&root, "b"));
+    a.json(&["init", "--relay", &relay.addr]);
+    b.json(&["init", "--relay", &relay.addr]);
+    let mut ma = McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
+    let mut mb = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
+    ma.handshake();
+    mb.handshake();
+    let (mut ia, mut ib) = (10, 10);
+    let hosted = call(&mut ma, ia, "wire_pair_host", json!({}));
+    let code = hosted["code"].as_str().unwrap().to_owned();
+    assert!(hosted["next"].as_str().unwrap().contains("operator"));
+    call(&mut mb, ib, "wire_pair_join", json!({"code": code}));
+    let va = wait_pairing(&mut ma, &mut ia, "sas_ready");
+    let vb = wait_pairing(&mut mb, &mut ib, "sas_ready");
+    assert_eq!(va["sas"], vb["sas"]);
+    // Each side confirms with the digits shown on the other side.
+    ia += 1;
+    call(&mut ma, ia, "wire_pair_confirm", json!({"code": code, "digits": vb["sas"]}));
+    ib += 1;
+    call(&mut mb, ib, "wire_pair_confirm", json!({"code": code, "digits": va["sas"]}));
+    // The servers drive their pairings to the end in the background: reading the resource
+    // (which drives nothing) shows them finish.
+    for (session, id) in [(&mut ma, &mut ia), (&mut mb, &mut ib)] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            *id += 1;
+            let want = *id;
+            session.send(
+                json!({"jsonrpc": "2.0", "id": want, "method": "resources/read", "params": {"uri": "wire://pairings"}}),
+            );
+            let read = session.until(|v| v["id"] == want);
+            let views: Value = serde_json::from_str(read["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
+            if views[0]["state"] == "paired" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the server did not finish the pairing: {views}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    ia += 1;
+    let peers = call(&mut ma, ia, "wire_peers", json!({}));
+    assert_eq!(peers[0]["nickname"], b.nickname());
+    assert_eq!(peers[0]["tier"], "VERIFIED");
+    drop((ma, mb));
     std::fs::remove_dir_all(&root).ok();
 }
 

@@ -60,6 +60,8 @@ struct Snapshot {
     listed: Vec<String>,
     /// Inbox events already seen (announced or present at start).
     seen: HashSet<EventId>,
+    /// Pair requests already seen.
+    requests: HashSet<EventId>,
 }
 
 #[derive(Debug)]
@@ -129,6 +131,11 @@ impl Inner {
         }
         snap.listed = self.uris(&ep);
         snap.seen = ep.tail(None, usize::MAX).unwrap_or_default().iter().map(|l| l.event.id).collect();
+        snap.requests = self.requests().iter().map(|r| r.request_id).collect();
+    }
+
+    fn requests(&self) -> Vec<wire_core::proto::pairing::dial::PendingDial> {
+        self.home.load::<wire_core::home::Pending>().ok().flatten().map(|p| p.requests).unwrap_or_default()
     }
 
     /// Announces what changed since the last call.
@@ -153,6 +160,7 @@ impl Inner {
             .filter(|l| !snap.seen.contains(&l.event.id))
             .collect();
         snap.seen.extend(fresh.iter().map(|l| l.event.id));
+        let asking: Vec<_> = self.requests().into_iter().filter(|r| snap.requests.insert(r.request_id)).collect();
         drop(snap);
 
         let peer = lock(&self.peer).clone();
@@ -179,7 +187,6 @@ impl Inner {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                // Claude Code's channel notification; hosts that do not know it ignore it.
                 let params = json!({
                     "content": content,
                     "meta": {
@@ -189,8 +196,20 @@ impl Inner {
                         "event_id": line.event.id.to_string(),
                     },
                 });
-                let note = CustomNotification::new("notifications/claude/channel", Some(params));
-                let _ = p.send_notification(ServerNotification::CustomNotification(note)).await;
+                channel(p, params).await;
+            }
+            for request in asking {
+                let face = wire_core::endpoint::Face::of(request.from.did());
+                let note = request.note.as_deref().map(|n| format!(" Their note: \"{n}\".")).unwrap_or_default();
+                let params = json!({
+                    "content": format!(
+                        "{} {} asks to pair with this agent.{note} Tell your operator and wait for their decision; \
+                         do not accept or reject it yourself.",
+                        face.emoji, face.nickname
+                    ),
+                    "meta": { "from": face.nickname, "from_did": face.did, "kind": "pair_request" },
+                });
+                channel(p, params).await;
             }
         }
     }
@@ -257,6 +276,12 @@ impl Inner {
         }
         lock(&self.driving).remove(&nameplate);
     }
+}
+
+/// Sends a Claude Code channel notification; hosts that do not know it ignore it.
+async fn channel(peer: &Peer<RoleServer>, params: Value) {
+    let note = CustomNotification::new("notifications/claude/channel", Some(params));
+    let _ = peer.send_notification(ServerNotification::CustomNotification(note)).await;
 }
 
 impl WireServer {

@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::io::{Read, Seek};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use wire_core::client::{Client, RelayUrl};
 use wire_core::endpoint::Endpoint;
-use wire_core::home::{Account, Home};
+use wire_core::home::{Account, Home, InboxLine};
 use wire_core::proto::event::EventId;
 
 use crate::tools;
@@ -54,12 +56,13 @@ enum Change {
 
 #[derive(Debug, Default)]
 struct Snapshot {
-    /// Resource URI -> hash of its last announced text.
+    /// `wire://pending` and `wire://pairings` -> hash of the last announced text.
     hashes: HashMap<String, u64>,
+    /// Inbox file -> bytes already announced. Inbox files only grow (one line per event),
+    /// so a publish reads just what was appended, however long the history.
+    offsets: HashMap<PathBuf, u64>,
     /// The peer inbox URIs last listed.
     listed: Vec<String>,
-    /// Inbox events already seen (announced or present at start).
-    seen: HashSet<EventId>,
     /// Pair requests already seen.
     requests: HashSet<EventId>,
 }
@@ -120,17 +123,45 @@ impl Inner {
         value.map(|v| format!("{v:#}")).map_err(|e| e.to_string())
     }
 
+    /// The inbox files and their lengths.
+    fn inbox_files(&self) -> Vec<(PathBuf, u64)> {
+        let Ok(dir) = std::fs::read_dir(self.home.root().join("inbox")) else { return Vec::new() };
+        dir.filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .filter_map(|p| Some((p.clone(), std::fs::metadata(&p).ok()?.len())))
+            .collect()
+    }
+
+    /// Complete lines appended to `path` after `from` (and the offset after the last one).
+    fn appended(path: &std::path::Path, from: u64) -> (Vec<InboxLine>, u64) {
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(path)
+            .and_then(|mut f| f.seek(std::io::SeekFrom::Start(from)).and_then(|_| f.read_to_end(&mut bytes)));
+        if read.is_err() {
+            return (Vec::new(), from);
+        }
+        // A line being written right now is left for the next publish.
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let lines = bytes[..complete]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice::<InboxLine>(l).ok())
+            .collect();
+        (lines, from + complete as u64)
+    }
+
     /// Records the current state as announced (at start: nothing there yet is news).
     async fn baseline(&self) {
         let Ok(ep) = self.endpoint() else { return };
         let mut snap = self.snapshot.lock().await;
-        for uri in self.uris(&ep) {
-            if let Ok(text) = self.render(&ep, &uri) {
-                snap.hashes.insert(uri, hash(&text));
+        for uri in [PENDING, PAIRINGS] {
+            if let Ok(text) = self.render(&ep, uri) {
+                snap.hashes.insert(uri.to_owned(), hash(&text));
             }
         }
+        snap.offsets = self.inbox_files().into_iter().collect();
         snap.listed = self.uris(&ep);
-        snap.seen = ep.tail(None, usize::MAX).unwrap_or_default().iter().map(|l| l.event.id).collect();
         snap.requests = self.requests().iter().map(|r| r.request_id).collect();
     }
 
@@ -142,24 +173,33 @@ impl Inner {
     async fn publish(&self) {
         let Ok(ep) = self.endpoint() else { return };
         let mut snap = self.snapshot.lock().await;
-        let uris = self.uris(&ep);
         let mut changed = Vec::new();
-        for uri in &uris {
+        let mut fresh = Vec::new();
+        for (path, len) in self.inbox_files() {
+            let old = snap.offsets.get(&path).copied().unwrap_or(0);
+            if len == old {
+                continue;
+            }
+            let (lines, offset) = if len > old { Self::appended(&path, old) } else { (Vec::new(), len) };
+            snap.offsets.insert(path.clone(), offset);
+            if let Some(stem) = path.file_stem() {
+                changed.push(format!("{INBOX}/did:key:{}", stem.to_string_lossy()));
+            }
+            fresh.extend(lines);
+        }
+        if !changed.is_empty() {
+            changed.push(INBOX.to_owned());
+        }
+        for uri in [PENDING, PAIRINGS] {
             let Ok(text) = self.render(&ep, uri) else { continue };
             let h = hash(&text);
-            if snap.hashes.insert(uri.clone(), h) != Some(h) {
-                changed.push(uri.clone());
+            if snap.hashes.insert(uri.to_owned(), h) != Some(h) {
+                changed.push(uri.to_owned());
             }
         }
+        let uris = self.uris(&ep);
         let list_changed = snap.listed != uris;
         snap.listed = uris;
-        let fresh: Vec<_> = ep
-            .tail(None, usize::MAX)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|l| !snap.seen.contains(&l.event.id))
-            .collect();
-        snap.seen.extend(fresh.iter().map(|l| l.event.id));
         let asking: Vec<_> = self.requests().into_iter().filter(|r| snap.requests.insert(r.request_id)).collect();
         drop(snap);
 

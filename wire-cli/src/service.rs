@@ -338,7 +338,13 @@ fn install(
         .with_context(|| format!("writing {}", layout.record.display()))?;
     let mut ran = Vec::new();
     for c in &commands {
-        let (ok, out) = runner.run(c)?;
+        let (ok, out) = runner.run(c).map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}\nthe files are in place, but `{}` could not run: is this a {platform:?} system? \
+                 (`--platform` picks another; `wire daemon start` runs the daemon without a service manager)",
+                c[0]
+            )
+        })?;
         if !ok {
             bail!(
                 "`{}` failed: {out}\nthe files are in place; fix the cause and run `wire service install` again",

@@ -297,3 +297,19 @@ fn setup_merges_preserves_is_idempotent_and_refuses_non_json() {
     assert!(!cursor.exists(), "a refused run wrote another file");
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn before_wire_init_every_tool_says_what_to_run() {
+    let root = tempdir("mcp-uninit");
+    let a = Wire::new(&root, "a");
+    let mut session = McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
+    session.handshake();
+    session.send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "wire_whoami", "arguments": {}}}),
+    );
+    let reply = session.until(|v| v["id"] == 2);
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(reply["result"]["content"][0]["text"].as_str().unwrap().contains("run `wire init`"), "{reply}");
+    drop(session);
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -268,6 +268,7 @@ impl Inner {
     /// a backoff after a failure, and syncs on each reconnect (nothing missed while away).
     async fn watch(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(1);
+        let mut said = String::new();
         loop {
             let opened = async {
                 let account = self.home.load::<Account>().map_err(|e| e.to_string())?.ok_or("not initialized")?;
@@ -282,7 +283,12 @@ impl Inner {
                         self.sync().await;
                     }
                 }
-                Err(e) => eprintln!("wire mcp: event stream unavailable ({e}); retrying in {}s", backoff.as_secs()),
+                // Said once per distinct cause, not on every retry.
+                Err(e) if e != said => {
+                    eprintln!("wire mcp: event stream unavailable ({e}); retrying with backoff");
+                    said = e;
+                }
+                Err(_) => {}
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -482,7 +488,11 @@ impl ServerHandler for WireServer {
 /// Serves MCP on stdin/stdout for the identity in `home` until the client closes stdin.
 /// Only JSON-RPC goes to stdout; diagnostics go to stderr.
 pub async fn serve_stdio(home: Home) -> Result<(), String> {
-    Endpoint::open(home.clone()).map_err(|e| format!("{e} (wire mcp serves an existing identity)"))?;
+    // Serve even before `wire init`: every tool then answers with the error that says to run
+    // it, and the watcher starts once the identity exists.
+    if let Err(e) = Endpoint::open(home.clone()) {
+        eprintln!("wire mcp: {e}");
+    }
     let server = WireServer::new(home);
     let inner = server.inner.clone();
     inner.baseline().await;

@@ -372,9 +372,32 @@ impl Home {
         self.path("inbox").join(format!("{name}.jsonl"))
     }
 
-    /// Ids already in a peer's inbox.
+    /// Ids already in a peer's inbox (the whole history: a relay that replays an old
+    /// envelope must not get it stored twice). Reads only each line's `id`, so this stays
+    /// cheap on a long history; a torn last line is skipped as in [`Home::read_inbox_of`].
     pub fn inbox_ids(&self, peer: &Did) -> Result<std::collections::HashSet<EventId>, HomeError> {
-        Ok(self.read_inbox_of(peer)?.into_iter().map(|l| l.event.id).collect())
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: EventId,
+        }
+        let path = self.inbox_path(peer);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let mut ids = std::collections::HashSet::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_slice::<IdOnly>(line) {
+                Ok(l) => {
+                    ids.insert(l.id);
+                }
+                Err(_) if i + 1 == lines.len() => {}
+                Err(e) => return Err(HomeError::Corrupt { path, detail: format!("line {}: {e}", i + 1) }),
+            }
+        }
+        Ok(ids)
     }
 
     /// Appends lines to a peer's inbox and fsyncs. Hold the lock.

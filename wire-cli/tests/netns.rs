@@ -153,7 +153,11 @@ impl Agent {
     fn stored(&self) -> Vec<String> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(self.home.join("inbox")).into_iter().flatten() {
-            for line in std::fs::read_to_string(entry.unwrap().path()).unwrap().lines() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "jsonl") {
+                continue; // the id index beside each inbox
+            }
+            for line in std::fs::read_to_string(path).unwrap().lines() {
                 let v: Value = serde_json::from_str(line).unwrap();
                 out.push(v["body"].as_str().unwrap_or_default().to_owned());
             }

@@ -372,30 +372,72 @@ impl Home {
         self.path("inbox").join(format!("{name}.jsonl"))
     }
 
-    /// Ids already in a peer's inbox (the whole history: a relay that replays an old
-    /// envelope must not get it stored twice). Reads only each line's `id`, so this stays
-    /// cheap on a long history; a torn last line is skipped as in [`Home::read_inbox_of`].
+    fn index_path(&self, peer: &Did) -> PathBuf {
+        self.inbox_path(peer).with_extension("ids")
+    }
+
+    /// Ids already in a peer's inbox: the whole history, so a relay that replays an old
+    /// envelope cannot get it stored twice. Hold the lock.
+    ///
+    /// Served from `inbox/<did>.ids`, a cache beside the inbox: one record per line,
+    /// `<id> <inbox length after that line>`. The index trails the inbox (it is brought up
+    /// to date here, from the inbox's tail only) and is rebuilt whenever it does not match:
+    /// so a pull costs what was appended since the last one, not the length of the history.
     pub fn inbox_ids(&self, peer: &Did) -> Result<std::collections::HashSet<EventId>, HomeError> {
         #[derive(Deserialize)]
         struct IdOnly {
             id: EventId,
         }
-        let path = self.inbox_path(peer);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let inbox = self.inbox_path(peer);
+        let len = match fs::metadata(&inbox) {
+            Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-            Err(e) => return Err(io(&path)(e)),
+            Err(e) => return Err(io(&inbox)(e)),
         };
-        let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-        let mut ids = std::collections::HashSet::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_slice::<IdOnly>(line) {
-                Ok(l) => {
-                    ids.insert(l.id);
-                }
-                Err(_) if i + 1 == lines.len() => {}
-                Err(e) => return Err(HomeError::Corrupt { path, detail: format!("line {}: {e}", i + 1) }),
+        let index = self.index_path(peer);
+        let (mut ids, mut covered) = read_index(&index);
+        let rebuild = covered > len;
+        if rebuild {
+            ids.clear();
+            covered = 0;
+        }
+        if covered == len {
+            return Ok(ids);
+        }
+        let mut tail = Vec::new();
+        File::open(&inbox)
+            .and_then(|mut f| {
+                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(covered))?;
+                std::io::Read::read_to_end(&mut f, &mut tail)
+            })
+            .map_err(io(&inbox))?;
+        let mut records = String::new();
+        let mut offset = covered;
+        // Complete lines only: a torn last line (a crash mid-append) is not indexed.
+        let complete = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        for line in tail[..complete].split_inclusive(|b| *b == b'\n') {
+            offset += line.len() as u64;
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            if text.is_empty() {
+                continue;
             }
+            let parsed: IdOnly = serde_json::from_slice(text).map_err(|e| HomeError::Corrupt {
+                path: inbox.clone(),
+                detail: format!("the line ending at byte {offset}: {e}"),
+            })?;
+            ids.insert(parsed.id);
+            records.push_str(&format!("{} {offset}\n", parsed.id));
+        }
+        // The index is a cache: failing to write it costs speed, never correctness.
+        let mut options = OpenOptions::new();
+        options.create(true).mode(0o600);
+        if rebuild || covered == 0 {
+            options.write(true).truncate(true);
+        } else {
+            options.append(true);
+        }
+        if let Ok(mut f) = options.open(&index) {
+            let _ = f.write_all(records.as_bytes());
         }
         Ok(ids)
     }
@@ -408,6 +450,16 @@ impl Home {
         self.create()?;
         let path = self.inbox_path(peer);
         let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
+        // A torn last line (a crash mid-append; its envelope was never acked and comes
+        // again) is cut off first, so it cannot run into the next line.
+        let len = file.metadata().map_err(io(&path))?.len();
+        if len > 0 {
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            if bytes.last() != Some(&b'\n') {
+                let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                file.set_len(keep as u64).map_err(io(&path))?;
+            }
+        }
         let mut buf = Vec::new();
         for line in lines {
             serde_json::to_writer(&mut buf, line).expect("inbox lines serialize");
@@ -441,6 +493,9 @@ impl Home {
     pub fn read_inbox(&self) -> Result<Vec<InboxLine>, HomeError> {
         let mut all = Vec::new();
         for path in self.list_dir("inbox")? {
+            if path.extension().is_none_or(|x| x != "jsonl") {
+                continue; // the `.ids` indexes
+            }
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
             if let Ok(did) = Did::parse(&format!("did:key:{stem}")) {
                 all.extend(self.read_inbox_of(&did)?);
@@ -522,5 +577,74 @@ impl Home {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(io(&path)(e)),
         }
+    }
+}
+
+/// Reads an inbox id index: the ids and the inbox length the last good record covers. A
+/// damaged record ends the read there (what follows is rebuilt from the inbox).
+fn read_index(path: &Path) -> (std::collections::HashSet<EventId>, u64) {
+    let mut ids = std::collections::HashSet::new();
+    let mut covered = 0;
+    let Ok(text) = fs::read_to_string(path) else { return (ids, 0) };
+    for line in text.split_inclusive('\n') {
+        let record = line.strip_suffix('\n').and_then(|l| l.split_once(' '));
+        match record.and_then(|(id, end)| Some((id.parse::<EventId>().ok()?, end.parse::<u64>().ok()?))) {
+            Some((id, end)) if end > covered => {
+                ids.insert(id);
+                covered = end;
+            }
+            _ => break,
+        }
+    }
+    (ids, covered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::rng::SeededRng;
+
+    fn line(me: &Identity, to: &Did, n: u64, rng: &mut SeededRng) -> InboxLine {
+        let event =
+            Event::new(me, to.clone(), crate::proto::event::Kind::Message, format!("m{n}").into(), UnixMillis(n), rng);
+        let signed = event.clone().sign(me).unwrap();
+        InboxLine { event, received_at: UnixMillis(n), signed: signed.signed().clone() }
+    }
+
+    #[test]
+    fn the_id_index_follows_the_inbox_through_crashes_and_rewrites() {
+        let root = std::env::temp_dir().join(format!("wire-home-index-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = Home::at(&root);
+        let mut rng = SeededRng::new(&crate::proto::secret::Secret32::from_bytes([7; 32]), b"home-index-test");
+        let peer = Identity::generate(&mut rng);
+        let me = Identity::generate(&mut rng);
+        let first: Vec<InboxLine> = (0..5).map(|n| line(&peer, me.did(), n, &mut rng)).collect();
+        home.append_inbox(peer.did(), &first).unwrap();
+        let want: std::collections::HashSet<EventId> = first.iter().map(|l| l.event.id).collect();
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        assert!(home.index_path(peer.did()).exists());
+
+        // Appended since: the index catches up from the tail.
+        let more = line(&peer, me.did(), 9, &mut rng);
+        home.append_inbox(peer.did(), std::slice::from_ref(&more)).unwrap();
+        let mut want = want;
+        want.insert(more.event.id);
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+
+        // A damaged index is rebuilt; a torn inbox tail is neither indexed nor kept.
+        fs::write(home.index_path(peer.did()), "garbage 99999999\n").unwrap();
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        let inbox = home.inbox_path(peer.did());
+        let mut f = OpenOptions::new().append(true).open(&inbox).unwrap();
+        f.write_all(b"{\"v\":1,\"id\":\"torn").unwrap();
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        let last = line(&peer, me.did(), 10, &mut rng);
+        home.append_inbox(peer.did(), std::slice::from_ref(&last)).unwrap();
+        want.insert(last.event.id);
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        assert_eq!(home.read_inbox_of(peer.did()).unwrap().len(), 7, "the torn line was cut, not merged");
+        assert_eq!(home.read_inbox().unwrap().len(), 7, "the index is not read as an inbox");
+        fs::remove_dir_all(&root).unwrap();
     }
 }

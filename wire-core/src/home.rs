@@ -453,12 +453,10 @@ impl Home {
         // A torn last line (a crash mid-append; its envelope was never acked and comes
         // again) is cut off first, so it cannot run into the next line.
         let len = file.metadata().map_err(io(&path))?.len();
-        if len > 0 {
+        if len > 0 && last_byte(&path, len).map_err(io(&path))? != b'\n' {
             let bytes = fs::read(&path).map_err(io(&path))?;
-            if bytes.last() != Some(&b'\n') {
-                let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                file.set_len(keep as u64).map_err(io(&path))?;
-            }
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64).map_err(io(&path))?;
         }
         let mut buf = Vec::new();
         for line in lines {
@@ -578,6 +576,16 @@ impl Home {
             Err(e) => Err(io(&path)(e)),
         }
     }
+}
+
+/// The last byte of a file of length `len` (> 0).
+fn last_byte(path: &Path, len: u64) -> std::io::Result<u8> {
+    use std::io::{Read, Seek};
+    let mut f = File::open(path)?;
+    f.seek(std::io::SeekFrom::Start(len - 1))?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b)?;
+    Ok(b[0])
 }
 
 /// Reads an inbox id index: the ids and the inbox length the last good record covers. A

@@ -93,3 +93,82 @@ fn human_output_of_the_main_commands() {
     drop(relay);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+const MESH_GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/mesh.txt");
+
+/// The same for sessions, the mesh, services and MCP setup, run from project directories
+/// with this test's HOME, sessions and daemon directories.
+#[test]
+fn human_output_of_sessions_mesh_service_and_setup() {
+    let dir = tempdir("snap-mesh");
+    let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &["--local-only"]);
+    let mut transcript = String::new();
+    let mut step = |project: &str, args: &[&str]| -> String {
+        let cwd = dir.join("projects").join(project);
+        std::fs::create_dir_all(&cwd).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wire"))
+            .args(args)
+            .current_dir(&cwd)
+            .env_remove("WIRE_HOME")
+            .env_remove("WIRE_SESSION_ID")
+            .env("WIRE_RELAY", &relay.addr)
+            .env("WIRE_SESSIONS_DIR", dir.join("sessions"))
+            .env("WIRE_DAEMON_DIR", dir.join("daemon"))
+            .env("HOME", dir.join("home"))
+            .env("XDG_CONFIG_HOME", dir.join("home/.config"))
+            .env("XDG_DATA_HOME", dir.join("home/.local/share"))
+            .env("XDG_STATE_HOME", dir.join("home/.local/state"))
+            .env("WIRE_SERVICE_RECORD", dir.join("service-commands"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let run = common::Run::from(out);
+        transcript.push_str(&format!("$ {project}: wire {}\n", args.join(" ")));
+        transcript.push_str(&run.stdout);
+        for line in run.stderr.lines() {
+            transcript.push_str(&format!("[stderr] {line}\n"));
+        }
+        transcript.push_str(&format!("[exit {}]\n\n", run.code));
+        run.stdout
+    };
+    step("api", &["session", "new", "--local-only"]);
+    step("web", &["session", "new", "--local-only"]);
+    step("web", &["session", "current"]);
+    step("api", &["session", "list"]);
+    step("api", &["session", "pair-all-local"]);
+    step("api", &["session", "pair-all-local"]);
+    step("web", &["mesh", "role", "set", "reviewer"]);
+    step("api", &["mesh", "broadcast", "main is frozen"]);
+    step("api", &["mesh", "route", "reviewer", "please review #12"]);
+    step("api", &["mesh", "route", "auditor", "anyone?"]);
+    step("web", &["pull"]);
+    step("api", &["mesh", "status"]);
+    step("api", &["whoami"]);
+    step("api", &["service", "install", "--local-relay", "--platform", "systemd", "--dry-run"]);
+    step("api", &["setup"]);
+
+    let mut masks: Vec<(String, String)> =
+        vec![(dir.display().to_string(), "<ROOT>".into()), (relay.addr.clone(), "<RELAY>".into())];
+    masks.push((std::fs::canonicalize(env!("CARGO_BIN_EXE_wire")).unwrap().display().to_string(), "<WIRE-BIN>".into()));
+    for (name, tag) in [("api", "API"), ("web", "WEB")] {
+        let home = common::Wire { home: dir.join("sessions").join(name) };
+        let me = home.json(&["whoami"]);
+        for (field, label) in [("did", "DID"), ("fingerprint", "FINGERPRINT"), ("slot", "SLOT"), ("nickname", "NICK")] {
+            masks.push((me[field].as_str().unwrap().to_owned(), format!("<{tag}-{label}>")));
+        }
+        masks.push((me["emoji"].as_str().unwrap().to_owned(), "<EMOJI>".into()));
+    }
+    masks.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    let mut text = transcript;
+    for (value, placeholder) in &masks {
+        text = text.replace(value.as_str(), placeholder);
+    }
+    let text = mask_times(&text);
+    if std::env::var_os("WIRE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(MESH_GOLDEN, &text).unwrap();
+    }
+    let golden = std::fs::read_to_string(MESH_GOLDEN).unwrap_or_default();
+    assert_eq!(text, golden, "human output changed; if intended, update the snapshot (see module docs)");
+    drop(relay);
+    std::fs::remove_dir_all(&dir).ok();
+}

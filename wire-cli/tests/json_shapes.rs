@@ -30,7 +30,7 @@ fn json_shapes_are_stable() {
     let init = a.json(&["up", &relay.addr]);
     has(&init, &[FACE, &["created", "relay", "slot", "handle", "notes"]].concat());
     b.json(&["up", &relay.addr]);
-    has(&a.json(&["whoami"]), &[FACE, &["relay", "slot", "handle", "home"]].concat());
+    has(&a.json(&["whoami"]), &[FACE, &["relay", "slot", "handle", "home", "chosen_by", "session"]].concat());
     let invite = a.json(&["invite", "--uses", "2", "--ttl", "1h"]);
     has(&invite, &["url", "uses", "expires_at"]);
     let accept = b.json(&["accept", invite["url"].as_str().unwrap()]);
@@ -56,7 +56,7 @@ fn json_shapes_are_stable() {
     let peers = a.json(&["peers"]);
     has(&peers[0], &[FACE, &["tier", "paired_at", "last_contact", "relay"]].concat());
     let send = a.json(&["send", &b.nickname(), "shape"]);
-    has(&send, &["verdict", "event_id", "to", "seq", "reason"]);
+    has(&send, &["verdict", "event_id", "to", "seq", "via", "reason"]);
     b.json(&["pull"]);
     let line: Value = serde_json::from_str(b.run(&["tail", "--json"]).ok().stdout.lines().next().unwrap()).unwrap();
     has(&line, &["v", "id", "from", "to", "kind", "body", "created_at", "received_at", "signed"]);
@@ -71,6 +71,42 @@ fn json_shapes_are_stable() {
     let error = a.run(&["send", "nobody", "x", "--json"]);
     assert_eq!(error.code, 1);
     has(&error.json()["error"], &["message"]);
+    drop(relay);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn session_mesh_service_and_setup_shapes_are_stable() {
+    let dir = tempdir("shapes-mesh");
+    let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &["--local-only"]);
+    let m = common::Machine::new(&dir);
+    let (api, web) = (dir.join("api"), dir.join("web"));
+    for d in [&api, &web] {
+        std::fs::create_dir_all(d).unwrap();
+        let new = m.json(d, &["session", "new", "--relay", &relay.addr, "--local-only"]);
+        has(&new, &["session", "created", "home", "bound", "identity"]);
+    }
+    has(&m.json(&api, &["session", "list"])[0], &["name", "home", "initialized", "bound", "role", "uds"]);
+    has(&m.json(&api, &["session", "current"]), &["session", "home", "chosen_by", "initialized"]);
+    has(&m.json(&api, &["session", "bind", "api"]), &["session", "bound"]);
+    has(&m.json(&api, &["session", "pair-all-local"]), &["sessions", "paired", "already_paired", "skipped"]);
+    has(&m.json(&web, &["mesh", "role", "set", "reviewer"]), &["role"]);
+    let sent = m.json(&api, &["mesh", "broadcast", "hi"]);
+    has(&sent, &["deliveries", "delivered", "failed"]);
+    has(&sent["deliveries"][0], &["to", "verdict", "via", "error"]);
+    has(&m.json(&api, &["mesh", "route", "reviewer", "hi"]), &["deliveries", "delivered", "failed"]);
+    let status = m.json(&api, &["mesh", "status"]);
+    has(&status[0], &["session", "face", "role", "paired_with", "not_paired_with", "last_heard", "silent"]);
+    let dry = m.json(&api, &["service", "install", "--platform", "systemd", "--dry-run"]);
+    has(&dry, &["dry_run", "platform", "files", "commands"]);
+    has(&dry["files"][0], &["path", "content", "changed"]);
+    let installed = m.json(&api, &["service", "install", "--platform", "systemd"]);
+    has(&installed, &["platform", "files", "commands", "relay"]);
+    has(&m.json(&api, &["service", "status"]), &["installed", "platform", "units"]);
+    has(&m.json(&api, &["service", "uninstall"]), &["removed", "commands", "warnings"]);
+    let setup = m.json(&api, &["setup"]);
+    has(&setup, &["applied", "entry", "targets"]);
+    has(&setup["targets"][0], &["host", "path", "action"]);
     drop(relay);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -8,54 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{RelayProcess, Run, tempdir};
+use common::{Machine, RelayProcess, tempdir};
 use serde_json::Value;
 
-/// `wire` run in a project directory, with this test's sessions and daemon directories and
-/// no WIRE_HOME, so the session rule decides.
-struct Machine {
-    root: PathBuf,
+/// Pulls in `cwd`'s session and returns the bodies of its inbox.
+fn inbox(m: &Machine, cwd: &Path) -> Vec<String> {
+    m.json(cwd, &["pull"]);
+    m.run(cwd, &["tail", "--json", "--limit", "1000"], &[])
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
-
-impl Machine {
-    fn run(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_wire"))
-            .args(args)
-            .current_dir(cwd)
-            .env_remove("WIRE_HOME")
-            .env_remove("WIRE_SESSION_ID")
-            .env_remove("WIRE_RELAY")
-            .env("WIRE_SESSIONS_DIR", self.root.join("sessions"))
-            .env("WIRE_DAEMON_DIR", self.root.join("daemon"))
-            // The default home must never be the user's real one.
-            .env("HOME", self.root.join("fakehome"))
-            .env("XDG_DATA_HOME", self.root.join("fakehome/data"))
-            .env("XDG_STATE_HOME", self.root.join("fakehome/state"))
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        Run::from(out)
-    }
-
-    fn json(&self, cwd: &Path, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        self.run(cwd, &all, &[]).ok().json()
-    }
-
-    /// Pulls in `cwd`'s session and returns the bodies of its inbox.
-    fn inbox(&self, cwd: &Path) -> Vec<String> {
-        self.json(cwd, &["pull"]);
-        self.run(cwd, &["tail", "--json", "--limit", "1000"], &[])
-            .ok()
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-}
-
 fn count(bodies: &[String], text: &str) -> usize {
     bodies.iter().filter(|b| *b == text).count()
 }
@@ -64,13 +29,13 @@ fn count(bodies: &[String], text: &str) -> usize {
 fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     let root = tempdir("mesh");
     // Where `wire service install --local-relay` puts the socket (under this test's HOME).
-    let socket = root.join("fakehome/state/wire/relay.sock");
+    let socket = root.join("home/.local/state/wire/relay.sock");
     let relay = RelayProcess::start(
         &root.join("relay"),
         &root.join("relay.log"),
         &["--local-only", "--uds", socket.to_str().unwrap()],
     );
-    let m = Machine { root: root.clone() };
+    let m = Machine::new(&root);
     let names = ["api", "web", "docs"];
     let dirs: Vec<PathBuf> = names.iter().map(|n| root.join("projects").join(n)).collect();
     // A relay that is down: a clear error, and no half-made session left behind.
@@ -133,9 +98,9 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
         assert_eq!(d["via"], format!("unix:{}", socket.display()), "the socket is the closest endpoint");
     }
     for dir in &dirs[1..] {
-        assert_eq!(count(&m.inbox(dir), "standup in 5"), 1);
+        assert_eq!(count(&inbox(&m, dir), "standup in 5"), 1);
     }
-    assert_eq!(count(&m.inbox(&dirs[0]), "standup in 5"), 0, "no echo to the sender");
+    assert_eq!(count(&inbox(&m, &dirs[0]), "standup in 5"), 0, "no echo to the sender");
 
     // Roles and routing: only the reviewer hears the routed message.
     m.json(&dirs[1], &["mesh", "role", "set", "reviewer"]);
@@ -144,8 +109,8 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     assert_ne!(bad.code, 0);
     let routed = m.json(&dirs[0], &["mesh", "route", "reviewer", "please review #12"]);
     assert_eq!(routed["delivered"], 1);
-    assert_eq!(count(&m.inbox(&dirs[1]), "please review #12"), 1);
-    assert_eq!(count(&m.inbox(&dirs[2]), "please review #12"), 0);
+    assert_eq!(count(&inbox(&m, &dirs[1]), "please review #12"), 1);
+    assert_eq!(count(&inbox(&m, &dirs[2]), "please review #12"), 0);
     let nobody = m.run(&dirs[0], &["mesh", "route", "auditor", "hello?"], &[]);
     assert_ne!(nobody.code, 0);
     assert!(nobody.stderr.contains("no paired sister session has the role `auditor`"), "{nobody:?}");
@@ -158,7 +123,7 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
         assert_eq!(d["via"], format!("http://{}", relay.addr), "loopback takes over");
     }
     for dir in &dirs[..2] {
-        assert_eq!(count(&m.inbox(dir), "socket gone"), 1);
+        assert_eq!(count(&inbox(&m, dir), "socket gone"), 1);
     }
 
     // Mesh status: every session paired with the other two; roles shown; docs has been heard.
@@ -180,7 +145,7 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
 fn the_daemon_serves_every_session() {
     let root = tempdir("mesh-daemon");
     let relay = RelayProcess::start(&root.join("relay"), &root.join("relay.log"), &["--local-only"]);
-    let m = Machine { root: root.clone() };
+    let m = Machine::new(&root);
     let dirs: Vec<PathBuf> = ["one", "two"].iter().map(|n| root.join(n)).collect();
     for dir in &dirs {
         std::fs::create_dir_all(dir).unwrap();

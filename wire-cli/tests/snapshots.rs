@@ -103,26 +103,11 @@ fn human_output_of_sessions_mesh_service_and_setup() {
     let dir = tempdir("snap-mesh");
     let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &["--local-only"]);
     let mut transcript = String::new();
+    let machine = common::Machine::new(&dir);
     let mut step = |project: &str, args: &[&str]| -> String {
         let cwd = dir.join("projects").join(project);
         std::fs::create_dir_all(&cwd).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wire"))
-            .args(args)
-            .current_dir(&cwd)
-            .env_remove("WIRE_HOME")
-            .env_remove("WIRE_SESSION_ID")
-            .env("WIRE_RELAY", &relay.addr)
-            .env("WIRE_SESSIONS_DIR", dir.join("sessions"))
-            .env("WIRE_DAEMON_DIR", dir.join("daemon"))
-            .env("HOME", dir.join("home"))
-            .env("XDG_CONFIG_HOME", dir.join("home/.config"))
-            .env("XDG_DATA_HOME", dir.join("home/.local/share"))
-            .env("XDG_STATE_HOME", dir.join("home/.local/state"))
-            .env("WIRE_SERVICE_RECORD", dir.join("service-commands"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let run = common::Run::from(out);
+        let run = machine.run(&cwd, args, &[("WIRE_RELAY", &relay.addr)]);
         transcript.push_str(&format!("$ {project}: wire {}\n", args.join(" ")));
         transcript.push_str(&run.stdout);
         for line in run.stderr.lines() {

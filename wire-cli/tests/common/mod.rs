@@ -300,3 +300,46 @@ pub fn systemd_verify(units: &[PathBuf], scratch: &Path) -> std::process::Output
         .output()
         .expect("systemd-analyze is installed by .ci/test (apt-get install systemd)")
 }
+
+/// `wire` run in a project directory with this test's own HOME (and XDG directories),
+/// sessions and daemon directories, no WIRE_HOME and no WIRE_RELAY: the session rule
+/// decides, and nothing reaches the user's real home. Service-manager commands are
+/// recorded in `<root>/service-commands`, never run.
+pub struct Machine {
+    pub root: PathBuf,
+}
+
+impl Machine {
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_owned() }
+    }
+
+    pub fn run(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let home = self.root.join("home");
+        let out = Command::new(env!("CARGO_BIN_EXE_wire"))
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("WIRE_HOME")
+            .env_remove("WIRE_SESSION_ID")
+            .env_remove("WIRE_RELAY")
+            .env("WIRE_SESSIONS_DIR", self.root.join("sessions"))
+            .env("WIRE_DAEMON_DIR", self.root.join("daemon"))
+            .env("WIRE_SERVICE_RECORD", self.root.join("service-commands"))
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_STATE_HOME", home.join(".local/state"))
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+
+    pub fn json(&self, cwd: &Path, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        self.run(cwd, &all, &[]).ok().json()
+    }
+}

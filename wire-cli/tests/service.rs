@@ -8,16 +8,19 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Run;
+use common::{Machine, Run};
 use serde_json::Value;
 
+/// A temporary HOME whose service manager only records what it is asked to do.
 struct Host {
     root: PathBuf,
+    machine: Machine,
 }
 
 impl Host {
     fn new(name: &str) -> Self {
-        Self { root: common::tempdir(name) }
+        let root = common::tempdir(name);
+        Self { machine: Machine::new(&root), root }
     }
 
     fn home(&self) -> PathBuf {
@@ -25,28 +28,16 @@ impl Host {
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_wire"))
-            .args(args)
-            .env("HOME", self.home())
-            .env("XDG_CONFIG_HOME", self.home().join(".config"))
-            .env("XDG_DATA_HOME", self.home().join(".local/share"))
-            .env("XDG_STATE_HOME", self.home().join(".local/state"))
-            .env("WIRE_DAEMON_DIR", self.root.join("daemon"))
-            .env("WIRE_SERVICE_RECORD", self.root.join("commands.jsonl"))
-            .output()
-            .unwrap();
-        Run::from(out)
+        self.machine.run(&self.root, args, &[])
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        self.run(&all).ok().json()
+        self.machine.json(&self.root, args)
     }
 
     /// The commands recorded since the last call.
     fn commands(&self) -> Vec<String> {
-        let path = self.root.join("commands.jsonl");
+        let path = self.root.join("service-commands");
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let _ = std::fs::remove_file(&path);
         text.lines().map(|l| serde_json::from_str::<Vec<String>>(l).unwrap().join(" ")).collect()

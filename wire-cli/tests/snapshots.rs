@@ -32,6 +32,23 @@ fn mask_times(text: &str) -> String {
     out
 }
 
+/// Masks per-run values (longest first) and times, then compares with (or with
+/// WIRE_UPDATE_SNAPSHOTS rewrites) the golden file.
+fn compare(transcript: String, mut masks: Vec<(String, String)>, golden_path: &str) {
+    masks.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    let mut text = transcript;
+    for (value, placeholder) in &masks {
+        text = text.replace(value.as_str(), placeholder);
+    }
+    let text = mask_times(&text);
+    assert!(!text.contains('\x1b'), "NO_COLOR is respected");
+    if std::env::var_os("WIRE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(golden_path, &text).unwrap();
+    }
+    let golden = std::fs::read_to_string(golden_path).unwrap_or_default();
+    assert_eq!(text, golden, "human output changed; if intended, update the snapshot (see module docs)");
+}
+
 #[test]
 fn human_output_of_the_main_commands() {
     let dir = tempdir("snap");
@@ -78,18 +95,7 @@ fn human_output_of_the_main_commands() {
         // One placeholder for both: two agents share an emoji one time in 128.
         masks.push((me["emoji"].as_str().unwrap().to_owned(), "<EMOJI>".into()));
     }
-    masks.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-    let mut text = transcript;
-    for (value, placeholder) in &masks {
-        text = text.replace(value.as_str(), placeholder);
-    }
-    let text = mask_times(&text);
-    assert!(!text.contains('\x1b'), "NO_COLOR is respected");
-    if std::env::var_os("WIRE_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(GOLDEN, &text).unwrap();
-    }
-    let golden = std::fs::read_to_string(GOLDEN).unwrap_or_default();
-    assert_eq!(text, golden, "human output changed; if intended, update the snapshot (see module docs)");
+    compare(transcript, masks, GOLDEN);
     drop(relay);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -143,17 +149,7 @@ fn human_output_of_sessions_mesh_service_and_setup() {
         }
         masks.push((me["emoji"].as_str().unwrap().to_owned(), "<EMOJI>".into()));
     }
-    masks.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-    let mut text = transcript;
-    for (value, placeholder) in &masks {
-        text = text.replace(value.as_str(), placeholder);
-    }
-    let text = mask_times(&text);
-    if std::env::var_os("WIRE_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(MESH_GOLDEN, &text).unwrap();
-    }
-    let golden = std::fs::read_to_string(MESH_GOLDEN).unwrap_or_default();
-    assert_eq!(text, golden, "human output changed; if intended, update the snapshot (see module docs)");
+    compare(transcript, masks, MESH_GOLDEN);
     drop(relay);
     std::fs::remove_dir_all(&dir).ok();
 }

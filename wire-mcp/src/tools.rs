@@ -79,7 +79,7 @@ pub fn catalogue() -> Vec<Tool> {
         ),
         tool(
             "wire_send",
-            "Send a signed, end-to-end encrypted message to a paired peer. Returns the verdict (delivered, with the relay address that carried it).",
+            "Send a signed, end-to-end encrypted message to a paired peer. Returns the verdict: delivered (with the relay address that carried it), or queued when the relay is unreachable (sent later, automatically).",
             &[PEER, req("body", "string", "The message text."), KIND],
             false,
         ),

@@ -677,19 +677,18 @@ impl Endpoint {
 
     /// `wire tail`: the last `limit` inbox lines (of one peer, or all).
     pub fn tail(&self, peer: Option<&str>, limit: usize) -> Result<Vec<InboxLine>> {
-        let lines = match peer {
+        // Read from the end of the files: the cost follows `limit`, not the history.
+        match peer {
             Some(name) => {
                 let peers = self.home.load::<Peers>()?.unwrap_or_default();
                 let did = match Did::parse(name) {
                     Ok(did) => did,
                     Err(_) => self.find_peer(&peers, name)?.card.did().clone(),
                 };
-                self.home.read_inbox_of(&did)?
+                Ok(self.home.read_inbox_tail_of(&did, limit)?)
             }
-            None => self.home.read_inbox()?,
-        };
-        let skip = lines.len().saturating_sub(limit);
-        Ok(lines.into_iter().skip(skip).collect())
+            None => Ok(self.home.read_inbox_tail(limit)?),
+        }
     }
 
     /// `wire status`.

@@ -466,6 +466,67 @@ impl Home {
         file.write_all(&buf).and_then(|()| file.sync_all()).map_err(io(&path))
     }
 
+    /// The last `limit` lines of a peer's inbox, oldest first, reading the file from its
+    /// end: the cost follows `limit`, not the length of the history.
+    pub fn read_inbox_tail_of(&self, peer: &Did, limit: usize) -> Result<Vec<InboxLine>, HomeError> {
+        use std::io::{Read, Seek};
+        let path = self.inbox_path(peer);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let len = file.metadata().map_err(io(&path))?.len();
+        // Read backwards in chunks until the buffer holds `limit` complete lines (one more
+        // newline than that, or the start of the file).
+        let mut start = len;
+        let (mut chunks, mut newlines) = (Vec::new(), 0usize);
+        while start > 0 && newlines <= limit {
+            let step = (64 * 1024).min(start);
+            start -= step;
+            let mut chunk = vec![0; step as usize];
+            file.seek(std::io::SeekFrom::Start(start)).and_then(|_| file.read_exact(&mut chunk)).map_err(io(&path))?;
+            newlines += chunk.iter().filter(|b| **b == b'\n').count();
+            chunks.push(chunk);
+        }
+        chunks.reverse();
+        let buf = chunks.concat();
+        // Only whole lines: drop a partial first line (unless the buffer starts the file)
+        // and a torn last one.
+        let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let begin = if start == 0 { 0 } else { buf.iter().position(|b| *b == b'\n').map_or(end, |i| i + 1) };
+        let lines: Vec<&[u8]> = buf[begin.min(end)..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let skip = lines.len().saturating_sub(limit);
+        lines[skip..]
+            .iter()
+            .map(|l| {
+                serde_json::from_slice::<InboxLine>(l)
+                    .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: format!("a line near the end: {e}") })
+            })
+            .collect()
+    }
+
+    /// The last `limit` lines of every inbox, ordered by the time we stored them.
+    pub fn read_inbox_tail(&self, limit: usize) -> Result<Vec<InboxLine>, HomeError> {
+        let mut all = Vec::new();
+        for did in self.inbox_peers()? {
+            all.extend(self.read_inbox_tail_of(&did, limit)?);
+        }
+        all.sort_by_key(|l| (l.received_at, l.event.created_at));
+        let skip = all.len().saturating_sub(limit);
+        Ok(all.split_off(skip))
+    }
+
+    /// The peers that have an inbox file.
+    fn inbox_peers(&self) -> Result<Vec<Did>, HomeError> {
+        Ok(self
+            .list_dir("inbox")?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl")) // not the `.ids` indexes
+            .filter_map(|p| Did::parse(&format!("did:key:{}", p.file_stem()?.to_str()?)).ok())
+            .collect())
+    }
+
     /// A peer's inbox, oldest first. A torn last line (a crash mid-append) is skipped.
     pub fn read_inbox_of(&self, peer: &Did) -> Result<Vec<InboxLine>, HomeError> {
         let path = self.inbox_path(peer);
@@ -490,14 +551,8 @@ impl Home {
     /// Every inbox line, ordered by the time we stored it.
     pub fn read_inbox(&self) -> Result<Vec<InboxLine>, HomeError> {
         let mut all = Vec::new();
-        for path in self.list_dir("inbox")? {
-            if path.extension().is_none_or(|x| x != "jsonl") {
-                continue; // the `.ids` indexes
-            }
-            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-            if let Ok(did) = Did::parse(&format!("did:key:{stem}")) {
-                all.extend(self.read_inbox_of(&did)?);
-            }
+        for did in self.inbox_peers()? {
+            all.extend(self.read_inbox_of(&did)?);
         }
         all.sort_by_key(|l| (l.received_at, l.event.created_at));
         Ok(all)
@@ -653,6 +708,46 @@ mod tests {
         assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
         assert_eq!(home.read_inbox_of(peer.did()).unwrap().len(), 7, "the torn line was cut, not merged");
         assert_eq!(home.read_inbox().unwrap().len(), 7, "the index is not read as an inbox");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn tails_read_from_the_end_match_the_whole_inbox() {
+        let root = std::env::temp_dir().join(format!("wire-home-tail-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = Home::at(&root);
+        let mut rng = SeededRng::new(&crate::proto::secret::Secret32::from_bytes([9; 32]), b"home-tail-test");
+        let (p, q, me) = (Identity::generate(&mut rng), Identity::generate(&mut rng), Identity::generate(&mut rng));
+        // Long bodies, so the tail spans several 64 KiB chunks.
+        for n in 0..300u64 {
+            let from = if n % 3 == 0 { &q } else { &p };
+            let mut l = line(from, me.did(), n, &mut rng);
+            l.event.body = "x".repeat(700).into();
+            home.append_inbox(from.did(), &[l]).unwrap();
+        }
+        let whole = home.read_inbox_of(p.did()).unwrap();
+        for limit in [0, 1, 7, 150, 199, 200, 500] {
+            let tail = home.read_inbox_tail_of(p.did(), limit).unwrap();
+            let want = &whole[whole.len().saturating_sub(limit)..];
+            assert_eq!(
+                tail.iter().map(|l| l.event.id).collect::<Vec<_>>(),
+                want.iter().map(|l| l.event.id).collect::<Vec<_>>(),
+                "limit {limit}"
+            );
+        }
+        let all = home.read_inbox().unwrap();
+        let merged = home.read_inbox_tail(25).unwrap();
+        assert_eq!(
+            merged.iter().map(|l| l.event.id).collect::<Vec<_>>(),
+            all[all.len() - 25..].iter().map(|l| l.event.id).collect::<Vec<_>>()
+        );
+        // A torn last line is not part of the tail.
+        let mut f = OpenOptions::new().append(true).open(home.inbox_path(p.did())).unwrap();
+        f.write_all(b"{\"torn").unwrap();
+        assert_eq!(
+            home.read_inbox_tail_of(p.did(), 3).unwrap().last().unwrap().event.id,
+            whole.last().unwrap().event.id
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }

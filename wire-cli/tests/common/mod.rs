@@ -145,35 +145,26 @@ impl Wire {
         self.home.parent().unwrap_or(&self.home).join("daemon")
     }
 
-    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_wire"))
-            .args(args)
+    /// `wire ARGS` as this agent: its WIRE_HOME, this test's daemon and sessions directories.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wire"));
+        cmd.args(args)
             .env("WIRE_HOME", &self.home)
             .env("WIRE_DAEMON_DIR", self.daemon_dir())
             .env("WIRE_SESSIONS_DIR", self.sessions_dir())
             .env_remove("WIRE_SESSION_ID")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Run::from(out)
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        Run::from(self.command(args).envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap())
     }
 
     /// Runs with `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wire"))
-            .args(args)
-            .env("WIRE_HOME", &self.home)
-            .env("WIRE_DAEMON_DIR", self.daemon_dir())
-            .env("WIRE_SESSIONS_DIR", self.sessions_dir())
-            .env_remove("WIRE_SESSION_ID")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let input = input.to_vec();
         let writer = std::thread::spawn(move || {

@@ -11,19 +11,32 @@
 //!   DIDs, signed agent cards, characters, events, sealed envelopes, invite URLs, the
 //!   pairing state machines and the relay API types all live here.
 //!
-//! - [`home`]: WIRE_HOME on disk: typed versioned state files, atomic writes, the
+//! - [`clock`]: the [`clock::Clock`] trait every runtime part reads time through (the
+//!   relay and the endpoint take one, so expiry tests advance a manual clock instead of
+//!   sleeping).
+//!
+//! The runtime modules below sit behind the default `runtime` feature; `wire-relay`
+//! builds this crate without it.
+//!
+//! - `home`: WIRE_HOME on disk: typed versioned state files, atomic writes, the
 //!   advisory lock, the inbox (one JSONL file per peer), the outbox.
-//! - [`session`]: one identity per project; which identity a command acts as.
-//! - [`client`]: the relay client (HTTP/1.1, TLS with Mozilla roots).
-//! - [`endpoint`]: the operations the CLI, the daemon and the MCP server share: init,
+//! - `session`: one identity per project; which identity a command acts as.
+//! - `client`: the relay client (HTTP/1.1, TLS with Mozilla roots).
+//! - `endpoint`: the operations the CLI, the daemon and the MCP server share: init,
 //!   invite/accept, dial/decide, send, pull (the one receive path), tail, status.
 //!
 //! Start reading at [`proto::envelope`] (what travels) and [`proto::pairing`] (how two
 //! agents come to trust each other). `docs/PROTOCOL.md` is the normative description.
 
-pub mod client;
+pub mod clock;
 pub mod duration;
-pub mod endpoint;
-pub mod home;
 pub mod proto;
+
+#[cfg(feature = "runtime")]
+pub mod client;
+#[cfg(feature = "runtime")]
+pub mod endpoint;
+#[cfg(feature = "runtime")]
+pub mod home;
+#[cfg(feature = "runtime")]
 pub mod session;

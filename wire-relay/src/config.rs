@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use wire_core::clock::SharedClock;
+
 /// How the relay stores envelopes.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
@@ -72,6 +74,11 @@ pub struct Config {
     pub rendezvous_wait: Duration,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// How often retention, nameplate expiry and rate-limit sweeps run.
+    pub maintenance_interval: Duration,
+    /// Wall-clock time for retention, grant and nameplate expiry (tests pass a
+    /// [`wire_core::clock::ManualClock`]).
+    pub clock: SharedClock,
 }
 
 impl Default for Config {
@@ -94,6 +101,8 @@ impl Default for Config {
             rendezvous_ttl: Duration::from_secs(10 * 60),
             rendezvous_wait: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            maintenance_interval: Duration::from_secs(15),
+            clock: wire_core::clock::system(),
         }
     }
 }

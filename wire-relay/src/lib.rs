@@ -142,17 +142,17 @@ pub async fn serve_many(
     Ok(())
 }
 
-/// Retention, rate-limit sweeps and nameplate expiry, once a second up to once a minute.
+/// Retention, rate-limit sweeps and nameplate expiry, every `maintenance_interval`
+/// (never faster than every 10 ms), reading the configured clock.
 async fn maintenance(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let period =
-        (relay.config.retention / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+    let period = relay.config.maintenance_interval.max(std::time::Duration::from_millis(10));
     let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = routes::now_ms();
+        let now = relay.now_ms();
         let before = now.saturating_sub(relay.config.retention.as_millis() as u64);
         if let Ok(outcome @ Outcome::Expired { .. }) = relay.write(Op::Expire { before }).await
             && let Outcome::Expired { floors } = &outcome

@@ -38,6 +38,24 @@ metrics! {
     connections_open: "gauge", "Open client connections.";
     streams_open: "gauge", "Open SSE streams.";
     nameplates_open: "gauge", "Open rendezvous nameplates.";
+    rendezvous_waiting: "gauge", "Rendezvous long polls waiting for a message.";
+}
+
+/// A gauge held up while this value lives.
+#[derive(Debug)]
+pub(crate) struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    pub(crate) fn up(c: &'a AtomicU64) -> Self {
+        Metrics::inc(c);
+        Self(c)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        Metrics::dec(self.0);
+    }
 }
 
 impl Metrics {

@@ -26,7 +26,7 @@ use wire_core::proto::time::UnixMillis;
 
 use crate::error::ApiError;
 use crate::http::{Body, json};
-use crate::metrics::Metrics;
+use crate::metrics::{Gauge, Metrics};
 use crate::rendezvous::{MAX_MESSAGE_BYTES, MAX_MESSAGES};
 use crate::state::{Caller, Relay, lock, random_id, sha256};
 use crate::store::{GrantRow, Op, Outcome, Quota};
@@ -38,10 +38,6 @@ const MAX_INTRO_USES: u32 = 100;
 /// Default and largest page of `GET /events`.
 const PAGE: usize = 100;
 const MAX_PAGE: usize = 1_000;
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Answers one request; never panics on input, never answers 5xx for bad input.
 pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
@@ -191,7 +187,7 @@ async fn allocate(relay: &Relay) -> Result<Response<Body>, ApiError> {
     let id = random_id(16);
     let token = Token::random("own", &mut OsRng);
     relay
-        .write(Op::CreateSlot { id: id.clone(), owner_hash: sha256(token.expose().as_bytes()), now: now_ms() })
+        .write(Op::CreateSlot { id: id.clone(), owner_hash: sha256(token.expose().as_bytes()), now: relay.now_ms() })
         .await?;
     let slot = SlotId::new(id).map_err(|_| ApiError::internal())?;
     Ok(json(StatusCode::CREATED, &AllocateSlotResponse { slot, owner_token: token }))
@@ -200,7 +196,7 @@ async fn allocate(relay: &Relay) -> Result<Response<Body>, ApiError> {
 async fn grant(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     relay.owner(slot, bearer(&req))?;
     let body: GrantRequest = read_json(req, relay.config.max_json_body).await?;
-    let now = now_ms();
+    let now = relay.now_ms();
     let (expires_at, uses) = match body.kind {
         GrantKind::Intro => {
             let ttl = body.ttl_secs.ok_or_else(|| ApiError::bad_request("an intro grant needs `ttl_secs`"))?;
@@ -261,7 +257,7 @@ async fn append(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Res
                     "this token was revoked by the slot's owner; you are no longer paired",
                 ));
             }
-            if g.expires_at.is_some_and(|e| now_ms() >= e) {
+            if g.expires_at.is_some_and(|e| relay.now_ms() >= e) {
                 return Err(ApiError::new(ErrorCode::Gone, "this token has expired; ask for a new invite"));
             }
             if g.kind == GrantKind::Intro && g.uses_left == Some(0) {
@@ -292,7 +288,7 @@ async fn store_envelope(
         hash: sha256(&envelope),
         tag,
         envelope,
-        now: now_ms(),
+        now: relay.now_ms(),
         consume_grant,
         quota,
     };
@@ -449,8 +445,12 @@ async fn claim_handle(relay: &Relay, req: Request<Incoming>) -> Result<Response<
             "claiming a handle needs the owner token of a slot on this relay that the card lists",
         ));
     }
-    let op =
-        Op::ClaimHandle { nick: body.nick.clone(), did: card.did().to_string(), card: card.to_json(), now: now_ms() };
+    let op = Op::ClaimHandle {
+        nick: body.nick.clone(),
+        did: card.did().to_string(),
+        card: card.to_json(),
+        now: relay.now_ms(),
+    };
     match relay.write(op).await? {
         Outcome::Claimed => Ok(json(
             StatusCode::OK,
@@ -488,7 +488,7 @@ async fn resolve_handle(relay: &Relay, req: &Request<Incoming>) -> Result<Respon
 
 fn open_nameplate(relay: &Relay) -> Result<Response<Body>, ApiError> {
     let token = Token::random("side", &mut OsRng);
-    let expires_at = now_ms() + relay.config.rendezvous_ttl.as_millis() as u64;
+    let expires_at = relay.now_ms() + relay.config.rendezvous_ttl.as_millis() as u64;
     let mut rv = lock(&relay.rendezvous);
     let number = rv.open(sha256(token.expose().as_bytes()), expires_at).ok_or_else(|| {
         ApiError::new(ErrorCode::QuotaExceeded, "too many pairings are in progress on this relay; retry in a minute")
@@ -590,6 +590,7 @@ async fn poll_messages(relay: &Relay, n: u32, req: &Request<Incoming>) -> Result
         if landed {
             continue;
         }
+        let _waiting = Gauge::up(&relay.metrics.rendezvous_waiting);
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep_until(deadline) => {}

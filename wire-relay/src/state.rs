@@ -133,6 +133,11 @@ impl Relay {
         }
     }
 
+    /// Now, by the configured clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.config.clock.now().0
+    }
+
     /// The slot's cursor bounds.
     pub(crate) fn bounds(&self, slot: &str) -> Option<(u64, u64)> {
         lock(&self.index).slots.get(slot).map(|m| (m.floor, m.last_seq))

@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestRelay, config, envelope, sse, sse_ids, tempdir};
+use common::{TestRelay, WAIT, config, envelope, eventually, sse, sse_ids, tempdir, wait_until};
 use serde_json::json;
+use wire_core::clock::ManualClock;
 use wire_relay::{Config, Rate};
 
 macro_rules! both {
@@ -117,23 +118,37 @@ fn revoked_token_fails_at_once(sqlite: bool) {
     assert_eq!(r.req("DELETE", &format!("/v1/slots/{slot}/grants/nope"), Some(&owner), b"").code(), "not_found");
 }
 
+/// A relay reading `clock`, running maintenance every 10 ms so a clock step takes effect
+/// at once.
+fn relay_on_clock(sqlite: bool, clock: &ManualClock, tweak: impl FnOnce(&mut Config)) -> TestRelay {
+    relay_with(sqlite, |c| {
+        c.clock = clock.shared();
+        c.maintenance_interval = Duration::from_millis(10);
+        tweak(c);
+    })
+}
+
 fn intro_tokens_work_once_and_not_after_expiry(sqlite: bool) {
-    let r = TestRelay::start(sqlite);
+    let clock = ManualClock::starting_now();
+    let r = relay_on_clock(sqlite, &clock, |_| {});
     let (slot, owner) = r.slot();
     let (_, intro) = r.grant(&slot, &owner, json!({"kind": "intro", "ttl_secs": 60}));
     assert_eq!(r.append(&slot, &intro, &envelope(256)).status, 201);
     let twice = r.append(&slot, &intro, &envelope(256));
     assert_eq!((twice.status, twice.code().as_str()), (410, "gone"));
     assert_eq!(r.list(&slot, &intro, 0).status, 403, "an intro token cannot read");
-    let (_, short) = r.grant(&slot, &owner, json!({"kind": "intro", "ttl_secs": 1}));
-    std::thread::sleep(Duration::from_millis(1_100));
+    let (_, short) = r.grant(&slot, &owner, json!({"kind": "intro", "ttl_secs": 60}));
+    clock.advance(Duration::from_secs(59));
+    let (_, other) = r.grant(&slot, &owner, json!({"kind": "intro", "ttl_secs": 60}));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(r.append(&slot, &other, &envelope(256)).status, 201, "one second before its expiry it works");
     let late = r.append(&slot, &short, &envelope(256));
     assert_eq!((late.status, late.code().as_str()), (410, "gone"));
     let bad = r.json("POST", &format!("/v1/slots/{slot}/grants"), Some(&owner), &json!({"kind": "intro"}));
     assert_eq!(bad.code(), "bad_request", "intro grants need a ttl");
     let bad = r.json("POST", &format!("/v1/slots/{slot}/grants"), Some(&owner), &json!({"kind": "send", "uses": 2}));
     assert_eq!(bad.code(), "bad_request");
-    assert_eq!(r.seqs(&slot, &owner, 0), vec![1]);
+    assert_eq!(r.seqs(&slot, &owner, 0), vec![1, 2]);
 }
 
 fn ack_moves_the_floor_and_stale_cursors_are_explicit_errors(sqlite: bool) {
@@ -169,7 +184,10 @@ fn sse_resume_delivers_exactly_the_missed_envelopes_in_order(sqlite: bool) {
     let path = format!("/v1/slots/{slot}/stream");
     let (p, o) = (path.clone(), owner.clone());
     let reader = std::thread::spawn(move || sse(addr, &p, &o, Some(2), "id: 7\n"));
-    std::thread::sleep(Duration::from_millis(400));
+    // Live means after the stream is open: wait for the relay to count it.
+    wait_until(WAIT, "the stream to open", || r.metric("wire_relay_streams_open") == 1);
+    let before_live = r.seqs(&slot, &owner, 0).len();
+    assert_eq!(before_live, 5);
     r.append(&slot, &owner, &envelope(256));
     r.append(&slot, &owner, &envelope(1024));
     let text = reader.join().unwrap();
@@ -184,21 +202,27 @@ fn sse_resume_delivers_exactly_the_missed_envelopes_in_order(sqlite: bool) {
 }
 
 fn retention_expires_unacked_envelopes(sqlite: bool) {
-    let r = relay_with(sqlite, |c| c.retention = Duration::from_secs(1));
+    let clock = ManualClock::starting_now();
+    let r = relay_on_clock(sqlite, &clock, |c| c.retention = Duration::from_secs(3_600));
     let (slot, owner) = r.slot();
     r.append(&slot, &owner, &envelope(256));
+    clock.advance(Duration::from_secs(1_800));
     r.append(&slot, &owner, &envelope(256));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        // Expiry runs on a timer and may take the two envelopes in separate ticks.
+    clock.advance(Duration::from_secs(1_801));
+    // The first is past retention, the second is not.
+    let resp = eventually(WAIT, "the first envelope to expire", || {
         let resp = r.list(&slot, &owner, 0);
-        if resp.status == 416 && resp.text().contains("after=2") {
-            assert_eq!(resp.code(), "cursor_expired");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "envelopes never expired");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+        (resp.status == 416).then_some(resp)
+    });
+    assert!(resp.text().contains("after=1"), "{}", resp.text());
+    assert_eq!(r.seqs(&slot, &owner, 1), vec![2], "the younger envelope stays");
+    clock.advance(Duration::from_secs(1_800));
+    let resp = eventually(WAIT, "the second envelope to expire", || {
+        let resp = r.list(&slot, &owner, 1);
+        (resp.status == 416).then_some(resp)
+    });
+    assert_eq!(resp.code(), "cursor_expired");
+    assert!(resp.text().contains("after=2"), "{}", resp.text());
     assert!(r.seqs(&slot, &owner, 2).is_empty());
     assert_eq!(r.append(&slot, &owner, &envelope(256)).json()["seq"], 3, "sequence numbers never repeat");
 }
@@ -227,7 +251,7 @@ fn quotas_answer_as_documented(sqlite: bool) {
     let addr = r.addr;
     let (p, o) = (format!("/v1/slots/{slot}/stream"), owner.clone());
     let holder = std::thread::spawn(move || sse(addr, &p, &o, None, "never"));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(WAIT, "the first stream to open", || r.metric("wire_relay_streams_open") == 1);
     let second = r.req("GET", &format!("/v1/slots/{slot}/stream"), Some(&owner), b"");
     assert_eq!((second.status, second.code().as_str()), (429, "rate_limited"));
     drop(r);
@@ -399,7 +423,6 @@ fn rendezvous_relays_between_two_sides_and_burns_on_close() {
     // A long poll returns as soon as the other side posts.
     let addr = r.addr;
     let (m, h) = (msgs.clone(), host.clone());
-    let started = std::time::Instant::now();
     let poll = std::thread::spawn(move || {
         let relay = common::Resp::parse(&{
             use std::io::{Read, Write};
@@ -414,10 +437,9 @@ fn rendezvous_relays_between_two_sides_and_burns_on_close() {
         });
         relay.json()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(WAIT, "the long poll to wait", || r.metric("wire_relay_rendezvous_waiting") == 1);
     assert_eq!(r.req("POST", &msgs, Some(&guest), b"pake-from-guest").status, 201);
     let polled = poll.join().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(polled["messages"][0]["body"], wire_core::proto::b64::encode(b"pake-from-guest"));
 
     assert_eq!(
@@ -461,7 +483,7 @@ fn a_stream_on_a_reused_connection_is_served_too() {
     );
     s.write_all(req.as_bytes()).unwrap();
     let mut text = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + wire_testkit::patience(common::WAIT);
     let mut buf = [0u8; 4096];
     while !text.contains("id: 1\n") && std::time::Instant::now() < deadline {
         if let Ok(n) = s.read(&mut buf) {
@@ -475,18 +497,17 @@ fn a_stream_on_a_reused_connection_is_served_too() {
 
 #[test]
 fn an_unused_nameplate_closes_on_timeout() {
-    let r = relay_with(false, |c| {
-        c.rendezvous_ttl = Duration::from_secs(1);
-        c.retention = Duration::from_secs(1); // maintenance runs every second
-    });
+    let clock = ManualClock::starting_now();
+    let r = relay_on_clock(false, &clock, |c| c.rendezvous_ttl = Duration::from_secs(600));
     let opened = r.req("POST", "/v1/rendezvous", None, b"").json();
     let n = opened["nameplate"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while r.req("POST", &format!("/v1/rendezvous/{n}/join"), None, b"").status != 404 {
-        assert!(std::time::Instant::now() < deadline, "nameplate {n} never expired");
-        // Joining succeeds once (second side); later attempts see 409 until it expires.
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    clock.advance(Duration::from_secs(599));
+    assert_eq!(r.req("POST", &format!("/v1/rendezvous/{n}/join"), None, b"").status, 201, "open until its ttl");
+    clock.advance(Duration::from_secs(1));
+    // Joining succeeded once (second side); later attempts see 409 until the sweep closes it.
+    wait_until(WAIT, "the nameplate to expire", || {
+        r.req("POST", &format!("/v1/rendezvous/{n}/join"), None, b"").status == 404
+    });
     let metrics = r.req("GET", "/metrics", None, b"").text();
     assert!(metrics.contains("wire_relay_nameplates_open 0"), "{metrics}");
 }

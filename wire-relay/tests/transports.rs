@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestRelay, config, tempdir};
+use common::{TestRelay, WAIT, config, tempdir, wait_until};
 use serde_json::json;
 use wire_core::proto::api::SlotId;
 use wire_core::proto::card::{Card, Endpoint};
@@ -82,11 +82,7 @@ fn unix_socket_is_0600_and_serves() {
         })
         .await
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !path.exists() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(WAIT, "the socket to be bound", || path.exists());
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
@@ -120,7 +116,9 @@ fn local_only_refuses_a_public_bind_and_turns_off_the_directory() {
 
 #[test]
 fn shutdown_drains_and_ends_streams_and_polls() {
-    let r = TestRelay::start(true);
+    // A long drain timeout: shutdown must end the stream and the poll itself, not wait them out.
+    let dir = tempdir("drain");
+    let r = TestRelay::with_config(Config { drain_timeout: Duration::from_secs(120), ..config(true, &dir) }, dir);
     let (slot, owner) = r.slot();
     let addr = r.addr;
     let stream = std::thread::spawn(move || {
@@ -145,10 +143,13 @@ fn shutdown_drains_and_ends_streams_and_polls() {
         let _ = s.read_to_end(&mut out);
         common::Resp::parse(&out).status
     });
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until(WAIT, "the stream and the poll to be open", || {
+        r.metric("wire_relay_streams_open") == 1 && r.metric("wire_relay_rendezvous_waiting") == 1
+    });
     let started = std::time::Instant::now();
     r.stop();
-    assert!(started.elapsed() < Duration::from_secs(8), "shutdown took {:?}", started.elapsed());
+    // Far below the poll's 30 s and the 120 s drain timeout: shutdown ended both.
+    assert!(started.elapsed() < Duration::from_secs(25), "shutdown took {:?}", started.elapsed());
     assert!(stream.join().unwrap().contains(": connected"), "the stream was open and then ended");
     assert_eq!(poll.join().unwrap(), 410, "the long poll is answered, not cut");
     assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
@@ -213,8 +214,18 @@ fn handle_directory_first_come_first_served() {
 fn connections_beyond_the_cap_wait_for_a_free_place() {
     let dir = tempdir("cap");
     let r = TestRelay::with_config(Config { max_connections: 2, ..config(false, &dir) }, dir);
-    let idle: Vec<std::net::TcpStream> = (0..2).map(|_| std::net::TcpStream::connect(r.addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Two keep-alive connections, each proven served (so both places are taken).
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+            s
+        })
+        .collect();
     let mut third = std::net::TcpStream::connect(r.addr).unwrap();
     third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     third.set_read_timeout(Some(Duration::from_millis(500))).unwrap();

@@ -35,33 +35,36 @@ pub struct Args {
     #[arg(long, env = "WIRE_RELAY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Largest envelope accepted, in bytes.
-    #[arg(long, env = "WIRE_RELAY_MAX_ENVELOPE", default_value_t = wire_core::proto::envelope::MAX_ENVELOPE)]
+    #[arg(long, env = "WIRE_RELAY_MAX_ENVELOPE", default_value_t = Config::default().max_envelope)]
     max_envelope: usize,
     /// Delete un-acked envelopes after this long (e.g. 14d, 12h).
-    #[arg(long, env = "WIRE_RELAY_RETENTION", default_value = "14d", value_parser = wire_core::duration::parse)]
+    #[arg(long, env = "WIRE_RELAY_RETENTION", default_value = RETENTION, value_parser = wire_core::duration::parse)]
     retention: Duration,
     /// Stored envelopes per slot.
-    #[arg(long, env = "WIRE_RELAY_SLOT_MAX_EVENTS", default_value_t = 10_000)]
+    #[arg(long, env = "WIRE_RELAY_SLOT_MAX_EVENTS", default_value_t = Config::default().slot_max_events)]
     slot_max_events: u64,
     /// Stored bytes per slot.
-    #[arg(long, env = "WIRE_RELAY_SLOT_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, env = "WIRE_RELAY_SLOT_MAX_BYTES", default_value_t = Config::default().slot_max_bytes)]
     slot_max_bytes: u64,
     /// Requests per second per client IP (burst 4x); 0 turns the limit off.
-    #[arg(long, env = "WIRE_RELAY_IP_RATE", default_value_t = 100.0)]
+    #[arg(long, env = "WIRE_RELAY_IP_RATE", default_value_t = Config::default().ip_rate.per_sec)]
     ip_rate: f64,
     /// Appends per second per token (burst 4x); 0 turns the limit off.
-    #[arg(long, env = "WIRE_RELAY_TOKEN_RATE", default_value_t = 50.0)]
+    #[arg(long, env = "WIRE_RELAY_TOKEN_RATE", default_value_t = Config::default().token_rate.per_sec)]
     token_rate: f64,
     /// Proof-of-work bits the intro lane asks of strangers (0 = none).
-    #[arg(long, env = "WIRE_RELAY_POW_BITS", default_value_t = 0)]
+    #[arg(long, env = "WIRE_RELAY_POW_BITS", default_value_t = Config::default().intro_pow_bits)]
     pow_bits: u8,
     /// Most simultaneous connections.
-    #[arg(long, env = "WIRE_RELAY_MAX_CONNECTIONS", default_value_t = 16_384)]
+    #[arg(long, env = "WIRE_RELAY_MAX_CONNECTIONS", default_value_t = Config::default().max_connections)]
     max_connections: usize,
     /// Most simultaneous event streams per slot.
-    #[arg(long, env = "WIRE_RELAY_MAX_STREAMS_PER_SLOT", default_value_t = 8)]
+    #[arg(long, env = "WIRE_RELAY_MAX_STREAMS_PER_SLOT", default_value_t = Config::default().max_streams_per_slot)]
     max_streams_per_slot: usize,
 }
+
+/// `Config::default().retention` as the flag spells it (a unit test keeps them equal).
+const RETENTION: &str = "14d";
 
 fn rate(per_sec: f64) -> Rate {
     if per_sec > 0.0 { Rate { per_sec, burst: per_sec * 4.0 } } else { Rate::OFF }
@@ -129,4 +132,12 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
         wire_relay::serve_many(listeners, config, crate::signals::stop_requested()).await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_retention_flag_default_is_the_config_default() {
+        assert_eq!(wire_core::duration::parse(super::RETENTION), Ok(super::Config::default().retention));
+    }
 }

@@ -1,5 +1,4 @@
 //! The `wire` binary's own surface: help, version, and clear refusals of bad flags.
-#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

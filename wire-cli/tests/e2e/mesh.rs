@@ -1,13 +1,9 @@
 //! Same-machine sessions and the mesh, end to end: a real relay process serving loopback and
 //! a Unix socket, three sessions in their own project directories, the real `wire` binary.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use common::{Machine, RelayProcess, tempdir};
+use crate::common::{Machine, RelayProcess, tempdir};
 use serde_json::Value;
 
 /// Pulls in `cwd`'s session and returns the bodies of its inbox.
@@ -71,7 +67,7 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     let list = m.json(&root, &["session", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 3);
     // `wire mcp` started by a host in a project directory acts as that project's session.
-    let mut mcp = common::McpSession::start(&root, &root.join("daemon"), &root.join("sessions"), Some(&dirs[1]));
+    let mut mcp = crate::common::McpSession::start(&root, &root.join("daemon"), &root.join("sessions"), Some(&dirs[1]));
     mcp.handshake();
     mcp.send(serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "wire_whoami", "arguments": {}}}));
     let whoami = mcp.until(|v| v["id"] == 2);
@@ -156,18 +152,14 @@ fn the_daemon_serves_every_session() {
     m.json(&dirs[0], &["mesh", "broadcast", "live"]);
     // No pull here: the daemon fetches it into the second session's inbox.
     let inbox = root.join("sessions/two/inbox");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let arrived = loop {
+    crate::common::wait_until(crate::common::WAIT, "the daemon to deliver into the second session", || {
         let text: String = std::fs::read_dir(&inbox)
             .map(|d| d.filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok()).collect())
             .unwrap_or_default();
-        if text.contains("\"live\"") || Instant::now() > deadline {
-            break text.contains("\"live\"");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        text.contains("\"live\"")
+    });
     m.json(&root, &["daemon", "stop"]);
-    assert!(arrived, "the daemon did not deliver into the second session; status: {status}");
+    let _ = status;
     drop(relay);
     std::fs::remove_dir_all(root).unwrap();
 }

@@ -2,21 +2,14 @@
 //! loopback port, and a minimal blocking HTTP client.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
-pub fn tempdir(name: &str) -> PathBuf {
-    let mut bytes = [0u8; 8];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-    let dir = std::env::temp_dir().join(format!("wire-e2e-{name}-{}", hex::encode(bytes)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+pub use wire_testkit::{WAIT, eventually, tempdir, wait_until};
 
 /// A `wire relay-server` process.
 pub struct RelayProcess {
@@ -81,20 +74,14 @@ impl Drop for RelayProcess {
 
 /// One HTTP/1.1 request with `Connection: close`; returns status and body.
 pub fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = String::from_utf8_lossy(&out[..split]).split(' ').nth(1).unwrap().parse().unwrap();
-    (status, out[split + 4..].to_vec())
+    let resp = wire_testkit::http::request(addr, method, path, token, &[], body);
+    assert_ne!(resp.status, 0, "{method} {path}: no HTTP response from {addr}");
+    (resp.status, resp.body)
+}
+
+/// A relay's `/metrics` value.
+pub fn metric(addr: &str, name: &str) -> u64 {
+    wire_testkit::http::metric(addr, name)
 }
 
 /// One agent: the `wire` binary with its own WIRE_HOME.
@@ -247,7 +234,7 @@ impl McpSession {
 
     /// Reads messages until `want` matches one (every line must be JSON-RPC 2.0).
     pub fn until(&self, want: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + wire_testkit::patience(WAIT);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = self.lines.recv_timeout(left).expect("timed out waiting for the MCP server");

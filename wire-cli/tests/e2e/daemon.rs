@@ -1,14 +1,10 @@
 //! The sync daemon as a real process, with a real relay process and temporary homes:
 //! delivery without `pull`, exactly-once across `kill -9`, reconnects, the outbox, one
 //! daemon per user.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use common::{RelayProcess, Run, Wire, free_port, tempdir};
+use crate::common::{RelayProcess, Run, Wire, free_port, tempdir};
 use serde_json::Value;
 
 struct Setup {
@@ -80,11 +76,28 @@ impl Drop for Setup {
     }
 }
 
-fn wait(mut cond: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
+fn wait(cond: impl FnMut() -> bool, what: &str) {
+    crate::common::wait_until(crate::common::WAIT, what, cond);
+}
+
+impl Setup {
+    /// `wire send --json`; the relay sequence number it was stored at.
+    fn send(&self, from: &Wire, to: &str, body: &str) -> u64 {
+        let report = self.cli(from, &["send", to, body]).ok().json();
+        assert_eq!(report["verdict"], "delivered", "{report}");
+        report["seq"].as_u64().unwrap()
+    }
+
+    /// The home's receive cursor (account.json): everything through it has been appended.
+    fn cursor(&self, w: &Wire) -> u64 {
+        let account: Value = serde_json::from_slice(&std::fs::read(w.home.join("account.json")).unwrap()).unwrap();
+        account["cursor"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until `w` has processed through relay sequence `seq`; a late duplicate would
+    /// be in the inbox by then.
+    fn caught_up(&self, w: &Wire, seq: u64) {
+        wait(|| self.cursor(w) >= seq, &format!("the cursor to reach {seq}"));
     }
 }
 
@@ -119,8 +132,9 @@ fn kill_9_during_a_burst_then_restart_every_message_exactly_once() {
     s.pair();
     let b_nick = s.b.nickname();
     let pid = s.daemon(&["status"])["pid"].as_u64().unwrap();
+    let mut last = 0;
     for i in 0..40 {
-        s.cli(&s.a, &["send", &b_nick, &format!("burst {i}")]).ok();
+        last = s.send(&s.a, &b_nick, &format!("burst {i}"));
         if i == 15 {
             std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
         }
@@ -129,8 +143,7 @@ fn kill_9_during_a_burst_then_restart_every_message_exactly_once() {
     let restarted = s.daemon(&["start", "--no-notify"]);
     assert_eq!(restarted["started"], true);
     assert_ne!(restarted["pid"].as_u64().unwrap(), pid);
-    wait(|| s.inbox(&s.b).len() >= 40, "all 40 messages arrive");
-    std::thread::sleep(Duration::from_millis(500));
+    s.caught_up(&s.b, last);
     let inbox = s.inbox(&s.b);
     let unique: std::collections::HashSet<&String> = inbox.iter().collect();
     assert_eq!((inbox.len(), unique.len()), (40, 40), "each exactly once: {inbox:?}");
@@ -198,10 +211,11 @@ fn the_cli_and_the_daemon_never_double_append() {
     s.daemon(&["start", "--no-notify"]);
     s.pair();
     let b_nick = s.b.nickname();
+    let last = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for i in 0..20 {
-                s.cli(&s.a, &["send", &b_nick, &format!("m{i}")]).ok();
+                last.fetch_max(s.send(&s.a, &b_nick, &format!("m{i}")), std::sync::atomic::Ordering::SeqCst);
             }
         });
         scope.spawn(|| {
@@ -210,8 +224,7 @@ fn the_cli_and_the_daemon_never_double_append() {
             }
         });
     });
-    wait(|| s.inbox(&s.b).len() >= 20, "all messages arrive");
-    std::thread::sleep(Duration::from_millis(300));
+    s.caught_up(&s.b, last.into_inner());
     let inbox = s.inbox(&s.b);
     let unique: std::collections::HashSet<&String> = inbox.iter().collect();
     assert_eq!((inbox.len(), unique.len()), (20, 20));
@@ -234,9 +247,9 @@ fn notifications_one_per_batch_and_none_with_no_notify() {
     let started = s.a.run_with(&["daemon", "start", "--json"], &env).ok();
     assert_eq!(started.json()["started"], true);
     s.pair();
-    s.cli(&s.a, &["send", &s.b.nickname(), "ding"]).ok();
+    let seq = s.send(&s.a, &s.b.nickname(), "ding");
     wait(|| std::fs::read_to_string(&log).is_ok_and(|t| t.contains("1 new message")), "a notification for the message");
-    std::thread::sleep(Duration::from_millis(300));
+    s.caught_up(&s.b, seq);
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text.lines().filter(|l| l.contains("new message")).count(), 1, "{text}");
     assert!(!text.contains("ding"), "notifications carry no message content: {text}");
@@ -246,9 +259,9 @@ fn notifications_one_per_batch_and_none_with_no_notify() {
     std::fs::remove_file(&log).ok();
     let quiet = s.a.run_with(&["daemon", "start", "--no-notify", "--json"], &env).ok();
     assert_eq!(quiet.json()["started"], true);
-    s.cli(&s.a, &["send", &s.b.nickname(), "quiet"]).ok();
+    let seq = s.send(&s.a, &s.b.nickname(), "quiet");
     wait(|| s.inbox(&s.b).len() == 2, "the second message arrives");
-    std::thread::sleep(Duration::from_millis(300));
+    s.caught_up(&s.b, seq);
     assert!(!log.exists(), "no notification with --no-notify");
 }
 

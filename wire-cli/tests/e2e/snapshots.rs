@@ -3,11 +3,8 @@
 //! by placeholders; the rest must match `tests/snapshots/session.txt` exactly. After an
 //! intended change: `WIRE_UPDATE_SNAPSHOTS=1 cargo test -p wire-cli --test snapshots`,
 //! then review the diff.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{RelayProcess, Wire, tempdir};
+use crate::common::{RelayProcess, Wire, tempdir};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/session.txt");
 
@@ -109,7 +106,7 @@ fn human_output_of_sessions_mesh_service_and_setup() {
     let dir = tempdir("snap-mesh");
     let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &["--local-only"]);
     let mut transcript = String::new();
-    let machine = common::Machine::new(&dir);
+    let machine = crate::common::Machine::new(&dir);
     let mut step = |project: &str, args: &[&str]| -> String {
         let cwd = dir.join("projects").join(project);
         std::fs::create_dir_all(&cwd).unwrap();
@@ -142,7 +139,7 @@ fn human_output_of_sessions_mesh_service_and_setup() {
         vec![(dir.display().to_string(), "<ROOT>".into()), (relay.addr.clone(), "<RELAY>".into())];
     masks.push((std::fs::canonicalize(env!("CARGO_BIN_EXE_wire")).unwrap().display().to_string(), "<WIRE-BIN>".into()));
     for (name, tag) in [("api", "API"), ("web", "WEB")] {
-        let home = common::Wire { home: dir.join("sessions").join(name) };
+        let home = crate::common::Wire { home: dir.join("sessions").join(name) };
         let me = home.json(&["whoami"]);
         for (field, label) in [("did", "DID"), ("fingerprint", "FINGERPRINT"), ("slot", "SLOT"), ("nickname", "NICK")] {
             masks.push((me[field].as_str().unwrap().to_owned(), format!("<{tag}-{label}>")));

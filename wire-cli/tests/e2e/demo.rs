@@ -1,20 +1,25 @@
 //! `wire demo` runs every step, shows what the relay stored, and leaves nothing behind.
-#![allow(clippy::unwrap_used)]
 
+use std::path::Path;
 use std::process::Command;
 
-fn demo_dirs() -> usize {
-    std::fs::read_dir(std::env::temp_dir())
+/// What the demo left in its private temp dir (other demos on the machine use their own).
+fn leftovers(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("wire-demo-"))
-        .count()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn demo(tmp: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wire")).args(args).env("NO_COLOR", "1").env("TMPDIR", tmp).output().unwrap()
 }
 
 #[test]
 fn the_demo_runs_end_to_end_and_cleans_up() {
-    let before = demo_dirs();
-    let out = Command::new(env!("CARGO_BIN_EXE_wire")).args(["demo", "--json"]).env("NO_COLOR", "1").output().unwrap();
+    let tmp = crate::common::tempdir("demo-tmp");
+    let out = demo(&tmp, &["demo", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
@@ -29,9 +34,9 @@ fn the_demo_runs_end_to_end_and_cleans_up() {
                 || m["recipient_read"].as_str().unwrap().contains("bob")
         );
     }
-    assert_eq!(demo_dirs(), before, "the demo removed its temporary directory");
+    assert_eq!(leftovers(&tmp), Vec::<String>::new(), "the demo removed its temporary directory");
 
-    let human = Command::new(env!("CARGO_BIN_EXE_wire")).arg("demo").env("NO_COLOR", "1").output().unwrap();
+    let human = demo(&tmp, &["demo"]);
     assert!(human.status.success());
     let text = String::from_utf8_lossy(&human.stdout);
     for part in [
@@ -43,4 +48,6 @@ fn the_demo_runs_end_to_end_and_cleans_up() {
     ] {
         assert!(text.contains(part), "demo output lacks `{part}`:\n{text}");
     }
+    assert_eq!(leftovers(&tmp), Vec::<String>::new());
+    std::fs::remove_dir_all(&tmp).ok();
 }

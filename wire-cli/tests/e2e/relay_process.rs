@@ -1,13 +1,10 @@
 //! The relay as a real process: durability across `kill -9`, clean SIGTERM shutdown, and
 //! an audit that after a full pairing and exchange the relay's files and logs hold no
 //! plaintext, no token and no DID.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{RelayProcess, tempdir};
+use crate::common::{RelayProcess, tempdir};
 use rand_core::OsRng;
 use serde_json::{Value, json};
 use wire_core::proto::api::SlotId;
@@ -44,7 +41,7 @@ fn every_acknowledged_append_survives_kill_9_and_none_is_doubled() {
                 loop {
                     let env = random_envelope();
                     let result = std::panic::catch_unwind(|| {
-                        common::request(&addr, "POST", &format!("/v1/slots/{id}/events"), Some(&owner), &env)
+                        crate::common::request(&addr, "POST", &format!("/v1/slots/{id}/events"), Some(&owner), &env)
                     });
                     match result {
                         Ok((201, body)) => {
@@ -57,9 +54,7 @@ fn every_acknowledged_append_survives_kill_9_and_none_is_doubled() {
             })
         })
         .collect();
-    while acked.lock().unwrap().len() < 300 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    crate::common::wait_until(crate::common::WAIT, "300 acknowledged appends", || acked.lock().unwrap().len() >= 300);
     relay.kill9();
     for w in writers {
         w.join().unwrap();
@@ -106,7 +101,8 @@ fn sigterm_stops_cleanly() {
     let log = relay.log.clone();
     let status = relay.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Not a timing check: a stop that waited out its streams would take minutes.
+    assert!(started.elapsed() < Duration::from_secs(60));
     let log = std::fs::read_to_string(log).unwrap();
     assert!(log.contains("stopped"), "{log}");
     std::fs::remove_dir_all(&dir).ok();

@@ -1,6 +1,5 @@
 //! Every `wire ...` command line quoted in a code block of AGENT.md or README.md parses
 //! with the current CLI (the binary stops right after parsing under WIRE_PARSE_ONLY).
-#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

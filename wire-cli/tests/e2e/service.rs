@@ -1,14 +1,11 @@
 //! `wire service`: the real binary renders and writes unit files into a temporary HOME; the
 //! service manager is replaced by `WIRE_SERVICE_RECORD`, so no test runs systemctl,
 //! launchctl or schtasks. What is written is validated as the platform would.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Machine, Run};
+use crate::common::{Machine, Run};
 use serde_json::Value;
 
 /// A temporary HOME whose service manager only records what it is asked to do.
@@ -19,7 +16,7 @@ struct Host {
 
 impl Host {
     fn new(name: &str) -> Self {
-        let root = common::tempdir(name);
+        let root = crate::common::tempdir(name);
         Self { machine: Machine::new(&root), root }
     }
 
@@ -49,6 +46,7 @@ fn bin() -> String {
 }
 
 #[test]
+#[ignore = "needs systemd-analyze (.ci/test installs it)"]
 fn systemd_install_is_idempotent_and_uninstall_removes_exactly_what_it_wrote() {
     let host = Host::new("svc-systemd");
     let units = host.home().join(".config/systemd/user");
@@ -66,7 +64,7 @@ fn systemd_install_is_idempotent_and_uninstall_removes_exactly_what_it_wrote() {
     let first = host.json(&["service", "install", "--local-relay", "--platform", "systemd"]);
     assert!(first["files"].as_array().unwrap().iter().all(|f| f["changed"] == true));
     let written = [units.join("wire-daemon.service"), units.join("wire-relay.service")];
-    let check = common::systemd_verify(&written, &host.root);
+    let check = crate::common::systemd_verify(&written, &host.root);
     assert!(check.status.success(), "systemd-analyze: {}", String::from_utf8_lossy(&check.stderr));
     let relay_unit = std::fs::read_to_string(&written[1]).unwrap();
     let state = host.home().join(".local/state/wire");

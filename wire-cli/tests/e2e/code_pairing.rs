@@ -1,14 +1,11 @@
 //! SPAKE2 + SAS pairing with the real binary and a real relay process: interactive and
 //! detached completion, and every way it must abort without pinning anything.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{RelayProcess, Wire, free_port, tempdir};
+use crate::common::{RelayProcess, Wire, free_port, tempdir};
 use serde_json::Value;
 
 struct Setup {
@@ -43,19 +40,14 @@ fn peers(w: &Wire) -> usize {
 /// The latest `pair-list --json` entry of `w`, driving `w` and `also` (a detached pairing
 /// advances only when each side is driven) until `pred` holds or 15 s pass.
 fn wait_for(w: &Wire, also: Option<&Wire>, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    crate::common::eventually(crate::common::WAIT, "the pairing to reach the expected state", || {
         if let Some(other) = also {
             other.run(&["pair-list", "--json"]);
         }
         let list = w.json(&["pair-list"]);
         let last = list.as_array().unwrap().last().cloned().unwrap_or(Value::Null);
-        if pred(&last) {
-            return last;
-        }
-        assert!(Instant::now() < deadline, "pairing never reached the expected state; last: {last}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        pred(&last).then_some(last)
+    })
 }
 
 fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {
@@ -210,7 +202,8 @@ fn cancel_from_either_side() {
 fn a_pairing_nobody_joins_times_out() {
     let s = setup("timeout");
     s.a.json(&["pair-host", "--detach", "--timeout", "1s"]);
-    std::thread::sleep(Duration::from_millis(1_200));
+    // Polls the observable state; the timeout itself is tested against a manual clock too
+    // (`clock::a_code_pairing_times_out_by_the_clock`).
     let view = wait_for(&s.a, None, state_is("aborted"));
     assert_eq!(view["reason"], "timeout");
     assert!(view["message"].as_str().unwrap().contains("timed out"));

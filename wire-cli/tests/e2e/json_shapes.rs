@@ -1,10 +1,7 @@
 //! The `--json` output of every command keeps the keys documented in docs/CLI.md. Adding
 //! a key is fine (update the doc and this list); removing or renaming one breaks agents.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{RelayProcess, Wire, tempdir};
+use crate::common::{RelayProcess, Wire, tempdir};
 use serde_json::Value;
 
 fn keys(v: &Value) -> Vec<String> {
@@ -79,7 +76,7 @@ fn json_shapes_are_stable() {
 fn session_mesh_service_and_setup_shapes_are_stable() {
     let dir = tempdir("shapes-mesh");
     let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &["--local-only"]);
-    let m = common::Machine::new(&dir);
+    let m = crate::common::Machine::new(&dir);
     let (api, web) = (dir.join("api"), dir.join("web"));
     for d in [&api, &web] {
         std::fs::create_dir_all(d).unwrap();

@@ -1,0 +1,87 @@
+//! Expiry against a manual clock, in-process: the endpoint (two homes) and the relay read
+//! one `ManualClock`, so invite expiry and pairing timeouts are tested by moving time, not
+//! by sleeping. The CLI paths above these are the same functions.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wire_core::clock::ManualClock;
+use wire_core::endpoint::{self, Endpoint};
+use wire_core::home::Home;
+use wire_testkit::relay::{TestRelay, config};
+
+struct World {
+    clock: ManualClock,
+    relay: TestRelay,
+    root: std::path::PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+impl World {
+    fn new(name: &str) -> Self {
+        let clock = ManualClock::starting_now();
+        let root = crate::common::tempdir(name);
+        let relay = TestRelay::with_config(
+            wire_relay::Config { clock: clock.shared(), ..config(false, &root) },
+            root.join("relay"),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Self { clock, relay, root, rt }
+    }
+
+    fn agent(&self, name: &str) -> Endpoint {
+        let home = Home::at(self.root.join(name)).with_clock(self.clock.shared());
+        self.rt.block_on(endpoint::init(&home, &self.relay.url())).unwrap();
+        Endpoint::open(home).unwrap()
+    }
+
+    fn files(&self, name: &str) -> Vec<(String, Vec<u8>)> {
+        ["peers.json", "pending.json", "account.json"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read(self.root.join(name).join(f)).unwrap_or_default()))
+            .collect()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.root).ok();
+    }
+}
+
+#[test]
+fn an_expired_invite_is_refused_and_changes_nothing() {
+    let w = World::new("clock-invite");
+    let (a, b) = (w.agent("a"), w.agent("b"));
+    let invite: Value = w.rt.block_on(a.invite(1, Duration::from_secs(600))).unwrap();
+    let url = invite["url"].as_str().unwrap().to_owned();
+    w.clock.advance(Duration::from_secs(601));
+    let before = w.files("b");
+    let err = w.rt.block_on(b.accept_invite(&url)).unwrap_err();
+    assert!(err.to_string().contains("invite expired"), "{err}");
+    assert_eq!(w.files("b"), before, "a refused invite changes no state");
+
+    // The same length of validity, used in time, pairs.
+    let invite: Value = w.rt.block_on(a.invite(1, Duration::from_secs(600))).unwrap();
+    w.clock.advance(Duration::from_secs(599));
+    w.rt.block_on(b.accept_invite(invite["url"].as_str().unwrap())).unwrap();
+    w.rt.block_on(a.pull()).unwrap();
+    w.rt.block_on(b.pull()).unwrap();
+    assert_eq!(a.peers().unwrap().len(), 1);
+    assert_eq!(b.peers().unwrap().len(), 1);
+}
+
+#[test]
+fn a_code_pairing_times_out_by_the_clock() {
+    let w = World::new("clock-pair");
+    let a = w.agent("a");
+    let view = w.rt.block_on(a.pair_host(None, Duration::from_secs(120))).unwrap();
+    let key = view.code.clone();
+    w.clock.advance(Duration::from_secs(119));
+    let view = w.rt.block_on(a.pair_drive(&key, Duration::ZERO)).unwrap();
+    assert_eq!(view.state, "waiting", "not before its timeout");
+    w.clock.advance(Duration::from_secs(2));
+    let view = w.rt.block_on(a.pair_drive(&key, Duration::ZERO)).unwrap();
+    assert_eq!(view.state, "aborted");
+    assert_eq!(serde_json::to_value(view.reason).unwrap(), "timeout");
+}

@@ -90,6 +90,14 @@ pub enum EndpointError {
     /// The peer revoked our send token.
     #[error("{0} revoked your access (you are no longer paired); pair again to talk")]
     Revoked(String),
+    /// The peer's card does not list this kind: it runs an older wire.
+    #[error("{peer} runs an older wire that cannot read `{kind}` events; it must upgrade first")]
+    PeerLacksKind {
+        /// The peer's nickname.
+        peer: String,
+        /// The kind it lacks.
+        kind: Kind,
+    },
     /// The peer's mailbox is full.
     #[error("{0}'s mailbox is full; it must pull before it can receive more (or queue with --queue)")]
     MailboxFull(String),
@@ -97,11 +105,19 @@ pub enum EndpointError {
 
 type Result<T, E = EndpointError> = std::result::Result<T, E>;
 
-/// Wall-clock time as protocol time.
+/// Wall-clock time as protocol time, for callers without a home at hand (logs).
 pub fn now() -> UnixMillis {
-    UnixMillis(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-    )
+    crate::clock::Clock::now(&crate::clock::SystemClock)
+}
+
+/// The capabilities this build's card lists. With `WIRE_COMPAT_RELEASE=0.1` it lists those
+/// of release 0.1 instead (the kinds before `control`, no feature flags), so one binary can
+/// stand in for a peer on that release in the compatibility tests.
+pub fn card_capabilities() -> Vec<String> {
+    if std::env::var("WIRE_COMPAT_RELEASE").is_ok_and(|v| v == "0.1") {
+        return Kind::ALL.iter().filter(|k| **k != Kind::Control).map(|k| k.as_str().to_owned()).collect();
+    }
+    crate::proto::event::capabilities()
 }
 
 /// How an agent looks, for output.
@@ -194,7 +210,7 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
         .chain([&url])
         .map(|u| CardEndpoint { relay: u.to_string(), slot: slot.slot.clone() })
         .collect::<Vec<_>>();
-    let card = Card::issue(&identity, endpoints, Kind::ALL.iter().map(|k| k.as_str().to_owned()).collect(), now());
+    let card = Card::issue(&identity, endpoints, card_capabilities(), home.now());
     let nick = card.character().nickname();
     let mut notes = Vec::new();
     let claimed =
@@ -306,8 +322,11 @@ pub struct PullReport {
     pub declined: Vec<Face>,
     /// Peers that unpaired us.
     pub closed: Vec<Face>,
-    /// Inbound events refused.
+    /// Inbound events refused (including `unsupported`).
     pub rejected: usize,
+    /// Of those, events of a kind (or control type) from a newer peer: not readable by
+    /// this build, recorded in `wire status`.
+    pub unsupported: usize,
     /// Queued envelopes delivered.
     pub flushed: usize,
     /// Queued envelopes still waiting.
@@ -326,6 +345,22 @@ fn intro_tag(me: &Did, slot: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// Pins a freshly paired peer (the one place that builds a [`Peer`] from a pairing), with
+/// the grant we minted for it when there is one; returns its face. `heard` is true when the
+/// pairing ended with a message from the peer (it counts as last contact).
+pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, at: UnixMillis, heard: bool) -> Face {
+    let face = Face::of(paired.card.did());
+    peers.pin(Peer {
+        card: paired.card,
+        send_token: paired.send_token,
+        our_grant,
+        tier: paired.tier,
+        paired_at: at,
+        last_contact: heard.then_some(at),
+    });
+    face
+}
+
 fn face_of_peer(p: &Peer) -> Face {
     Face::of(p.card.did())
 }
@@ -334,10 +369,50 @@ impl Endpoint {
     /// Opens an initialized home.
     pub fn open(home: Home) -> Result<Self> {
         let identity = home.identity()?;
-        if home.load::<Account>()?.is_none() {
+        let Some(account) = home.load::<Account>()? else {
             return Err(HomeError::NotInitialized(home.root().to_owned()).into());
+        };
+        let ep = Self { home, identity };
+        if account.card.body().capabilities != card_capabilities() {
+            ep.migrate_card()?;
         }
-        Ok(Self { home, identity })
+        Ok(ep)
+    }
+
+    /// Migrates a home written by an earlier release in place: re-issues our card with this
+    /// build's capabilities (same keys, same endpoints) and queues a `card_update` to every
+    /// peer in the outbox, so peers learn what we now read at the next sync. Idempotent.
+    fn migrate_card(&self) -> Result<()> {
+        let _lock = self.home.lock()?;
+        let mut account = self.account()?;
+        let wanted = card_capabilities();
+        if account.card.body().capabilities == wanted {
+            return Ok(()); // another process migrated it first
+        }
+        let now = self.home.now().max(account.card.body().created_at.saturating_add(Duration::from_millis(1)));
+        account.card = Card::issue(&self.identity, account.card.body().endpoints.clone(), wanted, now);
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        for peer in &peers.peers {
+            let body = serde_json::to_value(account.card.signed()).expect("a signed card serializes");
+            let event = Event::new(&self.identity, peer.card.did().clone(), Kind::CardUpdate, body, now, &mut OsRng);
+            let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
+            let endpoint = peer.card.body().endpoints.first().ok_or(PairingError::NoEndpoint)?;
+            self.home.queue(&OutboxItem {
+                v: 1,
+                event_id,
+                to: peer.card.did().clone(),
+                relay: endpoint.relay.clone(),
+                slot: endpoint.slot.clone(),
+                token: peer.send_token.clone(),
+                envelope,
+                queued_at: now,
+                attempts: 0,
+                last_error: None,
+            })?;
+        }
+        // The card is saved last: a crash before this point re-runs the migration (a peer
+        // may get two card updates; it keeps the newer).
+        self.home.save(&account).map_err(EndpointError::from)
     }
 
     pub(crate) fn account(&self) -> Result<Account> {
@@ -355,7 +430,7 @@ impl Endpoint {
     }
 
     fn rules(&self) -> Acceptance<'_> {
-        Acceptance::new(self.identity.did(), now())
+        Acceptance::new(self.identity.did(), self.home.now())
     }
 
     /// `wire whoami`.
@@ -466,7 +541,7 @@ impl Endpoint {
                 &GrantRequest { kind: GrantKind::Intro, ttl_secs: Some(ttl.as_secs().max(1)), uses: Some(uses) },
             )
             .await?;
-        let expires_at = grant.expires_at.unwrap_or_else(|| now().saturating_add(ttl));
+        let expires_at = grant.expires_at.unwrap_or_else(|| self.home.now().saturating_add(ttl));
         let invite = Invite::issue(
             &self.identity,
             &account.card,
@@ -485,7 +560,7 @@ impl Endpoint {
     /// `wire accept <URL>`: redeems an invite. The issuer answers on its next pull; ours
     /// then pins it.
     pub async fn accept_invite(&self, url: &str) -> Result<serde_json::Value> {
-        let invite = Invite::parse_url(url, now())?;
+        let invite = Invite::parse_url(url, self.home.now())?;
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let issuer = Face::of(invite.issuer().did());
@@ -494,7 +569,8 @@ impl Endpoint {
         }
         let client = self.our_client(&account)?;
         let grant = self.mint_send_grant(&account).await?;
-        let (waiting, out) = invite_flow::join(&self.identity, &account.card, &invite, grant.token, now(), &mut OsRng)?;
+        let (waiting, out) =
+            invite_flow::join(&self.identity, &account.card, &invite, grant.token, self.home.now(), &mut OsRng)?;
         if let Err(e) = post(&self.identity, &out).await {
             // The invite was refused (used, expired) or unreachable: take back our grant.
             let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
@@ -528,7 +604,8 @@ impl Endpoint {
         let account = self.account()?;
         let client = self.our_client(&account)?;
         let grant = self.mint_send_grant(&account).await?;
-        let (waiting, out) = dial::dial(&self.identity, &account.card, &theirs, grant.token, note, now(), &mut OsRng)?;
+        let (waiting, out) =
+            dial::dial(&self.identity, &account.card, &theirs, grant.token, note, self.home.now(), &mut OsRng)?;
         if let Err(e) = post(&self.identity, &out).await {
             let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
             return Err(e);
@@ -571,11 +648,12 @@ impl Endpoint {
         let face = Face::of(request.from.did());
         if accept {
             let grant = self.mint_send_grant(&account).await?;
-            let (paired, out) = request.accept(&self.identity, &account.card, grant.token, now(), &mut OsRng)?;
+            let (paired, out) =
+                request.accept(&self.identity, &account.card, grant.token, self.home.now(), &mut OsRng)?;
             post(&self.identity, &out).await?;
             self.pin(paired, Some(grant.grant_id))?;
         } else {
-            let out = request.reject(&self.identity, None, now(), &mut OsRng)?;
+            let out = request.reject(&self.identity, None, self.home.now(), &mut OsRng)?;
             // Telling the dialer is a courtesy; the decision stands if it cannot be told.
             let _ = post(&self.identity, &out).await;
         }
@@ -585,15 +663,7 @@ impl Endpoint {
 
     fn pin(&self, paired: Paired, our_grant: Option<String>) -> Result<Face> {
         let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
-        let face = Face::of(paired.card.did());
-        peers.pin(Peer {
-            card: paired.card,
-            send_token: paired.send_token,
-            our_grant,
-            tier: paired.tier,
-            paired_at: now(),
-            last_contact: None,
-        });
+        let face = pin(&mut peers, paired, our_grant, self.home.now(), false);
         self.home.save(&peers)?;
         Ok(face)
     }
@@ -615,7 +685,7 @@ impl Endpoint {
             peer.card.did().clone(),
             Kind::Close,
             serde_json::Value::Null,
-            now(),
+            self.home.now(),
             &mut OsRng,
         );
         let told = match seal_for(&self.identity, &peer, close) {
@@ -635,7 +705,7 @@ impl Endpoint {
         }
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         let peer = self.find_peer(&peers, name)?.clone();
-        let event = Event::new(&self.identity, peer.card.did().clone(), kind, body, now(), &mut OsRng);
+        let event = Event::new(&self.identity, peer.card.did().clone(), kind, body, self.home.now(), &mut OsRng);
         let (event_id, env) = seal_for(&self.identity, &peer, event)?;
         let face = face_of_peer(&peer);
         match deliver(&peer, &env).await {
@@ -658,7 +728,7 @@ impl Endpoint {
                     slot: endpoint.slot.clone(),
                     token: peer.send_token.clone(),
                     envelope: env,
-                    queued_at: now(),
+                    queued_at: self.home.now(),
                     attempts: 0,
                     last_error: None,
                 })?;
@@ -723,6 +793,10 @@ impl Endpoint {
 }
 
 pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(EventId, Vec<u8>)> {
+    // New kinds go only to peers that list them: an older peer could not read them.
+    if !peer.card.speaks(event.kind.as_str()) {
+        return Err(EndpointError::PeerLacksKind { peer: Face::of(peer.card.did()).nickname, kind: event.kind });
+    }
     let id = event.id;
     let signed: SignedEvent = event.sign(me).expect("events built here are from `me`");
     Ok((id, envelope::seal(&signed, &peer.card.x25519_public(), &mut OsRng)?.0))

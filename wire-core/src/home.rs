@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::SharedClock;
 use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::event::{Event, EventId};
@@ -239,10 +240,11 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// The home directory.
+/// The home directory, and the clock every operation on it reads.
 #[derive(Debug, Clone)]
 pub struct Home {
     root: PathBuf,
+    clock: SharedClock,
 }
 
 /// Holds the advisory lock until dropped.
@@ -254,7 +256,19 @@ pub struct HomeLock {
 impl Home {
     /// The home at `root`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), clock: crate::clock::system() }
+    }
+
+    /// This home read through `clock` (tests pass a [`crate::clock::ManualClock`]).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this home's clock.
+    pub fn now(&self) -> UnixMillis {
+        self.clock.now()
     }
 
     /// `$WIRE_HOME`, else the platform data directory's `wire/default`.

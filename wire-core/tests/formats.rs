@@ -170,7 +170,30 @@ fn unknown_kind_is_flagged_not_remapped() {
     body["kind"] = "memo".into();
     let signed = Signed::sign(&a.id, labels::SIGN_EVENT, serde_json::to_vec(&body).unwrap());
     let e = SignedEvent::parse(signed).unwrap_err();
-    assert!(e.to_string().contains("unknown event kind `memo`"), "{e}");
+    assert_eq!(e.to_string(), "unsupported kind `memo` from a newer peer");
+    let EventError::UnsupportedKind(unknown) = e else { panic!("not an unsupported kind") };
+    assert_eq!((&unknown.from, unknown.kind.as_str()), (a.id.did(), "memo"));
+    unknown.verify(&a.id.verifying_key(), b.id.did()).unwrap();
+    assert!(unknown.verify(&b.id.verifying_key(), b.id.did()).is_err(), "checked against the pinned key");
+    assert!(unknown.verify(&a.id.verifying_key(), a.id.did()).is_err(), "addressed to b, not a");
+}
+
+#[test]
+fn a_malformed_event_of_a_known_kind_stays_malformed() {
+    let (a, b) = (Agent::new("a"), Agent::new("b"));
+    let mut body: serde_json::Value = serde_json::from_slice(&message(&a, &b, T0).signed().payload).unwrap();
+    body["surprise"] = 1.into();
+    let signed = Signed::sign(&a.id, labels::SIGN_EVENT, serde_json::to_vec(&body).unwrap());
+    assert!(matches!(SignedEvent::parse(signed), Err(EventError::Malformed(_))));
+}
+
+#[test]
+fn control_messages_have_one_shape_with_a_type_and_a_version() {
+    let body: wire_core::proto::event::ControlBody =
+        serde_json::from_value(serde_json::json!({"type": "receipt", "v": 1, "of": "abc"})).unwrap();
+    assert_eq!((body.kind.as_str(), body.v, &body.fields["of"]), ("receipt", 1, &serde_json::json!("abc")));
+    let caps = wire_core::proto::event::capabilities();
+    assert!(caps.contains(&"control".to_owned()) && caps.contains(&"message".to_owned()));
 }
 
 // ---------------------------------------------------------------- envelopes

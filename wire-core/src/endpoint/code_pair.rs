@@ -13,7 +13,7 @@ use std::time::Duration;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, EndpointError, Face, Result, deliver, now, seal_for};
+use super::{Endpoint, EndpointError, Face, Result, deliver, seal_for};
 use crate::client::{Client, ClientError, RelayUrl};
 use crate::home::{Peer, Peers};
 use crate::proto::api::ErrorCode;
@@ -156,7 +156,7 @@ impl Endpoint {
             account.card.clone(),
             grant.token,
             Secret32::random(&mut OsRng),
-            now(),
+            self.home.now(),
             timeout,
         );
         for message in &progress.send {
@@ -170,7 +170,7 @@ impl Endpoint {
             grant_id: grant.grant_id,
             cursor: 0,
             pairing,
-            started_at: now(),
+            started_at: self.home.now(),
             settled: false,
             unsent: Vec::new(),
         };
@@ -219,7 +219,7 @@ impl Endpoint {
             Ok(poll) => {
                 let seen = session.cursor;
                 for m in poll.messages.iter().filter(|m| m.seq > seen) {
-                    outgoing.extend(session.pairing.receive(&m.body, now()).send);
+                    outgoing.extend(session.pairing.receive(&m.body, self.home.now()).send);
                     session.cursor = m.seq;
                 }
                 if poll.closed && !session.pairing.is_finished() {
@@ -232,7 +232,7 @@ impl Endpoint {
             // Unreachable: keep the state; the deadline still applies.
             Err(_) => {}
         }
-        outgoing.extend(session.pairing.tick(now()).send);
+        outgoing.extend(session.pairing.tick(self.home.now()).send);
         self.post_and_settle(&client, &mut session, outgoing).await?;
         self.home.save_pairing(&session)?;
         Ok(session.view())
@@ -264,14 +264,7 @@ impl Endpoint {
         let account = self.account()?;
         if let Some(paired) = session.pairing.paired() {
             let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
-            peers.pin(Peer {
-                card: paired.card,
-                send_token: paired.send_token,
-                our_grant: Some(session.grant_id.clone()),
-                tier: paired.tier,
-                paired_at: now(),
-                last_contact: Some(now()),
-            });
+            super::pin(&mut peers, paired, Some(session.grant_id.clone()), self.home.now(), true);
             self.home.save(&peers)?;
         } else {
             let _ = self.our_client(&account)?.revoke(&account.slot, &account.owner_token, &session.grant_id).await;
@@ -282,7 +275,7 @@ impl Endpoint {
                     send_token: token.clone(),
                     our_grant: None,
                     tier: crate::proto::pairing::Tier::Verified,
-                    paired_at: now(),
+                    paired_at: self.home.now(),
                     last_contact: None,
                 };
                 let close = Event::new(
@@ -290,7 +283,7 @@ impl Endpoint {
                     card.did().clone(),
                     Kind::Close,
                     serde_json::Value::Null,
-                    now(),
+                    self.home.now(),
                     &mut OsRng,
                 );
                 if let Ok((_, env)) = seal_for(&self.identity, &peer, close) {
@@ -325,7 +318,7 @@ impl Endpoint {
         {
             let _lock = self.home.lock()?;
             let mut session = self.find_session(key)?;
-            let progress = session.pairing.confirm(digits, now())?;
+            let progress = session.pairing.confirm(digits, self.home.now())?;
             let client = Client::new(RelayUrl::parse(&session.relay)?);
             self.post_and_settle(&client, &mut session, progress.send).await?;
             self.home.save_pairing(&session)?;

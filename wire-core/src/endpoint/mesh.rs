@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Endpoint, EndpointError, Face, Result, deliver, now, seal_for};
-use crate::home::{Peer, Peers};
+use super::{Endpoint, EndpointError, Face, Result, deliver, seal_for};
+use crate::home::Peers;
 use crate::proto::did::Did;
 use crate::proto::event::{Event, Kind};
-use crate::proto::pairing::Tier;
+use crate::proto::pairing::{Paired, Tier};
 use crate::session::Sessions;
 
 /// Checks a role name: 1-32 lowercase letters, digits, `-` or `_`.
@@ -52,23 +52,11 @@ pub async fn pair_local(a: &Endpoint, b: &Endpoint) -> Result<bool> {
     }
     let grant_a = a.mint_send_grant(&account_a).await?;
     let grant_b = b.mint_send_grant(&account_b).await?;
-    let at = now();
-    peers_a.pin(Peer {
-        card: account_b.card.clone(),
-        send_token: grant_b.token,
-        our_grant: Some(grant_a.grant_id),
-        tier: Tier::Local,
-        paired_at: at,
-        last_contact: None,
-    });
-    peers_b.pin(Peer {
-        card: account_a.card.clone(),
-        send_token: grant_a.token,
-        our_grant: Some(grant_b.grant_id),
-        tier: Tier::Local,
-        paired_at: at,
-        last_contact: None,
-    });
+    let at = a.home.now();
+    let paired_b = Paired { card: account_b.card.clone(), send_token: grant_b.token, tier: Tier::Local };
+    let paired_a = Paired { card: account_a.card.clone(), send_token: grant_a.token, tier: Tier::Local };
+    super::pin(&mut peers_a, paired_b, Some(grant_a.grant_id), at, false);
+    super::pin(&mut peers_b, paired_a, Some(grant_b.grant_id), at, false);
     a.home.save(&peers_a)?;
     b.home.save(&peers_b)?;
     Ok(true)
@@ -113,8 +101,14 @@ impl Endpoint {
             if only.is_some_and(|only| !only.contains(peer.card.did())) {
                 continue;
             }
-            let event =
-                Event::new(&self.identity, peer.card.did().clone(), kind, body.clone(), now(), &mut rand_core::OsRng);
+            let event = Event::new(
+                &self.identity,
+                peer.card.did().clone(),
+                kind,
+                body.clone(),
+                self.home.now(),
+                &mut rand_core::OsRng,
+            );
             let to = Face::of(peer.card.did());
             let sent = match seal_for(&self.identity, peer, event) {
                 Ok((_, env)) => deliver(peer, &env).await.map_err(|e| e.to_string()),
@@ -159,7 +153,7 @@ pub fn mesh_status(sessions: &Sessions, silent_after: Duration) -> Result<Vec<Me
         .iter()
         .map(|(_, e)| e.as_ref().and_then(|e| e.home.load::<Peers>().ok().flatten()).unwrap_or_default())
         .collect();
-    let cutoff = now().0.saturating_sub(silent_after.as_millis() as u64);
+    let cutoff = super::now().0.saturating_sub(silent_after.as_millis() as u64);
     Ok(members
         .iter()
         .enumerate()

@@ -3,30 +3,16 @@
 
 use rand_core::OsRng;
 
-use super::{Endpoint, EndpointError, Face, PullReport, Result, face_of_peer, now, post};
+use super::{Endpoint, EndpointError, Face, PullReport, Result, face_of_peer, pin, post};
 use crate::client::{Client, ClientError, RelayUrl};
-use crate::home::{Account, InboxLine, Peer, Peers, Pending, Rejected};
+use crate::home::{Account, InboxLine, Peers, Pending, Rejected};
 use crate::proto::api::{ErrorCode, Lane};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::envelope;
-use crate::proto::event::Kind;
+use crate::proto::event::{ControlBody, EventError, Kind, SignedEvent};
 use crate::proto::pairing::dial::DialAnswer;
-use crate::proto::pairing::{IncomingRequest, Paired, receive_request};
-
-/// Pins a freshly paired peer with the grant we minted for it; returns its face.
-fn pin(peers: &mut Peers, paired: Paired, our_grant: String) -> Face {
-    let face = Face::of(paired.card.did());
-    peers.pin(Peer {
-        card: paired.card,
-        send_token: paired.send_token,
-        our_grant: Some(our_grant),
-        tier: paired.tier,
-        paired_at: now(),
-        last_contact: Some(now()),
-    });
-    face
-}
+use crate::proto::pairing::{IncomingRequest, receive_request};
 
 impl Endpoint {
     /// `wire pull`: delivers queued envelopes, then fetches, opens, verifies and appends
@@ -110,11 +96,28 @@ impl Endpoint {
     ) -> Result<()> {
         let mut reject = |reason: String| -> Result<()> {
             report.rejected += 1;
-            self.home.reject(&Rejected { at: now(), seq, reason })?;
+            self.home.reject(&Rejected { at: self.home.now(), seq, reason })?;
             Ok(())
         };
-        let Ok(event) = envelope::open(&self.identity, bytes) else {
+        let Ok(signed) = envelope::open_signed(&self.identity, bytes) else {
             return reject("could not open envelope (not sealed to us, or damaged)".into());
+        };
+        let event = match SignedEvent::parse(signed) {
+            Ok(event) => event,
+            Err(EventError::UnsupportedKind(unknown)) => {
+                let pinned = peers.get(&unknown.from).is_some();
+                return match unknown.verify(&unknown.from.verifying_key(), self.identity.did()) {
+                    Ok(()) if pinned => {
+                        report.unsupported += 1;
+                        reject(format!("unsupported kind `{}` from a newer peer", unknown.kind))
+                    }
+                    Ok(()) => {
+                        reject(format!("unsupported kind `{}` from a sender we have not paired with", unknown.kind))
+                    }
+                    Err(e) => reject(e.to_string()),
+                };
+            }
+            Err(e) => return reject(format!("malformed event: {e}")),
         };
         let sender = event.claimed_sender().clone();
         if let Some(peer) = peers.peers.iter_mut().find(|p| p.card.did() == &sender) {
@@ -122,7 +125,7 @@ impl Endpoint {
                 Ok(v) => v,
                 Err(e) => return reject(format!("from {}: {e}", Face::of(&sender).nickname)),
             };
-            peer.last_contact = Some(now());
+            peer.last_contact = Some(self.home.now());
             let e = verified.event();
             match e.kind {
                 Kind::Close => {
@@ -144,29 +147,40 @@ impl Endpoint {
                     Err(reason) => return reject(format!("card update from {}: {reason}", Face::of(&sender).nickname)),
                 },
                 Kind::PairRequest | Kind::PairAccept | Kind::PairReject => {} // a repeat of a finished pairing
+                Kind::Control => match serde_json::from_value::<ControlBody>(e.body.clone()) {
+                    // No control type is defined yet: every one is from a newer peer.
+                    Ok(control) => {
+                        report.unsupported += 1;
+                        return reject(format!("unsupported control message `{}` from a newer peer", control.kind));
+                    }
+                    Err(err) => {
+                        return reject(format!("malformed control message from {}: {err}", Face::of(&sender).nickname));
+                    }
+                },
                 _ => {
-                    let line = InboxLine { event: e.clone(), received_at: now(), signed: verified.signed().clone() };
+                    let line =
+                        InboxLine { event: e.clone(), received_at: self.home.now(), signed: verified.signed().clone() };
                     inbox.push((sender, line));
                 }
             }
             return Ok(());
         }
         match event.claimed_kind() {
-            Kind::PairRequest => match receive_request(&self.identity, event, now()) {
+            Kind::PairRequest => match receive_request(&self.identity, event, self.home.now()) {
                 Ok(IncomingRequest::Invite(claim)) => {
                     let Some(issued) = pending.issued.iter_mut().find(|i| i.id == claim.invite_id) else {
                         return reject("pair request for an invite we did not issue or already used up".into());
                     };
-                    let request = match issued.redeem(&self.identity, claim, now()) {
+                    let request = match issued.redeem(&self.identity, claim, self.home.now()) {
                         Ok(r) => r,
                         Err(e) => return reject(e.to_string()),
                     };
-                    pending.issued.retain(|i| i.uses_left > 0 && i.expires_at > now());
+                    pending.issued.retain(|i| i.uses_left > 0 && i.expires_at > self.home.now());
                     let grant = self.mint_send_grant(account).await?;
                     let (paired, out) =
-                        request.answer(&self.identity, &account.card, grant.token, now(), &mut OsRng)?;
+                        request.answer(&self.identity, &account.card, grant.token, self.home.now(), &mut OsRng)?;
                     post(&self.identity, &out).await?;
-                    report.paired.push(pin(peers, paired, grant.grant_id));
+                    report.paired.push(pin(peers, paired, Some(grant.grant_id), self.home.now(), true));
                 }
                 Ok(IncomingRequest::Dial(request)) => {
                     if lane != Lane::Intro {
@@ -180,18 +194,18 @@ impl Endpoint {
             },
             Kind::PairAccept | Kind::PairReject => {
                 if let Some(i) = pending.joined.iter().position(|(w, _)| w.issuer.did() == &sender) {
-                    match pending.joined[i].0.receive(&self.identity, event, now()) {
+                    match pending.joined[i].0.receive(&self.identity, event, self.home.now()) {
                         Ok(paired) => {
                             let (_, grant) = pending.joined.remove(i);
-                            report.paired.push(pin(peers, paired, grant));
+                            report.paired.push(pin(peers, paired, Some(grant), self.home.now(), true));
                         }
                         Err(e) => return reject(format!("pair answer: {e}")),
                     }
                 } else if let Some(i) = pending.dialed.iter().position(|(w, _)| w.peer.did() == &sender) {
-                    match pending.dialed[i].0.receive(&self.identity, event, now()) {
+                    match pending.dialed[i].0.receive(&self.identity, event, self.home.now()) {
                         Ok(DialAnswer::Accepted(paired)) => {
                             let (_, grant) = pending.dialed.remove(i);
-                            report.paired.push(pin(peers, *paired, grant));
+                            report.paired.push(pin(peers, *paired, Some(grant), self.home.now(), true));
                         }
                         Ok(DialAnswer::Rejected { .. }) => {
                             let (w, grant) = pending.dialed.remove(i);

@@ -124,6 +124,11 @@ impl Card {
         X25519Public::from(self.body.x25519)
     }
 
+    /// Whether the card lists `capability` (a kind or a feature flag).
+    pub fn speaks(&self, capability: &str) -> bool {
+        self.body.capabilities.iter().any(|c| c == capability)
+    }
+
     /// The agent's character (emoji, nickname, palette).
     pub fn character(&self) -> Character {
         Character::of(&self.body.did)

@@ -65,6 +65,31 @@ kinds! {
     PairReject = "pair_reject", true, "Declines a pair request.";
     CardUpdate = "card_update", true, "Carries the sender's new card (new endpoints or keys).";
     Close = "close", true, "The sender unpinned the receiver; stop sending.";
+    Control = "control", true, "A control message: `{\"type\": T, \"v\": N, ...}`; a type the receiver does not know is ignored and counted.";
+}
+
+/// Feature flags a card lists beside its kinds (docs/PROTOCOL.md, "Formats that evolve").
+/// None yet: the first ones arrive with receipts and prekeys.
+pub const FEATURES: &[&str] = &[];
+
+/// What this build puts in its card's `capabilities`: every kind it reads, then its
+/// feature flags. A new kind or field is sent only to peers whose card lists it.
+pub fn capabilities() -> Vec<String> {
+    Kind::ALL.iter().map(|k| k.as_str()).chain(FEATURES.iter().copied()).map(str::to_owned).collect()
+}
+
+/// The one shape of control messages (the body of a [`Kind::Control`] event): a type, its
+/// version, and fields of that type. Receivers that do not know `type` ignore it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlBody {
+    /// What it is (`receipt`, `prekeys`, `key_package`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The version of that type.
+    pub v: u64,
+    /// The type's own fields.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A kind name that is not in the registry.
@@ -285,6 +310,45 @@ pub enum EventError {
     /// Attempted to sign an event whose `from` is another DID.
     #[error("an event can only be signed by its `from` identity")]
     NotFromSigner,
+    /// A well-formed event of a kind this build does not know (a newer peer's).
+    #[error("unsupported kind `{}` from a newer peer", .0.kind)]
+    UnsupportedKind(Box<UnsupportedEvent>),
+}
+
+/// An event of a kind this build does not know: enough to check who signed it and to
+/// report it, never to act on it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnsupportedEvent {
+    /// The claimed sender.
+    pub from: Did,
+    /// The claimed recipient.
+    pub to: Did,
+    /// The kind's name as sent (at most 64 characters).
+    pub kind: String,
+    signed: Signed,
+}
+
+/// The fields every event version 1 has, read without knowing the kind or refusing fields.
+#[derive(Deserialize)]
+struct EventHead {
+    from: Did,
+    to: Did,
+    kind: String,
+}
+
+impl UnsupportedEvent {
+    /// Checks the signature against the `pinned` key of the claimed sender and that the
+    /// event is addressed to us.
+    pub fn verify(&self, pinned: &VerifyingKey, me: &Did) -> Result<(), EventError> {
+        if self.from.key_bytes() != pinned.as_bytes() {
+            return Err(EventError::UnexpectedSender { claimed: self.from.clone() });
+        }
+        self.signed.verify(labels::SIGN_EVENT, pinned).map_err(|_| EventError::BadSignature)?;
+        if &self.to != me {
+            return Err(EventError::WrongRecipient(self.to.clone()));
+        }
+        Ok(())
+    }
 }
 
 impl SignedEvent {
@@ -294,8 +358,20 @@ impl SignedEvent {
         if v != EVENT_VERSION {
             return Err(EventError::UnsupportedVersion(v));
         }
-        let event = serde_json::from_slice(&signed.payload).map_err(EventError::Malformed)?;
-        Ok(Self { signed, event })
+        match serde_json::from_slice(&signed.payload) {
+            Ok(event) => Ok(Self { signed, event }),
+            Err(e) => match serde_json::from_slice::<EventHead>(&signed.payload) {
+                Ok(head) if head.kind.parse::<Kind>().is_err() => {
+                    Err(EventError::UnsupportedKind(Box::new(UnsupportedEvent {
+                        from: head.from,
+                        to: head.to,
+                        kind: head.kind.chars().take(64).collect(),
+                        signed,
+                    })))
+                }
+                _ => Err(EventError::Malformed(e)),
+            },
+        }
     }
 
     /// The DID the event claims as sender: use it to look up the pinned key.

@@ -34,9 +34,8 @@ pub fn dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("WIRE_DAEMON_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d));
     }
-    let dirs = directories::ProjectDirs::from("", "", "wire")
-        .context("no home directory for this user; set WIRE_DAEMON_DIR")?;
-    Ok(dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).join("daemon"))
+    let state = wire_core::files::state_dir().context("no home directory for this user; set WIRE_DAEMON_DIR")?;
+    Ok(state.join("daemon"))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -59,9 +58,7 @@ pub fn register(home: &Path) -> anyhow::Result<()> {
     let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
     if !reg.homes.contains(&home) {
         reg.homes.push(home);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&reg)?)?;
-        std::fs::rename(&tmp, &path)?;
+        wire_core::files::write_atomic(&path, &serde_json::to_vec_pretty(&reg)?, None)?;
     }
     Ok(())
 }
@@ -182,10 +179,7 @@ async fn serve(dir: PathBuf, log: Arc<Log>, notify: bool) -> anyhow::Result<()> 
         }
         let homes: Vec<HomeStatus> = shared.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         let status = DaemonStatus { pid: std::process::id(), started_at, homes };
-        let tmp = dir.join("status.json.tmp");
-        if std::fs::write(&tmp, serde_json::to_vec_pretty(&status)?).is_ok() {
-            let _ = std::fs::rename(&tmp, dir.join("status.json"));
-        }
+        let _ = wire_core::files::write_atomic(&dir.join("status.json"), &serde_json::to_vec_pretty(&status)?, None);
     }
     let _ = stop_tx.send(true);
     for (_, task) in tasks {

@@ -324,9 +324,7 @@ fn install(
     }
     for (path, text, changed) in &files {
         if *changed {
-            let tmp = path.with_extension("wire-tmp");
-            std::fs::write(&tmp, text)
-                .and_then(|()| std::fs::rename(&tmp, path))
+            wire_core::files::write_atomic(path, text.as_bytes(), Some(0o644))
                 .with_context(|| format!("writing {}", path.display()))?;
         }
     }

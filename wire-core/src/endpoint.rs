@@ -6,29 +6,33 @@
 mod code_pair;
 mod mesh;
 mod receive;
+mod report;
+mod route;
 
 pub use code_pair::{CodeSession, PairView};
 pub use mesh::{Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
+pub use report::{Face, InitReport, PeerReport, PullReport, SendReport, Whoami};
+use route::refusal;
+pub(crate) use route::{deliver, post, seal_for};
 
 use std::time::Duration;
 
 use rand_core::OsRng;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::client::{Client, ClientError, RelayUrl};
 use crate::home::{Account, Home, HomeError, InboxLine, OutboxItem, Peer, Peers, Pending};
-use crate::proto::api::{ErrorCode, GrantKind, GrantRequest, Lane};
+use crate::proto::api::{ErrorCode, GrantKind, GrantRequest};
 use crate::proto::card::{Card, Endpoint as CardEndpoint};
-use crate::proto::character::{Character, nickname_collisions};
+use crate::proto::character::nickname_collisions;
 use crate::proto::did::Did;
-use crate::proto::envelope::{self, SealError};
-use crate::proto::event::{Acceptance, Event, EventId, Kind, SignedEvent, UnknownKind};
+use crate::proto::envelope::SealError;
+use crate::proto::event::{Acceptance, Event, Kind, UnknownKind};
 use crate::proto::identity::Identity;
 use crate::proto::invite::{Invite, InviteError};
 use crate::proto::pairing::dial;
 use crate::proto::pairing::invite::{self as invite_flow, IssuedInvite};
-use crate::proto::pairing::{Outgoing, Paired, PairingError, Tier};
+use crate::proto::pairing::{Paired, PairingError};
 use crate::proto::time::UnixMillis;
 
 /// Why an operation failed. Each message says what to do next.
@@ -120,56 +124,6 @@ pub fn card_capabilities() -> Vec<String> {
     crate::proto::event::capabilities()
 }
 
-/// How an agent looks, for output.
-#[derive(Debug, Clone, Serialize)]
-pub struct Face {
-    /// DID.
-    pub did: String,
-    /// `adjective-noun`.
-    pub nickname: String,
-    /// One emoji.
-    pub emoji: String,
-    /// `#rrggbb`.
-    pub color: String,
-    /// xterm-256 colour.
-    pub ansi256: u8,
-    /// Fingerprint for out-of-band comparison.
-    pub fingerprint: String,
-}
-
-impl Face {
-    /// The face of `did`.
-    pub fn of(did: &Did) -> Self {
-        let c = Character::of(did);
-        Self {
-            did: did.to_string(),
-            nickname: c.nickname(),
-            emoji: c.emoji.to_owned(),
-            color: c.palette.primary.hex(),
-            ansi256: c.palette.ansi256,
-            fingerprint: did.fingerprint(),
-        }
-    }
-}
-
-/// `wire init` / `wire up`.
-#[derive(Debug, Serialize)]
-pub struct InitReport {
-    /// False when everything already existed.
-    pub created: bool,
-    /// Who we are.
-    #[serde(flatten)]
-    pub face: Face,
-    /// Relay URL.
-    pub relay: String,
-    /// Our slot.
-    pub slot: String,
-    /// Claimed handle.
-    pub handle: Option<String>,
-    /// Anything the operator should know.
-    pub notes: Vec<String>,
-}
-
 /// Creates the identity, allocates a slot and claims the handle. Idempotent.
 pub async fn init(home: &Home, relay: &str) -> Result<InitReport> {
     init_with(home, relay, &[], true).await
@@ -256,83 +210,6 @@ pub struct Endpoint {
     pub home: Home,
     /// Our keys.
     pub identity: Identity,
-}
-
-/// `wire whoami`.
-#[derive(Debug, Serialize)]
-pub struct Whoami {
-    /// Who we are.
-    #[serde(flatten)]
-    pub face: Face,
-    /// Relay URL.
-    pub relay: String,
-    /// Our slot.
-    pub slot: String,
-    /// Claimed handle.
-    pub handle: Option<String>,
-    /// WIRE_HOME in use.
-    pub home: String,
-}
-
-/// A pinned peer, for output.
-#[derive(Debug, Serialize)]
-pub struct PeerReport {
-    /// Its face.
-    #[serde(flatten)]
-    pub face: Face,
-    /// `VERIFIED` or `LOCAL`.
-    pub tier: Tier,
-    /// When pairing completed.
-    pub paired_at: UnixMillis,
-    /// Last event from it.
-    pub last_contact: Option<UnixMillis>,
-    /// Its relay.
-    pub relay: Option<String>,
-}
-
-/// `wire send`.
-#[derive(Debug, Serialize)]
-pub struct SendReport {
-    /// `delivered` or `queued`.
-    pub verdict: &'static str,
-    /// The event id.
-    pub event_id: String,
-    /// The recipient.
-    pub to: Face,
-    /// The relay's sequence number, when delivered.
-    pub seq: Option<u64>,
-    /// The relay address that carried it (Unix socket, loopback, LAN or remote).
-    pub via: Option<String>,
-    /// Why it was queued.
-    pub reason: Option<String>,
-}
-
-/// `wire pull`.
-#[derive(Debug, Default, Serialize)]
-pub struct PullReport {
-    /// Events appended to the inbox.
-    pub received: usize,
-    /// Duplicates dropped (already in the inbox).
-    pub duplicates: usize,
-    /// Peers pinned by this pull.
-    pub paired: Vec<Face>,
-    /// Strangers who asked to pair.
-    pub requests: Vec<Face>,
-    /// Pairings the other side declined.
-    pub declined: Vec<Face>,
-    /// Peers that unpaired us.
-    pub closed: Vec<Face>,
-    /// Inbound events refused (including `unsupported`).
-    pub rejected: usize,
-    /// Of those, events of a kind (or control type) from a newer peer: not readable by
-    /// this build, recorded in `wire status`.
-    pub unsupported: usize,
-    /// Queued envelopes delivered.
-    pub flushed: usize,
-    /// Queued envelopes still waiting.
-    pub still_queued: usize,
-    /// Relay cursor after the pull.
-    pub cursor: u64,
 }
 
 fn intro_tag(me: &Did, slot: &str) -> Vec<u8> {
@@ -790,56 +667,4 @@ impl Endpoint {
             "rejected": { "total": rejected.len(), "reasons": reasons },
         }))
     }
-}
-
-pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(EventId, Vec<u8>)> {
-    // New kinds go only to peers that list them: an older peer could not read them.
-    if !peer.card.speaks(event.kind.as_str()) {
-        return Err(EndpointError::PeerLacksKind { peer: Face::of(peer.card.did()).nickname, kind: event.kind });
-    }
-    let id = event.id;
-    let signed: SignedEvent = event.sign(me).expect("events built here are from `me`");
-    Ok((id, envelope::seal(&signed, &peer.card.x25519_public(), &mut OsRng)?.0))
-}
-
-/// Appends to the peer's slot through the closest of its card's relay addresses that answers
-/// (Unix socket, loopback, LAN, remote). Returns the sequence number and the address used.
-pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<(u64, String), ClientError> {
-    let mut routes: Vec<(RelayUrl, &crate::proto::api::SlotId)> = Vec::new();
-    for e in &peer.card.body().endpoints {
-        if let Ok(url) = RelayUrl::parse(&e.relay) {
-            routes.push((url, &e.slot));
-        }
-    }
-    routes.sort_by_key(|(url, _)| url.reach()); // stable: the card's order within a class
-    let mut last = ClientError::BadUrl("peer card lists no usable relay".into());
-    for (url, slot) in routes {
-        let via = url.to_string();
-        match Client::new(url).append(slot, &peer.send_token, envelope).await {
-            Ok(r) => return Ok((r.seq, via)),
-            // Nobody answered there: the next address may still reach the same mailbox.
-            Err(e @ ClientError::Unreachable { .. }) => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
-}
-
-fn refusal(face: &Face, e: ClientError) -> EndpointError {
-    match e.code() {
-        Some(ErrorCode::Forbidden | ErrorCode::Unauthorized) => EndpointError::Revoked(face.nickname.clone()),
-        Some(ErrorCode::QuotaExceeded) => EndpointError::MailboxFull(face.nickname.clone()),
-        _ => e.into(),
-    }
-}
-
-/// Posts a pairing message where it says it goes.
-async fn post(me: &Identity, out: &Outgoing) -> Result<()> {
-    let client = Client::new(RelayUrl::parse(&out.relay)?);
-    match (out.lane, &out.token) {
-        (Lane::Inbox, Some(token)) => client.append(&out.slot, token, &out.envelope.0).await?,
-        (Lane::Intro, _) => client.intro(&out.slot, &intro_tag(me.did(), out.slot.as_str()), &out.envelope.0).await?,
-        (Lane::Inbox, None) => return Err(EndpointError::Argument("internal: an inbox post without a token".into())),
-    };
-    Ok(())
 }

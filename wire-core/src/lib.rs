@@ -20,6 +20,7 @@
 //!
 //! - `home`: WIRE_HOME on disk: typed versioned state files, atomic writes, the
 //!   advisory lock, the inbox (one JSONL file per peer), the outbox.
+//! - `files`: the one atomic write and the platform directories.
 //! - `session`: one identity per project; which identity a command acts as.
 //! - `client`: the relay client (HTTP/1.1, TLS with Mozilla roots).
 //! - `endpoint`: the operations the CLI, the daemon and the MCP server share: init,
@@ -36,6 +37,8 @@ pub mod proto;
 pub mod client;
 #[cfg(feature = "runtime")]
 pub mod endpoint;
+#[cfg(feature = "runtime")]
+pub mod files;
 #[cfg(feature = "runtime")]
 pub mod home;
 #[cfg(feature = "runtime")]

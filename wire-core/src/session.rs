@@ -149,7 +149,7 @@ impl Sessions {
         if let Some(dir) = std::env::var_os("WIRE_SESSIONS_DIR").filter(|d| !d.is_empty()) {
             return Ok(Self::at(dir));
         }
-        let dirs = directories::ProjectDirs::from("", "", "wire").ok_or(SessionError::NoDefault)?;
+        let dirs = crate::files::platform_dirs().ok_or(SessionError::NoDefault)?;
         Ok(Self::at(dirs.data_dir().join("sessions")))
     }
 
@@ -264,8 +264,7 @@ pub fn local_relay_socket() -> Option<PathBuf> {
 
 /// The directory user services keep their state in (the local relay's data, logs, socket).
 pub fn service_state_dir() -> Option<PathBuf> {
-    let dirs = directories::ProjectDirs::from("", "", "wire")?;
-    Some(dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_owned())
+    crate::files::state_dir()
 }
 
 /// Picks the identity a command acts as (see the module docs for the rule).

@@ -80,7 +80,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     } else {
         let dir = match args.data {
             Some(dir) => dir,
-            None => directories::ProjectDirs::from("", "", "wire")
+            None => wire_core::files::platform_dirs()
                 .context("cannot find a data directory for this user; pass --data DIR")?
                 .data_dir()
                 .join("relay"),

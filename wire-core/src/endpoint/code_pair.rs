@@ -109,7 +109,21 @@ impl CodeSession {
     }
 }
 
+/// The keyed store code pairings live in (0600: they hold PAKE keys and tokens).
+const PAIRINGS: &str = "pairings";
+
 impl Endpoint {
+    fn save_pairing(&self, session: &CodeSession) -> Result<()> {
+        Ok(self.home.save_keyed(PAIRINGS, &session.nameplate, session)?)
+    }
+
+    /// Every code-pairing session, oldest first.
+    fn pairings(&self) -> Result<Vec<CodeSession>> {
+        let mut all: Vec<CodeSession> = self.home.load_keyed(PAIRINGS)?;
+        all.sort_by_key(|s| s.started_at);
+        Ok(all)
+    }
+
     fn rendezvous_client(&self, relay: Option<&str>) -> Result<Client> {
         match relay {
             Some(r) => Ok(Client::new(RelayUrl::parse(r)?)),
@@ -175,7 +189,7 @@ impl Endpoint {
             unsent: Vec::new(),
         };
         let _lock = self.home.lock()?;
-        self.home.save_pairing(&session)?;
+        self.save_pairing(&session)?;
         Ok(session.view())
     }
 
@@ -192,8 +206,7 @@ impl Endpoint {
     fn find_session(&self, key: &str) -> Result<CodeSession> {
         let key = key.trim();
         let nameplate = key.split('-').next().unwrap_or(key).to_owned();
-        self.home
-            .pairings()?
+        self.pairings()?
             .into_iter()
             .rev()
             .find(|s| {
@@ -234,7 +247,7 @@ impl Endpoint {
         }
         outgoing.extend(session.pairing.tick(self.home.now()).send);
         self.post_and_settle(&client, &mut session, outgoing).await?;
-        self.home.save_pairing(&session)?;
+        self.save_pairing(&session)?;
         Ok(session.view())
     }
 
@@ -242,7 +255,7 @@ impl Endpoint {
     /// pins the peer or cleans up if the pairing ended. Hold the lock.
     async fn post_and_settle(&self, client: &Client, session: &mut CodeSession, outgoing: Vec<Vec<u8>>) -> Result<()> {
         session.unsent.extend(outgoing.iter().map(crate::proto::b64::encode));
-        self.home.save_pairing(session)?;
+        self.save_pairing(session)?;
         while let Some(first) = session.unsent.first() {
             let message = crate::proto::b64::decode(first).unwrap_or_default();
             match client.post_rendezvous(&session.nameplate, &session.side_token, &message).await {
@@ -299,7 +312,7 @@ impl Endpoint {
 
     /// Drives every unsettled pairing one step (used by `pair-list`).
     pub async fn pair_drive_all(&self, wait: Duration) -> Result<Vec<PairView>> {
-        for session in self.home.pairings()? {
+        for session in self.pairings()? {
             if !session.settled {
                 self.pair_drive(&session.nameplate, wait).await?;
             }
@@ -309,7 +322,7 @@ impl Endpoint {
 
     /// `wire pair-list`, without driving.
     pub fn pair_list(&self) -> Result<Vec<PairView>> {
-        Ok(self.home.pairings()?.iter().map(CodeSession::view).collect())
+        Ok(self.pairings()?.iter().map(CodeSession::view).collect())
     }
 
     /// `wire pair-confirm CODE DIGITS`: the digits the operator read on the *other* screen.
@@ -321,7 +334,7 @@ impl Endpoint {
             let progress = session.pairing.confirm(digits, self.home.now())?;
             let client = Client::new(RelayUrl::parse(&session.relay)?);
             self.post_and_settle(&client, &mut session, progress.send).await?;
-            self.home.save_pairing(&session)?;
+            self.save_pairing(&session)?;
         }
         // The peer's vote may already be waiting.
         self.pair_drive(key, Duration::ZERO).await
@@ -334,7 +347,7 @@ impl Endpoint {
         let progress = session.pairing.cancel()?;
         let client = Client::new(RelayUrl::parse(&session.relay)?);
         self.post_and_settle(&client, &mut session, progress.send).await?;
-        self.home.save_pairing(&session)?;
+        self.save_pairing(&session)?;
         Ok(session.view())
     }
 }

@@ -1,14 +1,11 @@
 //! Listeners and lifecycle: TLS from certificate files, the 0600 Unix socket, local-only
 //! mode, graceful shutdown; and the handle directory with real signed cards.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestRelay, WAIT, config, tempdir, wait_until};
+use crate::common::{TestRelay, WAIT, config, tempdir, wait_until};
 use serde_json::json;
 use wire_core::proto::api::SlotId;
 use wire_core::proto::card::{Card, Endpoint};
@@ -51,7 +48,7 @@ fn tls_from_certificate_files() {
         tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut out = Vec::new();
         let _ = tls.read_to_end(&mut out).await;
-        let resp = common::Resp::parse(&out);
+        let resp = crate::common::Resp::parse(&out);
         assert_eq!((resp.status, resp.json()["status"].as_str()), (200, Some("ok")));
 
         // Plain HTTP on the TLS port gets nowhere.
@@ -89,7 +86,7 @@ fn unix_socket_is_0600_and_serves() {
     s.write_all(b"POST /v1/slots HTTP/1.1\r\nHost: local\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    assert_eq!(common::Resp::parse(&out).status, 201);
+    assert_eq!(crate::common::Resp::parse(&out).status, 201);
     stop.send(()).unwrap();
     rt.block_on(server).unwrap().unwrap();
     // A regular file in the way is not silently replaced.
@@ -141,7 +138,7 @@ fn shutdown_drains_and_ends_streams_and_polls() {
         s.write_all(req.as_bytes()).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
-        common::Resp::parse(&out).status
+        crate::common::Resp::parse(&out).status
     });
     wait_until(WAIT, "the stream and the poll to be open", || {
         r.metric("wire_relay_streams_open") == 1 && r.metric("wire_relay_rendezvous_waiting") == 1
@@ -235,5 +232,5 @@ fn connections_beyond_the_cap_wait_for_a_free_place() {
     third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut out = Vec::new();
     third.read_to_end(&mut out).unwrap();
-    assert_eq!(common::Resp::parse(&out).status, 200, "served once a place is free");
+    assert_eq!(crate::common::Resp::parse(&out).status, 200, "served once a place is free");
 }

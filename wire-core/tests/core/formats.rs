@@ -1,10 +1,7 @@
 //! Each wire format accepts what it wrote and refuses every kind of bad input with its
 //! own clear error.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Agent, T0, token};
+use crate::common::{Agent, T0, token};
 use core::time::Duration;
 use rand_core::OsRng;
 use wire_core::proto::b64;

@@ -1,7 +1,6 @@
 //! Invariant 2: `wire_core::proto` performs no I/O, reads no clock and draws no OS
 //! randomness. This test reads the module sources and fails on any use of the APIs that
 //! would break that (test-only modules excluded).
-#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 

@@ -4,8 +4,7 @@
 //! Every random input is drawn from `SeededRng` (docs/PROTOCOL.md, "Deterministic RNG")
 //! with the seeds recorded in the file, so the vectors regenerate identically. After an
 //! intentional format change, regenerate with `WIRE_WRITE_VECTORS=1 cargo test -p wire-core
-//! --test vectors` and review the diff: a change here is a protocol change.
-#![allow(clippy::unwrap_used)]
+//! --test core vectors` and review the diff: a change here is a protocol change.
 
 use core::time::Duration;
 use rand_core::RngCore;

@@ -1,10 +1,7 @@
 //! Property tests: round trips hold for arbitrary inputs, any corruption is refused, and
 //! no parser panics on arbitrary bytes.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Agent, T0, token};
+use crate::common::{Agent, T0, token};
 use core::time::Duration;
 use proptest::prelude::*;
 use rand_core::OsRng;

@@ -1,10 +1,7 @@
 //! Every pairing flow run to completion between two in-memory peers, and every way each
 //! one must abort cleanly. No sockets: the flows are sans-io.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Agent, T0, token};
+use crate::common::{Agent, T0, token};
 use core::time::Duration;
 use wire_core::proto::envelope;
 use wire_core::proto::event::{Event, EventError, Kind};
@@ -41,7 +38,7 @@ fn issue_invite(uses: u32) -> InviteSetup {
         issuer.slot().clone(),
         token("intro"),
         later(3600),
-        &mut common::rng(),
+        &mut crate::common::rng(),
     );
     let issued = IssuedInvite::new(&invite, uses);
     InviteSetup { issuer, guest, invite, issued }
@@ -63,7 +60,8 @@ fn invite_flow_pairs_both_sides() {
 
     let guest_token = token("send");
     let (waiting, request) =
-        invite::join(&s.guest.id, &s.guest.card, &parsed, guest_token.clone(), later(1), &mut common::rng()).unwrap();
+        invite::join(&s.guest.id, &s.guest.card, &parsed, guest_token.clone(), later(1), &mut crate::common::rng())
+            .unwrap();
     assert_eq!(request.slot, *s.issuer.slot(), "request goes to the slot named in the invite");
     assert_eq!(request.lane, Lane::Inbox);
     assert_eq!(request.token.as_ref(), Some(&s.invite.body().intro_token), "posted with the intro token");
@@ -72,8 +70,9 @@ fn invite_flow_pairs_both_sides() {
     let redeemed = s.issued.redeem(&s.issuer.id, claim, later(2)).unwrap();
     assert_eq!(redeemed.guest().did(), s.guest.id.did());
     let issuer_token = token("send");
-    let (issuer_pins, accept) =
-        redeemed.answer(&s.issuer.id, &s.issuer.card, issuer_token.clone(), later(2), &mut common::rng()).unwrap();
+    let (issuer_pins, accept) = redeemed
+        .answer(&s.issuer.id, &s.issuer.card, issuer_token.clone(), later(2), &mut crate::common::rng())
+        .unwrap();
     assert_eq!(accept.slot, *s.guest.slot());
     assert_eq!(accept.token.as_ref(), Some(&guest_token));
 
@@ -91,14 +90,15 @@ fn invite_flow_pairs_both_sides() {
 fn invite_second_use_is_refused_and_changes_nothing() {
     let mut s = issue_invite(1);
     let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut common::rng()).unwrap();
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+            .unwrap();
     s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
     // The same envelope replayed, and a second guest with the same URL.
     let replay = s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(3));
     assert!(matches!(replay, Err(PairingError::InviteUsedUp)), "{replay:?}");
     let other = Agent::new("other");
     let (_, second) =
-        invite::join(&other.id, &other.card, &s.invite, token("send"), later(1), &mut common::rng()).unwrap();
+        invite::join(&other.id, &other.card, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
     let second = s.issued.redeem(&s.issuer.id, claim_of(&s, &second.envelope.0), later(3));
     assert!(matches!(second, Err(PairingError::InviteUsedUp)), "{second:?}");
     assert_eq!(s.issued.uses_left, 0);
@@ -109,7 +109,8 @@ fn invite_with_several_uses_counts_down() {
     let mut s = issue_invite(2);
     for (i, left) in [(0, 1), (1, 0)] {
         let g = Agent::new(&format!("guest{i}"));
-        let (_, req) = invite::join(&g.id, &g.card, &s.invite, token("send"), later(1), &mut common::rng()).unwrap();
+        let (_, req) =
+            invite::join(&g.id, &g.card, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
         s.issued.redeem(&s.issuer.id, claim_of(&s, &req.envelope.0), later(2)).unwrap();
         assert_eq!(s.issued.uses_left, left);
     }
@@ -119,7 +120,8 @@ fn invite_with_several_uses_counts_down() {
 fn invite_redeemed_after_expiry_is_refused() {
     let mut s = issue_invite(1);
     let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut common::rng()).unwrap();
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+            .unwrap();
     let claim = claim_of(&s, &request.envelope.0);
     let late = s.issued.redeem(&s.issuer.id, claim, later(3601));
     assert!(matches!(late, Err(PairingError::InviteExpired(_))), "{late:?}");
@@ -130,7 +132,8 @@ fn invite_redeemed_after_expiry_is_refused() {
 fn invite_request_without_the_secret_is_refused() {
     let s = issue_invite(1);
     let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut common::rng()).unwrap();
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+            .unwrap();
     // The issuer's record holds a different secret than the one the guest proved.
     let mut wrong = IssuedInvite { secret: Secret32::from_bytes([9; 32]), ..s.issued.clone() };
     let result = wrong.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2));
@@ -145,7 +148,8 @@ fn invite_request_without_the_secret_is_refused() {
 fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
     let mut s = issue_invite(1);
     let (waiting, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut common::rng()).unwrap();
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+            .unwrap();
     // A third party forges a pair_accept to the guest.
     let mallory = Agent::new("mallory");
     let forged = Event::new(
@@ -154,7 +158,7 @@ fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
         Kind::PairAccept,
         serde_json::json!({}),
         later(2),
-        &mut common::rng(),
+        &mut crate::common::rng(),
     )
     .replying_to(waiting.request_id)
     .sign(&mallory.id)
@@ -164,7 +168,7 @@ fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
     // The issuer's accept for some other request.
     let redeemed = s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
     let (_, accept) =
-        redeemed.answer(&s.issuer.id, &s.issuer.card, token("send"), later(2), &mut common::rng()).unwrap();
+        redeemed.answer(&s.issuer.id, &s.issuer.card, token("send"), later(2), &mut crate::common::rng()).unwrap();
     let stale =
         invite::AwaitingInviteAccept { request_id: wire_core::proto::event::EventId([7; 16]), ..waiting.clone() };
     let result = stale.receive(&s.guest.id, envelope::open(&s.guest.id, &accept.envelope.0).unwrap(), later(3));
@@ -187,7 +191,7 @@ fn dial_to_pending(
         a_token.clone(),
         Some("hi, it's the build agent".into()),
         T0,
-        &mut common::rng(),
+        &mut crate::common::rng(),
     )
     .unwrap();
     assert_eq!(out.lane, Lane::Intro);
@@ -208,7 +212,7 @@ fn dial_accepted_pairs_both_sides() {
     // The pending request survives persistence (it waits for the operator).
     let pending: dial::PendingDial = serde_json::from_slice(&serde_json::to_vec(&pending).unwrap()).unwrap();
     let b_token = token("send");
-    let (b_pins, accept) = pending.accept(&b.id, &b.card, b_token.clone(), T0, &mut common::rng()).unwrap();
+    let (b_pins, accept) = pending.accept(&b.id, &b.card, b_token.clone(), T0, &mut crate::common::rng()).unwrap();
     assert_eq!(accept.token.as_ref(), Some(&a_token));
     let answer = waiting.receive(&a.id, envelope::open(&a.id, &accept.envelope.0).unwrap(), T0).unwrap();
     let DialAnswer::Accepted(a_pins) = answer else { panic!("expected accepted") };
@@ -222,7 +226,7 @@ fn dial_accepted_pairs_both_sides() {
 fn dial_rejected_pins_nothing() {
     let (a, b) = (Agent::new("dialer"), Agent::new("stranger"));
     let (waiting, pending, _) = dial_to_pending(&a, &b);
-    let reject = pending.reject(&b.id, Some("not now".into()), T0, &mut common::rng()).unwrap();
+    let reject = pending.reject(&b.id, Some("not now".into()), T0, &mut crate::common::rng()).unwrap();
     let answer = waiting.receive(&a.id, envelope::open(&a.id, &reject.envelope.0).unwrap(), T0).unwrap();
     assert!(matches!(answer, DialAnswer::Rejected { reason: Some(ref r) } if r == "not now"), "{answer:?}");
 }
@@ -230,7 +234,7 @@ fn dial_rejected_pins_nothing() {
 #[test]
 fn a_stranger_can_only_send_pair_requests() {
     let (a, b) = (Agent::new("a"), Agent::new("b"));
-    let msg = Event::new(&a.id, b.id.did().clone(), Kind::Message, "hello".into(), T0, &mut common::rng())
+    let msg = Event::new(&a.id, b.id.did().clone(), Kind::Message, "hello".into(), T0, &mut crate::common::rng())
         .sign(&a.id)
         .unwrap();
     let result = receive_request(&b.id, msg, T0);
@@ -241,8 +245,9 @@ fn a_stranger_can_only_send_pair_requests() {
 fn pair_request_carrying_someone_elses_card_is_refused() {
     let (a, b, c) = (Agent::new("a"), Agent::new("b"), Agent::new("c"));
     let body = serde_json::json!({"flow": "dial", "card": c.card.signed(), "send_token": token("send")});
-    let msg =
-        Event::new(&a.id, b.id.did().clone(), Kind::PairRequest, body, T0, &mut common::rng()).sign(&a.id).unwrap();
+    let msg = Event::new(&a.id, b.id.did().clone(), Kind::PairRequest, body, T0, &mut crate::common::rng())
+        .sign(&a.id)
+        .unwrap();
     let result = receive_request(&b.id, msg, T0);
     assert!(matches!(result, Err(PairingError::CardMismatch)), "{result:?}");
 }
@@ -265,7 +270,7 @@ fn start_pair(host_code: &str, guest_code: &str) -> Pair {
         Code::parse(host_code).unwrap(),
         ha.card.clone(),
         token("send"),
-        Secret32::random(&mut common::rng()),
+        Secret32::random(&mut crate::common::rng()),
         T0,
         Duration::from_secs(600),
     );
@@ -274,7 +279,7 @@ fn start_pair(host_code: &str, guest_code: &str) -> Pair {
         Code::parse(guest_code).unwrap(),
         ga.card.clone(),
         token("send"),
-        Secret32::random(&mut common::rng()),
+        Secret32::random(&mut crate::common::rng()),
         T0,
         Duration::from_secs(600),
     );

@@ -1,13 +1,10 @@
 //! The relay's HTTP API over real sockets: every route, every auth failure, idempotency,
 //! cursors and resume, retention, quotas and rate limits. Each test runs against both
 //! store backends (`memory::*` and `sqlite::*`).
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{TestRelay, WAIT, config, envelope, eventually, sse, sse_ids, tempdir, wait_until};
+use crate::common::{TestRelay, WAIT, config, envelope, eventually, sse, sse_ids, tempdir, wait_until};
 use serde_json::json;
 use wire_core::clock::ManualClock;
 use wire_relay::{Config, Rate};
@@ -389,7 +386,7 @@ fn malformed_input_gets_a_4xx_never_a_5xx() {
         s.shutdown(std::net::Shutdown::Write).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
-        let resp = common::Resp::parse(&out);
+        let resp = crate::common::Resp::parse(&out);
         assert!(resp.status == 0 || (400..500).contains(&resp.status), "truncated body: {}", resp.status);
     }
     // Still healthy, nothing stored, no 5xx counted.
@@ -424,7 +421,7 @@ fn rendezvous_relays_between_two_sides_and_burns_on_close() {
     let addr = r.addr;
     let (m, h) = (msgs.clone(), host.clone());
     let poll = std::thread::spawn(move || {
-        let relay = common::Resp::parse(&{
+        let relay = crate::common::Resp::parse(&{
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(addr).unwrap();
             let req = format!(
@@ -483,7 +480,7 @@ fn a_stream_on_a_reused_connection_is_served_too() {
     );
     s.write_all(req.as_bytes()).unwrap();
     let mut text = String::new();
-    let deadline = std::time::Instant::now() + wire_testkit::patience(common::WAIT);
+    let deadline = std::time::Instant::now() + wire_testkit::patience(crate::common::WAIT);
     let mut buf = [0u8; 4096];
     while !text.contains("id: 1\n") && std::time::Instant::now() < deadline {
         if let Ok(n) = s.read(&mut buf) {

@@ -1,0 +1,342 @@
+//! The inbox: one append-only JSONL file per peer (`inbox/<did>.jsonl`, the harness
+//! contract in docs/PROTOCOL.md) and its id index (`inbox/<did>.ids`, a cache).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Home, HomeError, io};
+use crate::proto::did::Did;
+use crate::proto::event::{Event, EventId};
+use crate::proto::signed::Signed;
+use crate::proto::time::UnixMillis;
+
+/// One inbox line: a verified event with its signed bytes (the harness contract). The
+/// line carries the event's own fields (its `v` versions the line), plus `received_at`
+/// and `signed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxLine {
+    /// The event, as verified.
+    #[serde(flatten)]
+    pub event: Event,
+    /// When we stored it.
+    pub received_at: UnixMillis,
+    /// The exact signed document, so the line can be re-verified.
+    pub signed: Signed,
+}
+
+impl Home {
+    fn inbox_path(&self, peer: &Did) -> PathBuf {
+        let name = peer.as_str().trim_start_matches("did:key:");
+        self.path("inbox").join(format!("{name}.jsonl"))
+    }
+
+    fn index_path(&self, peer: &Did) -> PathBuf {
+        self.inbox_path(peer).with_extension("ids")
+    }
+
+    /// Ids already in a peer's inbox: the whole history, so a relay that replays an old
+    /// envelope cannot get it stored twice. Hold the lock.
+    ///
+    /// Served from `inbox/<did>.ids`, a cache beside the inbox: one record per line,
+    /// `<id> <inbox length after that line>`. The index trails the inbox (it is brought up
+    /// to date here, from the inbox's tail only) and is rebuilt whenever it does not match:
+    /// so a pull costs what was appended since the last one, not the length of the history.
+    pub fn inbox_ids(&self, peer: &Did) -> Result<std::collections::HashSet<EventId>, HomeError> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: EventId,
+        }
+        let inbox = self.inbox_path(peer);
+        let len = match fs::metadata(&inbox) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io(&inbox)(e)),
+        };
+        let index = self.index_path(peer);
+        let (mut ids, mut covered) = read_index(&index);
+        let rebuild = covered > len;
+        if rebuild {
+            ids.clear();
+            covered = 0;
+        }
+        if covered == len {
+            return Ok(ids);
+        }
+        let mut tail = Vec::new();
+        File::open(&inbox)
+            .and_then(|mut f| {
+                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(covered))?;
+                std::io::Read::read_to_end(&mut f, &mut tail)
+            })
+            .map_err(io(&inbox))?;
+        let mut records = String::new();
+        let mut offset = covered;
+        // Complete lines only: a torn last line (a crash mid-append) is not indexed.
+        let complete = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        for line in tail[..complete].split_inclusive(|b| *b == b'\n') {
+            offset += line.len() as u64;
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            if text.is_empty() {
+                continue;
+            }
+            let parsed: IdOnly = serde_json::from_slice(text).map_err(|e| HomeError::Corrupt {
+                path: inbox.clone(),
+                detail: format!("the line ending at byte {offset}: {e}"),
+            })?;
+            ids.insert(parsed.id);
+            records.push_str(&format!("{} {offset}\n", parsed.id));
+        }
+        // The index is a cache: failing to write it costs speed, never correctness.
+        let mut options = OpenOptions::new();
+        options.create(true).mode(0o600);
+        if rebuild || covered == 0 {
+            options.write(true).truncate(true);
+        } else {
+            options.append(true);
+        }
+        if let Ok(mut f) = options.open(&index) {
+            let _ = f.write_all(records.as_bytes());
+        }
+        Ok(ids)
+    }
+
+    /// Appends lines to a peer's inbox and fsyncs. Hold the lock.
+    pub fn append_inbox(&self, peer: &Did, lines: &[InboxLine]) -> Result<(), HomeError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.create()?;
+        let path = self.inbox_path(peer);
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
+        // A torn last line (a crash mid-append; its envelope was never acked and comes
+        // again) is cut off first, so it cannot run into the next line.
+        let len = file.metadata().map_err(io(&path))?.len();
+        if len > 0 && last_byte(&path, len).map_err(io(&path))? != b'\n' {
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64).map_err(io(&path))?;
+        }
+        let mut buf = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut buf, line).expect("inbox lines serialize");
+            buf.push(b'\n');
+        }
+        file.write_all(&buf).and_then(|()| file.sync_all()).map_err(io(&path))
+    }
+
+    /// The last `limit` lines of a peer's inbox, oldest first, reading the file from its
+    /// end: the cost follows `limit`, not the length of the history.
+    pub fn read_inbox_tail_of(&self, peer: &Did, limit: usize) -> Result<Vec<InboxLine>, HomeError> {
+        use std::io::{Read, Seek};
+        let path = self.inbox_path(peer);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let len = file.metadata().map_err(io(&path))?.len();
+        // Read backwards in chunks until the buffer holds `limit` complete lines (one more
+        // newline than that, or the start of the file).
+        let mut start = len;
+        let (mut chunks, mut newlines) = (Vec::new(), 0usize);
+        while start > 0 && newlines <= limit {
+            let step = (64 * 1024).min(start);
+            start -= step;
+            let mut chunk = vec![0; step as usize];
+            file.seek(std::io::SeekFrom::Start(start)).and_then(|_| file.read_exact(&mut chunk)).map_err(io(&path))?;
+            newlines += chunk.iter().filter(|b| **b == b'\n').count();
+            chunks.push(chunk);
+        }
+        chunks.reverse();
+        let buf = chunks.concat();
+        // Only whole lines: drop a partial first line (unless the buffer starts the file)
+        // and a torn last one.
+        let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let begin = if start == 0 { 0 } else { buf.iter().position(|b| *b == b'\n').map_or(end, |i| i + 1) };
+        let lines: Vec<&[u8]> = buf[begin.min(end)..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let skip = lines.len().saturating_sub(limit);
+        lines[skip..]
+            .iter()
+            .map(|l| {
+                serde_json::from_slice::<InboxLine>(l)
+                    .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: format!("a line near the end: {e}") })
+            })
+            .collect()
+    }
+
+    /// The last `limit` lines of every inbox, ordered by the time we stored them.
+    pub fn read_inbox_tail(&self, limit: usize) -> Result<Vec<InboxLine>, HomeError> {
+        let mut all = Vec::new();
+        for did in self.inbox_peers()? {
+            all.extend(self.read_inbox_tail_of(&did, limit)?);
+        }
+        all.sort_by_key(|l| (l.received_at, l.event.created_at));
+        let skip = all.len().saturating_sub(limit);
+        Ok(all.split_off(skip))
+    }
+
+    /// The peers that have an inbox file.
+    fn inbox_peers(&self) -> Result<Vec<Did>, HomeError> {
+        Ok(self
+            .list_dir("inbox")?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl")) // not the `.ids` indexes
+            .filter_map(|p| Did::parse(&format!("did:key:{}", p.file_stem()?.to_str()?)).ok())
+            .collect())
+    }
+
+    /// A peer's inbox, oldest first. A torn last line (a crash mid-append) is skipped.
+    pub fn read_inbox_of(&self, peer: &Did) -> Result<Vec<InboxLine>, HomeError> {
+        let path = self.inbox_path(peer);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(io(&path))?;
+        let mut out = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<InboxLine>(line) {
+                Ok(parsed) => out.push(parsed),
+                // Only a torn last line (a crash mid-append) is tolerated; it is re-fetched.
+                Err(_) if i + 1 == lines.len() => {}
+                Err(e) => return Err(HomeError::Corrupt { path, detail: format!("line {}: {e}", i + 1) }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every inbox line, ordered by the time we stored it.
+    pub fn read_inbox(&self) -> Result<Vec<InboxLine>, HomeError> {
+        let mut all = Vec::new();
+        for did in self.inbox_peers()? {
+            all.extend(self.read_inbox_of(&did)?);
+        }
+        all.sort_by_key(|l| (l.received_at, l.event.created_at));
+        Ok(all)
+    }
+}
+
+/// The last byte of a file of length `len` (> 0).
+fn last_byte(path: &Path, len: u64) -> std::io::Result<u8> {
+    use std::io::{Read, Seek};
+    let mut f = File::open(path)?;
+    f.seek(std::io::SeekFrom::Start(len - 1))?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b)?;
+    Ok(b[0])
+}
+
+/// Reads an inbox id index: the ids and the inbox length the last good record covers. A
+/// damaged record ends the read there (what follows is rebuilt from the inbox).
+fn read_index(path: &Path) -> (std::collections::HashSet<EventId>, u64) {
+    let mut ids = std::collections::HashSet::new();
+    let mut covered = 0;
+    let Ok(text) = fs::read_to_string(path) else { return (ids, 0) };
+    for line in text.split_inclusive('\n') {
+        let record = line.strip_suffix('\n').and_then(|l| l.split_once(' '));
+        match record.and_then(|(id, end)| Some((id.parse::<EventId>().ok()?, end.parse::<u64>().ok()?))) {
+            Some((id, end)) if end > covered => {
+                ids.insert(id);
+                covered = end;
+            }
+            _ => break,
+        }
+    }
+    (ids, covered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::identity::Identity;
+    use crate::proto::rng::SeededRng;
+
+    fn line(me: &Identity, to: &Did, n: u64, rng: &mut SeededRng) -> InboxLine {
+        let event =
+            Event::new(me, to.clone(), crate::proto::event::Kind::Message, format!("m{n}").into(), UnixMillis(n), rng);
+        let signed = event.clone().sign(me).unwrap();
+        InboxLine { event, received_at: UnixMillis(n), signed: signed.signed().clone() }
+    }
+
+    #[test]
+    fn the_id_index_follows_the_inbox_through_crashes_and_rewrites() {
+        let root = std::env::temp_dir().join(format!("wire-home-index-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = Home::at(&root);
+        let mut rng = SeededRng::new(&crate::proto::secret::Secret32::from_bytes([7; 32]), b"home-index-test");
+        let peer = Identity::generate(&mut rng);
+        let me = Identity::generate(&mut rng);
+        let first: Vec<InboxLine> = (0..5).map(|n| line(&peer, me.did(), n, &mut rng)).collect();
+        home.append_inbox(peer.did(), &first).unwrap();
+        let want: std::collections::HashSet<EventId> = first.iter().map(|l| l.event.id).collect();
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        assert!(home.index_path(peer.did()).exists());
+
+        // Appended since: the index catches up from the tail.
+        let more = line(&peer, me.did(), 9, &mut rng);
+        home.append_inbox(peer.did(), std::slice::from_ref(&more)).unwrap();
+        let mut want = want;
+        want.insert(more.event.id);
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+
+        // A damaged index is rebuilt; a torn inbox tail is neither indexed nor kept.
+        fs::write(home.index_path(peer.did()), "garbage 99999999\n").unwrap();
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        let inbox = home.inbox_path(peer.did());
+        let mut f = OpenOptions::new().append(true).open(&inbox).unwrap();
+        f.write_all(b"{\"v\":1,\"id\":\"torn").unwrap();
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        let last = line(&peer, me.did(), 10, &mut rng);
+        home.append_inbox(peer.did(), std::slice::from_ref(&last)).unwrap();
+        want.insert(last.event.id);
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        assert_eq!(home.read_inbox_of(peer.did()).unwrap().len(), 7, "the torn line was cut, not merged");
+        assert_eq!(home.read_inbox().unwrap().len(), 7, "the index is not read as an inbox");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn tails_read_from_the_end_match_the_whole_inbox() {
+        let root = std::env::temp_dir().join(format!("wire-home-tail-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = Home::at(&root);
+        let mut rng = SeededRng::new(&crate::proto::secret::Secret32::from_bytes([9; 32]), b"home-tail-test");
+        let (p, q, me) = (Identity::generate(&mut rng), Identity::generate(&mut rng), Identity::generate(&mut rng));
+        // Long bodies, so the tail spans several 64 KiB chunks.
+        for n in 0..300u64 {
+            let from = if n % 3 == 0 { &q } else { &p };
+            let mut l = line(from, me.did(), n, &mut rng);
+            l.event.body = "x".repeat(700).into();
+            home.append_inbox(from.did(), &[l]).unwrap();
+        }
+        let whole = home.read_inbox_of(p.did()).unwrap();
+        for limit in [0, 1, 7, 150, 199, 200, 500] {
+            let tail = home.read_inbox_tail_of(p.did(), limit).unwrap();
+            let want = &whole[whole.len().saturating_sub(limit)..];
+            assert_eq!(
+                tail.iter().map(|l| l.event.id).collect::<Vec<_>>(),
+                want.iter().map(|l| l.event.id).collect::<Vec<_>>(),
+                "limit {limit}"
+            );
+        }
+        let all = home.read_inbox().unwrap();
+        let merged = home.read_inbox_tail(25).unwrap();
+        assert_eq!(
+            merged.iter().map(|l| l.event.id).collect::<Vec<_>>(),
+            all[all.len() - 25..].iter().map(|l| l.event.id).collect::<Vec<_>>()
+        );
+        // A torn last line is not part of the tail.
+        let mut f = OpenOptions::new().append(true).open(home.inbox_path(p.did())).unwrap();
+        f.write_all(b"{\"torn").unwrap();
+        assert_eq!(
+            home.read_inbox_tail_of(p.did(), 3).unwrap().last().unwrap().event.id,
+            whole.last().unwrap().event.id
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,71 @@
+//! The outbox: envelopes waiting for a relay, one file each (`outbox/<event id>.json`).
+
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Home, HomeError, io};
+use crate::proto::did::Did;
+use crate::proto::event::EventId;
+use crate::proto::secret::Token;
+use crate::proto::time::UnixMillis;
+
+/// An envelope waiting for a relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Format version.
+    pub v: u64,
+    /// The event id inside.
+    pub event_id: EventId,
+    /// The recipient.
+    pub to: Did,
+    /// Relay base URL.
+    pub relay: String,
+    /// Slot there.
+    pub slot: crate::proto::api::SlotId,
+    /// Our send token on it.
+    pub token: Token,
+    /// Envelope bytes.
+    #[serde(with = "crate::proto::b64::bytes")]
+    pub envelope: Vec<u8>,
+    /// When it was queued.
+    pub queued_at: UnixMillis,
+    /// Failed delivery attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The last failure.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Home {
+    /// Queues an envelope. Hold the lock.
+    pub fn queue(&self, item: &OutboxItem) -> Result<(), HomeError> {
+        let bytes = serde_json::to_vec(item).expect("outbox items serialize");
+        self.write_atomic(&self.path("outbox").join(format!("{}.json", item.event_id)), &bytes)
+    }
+
+    /// Queued envelopes, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>, HomeError> {
+        let mut items = Vec::new();
+        for path in self.list_dir("outbox")? {
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = fs::read(&path).map_err(io(&path))?;
+                let item = serde_json::from_slice(&bytes)
+                    .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+                items.push(item);
+            }
+        }
+        items.sort_by_key(|i: &OutboxItem| i.queued_at);
+        Ok(items)
+    }
+
+    /// Removes a delivered envelope from the outbox.
+    pub fn unqueue(&self, event_id: &EventId) -> Result<(), HomeError> {
+        let path = self.path("outbox").join(format!("{event_id}.json"));
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+}

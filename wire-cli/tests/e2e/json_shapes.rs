@@ -44,6 +44,7 @@ fn json_shapes_are_stable() {
             "declined",
             "closed",
             "rejected",
+            "unsupported",
             "flushed",
             "still_queued",
             "cursor",

@@ -43,6 +43,10 @@ enum Command {
     Up {
         /// Relay address.
         relay: String,
+        /// Another address of the same relay for the card (its Unix socket, a LAN or public
+        /// address); peers try the closest first. Repeatable.
+        #[arg(long = "also", value_name = "ADDR")]
+        also: Vec<String>,
     },
     /// Show this agent: face, DID, fingerprint, relay, handle.
     Whoami,
@@ -243,8 +247,8 @@ fn main() -> std::process::ExitCode {
     let json = cli.json;
     let result = match cli.command {
         Command::Demo { keep } => cmd::demo::run(keep, json),
-        Command::Init { relay } => agent::init(&relay, json),
-        Command::Up { relay } => agent::init(&relay, json),
+        Command::Init { relay } => agent::init(&relay, &[], json),
+        Command::Up { relay, also } => agent::init(&relay, &also, json),
         Command::Whoami => agent::whoami(json),
         Command::Whois { target } => agent::whois(&target, json),
         Command::Peers => agent::peers(json),

@@ -32,7 +32,7 @@ use crate::proto::identity::Identity;
 use crate::proto::invite::{Invite, InviteError};
 use crate::proto::pairing::dial;
 use crate::proto::pairing::invite::{self as invite_flow, IssuedInvite};
-use crate::proto::pairing::{Paired, PairingError};
+use crate::proto::pairing::{Outgoing, Paired, PairingError};
 use crate::proto::time::UnixMillis;
 
 /// Why an operation failed. Each message says what to do next.
@@ -117,11 +117,14 @@ pub fn now() -> UnixMillis {
 /// The capabilities this build's card lists. With `WIRE_COMPAT_RELEASE=0.1` it lists those
 /// of release 0.1 instead (the kinds before `control`, no feature flags), so one binary can
 /// stand in for a peer on that release in the compatibility tests.
+/// This build also lists the machine tag ([`crate::files::machine_tag`]).
 pub fn card_capabilities() -> Vec<String> {
     if std::env::var("WIRE_COMPAT_RELEASE").is_ok_and(|v| v == "0.1") {
         return Kind::ALL.iter().filter(|k| **k != Kind::Control).map(|k| k.as_str().to_owned()).collect();
     }
-    crate::proto::event::capabilities()
+    let mut caps = crate::proto::event::capabilities();
+    caps.extend(crate::files::machine_tag().map(|t| format!("{}{t}", crate::proto::card::MACHINE_PREFIX)));
+    caps
 }
 
 /// Creates the identity, allocates a slot and claims the handle. Idempotent.
@@ -238,6 +241,37 @@ pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, 
     face
 }
 
+/// How long an answer to an accepted dial stays parked when the dialer cannot be reached.
+const PARKED_ANSWER_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// A pairing answer as an outbox item, parked until it reaches the peer `to` (pinned with
+/// `grant_id` by the caller).
+pub(crate) fn parked_answer(
+    to: Did,
+    out: &Outgoing,
+    grant_id: String,
+    expires_at: UnixMillis,
+    now: UnixMillis,
+) -> Result<OutboxItem> {
+    let first = out.endpoints.first().ok_or(PairingError::NoEndpoint)?;
+    let token =
+        out.token.clone().ok_or_else(|| EndpointError::Argument("internal: an answer without a token".into()))?;
+    Ok(OutboxItem {
+        v: 1,
+        event_id: out.event_id,
+        to,
+        relay: first.relay.clone(),
+        slot: first.slot.clone(),
+        token,
+        envelope: out.envelope.0.clone(),
+        queued_at: now,
+        attempts: 0,
+        last_error: None,
+        not_before: None,
+        answer: Some(crate::home::ParkedAnswer { grant_id, expires_at }),
+    })
+}
+
 fn face_of_peer(p: &Peer) -> Face {
     Face::of(p.card.did())
 }
@@ -285,6 +319,8 @@ impl Endpoint {
                 queued_at: now,
                 attempts: 0,
                 last_error: None,
+                not_before: None,
+                answer: None,
             })?;
         }
         // The card is saved last: a crash before this point re-runs the migration (a peer
@@ -510,7 +546,18 @@ impl Endpoint {
             .map(|(w, _)| serde_json::json!({ "to": Face::of(w.issuer.did()), "flow": "invite" }))
             .chain(p.dialed.iter().map(|(w, _)| serde_json::json!({ "to": Face::of(w.peer.did()), "flow": "dial" })))
             .collect();
-        Ok(serde_json::json!({ "requests": requests, "outgoing": outgoing, "invites_open": p.issued.len() }))
+        let answers: Vec<serde_json::Value> = self
+            .home
+            .outbox()?
+            .iter()
+            .filter_map(|i| i.answer.as_ref().map(|a| (i, a)))
+            .map(|(i, a)| {
+                serde_json::json!({ "to": Face::of(&i.to), "attempts": i.attempts, "last_error": i.last_error, "expires_at": a.expires_at })
+            })
+            .collect();
+        Ok(
+            serde_json::json!({ "requests": requests, "outgoing": outgoing, "answers": answers, "invites_open": p.issued.len() }),
+        )
     }
 
     /// `wire accept <nick>` / `wire reject <nick>` for a pending dial request.
@@ -519,23 +566,45 @@ impl Endpoint {
         let account = self.account()?;
         let mut pending = self.home.load::<Pending>()?.unwrap_or_default();
         let matches = |r: &dial::PendingDial| r.from.did().as_str() == name || r.from.character().nickname() == name;
-        let index =
-            pending.requests.iter().position(matches).ok_or_else(|| EndpointError::NoSuchRequest(name.to_owned()))?;
+        let Some(index) = pending.requests.iter().position(matches) else {
+            // `wire reject` also drops a parked pairing answer (unpin, revoke).
+            let named = |d: &Did| d.as_str() == name || Face::of(d).nickname == name;
+            let parked = self.home.outbox()?.into_iter().find(|i| i.answer.is_some() && named(&i.to));
+            if let (false, Some(item)) = (accept, parked) {
+                let answer = item.answer.clone().expect("filtered on answer");
+                self.drop_parked(&item, &answer).await?;
+                return Ok(serde_json::json!({ "peer": Face::of(&item.to), "decision": "dropped", "answer": null }));
+            }
+            return Err(EndpointError::NoSuchRequest(name.to_owned()));
+        };
         let request = pending.requests.remove(index);
         let face = Face::of(request.from.did());
+        let mut answer = None;
         if accept {
             let grant = self.mint_send_grant(&account).await?;
             let (paired, out) =
                 request.accept(&self.identity, &account.card, grant.token, self.home.now(), &mut OsRng)?;
-            post(&self.identity, &out).await?;
+            // The answer is parked first, like one the receive path makes: a dialer whose
+            // addresses do not answer now is answered at a later sync (until the request's
+            // own window closes), and the decision is saved either way.
+            let expires = self.home.now().saturating_add(PARKED_ANSWER_TTL);
+            let item =
+                parked_answer(paired.card.did().clone(), &out, grant.grant_id.clone(), expires, self.home.now())?;
             self.pin(paired, Some(grant.grant_id))?;
+            self.home.queue(&item)?;
+            self.home.save(&pending)?;
+            let mut report = PullReport::default();
+            self.try_item(&item, &mut report).await?;
+            answer = Some(if report.flushed > 0 { "delivered" } else { "queued" });
         } else {
             let out = request.reject(&self.identity, None, self.home.now(), &mut OsRng)?;
+            self.home.save(&pending)?;
             // Telling the dialer is a courtesy; the decision stands if it cannot be told.
             let _ = post(&self.identity, &out).await;
         }
-        self.home.save(&pending)?;
-        Ok(serde_json::json!({ "peer": face, "decision": if accept { "accepted" } else { "rejected" } }))
+        Ok(
+            serde_json::json!({ "peer": face, "decision": if accept { "accepted" } else { "rejected" }, "answer": answer }),
+        )
     }
 
     fn pin(&self, paired: Paired, our_grant: Option<String>) -> Result<Face> {
@@ -608,6 +677,8 @@ impl Endpoint {
                     queued_at: self.home.now(),
                     attempts: 0,
                     last_error: None,
+                    not_before: None,
+                    answer: None,
                 })?;
                 Ok(SendReport {
                     verdict: "queued",

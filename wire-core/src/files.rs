@@ -53,6 +53,36 @@ pub fn state_dir() -> Option<PathBuf> {
     Some(dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_owned())
 }
 
+/// This machine's tag for cards: 16 hex digits of SHA-256 over a label and the OS machine
+/// id (`/etc/machine-id`), else over a random id kept in the state directory. It tells a
+/// peer "my loopback is your loopback", nothing else; it is stable per machine.
+pub fn machine_tag() -> Option<String> {
+    static TAG: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    TAG.get_or_init(compute_machine_tag).clone()
+}
+
+fn compute_machine_tag() -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let id = fs::read_to_string("/etc/machine-id")
+        .or_else(|_| fs::read_to_string("/var/lib/dbus/machine-id"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            let path = state_dir()?.join("machine-id");
+            if let Ok(s) = fs::read_to_string(&path) {
+                return Some(s.trim().to_owned());
+            }
+            let mut bytes = [0u8; 16];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+            let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            write_atomic(&path, fresh.as_bytes(), Some(0o600)).ok()?;
+            Some(fresh)
+        })?;
+    let digest = Sha256::new().chain_update(crate::proto::labels::MACHINE_TAG).chain_update(id.as_bytes()).finalize();
+    Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

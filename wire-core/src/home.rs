@@ -30,7 +30,7 @@ mod inbox;
 mod outbox;
 
 pub use inbox::InboxLine;
-pub use outbox::OutboxItem;
+pub use outbox::{OutboxItem, ParkedAnswer};
 
 use crate::clock::SharedClock;
 use crate::proto::card::Card;

@@ -35,6 +35,7 @@ metrics! {
     expired_total: "counter", "Envelope deletions by retention (slots affected).";
     rate_limited_total: "counter", "Requests refused by a rate limit.";
     slots_total: "gauge", "Slots known to the relay.";
+    grants_active: "gauge", "Grants not revoked (send and intro; expired ones count until revoked).";
     connections_open: "gauge", "Open client connections.";
     streams_open: "gauge", "Open SSE streams.";
     nameplates_open: "gauge", "Open rendezvous nameplates.";

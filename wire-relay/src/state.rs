@@ -90,6 +90,8 @@ impl Relay {
         for g in snapshot.grants {
             index.grants.insert(g.token_hash, g);
         }
+        let active = index.grants.values().filter(|g| !g.revoked).count() as u64;
+        metrics.grants_active.store(active, std::sync::atomic::Ordering::Relaxed);
         metrics.slots_total.store(index.slots.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Self {
             ip_limit: Limiter::new(config.ip_rate),
@@ -166,11 +168,13 @@ impl Relay {
                 self.metrics.slots_total.store(index.slots.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
             (Op::PutGrant(g), Outcome::Done) => {
-                index.grants.insert(g.token_hash, g.clone());
+                let fresh = index.grants.insert(g.token_hash, g.clone()).is_none();
+                self.metrics.grants_active.fetch_add(u64::from(fresh), std::sync::atomic::Ordering::Relaxed);
             }
             (Op::RevokeGrant { id, .. }, Outcome::Done) => {
-                if let Some(g) = index.grants.values_mut().find(|g| &g.id == id) {
+                if let Some(g) = index.grants.values_mut().find(|g| &g.id == id && !g.revoked) {
                     g.revoked = true;
+                    Metrics::dec(&self.metrics.grants_active);
                 }
             }
             (Op::Append { slot, consume_grant, .. }, Outcome::Appended { seq, duplicate: false }) => {

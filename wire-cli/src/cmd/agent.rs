@@ -32,9 +32,9 @@ pub(crate) fn open() -> anyhow::Result<Endpoint> {
 }
 
 /// `wire init` / `wire up`.
-pub fn init(relay: &str, json: bool) -> anyhow::Result<()> {
+pub fn init(relay: &str, also: &[String], json: bool) -> anyhow::Result<()> {
     let home = home()?;
-    let report = runtime()?.block_on(endpoint::init(&home, relay))?;
+    let report = runtime()?.block_on(endpoint::init_with(&home, relay, also, true))?;
     // The daemon (if any, now or later) serves every home that was set up.
     if let Err(e) = crate::daemon::register(home.root()) {
         eprintln!("note: could not register this home with the daemon: {e:#}");
@@ -188,7 +188,14 @@ pub fn accept(target: &str, json: bool) -> anyhow::Result<()> {
             eprintln!("it answers when it next pulls; your next `wire pull` then pins it as VERIFIED");
         }
         Some("already_paired") => println!("already paired with {}", face_json(&v["peer"])),
-        _ => println!("accepted {}: paired (VERIFIED)", face_json(&v["peer"])),
+        _ => {
+            println!("accepted {}: paired (VERIFIED)", face_json(&v["peer"]));
+            if v["answer"] == "queued" {
+                eprintln!(
+                    "its addresses did not answer yet; the answer is retried at every sync (`wire pending` shows it)"
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -199,7 +206,12 @@ pub fn reject(target: &str, json: bool) -> anyhow::Result<()> {
     if json {
         output::json(&v)
     } else {
-        println!("rejected {}; nothing was pinned", face_json(&v["peer"]))
+        match v["decision"].as_str() {
+            Some("dropped") => {
+                println!("gave up the answer to {}: unpinned, its access revoked", face_json(&v["peer"]))
+            }
+            _ => println!("rejected {}; nothing was pinned", face_json(&v["peer"])),
+        }
     }
     Ok(())
 }
@@ -242,6 +254,18 @@ pub fn pending(json: bool) -> anyhow::Result<()> {
     }
     for o in v["outgoing"].as_array().cloned().unwrap_or_default() {
         println!("waiting for {} ({})", face_json(&o["to"]), o["flow"].as_str().unwrap_or_default());
+    }
+    let answers = v["answers"].as_array().cloned().unwrap_or_default();
+    for a in &answers {
+        println!(
+            "answer to {} not delivered yet ({} attempt(s); last error: {})",
+            face_json(&a["to"]),
+            a["attempts"],
+            a["last_error"].as_str().unwrap_or("none yet")
+        );
+    }
+    if !answers.is_empty() {
+        eprintln!("the answers are retried at every sync; `wire reject <nick>` gives one up (unpins and revokes)");
     }
     Ok(())
 }
@@ -332,19 +356,24 @@ pub fn tail(peer: Option<&str>, limit: usize, follow: bool, json: bool) -> anyho
             );
         }
     };
-    let lines = ep.tail(peer, usize::MAX)?;
-    let mut seen: std::collections::HashSet<_> = lines.iter().map(|l| l.event.id).collect();
-    lines.iter().skip(lines.len().saturating_sub(limit)).for_each(print);
+    // Read from the end of the inbox: the cost follows `limit`, not the history.
     if !follow {
+        ep.tail(peer, limit)?.iter().for_each(print);
         return Ok(());
     }
+    // Following remembers the ids of a window at the end of the inbox; events arrive at the
+    // end, so a bounded window sees each new one.
+    const WINDOW: usize = 1_000;
+    let lines = ep.tail(peer, WINDOW.max(limit))?;
+    let mut seen: std::collections::HashSet<_> = lines.iter().map(|l| l.event.id).collect();
+    lines.iter().skip(lines.len().saturating_sub(limit)).for_each(print);
     let rt = runtime()?;
     loop {
         // Without a daemon, following pulls; with one, the pull finds nothing new.
         if let Err(e) = rt.block_on(ep.pull()) {
             eprintln!("pull failed: {e:#}; retrying");
         }
-        for line in ep.tail(peer, usize::MAX)? {
+        for line in ep.tail(peer, WINDOW)? {
             if seen.insert(line.event.id) {
                 print(&line);
             }

@@ -23,6 +23,7 @@ mod mcp;
 mod mesh;
 mod netns;
 mod packaging;
+mod receive;
 mod relay_process;
 mod service;
 mod snapshots;

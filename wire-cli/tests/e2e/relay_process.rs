@@ -136,7 +136,7 @@ fn mint(relay: &RelayProcess, a: &Agent, body: Value) -> Token {
 
 fn post(relay: &RelayProcess, out: &wire_core::proto::pairing::Outgoing) {
     let token = out.token.as_ref().map(|t| t.expose().to_owned());
-    relay.json("POST", &format!("/v1/slots/{}/events", out.slot), token.as_deref(), &out.envelope.0);
+    relay.json("POST", &format!("/v1/slots/{}/events", out.endpoints[0].slot), token.as_deref(), &out.envelope.0);
 }
 
 /// Pulls, opens and acks everything waiting for `a`.

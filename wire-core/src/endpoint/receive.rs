@@ -1,11 +1,19 @@
 //! The one receive path: `Endpoint::pull`. The CLI calls it directly; the daemon calls it
 //! whenever its event stream says something arrived.
+//!
+//! Decide, then act. Each stored envelope is classified against one batch state (store this
+//! line, pin this peer, queue this dial request, close, reject with a reason); a pairing
+//! answer is built and *parked* in the outbox with the grant it carries. Then the inbox is
+//! appended, the state and the outbox are saved and the relay is acked. Only then does any
+//! post to a peer happen (the outbox flush), each with its outcome recorded on the item. A
+//! peer, address or relay that fails therefore delays only its own item; it never stops
+//! the envelopes after it, and it never makes the batch run (and mint) again.
 
 use rand_core::OsRng;
 
-use super::{Endpoint, EndpointError, Face, PullReport, Result, face_of_peer, pin, post};
+use super::{Endpoint, EndpointError, Face, PullReport, Result, face_of_peer, pin};
 use crate::client::{Client, ClientError, RelayUrl};
-use crate::home::{Account, InboxLine, Peers, Pending, Rejected};
+use crate::home::{Account, InboxLine, OutboxItem, ParkedAnswer, Peers, Pending, Rejected};
 use crate::proto::api::{ErrorCode, Lane};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
@@ -25,6 +33,7 @@ impl Endpoint {
         let client = self.our_client(&account)?;
         let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
+        let mut later = After::default();
         loop {
             let page = match client.list(&account.slot, &account.owner_token, account.cursor, 200).await {
                 Err(ClientError::Api { code: ErrorCode::CursorExpired, message, .. }) => {
@@ -46,6 +55,7 @@ impl Endpoint {
                     &mut peers,
                     &mut pending,
                     &mut inbox,
+                    &mut later,
                     &mut report,
                 )
                 .await?;
@@ -69,6 +79,10 @@ impl Endpoint {
                 report.received += fresh.len();
                 self.home.append_inbox(&did, &fresh)?;
             }
+            // Parked answers and their grants are state: written before the ack.
+            for item in later.parked.drain(..) {
+                self.home.queue(&item)?;
+            }
             account.cursor = last;
             self.home.save(&peers)?;
             self.home.save(&pending)?;
@@ -78,6 +92,13 @@ impl Endpoint {
                 break;
             }
         }
+        drop(client);
+        // Act: revocations are courtesies to our own relay; answers go out with the outbox.
+        let ours = self.our_client(&account)?;
+        for grant in later.revoke {
+            let _ = ours.revoke(&account.slot, &account.owner_token, &grant).await;
+        }
+        self.flush_outbox(&mut report).await?;
         report.cursor = account.cursor;
         Ok(report)
     }
@@ -92,6 +113,7 @@ impl Endpoint {
         peers: &mut Peers,
         pending: &mut Pending,
         inbox: &mut Vec<(Did, InboxLine)>,
+        later: &mut After,
         report: &mut PullReport,
     ) -> Result<()> {
         let mut reject = |reason: String| -> Result<()> {
@@ -130,9 +152,7 @@ impl Endpoint {
             match e.kind {
                 Kind::Close => {
                     let peer = peer.clone();
-                    if let Some(grant) = &peer.our_grant {
-                        let _ = self.our_client(account)?.revoke(&account.slot, &account.owner_token, grant).await;
-                    }
+                    later.revoke.extend(peer.our_grant.clone());
                     peers.peers.retain(|p| p.card.did() != &sender);
                     report.closed.push(face_of_peer(&peer));
                 }
@@ -175,11 +195,21 @@ impl Endpoint {
                         Ok(r) => r,
                         Err(e) => return reject(e.to_string()),
                     };
+                    let expires_at = issued.expires_at;
                     pending.issued.retain(|i| i.uses_left > 0 && i.expires_at > self.home.now());
+                    // Our own relay: if it cannot mint, the pull fails as a whole (it could
+                    // not list or ack either). The answer itself is parked, never posted here.
                     let grant = self.mint_send_grant(account).await?;
                     let (paired, out) =
                         request.answer(&self.identity, &account.card, grant.token, self.home.now(), &mut OsRng)?;
-                    post(&self.identity, &out).await?;
+                    let to = paired.card.did().clone();
+                    later.parked.push(super::parked_answer(
+                        to,
+                        &out,
+                        grant.grant_id.clone(),
+                        expires_at,
+                        self.home.now(),
+                    )?);
                     report.paired.push(pin(peers, paired, Some(grant.grant_id), self.home.now(), true));
                 }
                 Ok(IncomingRequest::Dial(request)) => {
@@ -209,7 +239,7 @@ impl Endpoint {
                         }
                         Ok(DialAnswer::Rejected { .. }) => {
                             let (w, grant) = pending.dialed.remove(i);
-                            let _ = self.our_client(account)?.revoke(&account.slot, &account.owner_token, &grant).await;
+                            later.revoke.push(grant);
                             report.declined.push(Face::of(w.peer.did()));
                         }
                         Err(e) => return reject(format!("pair answer: {e}")),
@@ -228,30 +258,74 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Posts what the outbox holds, each item on its own: a failure is recorded on the item
+    /// (attempts, last error, the time of the next try) and the next item goes on. Parked
+    /// pairing answers past their expiry are given up: grant revoked, peer unpinned. Hold
+    /// the lock.
     async fn flush_outbox(&self, report: &mut PullReport) -> Result<()> {
+        let now = self.home.now();
+        for item in self.home.outbox()? {
+            if let Some(answer) = item.answer.clone().filter(|a| a.expires_at <= now) {
+                self.drop_parked(&item, &answer).await?;
+                continue;
+            }
+            if item.not_before.is_some_and(|t| t > now) {
+                report.still_queued += 1;
+                continue;
+            }
+            self.try_item(&item, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Tries one outbox item now; records the outcome on it. Hold the lock.
+    pub(crate) async fn try_item(&self, item: &OutboxItem, report: &mut PullReport) -> Result<()> {
+        // Reloaded per item: dropping a parked answer may have unpinned a peer.
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
-        for mut item in self.home.outbox()? {
-            // A pinned peer is reached through the closest of its addresses that answers.
-            let sent = match peers.get(&item.to) {
-                Some(peer) => super::deliver(peer, &item.envelope).await.map(|_| ()),
-                None => Client::new(RelayUrl::parse(&item.relay)?)
-                    .append(&item.slot, &item.token, &item.envelope)
-                    .await
-                    .map(|_| ()),
-            };
-            match sent {
-                Ok(()) => {
-                    self.home.unqueue(&item.event_id)?;
-                    report.flushed += 1;
-                }
-                Err(e) => {
-                    item.attempts += 1;
-                    item.last_error = Some(e.to_string());
-                    self.home.queue(&item)?;
-                    report.still_queued += 1;
-                }
+        // A pinned peer is reached along the one route (closest address that answers).
+        let sent = match peers.get(&item.to) {
+            Some(peer) => super::deliver(peer, &item.envelope).await.map(|_| ()),
+            None => match RelayUrl::parse(&item.relay) {
+                Ok(url) => Client::new(url).append(&item.slot, &item.token, &item.envelope).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+        };
+        match sent {
+            Ok(()) => {
+                self.home.unqueue(&item.event_id)?;
+                report.flushed += 1;
+            }
+            Err(e) => {
+                let mut item = item.clone();
+                item.attempts += 1;
+                item.last_error = Some(e.to_string());
+                item.not_before = Some(self.home.now().saturating_add(OutboxItem::backoff(item.attempts)));
+                self.home.queue(&item)?;
+                report.still_queued += 1;
             }
         }
         Ok(())
     }
+
+    /// Gives up a parked pairing answer: unpins the peer it would have paired (unless it
+    /// has been heard from since: then it is paired, the answer just never needed us),
+    /// revokes the grant, removes the item. Hold the lock.
+    pub(crate) async fn drop_parked(&self, item: &OutboxItem, answer: &ParkedAnswer) -> Result<()> {
+        let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
+        peers.peers.retain(|p| !(p.card.did() == &item.to && p.our_grant.as_deref() == Some(answer.grant_id.as_str())));
+        self.home.save(&peers)?;
+        self.home.unqueue(&item.event_id)?;
+        let account = self.account()?;
+        let _ = self.our_client(&account)?.revoke(&account.slot, &account.owner_token, &answer.grant_id).await;
+        Ok(())
+    }
+}
+
+/// What a batch leaves to do after its ack.
+#[derive(Debug, Default)]
+pub(super) struct After {
+    /// Pairing answers to park in the outbox (written before the ack).
+    parked: Vec<OutboxItem>,
+    /// Grants on our slot to revoke (peers that closed, dials declined).
+    revoke: Vec<String>,
 }

@@ -1,16 +1,22 @@
-//! Where posts go: sealing for a pinned peer, the one route to a peer's mailbox (closest
-//! address first), and pairing posts to the lane they name.
+//! Where posts go. One route for every post (messages, the outbox, pairing answers, dials):
+//! a target's card endpoints, closest first (Unix socket, loopback, LAN, remote; the card's
+//! order within a class), moving on when an address does not answer or its relay does not
+//! know the slot. Unix-socket and loopback addresses name *this* machine, so they are used
+//! only for a target on this machine: tier LOCAL, or a card whose machine tag is ours. A
+//! card with no machine tag at all (release 0.1) keeps 0.1's rule, every address.
 
 use rand_core::OsRng;
 
 use super::{EndpointError, Face, Result, intro_tag};
-use crate::client::{Client, ClientError, RelayUrl};
+use crate::client::{Client, ClientError, Reach, RelayUrl};
 use crate::home::Peer;
-use crate::proto::api::{ErrorCode, Lane};
+use crate::proto::api::{ErrorCode, Lane, SlotId};
+use crate::proto::card::Endpoint;
 use crate::proto::envelope;
 use crate::proto::event::{Event, EventId, SignedEvent};
 use crate::proto::identity::Identity;
-use crate::proto::pairing::Outgoing;
+use crate::proto::pairing::{Outgoing, Tier};
+use crate::proto::secret::Token;
 
 pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(EventId, Vec<u8>)> {
     // New kinds go only to peers that list them: an older peer could not read them.
@@ -22,27 +28,81 @@ pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(Even
     Ok((id, envelope::seal(&signed, &peer.card.x25519_public(), &mut OsRng)?.0))
 }
 
-/// Appends to the peer's slot through the closest of its card's relay addresses that answers
-/// (Unix socket, loopback, LAN, remote). Returns the sequence number and the address used.
-pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<(u64, String), ClientError> {
-    let mut routes: Vec<(RelayUrl, &crate::proto::api::SlotId)> = Vec::new();
-    for e in &peer.card.body().endpoints {
-        if let Ok(url) = RelayUrl::parse(&e.relay) {
-            routes.push((url, &e.slot));
+/// Whether a target is on this machine, as far as its addresses are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Here {
+    /// Tier LOCAL, or the same machine tag: every address.
+    Yes,
+    /// Another machine tag: no Unix-socket or loopback address.
+    No,
+    /// A card without a tag (release 0.1): every address, as 0.1 did.
+    Unknown,
+}
+
+impl Here {
+    /// For a target whose card lists `machine` (and a pinned `tier`, if any).
+    pub(crate) fn of(machine: Option<&str>, tier: Option<Tier>) -> Self {
+        if tier == Some(Tier::Local) {
+            return Here::Yes;
+        }
+        match machine {
+            None => Here::Unknown,
+            Some(m) if crate::files::machine_tag().as_deref() == Some(m) => Here::Yes,
+            Some(_) => Here::No,
         }
     }
+}
+
+/// The addresses a post to `endpoints` may use, in the order to try them.
+pub(crate) fn route(endpoints: &[Endpoint], here: Here) -> Vec<(RelayUrl, SlotId)> {
+    let mut routes: Vec<(RelayUrl, SlotId)> = endpoints
+        .iter()
+        .filter_map(|e| RelayUrl::parse(&e.relay).ok().map(|url| (url, e.slot.clone())))
+        .filter(|(url, _)| here != Here::No || !matches!(url.reach(), Reach::Unix | Reach::Loopback))
+        .collect();
     routes.sort_by_key(|(url, _)| url.reach()); // stable: the card's order within a class
-    let mut last = ClientError::BadUrl("peer card lists no usable relay".into());
-    for (url, slot) in routes {
+    routes
+}
+
+/// What a post does at the address it reaches.
+enum Post<'a> {
+    Append(&'a Token),
+    Intro(&'a [u8]),
+}
+
+/// Tries each address of the route until one takes the envelope; the sequence number (0
+/// for the intro lane) and the address used.
+async fn post_along(
+    endpoints: &[Endpoint],
+    here: Here,
+    how: Post<'_>,
+    envelope: &[u8],
+) -> Result<(u64, String), ClientError> {
+    let mut last = ClientError::BadUrl("the card lists no address this machine may use".into());
+    for (url, slot) in route(endpoints, here) {
         let via = url.to_string();
-        match Client::new(url).append(slot, &peer.send_token, envelope).await {
-            Ok(r) => return Ok((r.seq, via)),
-            // Nobody answered there: the next address may still reach the same mailbox.
+        let client = Client::new(url);
+        let sent = match how {
+            Post::Append(token) => client.append(&slot, token, envelope).await.map(|r| r.seq),
+            Post::Intro(tag) => client.intro(&slot, tag, envelope).await.map(|_| 0),
+        };
+        match sent {
+            Ok(seq) => return Ok((seq, via)),
+            // Nobody answered there, or that relay does not know the slot (an old address
+            // of a moved mailbox): the next address may still reach it.
             Err(e @ ClientError::Unreachable { .. }) => last = e,
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => last = e,
             Err(e) => return Err(e),
         }
     }
     Err(last)
+}
+
+/// Appends to a pinned peer's slot along the route. Returns the sequence number and the
+/// address used.
+pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<(u64, String), ClientError> {
+    let here = Here::of(peer.card.machine(), Some(peer.tier));
+    post_along(&peer.card.body().endpoints, here, Post::Append(&peer.send_token), envelope).await
 }
 
 pub(super) fn refusal(face: &Face, e: ClientError) -> EndpointError {
@@ -53,13 +113,53 @@ pub(super) fn refusal(face: &Face, e: ClientError) -> EndpointError {
     }
 }
 
-/// Posts a pairing message where it says it goes.
+/// Posts a pairing message along the route to the lane it names.
 pub(crate) async fn post(me: &Identity, out: &Outgoing) -> Result<()> {
-    let client = Client::new(RelayUrl::parse(&out.relay)?);
-    match (out.lane, &out.token) {
-        (Lane::Inbox, Some(token)) => client.append(&out.slot, token, &out.envelope.0).await?,
-        (Lane::Intro, _) => client.intro(&out.slot, &intro_tag(me.did(), out.slot.as_str()), &out.envelope.0).await?,
+    let here = Here::of(out.machine.as_deref(), None);
+    let tag;
+    let how = match (out.lane, &out.token) {
+        (Lane::Inbox, Some(token)) => Post::Append(token),
+        (Lane::Intro, _) => {
+            // The intro tag names the slot; every address of the route is the same slot.
+            let slot = out.endpoints.first().map(|e| e.slot.as_str()).unwrap_or_default();
+            tag = intro_tag(me.did(), slot);
+            Post::Intro(&tag)
+        }
         (Lane::Inbox, None) => return Err(EndpointError::Argument("internal: an inbox post without a token".into())),
     };
+    post_along(&out.endpoints, here, how, &out.envelope.0).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ep(relay: &str) -> Endpoint {
+        Endpoint { relay: relay.into(), slot: SlotId::new("slot-aaaaaaaaaaaaaaaa".to_owned()).unwrap() }
+    }
+
+    #[test]
+    fn the_route_is_closest_first_and_keeps_this_machine_to_itself() {
+        let card = [
+            ep("https://relay.example"),
+            ep("unix:/run/wire.sock"),
+            ep("http://127.0.0.1:8771"),
+            ep("http://192.168.1.5:8771"),
+        ];
+        let all: Vec<String> = route(&card, Here::Yes).into_iter().map(|(u, _)| u.to_string()).collect();
+        assert_eq!(all[0], "unix:/run/wire.sock");
+        assert!(
+            all[1].contains("127.0.0.1") && all[2].contains("192.168.1.5") && all[3].contains("relay.example"),
+            "{all:?}"
+        );
+        let remote: Vec<String> = route(&card, Here::No).into_iter().map(|(u, _)| u.to_string()).collect();
+        assert_eq!(remote.len(), 2, "no socket, no loopback for another machine: {remote:?}");
+        assert!(remote[0].contains("192.168.1.5"));
+        assert_eq!(route(&card, Here::Unknown).len(), 4, "a card without a tag keeps the 0.1 rule");
+        assert_eq!(Here::of(Some("not-this-machine"), Some(Tier::Local)), Here::Yes);
+        assert_eq!(Here::of(Some("not-this-machine"), Some(Tier::Verified)), Here::No);
+        assert_eq!(Here::of(None, None), Here::Unknown);
+    }
 }

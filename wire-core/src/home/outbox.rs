@@ -36,6 +36,30 @@ pub struct OutboxItem {
     /// The last failure.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Not retried before this time (backoff after a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<UnixMillis>,
+    /// Set when this is a pairing answer, parked until it reaches the peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<ParkedAnswer>,
+}
+
+/// A pairing answer waiting in the outbox: the peer is pinned with `grant_id`, and the
+/// answer carries that grant's token. When it expires undelivered (with the invite it
+/// answers) or the operator drops it, the grant is revoked and the peer unpinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedAnswer {
+    /// The send grant we minted on our slot for the peer.
+    pub grant_id: String,
+    /// Given up (grant revoked, peer unpinned) after this time.
+    pub expires_at: UnixMillis,
+}
+
+impl OutboxItem {
+    /// The wait before retry number `attempts + 1`: 1 s doubling to 5 minutes.
+    pub fn backoff(attempts: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(1u64 << attempts.min(9)).min(std::time::Duration::from_secs(300))
+    }
 }
 
 impl Home {

@@ -13,6 +13,9 @@ use super::labels;
 use super::signed::{Signed, peek_version};
 use super::time::UnixMillis;
 
+/// The capability prefix of a card's machine tag.
+pub const MACHINE_PREFIX: &str = "machine:";
+
 /// The card format this build writes and reads.
 pub const CARD_VERSION: u64 = 1;
 
@@ -122,6 +125,13 @@ impl Card {
     /// The X25519 key to seal to.
     pub fn x25519_public(&self) -> X25519Public {
         X25519Public::from(self.body.x25519)
+    }
+
+    /// The machine tag the card lists (`machine:<hex>`), if any: two cards with the same
+    /// tag were issued on the same machine, so their Unix-socket and loopback addresses mean
+    /// the same thing to both.
+    pub fn machine(&self) -> Option<&str> {
+        self.body.capabilities.iter().find_map(|c| c.strip_prefix(MACHINE_PREFIX))
     }
 
     /// Whether the card lists `capability` (a kind or a feature flag).

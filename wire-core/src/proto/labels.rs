@@ -28,3 +28,5 @@ pub const CHARACTER: &[u8] = b"wire/v1/character";
 pub const FINGERPRINT: &[u8] = b"wire/v1/fingerprint";
 /// Hash prefix of the intro-lane sender tag (stable per sender and recipient slot).
 pub const INTRO_TAG: &[u8] = b"wire/v1/intro-tag";
+/// The machine tag a card carries (`machine:<hex>` capability): hashes the OS machine id.
+pub const MACHINE_TAG: &[u8] = b"wire/v1/machine-tag";

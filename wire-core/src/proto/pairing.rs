@@ -20,9 +20,8 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
 pub use super::api::Lane;
-use super::api::SlotId;
 use super::b64;
-use super::card::{Card, CardError};
+use super::card::{Card, CardError, Endpoint};
 use super::envelope::{self, SealError, SealedEnvelope};
 use super::event::{Event, EventError, EventId, Kind, SignedEvent, VerifiedEvent};
 use super::identity::Identity;
@@ -54,10 +53,13 @@ pub struct Paired {
 /// A sealed message and where to post it.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
-    /// Relay base URL.
-    pub relay: String,
-    /// Target slot.
-    pub slot: SlotId,
+    /// Where it may go, in the target's order: the target card's endpoints (for an invite
+    /// redemption, the invite's own address first). The runtime's one route picks among
+    /// them, closest first.
+    pub endpoints: Vec<Endpoint>,
+    /// The target card's machine tag ([`Card::machine`]), which tells the route whether the
+    /// target's Unix-socket and loopback addresses are ours too.
+    pub machine: Option<String>,
     /// Lane of the slot.
     pub lane: Lane,
     /// Capability to present, if the lane needs one.
@@ -157,7 +159,7 @@ pub enum PairingError {
     Seal(#[from] SealError),
 }
 
-/// Builds, signs and seals a protocol event to `to`'s first endpoint.
+/// Builds, signs and seals a protocol event for `to` (any of its card's endpoints).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn send_to(
     me: &Identity,
@@ -170,14 +172,23 @@ pub(crate) fn send_to(
     now: UnixMillis,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Outgoing, PairingError> {
-    let endpoint = to.body().endpoints.first().ok_or(PairingError::NoEndpoint)?;
+    if to.body().endpoints.is_empty() {
+        return Err(PairingError::NoEndpoint);
+    }
     let body = serde_json::to_value(body).expect("pairing bodies serialize");
     let mut event = Event::new(me, to.did().clone(), kind, body, now, rng);
     event.reply_to = reply_to;
     let event_id = event.id;
     let signed = event.sign(me).expect("event is from `me`");
     let envelope = envelope::seal(&signed, &to.x25519_public(), rng)?;
-    Ok(Outgoing { relay: endpoint.relay.clone(), slot: endpoint.slot.clone(), lane, token, event_id, envelope })
+    Ok(Outgoing {
+        endpoints: to.body().endpoints.clone(),
+        machine: to.machine().map(str::to_owned),
+        lane,
+        token,
+        event_id,
+        envelope,
+    })
 }
 
 /// Checks that `event` has `kind` and parses its body.

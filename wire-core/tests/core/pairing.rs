@@ -62,7 +62,7 @@ fn invite_flow_pairs_both_sides() {
     let (waiting, request) =
         invite::join(&s.guest.id, &s.guest.card, &parsed, guest_token.clone(), later(1), &mut crate::common::rng())
             .unwrap();
-    assert_eq!(request.slot, *s.issuer.slot(), "request goes to the slot named in the invite");
+    assert_eq!(request.endpoints[0].slot, *s.issuer.slot(), "request goes to the slot named in the invite");
     assert_eq!(request.lane, Lane::Inbox);
     assert_eq!(request.token.as_ref(), Some(&s.invite.body().intro_token), "posted with the intro token");
 
@@ -73,7 +73,7 @@ fn invite_flow_pairs_both_sides() {
     let (issuer_pins, accept) = redeemed
         .answer(&s.issuer.id, &s.issuer.card, issuer_token.clone(), later(2), &mut crate::common::rng())
         .unwrap();
-    assert_eq!(accept.slot, *s.guest.slot());
+    assert_eq!(accept.endpoints[0].slot, *s.guest.slot());
     assert_eq!(accept.token.as_ref(), Some(&guest_token));
 
     let opened = envelope::open(&s.guest.id, &accept.envelope.0).unwrap();

@@ -20,7 +20,7 @@ use super::{
     Lane, Outgoing, PairAcceptBody, PairRequestBody, Paired, PairingError, Tier, body_of, send_to, sender_card,
 };
 use crate::proto::b64;
-use crate::proto::card::Card;
+use crate::proto::card::{Card, Endpoint};
 use crate::proto::did::Did;
 use crate::proto::event::{Acceptance, EventId, Kind, SignedEvent};
 use crate::proto::identity::Identity;
@@ -170,9 +170,11 @@ pub fn join(
     };
     let mut out =
         send_to(me, issuer, Kind::PairRequest, &request, None, Lane::Inbox, Some(body.intro_token.clone()), now, rng)?;
-    // The invite names the exact slot to redeem at; it wins over the card's first endpoint.
-    out.relay = body.relay.clone();
-    out.slot = body.slot.clone();
+    // The invite names the exact slot to redeem at: its address first, then the card's other
+    // addresses of that same slot.
+    let named = Endpoint { relay: body.relay.clone(), slot: body.slot.clone() };
+    out.endpoints.retain(|e| e.slot == body.slot && e.relay != body.relay);
+    out.endpoints.insert(0, named);
     let state = AwaitingInviteAccept { issuer: issuer.clone(), request_id: out.event_id, invite_id: body.id };
     Ok((state, out))
 }

@@ -593,9 +593,8 @@ impl Endpoint {
             self.pin(paired, Some(grant.grant_id))?;
             self.home.queue(&item)?;
             self.home.save(&pending)?;
-            let mut report = PullReport::default();
-            self.try_item(&item, &mut report).await?;
-            answer = Some(if report.flushed > 0 { "delivered" } else { "queued" });
+            let delivered = self.try_item(&item, &mut PullReport::default()).await?;
+            answer = Some(if delivered { "delivered" } else { "queued" });
         } else {
             let out = request.reject(&self.identity, None, self.home.now(), &mut OsRng)?;
             self.home.save(&pending)?;

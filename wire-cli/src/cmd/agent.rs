@@ -331,6 +331,9 @@ pub fn pull(json: bool) -> anyhow::Result<()> {
     if report.flushed > 0 || report.still_queued > 0 {
         println!("outbox: {} delivered, {} still queued", report.flushed, report.still_queued);
     }
+    if report.answers_waiting > 0 {
+        println!("{} pairing answer(s) not delivered yet: see `wire pending`", report.answers_waiting);
+    }
     if report.rejected > 0 {
         println!("{} inbound event(s) refused: see `wire status`", report.rejected);
     }

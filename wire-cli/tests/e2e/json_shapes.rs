@@ -47,6 +47,7 @@ fn json_shapes_are_stable() {
             "unsupported",
             "flushed",
             "still_queued",
+            "answers_waiting",
             "cursor",
         ],
     );

@@ -270,7 +270,7 @@ impl Endpoint {
                 continue;
             }
             if item.not_before.is_some_and(|t| t > now) {
-                report.still_queued += 1;
+                report.count_waiting(&item);
                 continue;
             }
             self.try_item(&item, report).await?;
@@ -278,8 +278,9 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Tries one outbox item now; records the outcome on it. Hold the lock.
-    pub(crate) async fn try_item(&self, item: &OutboxItem, report: &mut PullReport) -> Result<()> {
+    /// Tries one outbox item now; records the outcome on it; true when it was delivered.
+    /// Hold the lock.
+    pub(crate) async fn try_item(&self, item: &OutboxItem, report: &mut PullReport) -> Result<bool> {
         // Reloaded per item: dropping a parked answer may have unpinned a peer.
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         // A pinned peer is reached along the one route (closest address that answers).
@@ -293,7 +294,10 @@ impl Endpoint {
         match sent {
             Ok(()) => {
                 self.home.unqueue(&item.event_id)?;
-                report.flushed += 1;
+                if item.answer.is_none() {
+                    report.flushed += 1;
+                }
+                Ok(true)
             }
             Err(e) => {
                 let mut item = item.clone();
@@ -301,10 +305,10 @@ impl Endpoint {
                 item.last_error = Some(e.to_string());
                 item.not_before = Some(self.home.now().saturating_add(OutboxItem::backoff(item.attempts)));
                 self.home.queue(&item)?;
-                report.still_queued += 1;
+                report.count_waiting(&item);
+                Ok(false)
             }
         }
-        Ok(())
     }
 
     /// Gives up a parked pairing answer: unpins the peer it would have paired (unless it

@@ -131,6 +131,19 @@ pub struct PullReport {
     pub flushed: usize,
     /// Queued envelopes still waiting.
     pub still_queued: usize,
+    /// Pairing answers parked in the outbox, not delivered yet (`wire pending` lists them).
+    pub answers_waiting: usize,
     /// Relay cursor after the pull.
     pub cursor: u64,
+}
+
+impl PullReport {
+    /// Counts an outbox item that is still waiting.
+    pub(crate) fn count_waiting(&mut self, item: &crate::home::OutboxItem) {
+        if item.answer.is_some() {
+            self.answers_waiting += 1;
+        } else {
+            self.still_queued += 1;
+        }
+    }
 }

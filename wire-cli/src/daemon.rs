@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use wire_core::client::{Client, RelayUrl};
-use wire_core::endpoint::{Endpoint, PullReport, now};
-use wire_core::home::{Account, Home};
+use wire_core::endpoint::{PullReport, now};
+use wire_core::home::Home;
 use wire_core::proto::time::UnixMillis;
+use wire_core::sync::{self, SyncEvent};
 
 const LOG_LIMIT: u64 = 1 << 20;
 
@@ -188,21 +188,13 @@ async fn serve(dir: PathBuf, log: Arc<Log>, notify: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn jitter(max: Duration) -> Duration {
-    let mut b = [0u8; 2];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    let frac = f64::from(u16::from_le_bytes(b)) / 65535.0;
-    max.mul_f64(0.5 + frac / 2.0)
-}
-
 async fn serve_home(
     path: PathBuf,
     shared: Shared,
     log: Arc<Log>,
     notify: bool,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(250);
     let update = |f: &dyn Fn(&mut HomeStatus)| {
         let mut map = shared.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map
@@ -210,75 +202,36 @@ async fn serve_home(
             .or_insert_with(|| HomeStatus { home: path.display().to_string(), ..HomeStatus::default() });
         f(entry);
     };
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let attempt = async {
-            let ep = Endpoint::open(Home::at(&path))?;
-            let me = ep.whoami()?;
-            update(&|s| {
-                s.did = Some(me.face.did.clone());
-                s.nickname = Some(me.face.nickname.clone());
-            });
-            sync(&ep, &update, &log, notify).await?;
-            let account: Account = ep.home.load()?.context("no account")?;
-            let client = Client::new(RelayUrl::parse(&account.relay)?);
-            let mut stream = client.stream(&account.slot, &account.owner_token, account.cursor).await?;
-            update(&|s| {
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let engine = tokio::spawn(sync::run(Home::at(&path), sync::Options { drive_pairings: true }, tx, stop));
+    while let Some(event) = events.recv().await {
+        match event {
+            SyncEvent::Connected { did, nickname } => update(&|s| {
+                s.did = Some(did.clone());
+                s.nickname = Some(nickname.clone());
                 s.stream_connected = true;
                 s.last_error = None;
-            });
-            backoff = Duration::from_millis(250);
-            let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-            let mut cursor = account.cursor;
-            loop {
-                tokio::select! {
-                    next = stream.next() => match next {
-                        Some(seq) if seq > cursor => cursor = sync(&ep, &update, &log, notify).await?.cursor.max(cursor),
-                        Some(_) => {}
-                        None => return anyhow::Ok(()),
-                    },
-                    _ = housekeeping.tick() => {
-                        if !ep.home.outbox()?.is_empty() {
-                            cursor = sync(&ep, &update, &log, notify).await?.cursor.max(cursor);
-                        }
-                        if ep.pair_list()?.iter().any(|v| !matches!(v.state, "paired" | "aborted")) {
-                            let _ = ep.pair_drive_all(Duration::ZERO).await;
-                        }
-                    }
-                    _ = stop.changed() => return Ok(()),
-                }
-            }
-        };
-        let result = attempt.await;
-        update(&|s| s.stream_connected = false);
-        if *stop.borrow() {
-            return;
-        }
-        match result {
-            Ok(()) => log.line(&format!("{}: stream ended; reconnecting", path.display())),
-            Err(e) => {
-                let message = format!("{e:#}");
+            }),
+            SyncEvent::Synced(report) => synced(&path, &report, &update, &log, notify),
+            SyncEvent::Failed(message) => {
                 log.line(&format!("{}: {message}", path.display()));
                 update(&|s| {
                     s.last_error = Some(message.clone());
                     s.reconnects += 1;
                 });
             }
+            SyncEvent::Disconnected => update(&|s| s.stream_connected = false),
+            _ => {}
         }
-        tokio::select! {
-            _ = tokio::time::sleep(jitter(backoff)) => {}
-            _ = stop.changed() => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+    let _ = engine.await;
 }
 
-async fn sync(ep: &Endpoint, update: Update<'_>, log: &Log, notify: bool) -> anyhow::Result<PullReport> {
-    let report = ep.pull().await?;
-    let outbox = ep.home.outbox()?.len();
-    let rejected = ep.home.rejected()?;
+/// Records a finished pull in the status, the log and (if asked) a desktop notification.
+fn synced(path: &Path, report: &PullReport, update: Update<'_>, log: &Log, notify: bool) {
+    let home = Home::at(path);
+    let outbox = home.outbox().map(|o| o.len()).unwrap_or(0);
+    let rejected = home.rejected().unwrap_or_default();
     let mut reasons: HashMap<String, usize> = HashMap::new();
     for r in &rejected {
         *reasons.entry(r.reason.clone()).or_default() += 1;
@@ -293,7 +246,7 @@ async fn sync(ep: &Endpoint, update: Update<'_>, log: &Log, notify: bool) -> any
     if report.received > 0 || !report.paired.is_empty() || !report.requests.is_empty() || report.flushed > 0 {
         log.line(&format!(
             "{}: received {}, paired {}, requests {}, delivered from outbox {}",
-            ep.home.root().display(),
+            path.display(),
             report.received,
             report.paired.len(),
             report.requests.len(),
@@ -308,7 +261,6 @@ async fn sync(ep: &Endpoint, update: Update<'_>, log: &Log, notify: bool) -> any
             desktop_notify(&format!("pair request from {} {}: run `wire pending`", face.emoji, face.nickname));
         }
     }
-    Ok(report)
 }
 
 /// One OS notification (notify-send on Linux, osascript on macOS); silently nothing where

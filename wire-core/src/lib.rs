@@ -21,6 +21,8 @@
 //! - `home`: WIRE_HOME on disk: typed versioned state files, atomic writes, the
 //!   advisory lock, the inbox (one JSONL file per peer), the outbox.
 //! - `files`: the one atomic write and the platform directories.
+//! - `sync`: the one sync engine (stream wake-ups, pulls, backoff) the daemon and
+//!   `wire mcp` share.
 //! - `session`: one identity per project; which identity a command acts as.
 //! - `client`: the relay client (HTTP/1.1, TLS with Mozilla roots).
 //! - `endpoint`: the operations the CLI, the daemon and the MCP server share: init,
@@ -43,3 +45,5 @@ pub mod files;
 pub mod home;
 #[cfg(feature = "runtime")]
 pub mod session;
+#[cfg(feature = "runtime")]
+pub mod sync;

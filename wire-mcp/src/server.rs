@@ -25,10 +25,10 @@ use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, Peer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
-use wire_core::client::{Client, RelayUrl};
 use wire_core::endpoint::Endpoint;
-use wire_core::home::{Account, Home, InboxLine};
+use wire_core::home::{Home, InboxLine};
 use wire_core::proto::event::EventId;
+use wire_core::sync::{self, SyncEvent};
 
 use crate::tools;
 
@@ -254,45 +254,27 @@ impl Inner {
         }
     }
 
-    /// Pulls, then publishes.
-    async fn sync(&self) {
-        if let Ok(ep) = self.endpoint()
-            && let Err(e) = ep.pull().await
-        {
-            eprintln!("wire mcp: fetching new events failed: {e}");
-        }
-        self.publish().await;
-    }
-
-    /// Holds the relay's event stream for this identity; every wake syncs. Reconnects with
-    /// a backoff after a failure, and syncs on each reconnect (nothing missed while away).
+    /// Keeps the identity in sync through the one sync engine (the relay's event stream;
+    /// every wake pulls) and publishes what changed after each pull. The engine reconnects
+    /// with its backoff; a failure is said once per distinct cause, not on every retry.
     async fn watch(self: Arc<Self>) {
-        let mut backoff = Duration::from_secs(1);
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (_stop, stop) = tokio::sync::watch::channel(false);
+        // This server drives the code pairings it starts itself (`drive`).
+        let options = sync::Options { drive_pairings: false };
+        let engine = tokio::spawn(sync::run(self.home.clone(), options, tx, stop));
         let mut said = String::new();
-        loop {
-            let opened = async {
-                let account = self.home.load::<Account>().map_err(|e| e.to_string())?.ok_or("not initialized")?;
-                let client = Client::new(RelayUrl::parse(&account.relay).map_err(|e| e.to_string())?);
-                client.stream(&account.slot, &account.owner_token, account.cursor).await.map_err(|e| e.to_string())
-            };
-            match opened.await {
-                Ok(mut stream) => {
-                    backoff = Duration::from_secs(1);
-                    self.sync().await;
-                    while stream.next().await.is_some() {
-                        self.sync().await;
-                    }
-                }
-                // Said once per distinct cause, not on every retry.
-                Err(e) if e != said => {
-                    eprintln!("wire mcp: event stream unavailable ({e}); retrying with backoff");
+        while let Some(event) = events.recv().await {
+            match event {
+                SyncEvent::Synced(_) => self.publish().await,
+                SyncEvent::Failed(e) if e != said => {
+                    eprintln!("wire mcp: syncing failed ({e}); retrying with backoff");
                     said = e;
                 }
-                Err(_) => {}
+                _ => {}
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
+        let _ = engine.await;
     }
 
     /// Drives a code pairing until it ends, publishing each step (the rendezvous is

@@ -307,21 +307,8 @@ impl Endpoint {
             let body = serde_json::to_value(account.card.signed()).expect("a signed card serializes");
             let event = Event::new(&self.identity, peer.card.did().clone(), Kind::CardUpdate, body, now, &mut OsRng);
             let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
-            let endpoint = peer.card.body().endpoints.first().ok_or(PairingError::NoEndpoint)?;
-            self.home.queue(&OutboxItem {
-                v: 1,
-                event_id,
-                to: peer.card.did().clone(),
-                relay: endpoint.relay.clone(),
-                slot: endpoint.slot.clone(),
-                token: peer.send_token.clone(),
-                envelope,
-                queued_at: now,
-                attempts: 0,
-                last_error: None,
-                not_before: None,
-                answer: None,
-            })?;
+            let item = OutboxItem::to_peer(peer, event_id, envelope, now).ok_or(PairingError::NoEndpoint)?;
+            self.home.queue(&item)?;
         }
         // The card is saved last: a crash before this point re-runs the migration (a peer
         // may get two card updates; it keeps the newer).
@@ -663,22 +650,10 @@ impl Endpoint {
                 reason: None,
             }),
             Err(e @ ClientError::Unreachable { .. }) if queue => {
-                let endpoint = peer.card.body().endpoints.first().ok_or(PairingError::NoEndpoint)?;
+                let item =
+                    OutboxItem::to_peer(&peer, event_id, env, self.home.now()).ok_or(PairingError::NoEndpoint)?;
                 let _lock = self.home.lock()?;
-                self.home.queue(&OutboxItem {
-                    v: 1,
-                    event_id,
-                    to: peer.card.did().clone(),
-                    relay: endpoint.relay.clone(),
-                    slot: endpoint.slot.clone(),
-                    token: peer.send_token.clone(),
-                    envelope: env,
-                    queued_at: self.home.now(),
-                    attempts: 0,
-                    last_error: None,
-                    not_before: None,
-                    answer: None,
-                })?;
+                self.home.queue(&item)?;
                 Ok(SendReport {
                     verdict: "queued",
                     event_id: event_id.to_string(),

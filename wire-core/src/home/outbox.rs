@@ -56,6 +56,26 @@ pub struct ParkedAnswer {
 }
 
 impl OutboxItem {
+    /// A fresh item carrying `envelope` (event `event_id`) to a pinned peer; `None` when its
+    /// card lists no endpoint.
+    pub fn to_peer(peer: &super::Peer, event_id: EventId, envelope: Vec<u8>, now: UnixMillis) -> Option<Self> {
+        let endpoint = peer.card.body().endpoints.first()?;
+        Some(Self {
+            v: 1,
+            event_id,
+            to: peer.card.did().clone(),
+            relay: endpoint.relay.clone(),
+            slot: endpoint.slot.clone(),
+            token: peer.send_token.clone(),
+            envelope,
+            queued_at: now,
+            attempts: 0,
+            last_error: None,
+            not_before: None,
+            answer: None,
+        })
+    }
+
     /// The wait before retry number `attempts + 1`: 1 s doubling to 5 minutes.
     pub fn backoff(attempts: u32) -> std::time::Duration {
         std::time::Duration::from_secs(1u64 << attempts.min(9)).min(std::time::Duration::from_secs(300))

@@ -130,3 +130,36 @@ fn a_guest_whose_first_address_is_dead_is_answered_at_the_next() {
     assert_eq!(bodies(&g), ["via the live address"]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_session_with_a_socket_and_another_address_accepts_an_invite_from_another_relay() {
+    let root = tempdir("receive-session");
+    let socket = root.join("sock/relay.sock");
+    let local = RelayProcess::start(&root.join("local"), &root.join("local.log"), &["--uds", socket.to_str().unwrap()]);
+    let other = RelayProcess::start(&root.join("other"), &root.join("other.log"), &[]);
+    let m = crate::common::Machine::new(&root);
+    let project = root.join("projects/api");
+    std::fs::create_dir_all(&project).unwrap();
+    // The session's card: the socket first, then the --also address, then the relay URL.
+    let dead = format!("127.0.0.1:{}", free_port());
+    m.json(
+        &project,
+        &["session", "new", "--relay", &local.addr, "--with-uds", socket.to_str().unwrap(), "--also", &dead],
+    );
+    let issuer = Wire::new(&root, "issuer");
+    issuer.json(&["up", &other.addr]);
+    let url = issuer.json(&["invite"])["url"].as_str().unwrap().to_owned();
+    m.json(&project, &["accept", &url]);
+    let pulled = issuer.json(&["pull"]);
+    assert_eq!(pulled["answers_waiting"], 0, "the answer reached the session: {pulled}");
+    let joined = m.json(&project, &["pull"]);
+    assert_eq!(joined["paired"][0]["did"], issuer.did(), "{joined}");
+    let session = m.json(&project, &["whoami"])["did"].as_str().unwrap().to_owned();
+    issuer.json(&["send", &session, "to the session"]);
+    m.json(&project, &["send", &issuer.did(), "to the issuer"]);
+    let got = m.run(&project, &["pull", "--json"], &[]).ok().json();
+    assert_eq!(got["received"], 1, "{got}");
+    issuer.json(&["pull"]);
+    assert_eq!(bodies(&issuer), ["to the issuer"]);
+    std::fs::remove_dir_all(&root).ok();
+}

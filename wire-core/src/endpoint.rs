@@ -706,7 +706,7 @@ impl Endpoint {
             "identity": self.whoami()?,
             "relay": { "url": account.relay, "reachable": reachable, "cursor": account.cursor },
             "peers": self.home.load::<Peers>()?.unwrap_or_default().peers.len(),
-            "inbox": self.home.read_inbox()?.len(),
+            "inbox": self.home.inbox_len()?,
             "outbox": { "queued": outbox.len(), "failing": failing },
             "pending": { "requests": pending.requests.len(), "outgoing": pending.joined.len() + pending.dialed.len(), "invites_open": pending.issued.len() },
             "rejected": { "total": rejected.len(), "reasons": reasons },

@@ -219,6 +219,25 @@ impl Home {
         all.sort_by_key(|l| (l.received_at, l.event.created_at));
         Ok(all)
     }
+
+    /// How many events the inbox holds: complete lines counted in blocks, nothing parsed,
+    /// constant memory (`wire status`).
+    pub fn inbox_len(&self) -> Result<usize, HomeError> {
+        let mut total = 0;
+        for did in self.inbox_peers()? {
+            let path = self.inbox_path(&did);
+            let mut file = File::open(&path).map_err(io(&path))?;
+            let mut block = vec![0u8; 64 * 1024];
+            loop {
+                let n = std::io::Read::read(&mut file, &mut block).map_err(io(&path))?;
+                if n == 0 {
+                    break;
+                }
+                total += block[..n].iter().filter(|b| **b == b'\n').count();
+            }
+        }
+        Ok(total)
+    }
 }
 
 /// The last byte of a file of length `len` (> 0).
@@ -330,13 +349,15 @@ mod tests {
             merged.iter().map(|l| l.event.id).collect::<Vec<_>>(),
             all[all.len() - 25..].iter().map(|l| l.event.id).collect::<Vec<_>>()
         );
-        // A torn last line is not part of the tail.
+        assert_eq!(home.inbox_len().unwrap(), all.len());
+        // A torn last line is not part of the tail, nor counted.
         let mut f = OpenOptions::new().append(true).open(home.inbox_path(p.did())).unwrap();
         f.write_all(b"{\"torn").unwrap();
         assert_eq!(
             home.read_inbox_tail_of(p.did(), 3).unwrap().last().unwrap().event.id,
             whole.last().unwrap().event.id
         );
+        assert_eq!(home.inbox_len().unwrap(), all.len());
         fs::remove_dir_all(&root).unwrap();
     }
 }

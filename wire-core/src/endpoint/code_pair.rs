@@ -84,7 +84,10 @@ impl CodeSession {
             Status::Waiting => ("waiting", None, None),
             Status::SasReady { .. } => ("sas_ready", None, None),
             Status::Confirmed { .. } => ("confirmed", None, None),
-            Status::Paired => ("paired", None, None),
+            // "paired" means pinned: the session is saved once before the pin (to keep its
+            // unsent messages), and a reader must not see "paired" in that moment.
+            Status::Paired if self.settled => ("paired", None, None),
+            Status::Paired => ("confirmed", None, None),
             Status::Aborted { reason, by_peer } => {
                 let text = if *by_peer {
                     format!("the other side ended the pairing: {}", reason.explain())

@@ -275,7 +275,18 @@ impl Home {
         let path = self.path("lock");
         let file =
             OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io(&path))?;
-        file.lock().map_err(io(&path))?;
+        // Waiting for the lock blocks this thread. Inside a multi-threaded runtime (the
+        // daemon, `wire mcp`) tell tokio first, so the tasks queued on this worker (the
+        // holder among them, mid-`await` with the lock) move to another thread instead of
+        // waiting behind us: two tasks waiting here must not starve the one holding it.
+        let take = || file.lock();
+        let taken = match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(take)
+            }
+            _ => take(),
+        };
+        taken.map_err(io(&path))?;
         Ok(HomeLock { _file: file })
     }
 
@@ -377,5 +388,56 @@ impl Home {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(io(&path)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Two tasks waiting for the lock on a two-worker runtime must not starve the task that
+    /// holds it (it needs a worker to reach the point where it lets go).
+    #[test]
+    fn tasks_waiting_for_the_lock_do_not_starve_its_holder() {
+        let root = std::env::temp_dir().join(format!("wire-home-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = Home::at(&root);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+                let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+                let h = home.clone();
+                let holder = tokio::spawn(async move {
+                    let guard = h.lock().unwrap();
+                    held_tx.send(()).unwrap();
+                    go_rx.await.unwrap(); // needs a worker to resume
+                    drop(guard);
+                });
+                held_rx.await.unwrap();
+                let (waiting_tx, mut waiting_rx) = tokio::sync::mpsc::unbounded_channel();
+                let waiters: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (h, tx) = (home.clone(), waiting_tx.clone());
+                        tokio::spawn(async move {
+                            tx.send(()).unwrap();
+                            drop(h.lock().unwrap());
+                        })
+                    })
+                    .collect();
+                waiting_rx.recv().await.unwrap();
+                waiting_rx.recv().await.unwrap();
+                go_tx.send(()).unwrap();
+                holder.await.unwrap();
+                for w in waiters {
+                    w.await.unwrap();
+                }
+            });
+            done_tx.send(()).unwrap();
+        });
+        done_rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the lock holder was starved");
+        fs::remove_dir_all(&root).unwrap();
     }
 }

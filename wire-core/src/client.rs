@@ -154,7 +154,7 @@ pub enum ClientError {
     #[error("`{0}` is not a relay address (examples: https://relay.example, 127.0.0.1:8771)")]
     BadUrl(String),
     /// No connection (down, refused, timed out, TLS failure).
-    #[error("relay {url} is unreachable ({reason}); check the address, or queue with --queue and retry later")]
+    #[error("relay {url} is unreachable ({reason}); check the address and that the relay is running")]
     Unreachable {
         /// The relay.
         url: String,
@@ -188,6 +188,23 @@ impl ClientError {
             ClientError::Api { code, .. } => Some(*code),
             _ => None,
         }
+    }
+}
+
+/// A TLS handshake failure in words that say what to do.
+fn tls_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+        format!(
+            "TLS: its certificate is signed by a CA this agent does not trust ({text}); for a private relay, set \
+             WIRE_CA_FILE to its CA certificate (PEM)"
+        )
+    } else if text.contains("NotValidForName") {
+        format!("TLS: its certificate is not valid for this name ({text}); use the name the certificate was issued for")
+    } else if text.contains("Expired") {
+        format!("TLS: its certificate has expired ({text})")
+    } else {
+        format!("TLS: {text}")
     }
 }
 
@@ -256,7 +273,7 @@ impl Client {
             }
             let name =
                 rustls::pki_types::ServerName::try_from(self.url.host.clone()).map_err(|e| self.unreachable(e))?;
-            let tls = tls_connector().connect(name, tcp).await.map_err(|e| self.unreachable(format!("TLS: {e}")))?;
+            let tls = tls_connector().connect(name, tcp).await.map_err(|e| self.unreachable(tls_reason(&e)))?;
             Ok(Box::new(tls) as Box<dyn Io>)
         };
         let io = tokio::time::timeout(CONNECT_TIMEOUT, connected)
@@ -276,7 +293,14 @@ impl Client {
     {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| self.unreachable(e))?;
         tokio::spawn(conn);
-        let resp = sender.send_request(req).await.map_err(|e| self.unreachable(e))?;
+        let resp = sender.send_request(req).await.map_err(|e| {
+            // Plain HTTP to a TLS port gets an answer that is not HTTP (or none at all).
+            if !self.url.tls && (e.is_parse() || e.is_incomplete_message()) {
+                self.unreachable(format!("{e}; if this relay speaks TLS, use https://{}", self.url.authority()))
+            } else {
+                self.unreachable(e)
+            }
+        })?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.map_err(|e| self.unreachable(e))?.to_bytes();
         Ok((status, body))

@@ -102,6 +102,9 @@ pub enum EndpointError {
         /// The kind it lacks.
         kind: Kind,
     },
+    /// No address of the peer's relay answered a send.
+    #[error("could not reach {0}: {1}; retry later, or send with --queue to have it delivered when the relay answers")]
+    PeerUnreachable(String, ClientError),
     /// The peer's mailbox is full.
     #[error("{0}'s mailbox is full; it must pull before it can receive more (or queue with --queue)")]
     MailboxFull(String),

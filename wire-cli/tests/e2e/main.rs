@@ -16,6 +16,7 @@ mod compat;
 mod daemon;
 mod demo;
 mod docs_commands;
+mod errors;
 mod flows;
 mod install;
 mod json_shapes;

@@ -105,10 +105,12 @@ pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<(u64, String
     post_along(&peer.card.body().endpoints, here, Post::Append(&peer.send_token), envelope).await
 }
 
+/// A failed send, in words that fit a send.
 pub(super) fn refusal(face: &Face, e: ClientError) -> EndpointError {
     match e.code() {
         Some(ErrorCode::Forbidden | ErrorCode::Unauthorized) => EndpointError::Revoked(face.nickname.clone()),
         Some(ErrorCode::QuotaExceeded) => EndpointError::MailboxFull(face.nickname.clone()),
+        _ if matches!(e, ClientError::Unreachable { .. }) => EndpointError::PeerUnreachable(face.nickname.clone(), e),
         _ => e.into(),
     }
 }

@@ -11,7 +11,10 @@ mod route;
 
 pub use code_pair::{CodeSession, PairView};
 pub use mesh::{Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
-pub use report::{Face, InitReport, PeerReport, PullReport, SendReport, Whoami};
+pub use report::{
+    AnswerState, Decision, DecisionReport, Face, Flow, InitReport, OutgoingRequest, PeerReport, PendingReport,
+    PendingRequest, PullReport, SendReport, WaitingAnswer, Whoami,
+};
 use route::refusal;
 pub(crate) use route::{deliver, post, seal_for};
 
@@ -521,37 +524,38 @@ impl Endpoint {
     }
 
     /// `wire pending`: strangers waiting for consent, and our own requests in flight.
-    pub fn pending(&self) -> Result<serde_json::Value> {
+    pub fn pending(&self) -> Result<PendingReport> {
         let p = self.home.load::<Pending>()?.unwrap_or_default();
-        let requests: Vec<serde_json::Value> = p
+        let requests = p
             .requests
             .iter()
-            .map(
-                |r| serde_json::json!({ "from": Face::of(r.from.did()), "note": r.note, "received_at": r.received_at }),
-            )
+            .map(|r| PendingRequest { from: Face::of(r.from.did()), note: r.note.clone(), received_at: r.received_at })
             .collect();
-        let outgoing: Vec<serde_json::Value> = p
+        let outgoing = p
             .joined
             .iter()
-            .map(|(w, _)| serde_json::json!({ "to": Face::of(w.issuer.did()), "flow": "invite" }))
-            .chain(p.dialed.iter().map(|(w, _)| serde_json::json!({ "to": Face::of(w.peer.did()), "flow": "dial" })))
+            .map(|(w, _)| OutgoingRequest { to: Face::of(w.issuer.did()), flow: Flow::Invite })
+            .chain(p.dialed.iter().map(|(w, _)| OutgoingRequest { to: Face::of(w.peer.did()), flow: Flow::Dial }))
             .collect();
-        let answers: Vec<serde_json::Value> = self
+        let answers = self
             .home
             .outbox()?
             .iter()
-            .filter_map(|i| i.answer.as_ref().map(|a| (i, a)))
-            .map(|(i, a)| {
-                serde_json::json!({ "to": Face::of(&i.to), "attempts": i.attempts, "last_error": i.last_error, "expires_at": a.expires_at })
+            .filter_map(|i| {
+                let a = i.answer.as_ref()?;
+                Some(WaitingAnswer {
+                    to: Face::of(&i.to),
+                    attempts: i.attempts,
+                    last_error: i.last_error.clone(),
+                    expires_at: a.expires_at,
+                })
             })
             .collect();
-        Ok(
-            serde_json::json!({ "requests": requests, "outgoing": outgoing, "answers": answers, "invites_open": p.issued.len() }),
-        )
+        Ok(PendingReport { requests, outgoing, answers, invites_open: p.issued.len() })
     }
 
     /// `wire accept <nick>` / `wire reject <nick>` for a pending dial request.
-    pub async fn decide(&self, name: &str, accept: bool) -> Result<serde_json::Value> {
+    pub async fn decide(&self, name: &str, accept: bool) -> Result<DecisionReport> {
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let mut pending = self.home.load::<Pending>()?.unwrap_or_default();
@@ -563,7 +567,7 @@ impl Endpoint {
             if let (false, Some(item)) = (accept, parked) {
                 let answer = item.answer.clone().expect("filtered on answer");
                 self.drop_parked(&item, &answer).await?;
-                return Ok(serde_json::json!({ "peer": Face::of(&item.to), "decision": "dropped", "answer": null }));
+                return Ok(DecisionReport { peer: Face::of(&item.to), decision: Decision::Dropped, answer: None });
             }
             return Err(EndpointError::NoSuchRequest(name.to_owned()));
         };
@@ -584,16 +588,15 @@ impl Endpoint {
             self.home.queue(&item)?;
             self.home.save(&pending)?;
             let delivered = self.try_item(&item, &mut PullReport::default()).await?;
-            answer = Some(if delivered { "delivered" } else { "queued" });
+            answer = Some(if delivered { AnswerState::Delivered } else { AnswerState::Queued });
         } else {
             let out = request.reject(&self.identity, None, self.home.now(), &mut OsRng)?;
             self.home.save(&pending)?;
             // Telling the dialer is a courtesy; the decision stands if it cannot be told.
             let _ = post(&self.identity, &out).await;
         }
-        Ok(
-            serde_json::json!({ "peer": face, "decision": if accept { "accepted" } else { "rejected" }, "answer": answer }),
-        )
+        let decision = if accept { Decision::Accepted } else { Decision::Rejected };
+        Ok(DecisionReport { peer: face, decision, answer })
     }
 
     fn pin(&self, paired: Paired, our_grant: Option<String>) -> Result<Face> {

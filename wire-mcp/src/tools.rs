@@ -329,12 +329,12 @@ pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> R
             if target.starts_with("wire://") {
                 ep.accept_invite(target).await.map_err(e)?
             } else {
-                ep.decide(target, true).await.map_err(e)?
+                to_json(ep.decide(target, true).await.map_err(e)?)?
             }
         }
         "wire_reject" => {
             let a: TargetArgs = args(name, arguments)?;
-            ep.decide(a.target.trim(), false).await.map_err(e)?
+            to_json(ep.decide(a.target.trim(), false).await.map_err(e)?)?
         }
         "wire_dial" => {
             let a: DialArgs = args(name, arguments)?;
@@ -342,7 +342,7 @@ pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> R
         }
         "wire_pending" => {
             args::<NoArgs>(name, arguments)?;
-            ep.pending().map_err(e)?
+            to_json(ep.pending().map_err(e)?)?
         }
         "wire_pair_host" => {
             let a: HostArgs = args(name, arguments)?;

@@ -176,7 +176,7 @@ pub fn accept(target: &str, json: bool) -> anyhow::Result<()> {
     let v = if target.starts_with("wire://") || target.contains("://pair") {
         rt.block_on(ep.accept_invite(target))?
     } else {
-        rt.block_on(ep.decide(target, true))?
+        serde_json::to_value(rt.block_on(ep.decide(target, true))?)?
     };
     if json {
         output::json(&v);
@@ -202,7 +202,7 @@ pub fn accept(target: &str, json: bool) -> anyhow::Result<()> {
 
 /// `wire reject <nick>`.
 pub fn reject(target: &str, json: bool) -> anyhow::Result<()> {
-    let v = runtime()?.block_on(open()?.decide(target, false))?;
+    let v = serde_json::to_value(runtime()?.block_on(open()?.decide(target, false))?)?;
     if json {
         output::json(&v)
     } else {
@@ -230,7 +230,7 @@ pub fn dial(handle: &str, note: Option<String>, json: bool) -> anyhow::Result<()
 
 /// `wire pending`.
 pub fn pending(json: bool) -> anyhow::Result<()> {
-    let v = open()?.pending()?;
+    let v = serde_json::to_value(open()?.pending()?)?;
     if json {
         output::json(&v);
         return Ok(());

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Latency is each inbox line's `received_at` minus the event's `created_at` (both from
-//! this machine's clock, millisecond resolution). Figures: docs/BENCHMARKS.md.
+//! this machine's clock, millisecond resolution). Traffic per message is read from the
+//! relay's /metrics (requests, request and response body bytes: every leg, the metrics
+//! scrapes included). Figures: docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -65,6 +67,12 @@ fn inbox_lines(homes: &[PathBuf]) -> Vec<(u64, u64)> {
         .flat_map(|h| Home::at(h).read_inbox().unwrap())
         .map(|l| (l.event.created_at.0, l.received_at.0))
         .collect()
+}
+
+/// The relay's request count and body bytes in both directions so far (its /metrics).
+fn relay_traffic(relay: &str) -> (u64, u64) {
+    let m = |name| wire_testkit::http::metric(relay, name);
+    (m("wire_relay_requests_total"), m("wire_relay_request_bytes_total") + m("wire_relay_response_bytes_total"))
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -130,6 +138,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let endpoints: Vec<Endpoint> = homes.iter().map(|h| Endpoint::open(Home::at(h)).unwrap()).collect();
     let before = inbox_lines(&homes).len();
+    let (requests0, bytes0) = relay_traffic(&relay);
     let start = tokio::time::Instant::now();
     for k in 0..200usize {
         tokio::time::sleep_until(start + Duration::from_millis(50) * k as u32).await;
@@ -139,15 +148,37 @@ async fn main() {
     while inbox_lines(&homes).len() < before + 200 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let (requests1, bytes1) = relay_traffic(&relay);
     let mut lines = inbox_lines(&homes);
     lines.sort();
     let mut lat: Vec<u64> = lines.iter().rev().take(200).map(|(c, r)| r.saturating_sub(*c)).collect();
     lat.sort();
     println!(
-        "{{\"phase\":\"latency\",\"messages\":200,\"rate_per_sec\":20,\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
+        "{{\"phase\":\"latency\",\"messages\":200,\"rate_per_sec\":20,\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"relay_requests_per_msg\":{:.2},\"relay_bytes_per_msg\":{}}}",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
-        lat.last().unwrap()
+        lat.last().unwrap(),
+        (requests1 - requests0) as f64 / 200.0,
+        (bytes1 - bytes0) / 200
+    );
+
+    // Large messages: what one 512 KiB message costs on the wire, all legs together.
+    let big = "x".repeat(512 * 1024);
+    let before = inbox_lines(&homes).len();
+    let (requests0, bytes0) = relay_traffic(&relay);
+    for k in 0..20usize {
+        let i = k % n;
+        endpoints[i].send(&peer_of[i], "message", big.clone().into(), false).await.unwrap();
+        while inbox_lines(&homes).len() < before + k + 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (requests1, bytes1) = relay_traffic(&relay);
+    println!(
+        "{{\"phase\":\"large\",\"messages\":20,\"body_bytes\":{},\"relay_requests_per_msg\":{:.2},\"relay_bytes_per_msg\":{}}}",
+        big.len(),
+        (requests1 - requests0) as f64 / 20.0,
+        (bytes1 - bytes0) / 20
     );
 
     // Idle: CPU time over 10 s and resident memory.

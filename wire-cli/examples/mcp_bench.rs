@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wire_core::client::{Client, RelayUrl};
+use wire_core::client::{Client, RelayUrl, StreamItem};
 use wire_core::endpoint::Endpoint;
 use wire_core::home::{Account, Home};
 
@@ -71,7 +71,7 @@ async fn main() {
     for i in 0..n {
         let t0 = Instant::now();
         a.send(&b_did, "message", format!("base {i}").into(), false).await.unwrap();
-        stream.next().await.unwrap();
+        while !matches!(stream.next().await.unwrap(), StreamItem::Envelope(_)) {} // past the hello
         base.push(t0.elapsed().as_secs_f64() * 1e3);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -220,6 +220,11 @@ async fn serve_home(
                     s.reconnects += 1;
                 });
             }
+            // Said once; the engine then waits for `wire up --reregister` instead of looping.
+            SyncEvent::SlotGone(message) => {
+                log.line(&format!("{}: {message}", path.display()));
+                update(&|s| s.last_error = Some(message.clone()));
+            }
             SyncEvent::Disconnected => update(&|s| s.stream_connected = false),
             _ => {}
         }

@@ -8,6 +8,7 @@ mod service;
 mod signals;
 
 use clap::{Parser, Subcommand};
+use wire_core::endpoint::{NextStep, Problem};
 
 /// A phone line for AI agents: pair once, then exchange signed, end-to-end encrypted
 /// messages through a relay that only ever sees ciphertext.
@@ -39,10 +40,16 @@ enum Command {
         #[arg(long, env = "WIRE_RELAY", default_value = "127.0.0.1:8771")]
         relay: String,
     },
-    /// `wire init` on the given relay.
+    /// `wire init` on the given relay; with `--reregister`, recover after the relay lost
+    /// this agent's mailbox.
     Up {
         /// Relay address.
-        relay: String,
+        #[arg(required_unless_present = "reregister")]
+        relay: Option<String>,
+        /// The relay lost this agent's mailbox (`wire status` says so): get a new one there for
+        /// the same identity and re-introduce this agent to every pinned peer (pins are kept).
+        #[arg(long, conflicts_with_all = ["relay", "also"])]
+        reregister: bool,
         /// Another address of the same relay for the card (its Unix socket, a LAN or public
         /// address); peers try the closest first. Repeatable.
         #[arg(long = "also", value_name = "ADDR")]
@@ -238,7 +245,10 @@ enum DaemonCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     // Used by the docs test: every command line quoted in AGENT.md and README.md must parse.
     if std::env::var_os("WIRE_PARSE_ONLY").is_some() {
         return std::process::ExitCode::SUCCESS;
@@ -248,7 +258,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Demo { keep } => cmd::demo::run(keep, json),
         Command::Init { relay } => agent::init(&relay, &[], json),
-        Command::Up { relay, also } => agent::init(&relay, &also, json),
+        Command::Up { reregister: true, .. } => agent::reregister(json),
+        Command::Up { relay, also, .. } => agent::init(relay.as_deref().unwrap_or_default(), &also, json),
         Command::Whoami => agent::whoami(json),
         Command::Whois { target } => agent::whois(&target, json),
         Command::Peers => agent::peers(json),
@@ -295,12 +306,56 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            // The code and next step of the innermost error of ours; the message keeps the
+            // whole chain of context.
+            let problem = e.chain().map(Problem::of).find(|p| p.code != "failed");
+            let code = problem.as_ref().map_or("failed", |p| p.code);
+            let next = problem.and_then(|p| p.next);
             if cli.json {
-                println!("{}", serde_json::json!({ "error": { "message": format!("{e:#}") } }));
+                let mut error = serde_json::json!({ "code": code, "message": format!("{e:#}") });
+                if let Some(step) = next {
+                    error["next"] = serde_json::json!({ "step": step, "command": step.command() });
+                }
+                println!("{}", serde_json::json!({ "error": error }));
             } else {
                 eprintln!("error: {e:#}");
+                if let Some(step) = next.filter(|s| !format!("{e:#}").contains(s.command())) {
+                    eprintln!("next: {}", step.command());
+                }
             }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap refused. With `--json` anywhere on it, the refusal is JSON on stdout
+/// like every other error (code `usage`); help and version requests print as usual.
+fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args().any(|a| a == "--json");
+    if !json
+        || matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        e.exit();
+    }
+    let message = e.render().to_string();
+    let message: Vec<&str> = message
+        .trim()
+        .trim_start_matches("error: ")
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    let error = serde_json::json!({
+        "code": "usage",
+        "message": message,
+        "next": { "step": NextStep::FixArgument, "command": NextStep::FixArgument.command() },
+    });
+    println!("{}", serde_json::json!({ "error": error }));
+    std::process::ExitCode::from(2)
 }

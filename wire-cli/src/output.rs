@@ -21,32 +21,12 @@ pub fn face(f: &Face) -> String {
     }
 }
 
-/// A face from its JSON form.
-pub fn face_json(v: &serde_json::Value) -> String {
-    serde_json::from_value::<FaceView>(v.clone()).map(|f| face(&f.into())).unwrap_or_else(|_| "?".into())
-}
-
-#[derive(serde::Deserialize)]
-struct FaceView {
-    did: String,
-    nickname: String,
-    emoji: String,
-    color: String,
-    ansi256: u8,
-    fingerprint: String,
-}
-
-impl From<FaceView> for Face {
-    fn from(v: FaceView) -> Self {
-        Face {
-            did: v.did,
-            nickname: v.nickname,
-            emoji: v.emoji,
-            color: v.color,
-            ansi256: v.ansi256,
-            fingerprint: v.fingerprint,
-        }
-    }
+/// Text another agent wrote (or chose, like a rejection reason quoting it), made inert for
+/// a terminal: control characters (escape sequences, carriage returns, bidi overrides) are
+/// shown escaped instead of acting.
+pub fn untrusted(text: &str) -> String {
+    let inert = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.chars().map(|c| if inert(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 /// Prints a value as one line of JSON on stdout.

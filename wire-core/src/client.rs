@@ -1,10 +1,12 @@
 //! The relay client: typed calls to the v1 HTTP API (docs/PROTOCOL.md, section 11) over
-//! HTTP/1.1, with TLS (Mozilla roots) for `https` relays. One connection per call: the CLI
-//! makes a handful of calls per run, and the daemon holds its own streams.
+//! HTTP/1.1, with TLS (Mozilla roots) for `https` relays. A connection that finished a call
+//! is kept for the next call to the same address from this process for a few seconds (a
+//! pull lists, acks and revokes on one connection); streams have their own.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::proto::api::{
     AckRequest, AckResponse, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorBody, ErrorCode,
     GrantRequest, GrantResponse, INTRO_TAG_HEADER, ListResponse, ResolveHandleResponse, RevokeResponse, SlotId,
+    StoredEnvelope, StreamHello,
 };
 use crate::proto::api::{JoinResponse, NameplateResponse, RendezvousPoll};
 use crate::proto::secret::Token;
@@ -23,6 +26,17 @@ use crate::proto::signed::Signed;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle connection is reused: well inside the relay's own idle limits, so a
+/// reused connection is almost never one the relay is closing.
+const IDLE_REUSE: Duration = Duration::from_secs(5);
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// One idle connection per relay address, shared by every client of this process.
+fn lock_pool() -> std::sync::MutexGuard<'static, HashMap<String, (Sender, Instant)>> {
+    static POOL: OnceLock<Mutex<HashMap<String, (Sender, Instant)>>> = OnceLock::new();
+    POOL.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A relay address: `https://host[:port]`, `http://host[:port]`, bare `host[:port]`
 /// (http for loopback hosts, https otherwise), or `unix:/path/to/relay.sock` (a relay's
@@ -282,27 +296,55 @@ impl Client {
         Ok(TokioIo::new(io))
     }
 
-    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError> {
-        let exchange = async { self.exchange(self.connect().await?, req).await };
+    /// One call: on an idle connection to this address if there is a fresh one, else on a
+    /// new one. A call the reused connection failed is made again on a new connection only
+    /// when it never left (or is safe to repeat: reads, acks, appends, revokes).
+    async fn send(&self, make: impl Fn() -> Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError> {
+        let exchange = async {
+            let req = make();
+            let repeatable = req.method() != hyper::Method::POST
+                || req.uri().path().ends_with("/events")
+                || req.uri().path().ends_with("/ack");
+            let key = self.url.to_string();
+            let idle = lock_pool().remove(&key).filter(|(s, at)| at.elapsed() < IDLE_REUSE && !s.is_closed());
+            let req = match idle {
+                Some((mut sender, _)) => match sender.try_send_request(req).await {
+                    Ok(resp) => return self.finish(resp, sender).await,
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) => unsent,
+                        None if repeatable => make(),
+                        None => return Err(self.unreachable(e.into_error())),
+                    },
+                },
+                None => req,
+            };
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(self.connect().await?).await.map_err(|e| self.unreachable(e))?;
+            tokio::spawn(conn);
+            let resp = sender.send_request(req).await.map_err(|e| {
+                // Plain HTTP to a TLS port gets an answer that is not HTTP (or none at all).
+                if !self.url.tls && (e.is_parse() || e.is_incomplete_message()) {
+                    self.unreachable(format!("{e}; if this relay speaks TLS, use https://{}", self.url.authority()))
+                } else {
+                    self.unreachable(e)
+                }
+            })?;
+            self.finish(resp, sender).await
+        };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| self.unreachable("no answer within 30 s"))?
     }
 
-    async fn exchange<IO>(&self, io: IO, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError>
-    where
-        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| self.unreachable(e))?;
-        tokio::spawn(conn);
-        let resp = sender.send_request(req).await.map_err(|e| {
-            // Plain HTTP to a TLS port gets an answer that is not HTTP (or none at all).
-            if !self.url.tls && (e.is_parse() || e.is_incomplete_message()) {
-                self.unreachable(format!("{e}; if this relay speaks TLS, use https://{}", self.url.authority()))
-            } else {
-                self.unreachable(e)
-            }
-        })?;
+    /// Reads a whole answer, then leaves its connection for the next call.
+    async fn finish(
+        &self,
+        resp: hyper::Response<hyper::body::Incoming>,
+        sender: Sender,
+    ) -> Result<(u16, Bytes), ClientError> {
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.map_err(|e| self.unreachable(e))?.to_bytes();
+        if !sender.is_closed() {
+            lock_pool().insert(self.url.to_string(), (sender, Instant::now()));
+        }
         Ok((status, body))
     }
 
@@ -314,15 +356,19 @@ impl Client {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> Result<T, ClientError> {
-        let mut req = Request::builder().method(method).uri(path).header("host", self.url.authority());
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {}", t.expose()));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| self.protocol(e))?;
-        let (status, body) = self.send(req).await?;
+        let body = Bytes::from(body);
+        let make = || {
+            let mut req = Request::builder().method(method).uri(path).header("host", self.url.authority());
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {}", t.expose()));
+            }
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            req.body(Full::new(body.clone()))
+        };
+        make().map_err(|e| self.protocol(e))?;
+        let (status, body) = self.send(|| make().expect("built once above")).await?;
         if (200..300).contains(&status) {
             serde_json::from_slice(&body).map_err(|e| self.protocol(e))
         } else {
@@ -384,16 +430,16 @@ impl Client {
         self.call("POST", &format!("/v1/slots/{slot}/intro"), None, &headers, envelope.to_vec()).await
     }
 
-    /// Lists envelopes after a cursor.
+    /// Lists envelopes after a cursor (`None`: from the slot's floor).
     pub async fn list(
         &self,
         slot: &SlotId,
         owner: &Token,
-        after: u64,
+        after: Option<u64>,
         limit: u32,
     ) -> Result<ListResponse, ClientError> {
-        self.call("GET", &format!("/v1/slots/{slot}/events?after={after}&limit={limit}"), Some(owner), &[], Vec::new())
-            .await
+        let after = after.map(|a| format!("after={a}&")).unwrap_or_default();
+        self.call("GET", &format!("/v1/slots/{slot}/events?{after}limit={limit}"), Some(owner), &[], Vec::new()).await
     }
 
     /// Deletes everything through `through`.
@@ -460,8 +506,9 @@ impl Client {
             .map(|_| ())
     }
 
-    /// Opens the slot's event stream after `after`. Each [`EventStream::next`] yields the
-    /// sequence number of a new envelope; callers fetch through the one receive path.
+    /// Opens the slot's event stream after `after`. [`EventStream::next`] yields the
+    /// relay's hello, then each new envelope whole: the receive path takes them from here
+    /// instead of fetching them again.
     pub async fn stream(&self, slot: &SlotId, owner: &Token, after: u64) -> Result<EventStream, ClientError> {
         let req = Request::get(format!("/v1/slots/{slot}/stream"))
             .header("host", self.url.authority())
@@ -510,16 +557,24 @@ pub struct EventStream {
     pending: String,
 }
 
+/// What a stream delivers.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// The relay's greeting: its store incarnation.
+    Hello(StreamHello),
+    /// A stored envelope, whole.
+    Envelope(StoredEnvelope),
+    /// A frame with a sequence number whose data could not be read (a relay that sends
+    /// ids only): the receiver lists from its cursor instead.
+    Wake(u64),
+}
+
 impl EventStream {
-    /// The next envelope's sequence number; `None` when the stream ended (reconnect).
-    pub async fn next(&mut self) -> Option<u64> {
+    /// The next item; `None` when the stream ended (reconnect).
+    pub async fn next(&mut self) -> Option<StreamItem> {
         loop {
-            while let Some(end) = self.pending.find("\n\n") {
-                let event: String = self.pending.drain(..end + 2).collect();
-                if let Some(id) = event.lines().find_map(|l| l.strip_prefix("id: ")).and_then(|v| v.trim().parse().ok())
-                {
-                    return Some(id);
-                }
+            if let Some(item) = self.buffered() {
+                return Some(item);
             }
             let frame = self.body.frame().await?.ok()?;
             if let Ok(data) = frame.into_data() {
@@ -527,6 +582,34 @@ impl EventStream {
             }
             if self.pending.len() > 4 << 20 {
                 return None; // a runaway frame: drop the stream and resume from the cursor
+            }
+        }
+    }
+
+    /// An item already received in full, without waiting for the network: a receiver
+    /// takes what arrived together as one batch.
+    pub fn buffered(&mut self) -> Option<StreamItem> {
+        while let Some(end) = self.pending.find("\n\n") {
+            let frame: String = self.pending.drain(..end + 2).collect();
+            if let Some(item) = parse_frame(&frame) {
+                return Some(item);
+            }
+        }
+        None
+    }
+}
+
+/// One SSE frame as a [`StreamItem`]; comments and unknown events are `None`.
+fn parse_frame(frame: &str) -> Option<StreamItem> {
+    let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let data = field("data:").unwrap_or_default();
+    match field("event:") {
+        Some("hello") => serde_json::from_str(data).ok().map(StreamItem::Hello),
+        _ => {
+            let id = field("id:")?.parse::<u64>().ok()?;
+            match serde_json::from_str::<StoredEnvelope>(data) {
+                Ok(e) if e.seq == id => Some(StreamItem::Envelope(e)),
+                _ => Some(StreamItem::Wake(id)),
             }
         }
     }

@@ -4,16 +4,22 @@
 //! double anything. Results are `Serialize` so the CLI prints them as `--json`.
 
 mod code_pair;
+mod error;
 mod mesh;
 mod receive;
+mod recover;
 mod report;
 mod route;
 
 pub use code_pair::{CodeSession, PairView};
-pub use mesh::{Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
+pub use error::{EndpointError, NextStep, Problem};
+pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
+pub use recover::{ReintroState, Reintroduction, ReregisterReport};
 pub use report::{
-    AnswerState, Decision, DecisionReport, Face, Flow, InitReport, OutgoingRequest, PeerReport, PendingReport,
-    PendingRequest, PullReport, SendReport, WaitingAnswer, Whoami,
+    AnswerState, Decision, DecisionReport, Face, FailingItem, Flow, ForgetReport, InitReport, InviteReport, Mailbox,
+    OutboxStatus, OutgoingRequest, PeerReport, PendingCounts, PendingReport, PendingRequest, PullReport, Reachability,
+    RejectedCounts, RelayStatus, RequestReport, RequestState, SendReport, StatusReport, Verdict, WaitingAnswer,
+    WaitingReintro, Whoami, WhoisReport, WhoisSource,
 };
 use route::refusal;
 pub(crate) use route::{deliver, post, seal_for};
@@ -29,89 +35,13 @@ use crate::proto::api::{ErrorCode, GrantKind, GrantRequest};
 use crate::proto::card::{Card, Endpoint as CardEndpoint};
 use crate::proto::character::nickname_collisions;
 use crate::proto::did::Did;
-use crate::proto::envelope::SealError;
-use crate::proto::event::{Acceptance, Event, Kind, UnknownKind};
+use crate::proto::event::{Acceptance, Event, Kind};
 use crate::proto::identity::Identity;
-use crate::proto::invite::{Invite, InviteError};
+use crate::proto::invite::Invite;
 use crate::proto::pairing::dial;
 use crate::proto::pairing::invite::{self as invite_flow, IssuedInvite};
 use crate::proto::pairing::{Outgoing, Paired, PairingError};
 use crate::proto::time::UnixMillis;
-
-/// Why an operation failed. Each message says what to do next.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EndpointError {
-    /// Home directory trouble.
-    #[error(transparent)]
-    Home(#[from] HomeError),
-    /// Relay trouble.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// Session trouble.
-    #[error(transparent)]
-    Session(#[from] crate::session::SessionError),
-    /// A pairing message was refused.
-    #[error(transparent)]
-    Pairing(#[from] PairingError),
-    /// A bad invite URL.
-    #[error(transparent)]
-    Invite(#[from] InviteError),
-    /// No pinned peer by that name.
-    #[error(
-        "no paired peer `{0}`; `wire peers` lists them (pair first with `wire invite`, `wire accept` or `wire dial`)"
-    )]
-    UnknownPeer(String),
-    /// Several pinned peers share that nickname.
-    #[error("`{0}` names several peers; use the full DID (`wire peers` shows them)")]
-    AmbiguousPeer(String),
-    /// No pending request by that name.
-    #[error("no pending pair request from `{0}`; `wire pending` lists them")]
-    NoSuchRequest(String),
-    /// Agents may not send protocol kinds.
-    #[error(
-        "`{0}` is a protocol kind that wire sends itself; use message, claim, decision, question, ack or heartbeat"
-    )]
-    ProtocolKind(Kind),
-    /// An unknown kind.
-    #[error(transparent)]
-    Kind(#[from] UnknownKind),
-    /// The message cannot be sealed.
-    #[error(transparent)]
-    Seal(#[from] SealError),
-    /// A malformed argument.
-    #[error("{0}")]
-    Argument(String),
-    /// A bad pairing code.
-    #[error(transparent)]
-    Code(#[from] crate::proto::pairing::code::CodeError),
-    /// No code pairing by that code or nameplate.
-    #[error("no code pairing `{0}` on this agent; `wire pair-list` shows them")]
-    NoSuchPairing(String),
-    /// The operator's confirmation was not possible.
-    #[error(transparent)]
-    Confirm(#[from] crate::proto::pairing::code::ConfirmError),
-    /// Cancelling now would split the two sides.
-    #[error(transparent)]
-    Cancel(#[from] crate::proto::pairing::code::CancelError),
-    /// The peer revoked our send token.
-    #[error("{0} revoked your access (you are no longer paired); pair again to talk")]
-    Revoked(String),
-    /// The peer's card does not list this kind: it runs an older wire.
-    #[error("{peer} runs an older wire that cannot read `{kind}` events; it must upgrade first")]
-    PeerLacksKind {
-        /// The peer's nickname.
-        peer: String,
-        /// The kind it lacks.
-        kind: Kind,
-    },
-    /// No address of the peer's relay answered a send.
-    #[error("could not reach {0}: {1}; retry later, or send with --queue to have it delivered when the relay answers")]
-    PeerUnreachable(String, ClientError),
-    /// The peer's mailbox is full.
-    #[error("{0}'s mailbox is full; it must pull before it can receive more (or queue with --queue)")]
-    MailboxFull(String),
-}
 
 type Result<T, E = EndpointError> = std::result::Result<T, E>;
 
@@ -199,6 +129,7 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
         card,
         handle,
         cursor: 0,
+        incarnation: None,
         role: None,
     };
     home.save(&account)?;
@@ -243,6 +174,7 @@ pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, 
         tier: paired.tier,
         paired_at: at,
         last_contact: heard.then_some(at),
+        needs_repair: false,
     });
     face
 }
@@ -260,8 +192,7 @@ pub(crate) fn parked_answer(
     now: UnixMillis,
 ) -> Result<OutboxItem> {
     let first = out.endpoints.first().ok_or(PairingError::NoEndpoint)?;
-    let token =
-        out.token.clone().ok_or_else(|| EndpointError::Argument("internal: an answer without a token".into()))?;
+    let token = out.token.clone().ok_or(EndpointError::Internal("an answer without a token"))?;
     Ok(OutboxItem {
         v: 1,
         event_id: out.event_id,
@@ -275,6 +206,7 @@ pub(crate) fn parked_answer(
         last_error: None,
         not_before: None,
         answer: Some(crate::home::ParkedAnswer { grant_id, expires_at }),
+        reintro: None,
     })
 }
 
@@ -321,7 +253,8 @@ impl Endpoint {
         self.home.save(&account).map_err(EndpointError::from)
     }
 
-    pub(crate) fn account(&self) -> Result<Account> {
+    /// Our account as saved: relay, slot, card, cursor.
+    pub fn account(&self) -> Result<Account> {
         self.home.load::<Account>()?.ok_or_else(|| HomeError::NotInitialized(self.home.root().to_owned()).into())
     }
 
@@ -396,47 +329,52 @@ impl Endpoint {
 
     /// `wire whois`: resolves `nick@relay` through that relay's directory and verifies the
     /// card, or describes a DID (with its pinned card, if any).
-    pub async fn whois(&self, target: &str) -> Result<serde_json::Value> {
+    pub async fn whois(&self, target: &str) -> Result<WhoisReport> {
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         let (card, source) = if let Ok(did) = Did::parse(target.trim()) {
             match peers.get(&did) {
-                Some(p) => (Some(p.card.clone()), "pinned"),
+                Some(p) => (Some(p.card.clone()), WhoisSource::Pinned),
                 None => {
-                    let face = Face::of(&did);
-                    return Ok(serde_json::json!({ "face": face, "source": "did", "pinned": false }));
+                    return Ok(WhoisReport {
+                        face: Face::of(&did),
+                        source: WhoisSource::Did,
+                        pinned: false,
+                        endpoints: None,
+                        card_created_at: None,
+                        nickname_collides_with: None,
+                    });
                 }
             }
         } else {
-            let (nick, relay) = target
-                .split_once('@')
-                .ok_or_else(|| EndpointError::Argument(format!("`{target}` is neither a DID nor nick@relay")))?;
+            let (nick, relay) =
+                target.split_once('@').ok_or_else(|| EndpointError::BadHandle(target.to_owned(), " nor a DID"))?;
             let client = Client::new(RelayUrl::parse(relay)?);
             let resolved = client.resolve(nick).await?;
             let card = Card::verify(resolved.card).map_err(PairingError::from)?;
             if card.character().nickname() != nick {
-                return Err(EndpointError::Argument(format!(
-                    "the relay returned a card for `{}`, not `{nick}`; refusing it",
-                    card.character().nickname()
-                )));
+                return Err(EndpointError::DirectoryMismatch {
+                    asked: nick.to_owned(),
+                    found: card.character().nickname(),
+                });
             }
-            (Some(card), "directory")
+            (Some(card), WhoisSource::Directory)
         };
         let card = card.expect("set above");
         let known: Vec<Did> = peers.peers.iter().map(|p| p.card.did().clone()).collect();
         let collisions: Vec<String> =
             nickname_collisions(card.did(), &known).into_iter().map(|d| d.to_string()).collect();
-        Ok(serde_json::json!({
-            "face": Face::of(card.did()),
-            "source": source,
-            "pinned": peers.get(card.did()).is_some(),
-            "endpoints": card.body().endpoints,
-            "card_created_at": card.body().created_at,
-            "nickname_collides_with": collisions,
-        }))
+        Ok(WhoisReport {
+            face: Face::of(card.did()),
+            source,
+            pinned: peers.get(card.did()).is_some(),
+            endpoints: Some(card.body().endpoints.clone()),
+            card_created_at: Some(card.body().created_at),
+            nickname_collides_with: Some(collisions),
+        })
     }
 
     /// `wire invite`: mints a single-use (or `uses`-use) intro token and prints a URL.
-    pub async fn invite(&self, uses: u32, ttl: Duration) -> Result<serde_json::Value> {
+    pub async fn invite(&self, uses: u32, ttl: Duration) -> Result<InviteReport> {
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let client = self.our_client(&account)?;
@@ -460,18 +398,18 @@ impl Endpoint {
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
         pending.issued.push(IssuedInvite::new(&invite, uses));
         self.home.save(&pending)?;
-        Ok(serde_json::json!({ "url": invite.to_url(), "uses": uses, "expires_at": expires_at }))
+        Ok(InviteReport { url: invite.to_url(), uses, expires_at })
     }
 
     /// `wire accept <URL>`: redeems an invite. The issuer answers on its next pull; ours
     /// then pins it.
-    pub async fn accept_invite(&self, url: &str) -> Result<serde_json::Value> {
+    pub async fn accept_invite(&self, url: &str) -> Result<RequestReport> {
         let invite = Invite::parse_url(url, self.home.now())?;
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let issuer = Face::of(invite.issuer().did());
         if self.home.load::<Peers>()?.unwrap_or_default().get(invite.issuer().did()).is_some() {
-            return Ok(serde_json::json!({ "state": "already_paired", "peer": issuer }));
+            return Ok(RequestReport { state: RequestState::AlreadyPaired, peer: issuer });
         }
         let client = self.our_client(&account)?;
         let grant = self.mint_send_grant(&account).await?;
@@ -481,30 +419,27 @@ impl Endpoint {
             // The invite was refused (used, expired) or unreachable: take back our grant.
             let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
             return Err(match e {
-                EndpointError::Client(ClientError::Api { code: ErrorCode::Gone, .. }) => EndpointError::Argument(
-                    "this invite was already used or has expired; ask the issuer for a new one (`wire invite`)".into(),
-                ),
+                EndpointError::Client(ClientError::Api { code: ErrorCode::Gone, .. }) => EndpointError::InviteSpent,
                 other => other,
             });
         }
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
         pending.joined.push((waiting, grant.grant_id));
         self.home.save(&pending)?;
-        Ok(serde_json::json!({ "state": "requested", "peer": issuer }))
+        Ok(RequestReport { state: RequestState::Requested, peer: issuer })
     }
 
     /// `wire dial <nick@relay>`: asks a stranger to pair; it waits for their consent.
-    pub async fn dial(&self, handle: &str, note: Option<String>) -> Result<serde_json::Value> {
-        let (nick, relay) =
-            handle.split_once('@').ok_or_else(|| EndpointError::Argument(format!("`{handle}` is not nick@relay")))?;
+    pub async fn dial(&self, handle: &str, note: Option<String>) -> Result<RequestReport> {
+        let (nick, relay) = handle.split_once('@').ok_or_else(|| EndpointError::BadHandle(handle.to_owned(), ""))?;
         let remote = Client::new(RelayUrl::parse(relay)?);
         let resolved = remote.resolve(nick).await?;
         let theirs = Card::verify(resolved.card).map_err(PairingError::from)?;
         if theirs.character().nickname() != nick {
-            return Err(EndpointError::Argument(format!(
-                "the relay returned a card for `{}`, not `{nick}`; refusing it",
-                theirs.character().nickname()
-            )));
+            return Err(EndpointError::DirectoryMismatch {
+                asked: nick.to_owned(),
+                found: theirs.character().nickname(),
+            });
         }
         let _lock = self.home.lock()?;
         let account = self.account()?;
@@ -520,7 +455,7 @@ impl Endpoint {
         pending.dialed.retain(|(w, _)| w.peer.did() != theirs.did());
         pending.dialed.push((waiting, grant.grant_id));
         self.home.save(&pending)?;
-        Ok(serde_json::json!({ "state": "requested", "peer": Face::of(theirs.did()) }))
+        Ok(RequestReport { state: RequestState::Requested, peer: Face::of(theirs.did()) })
     }
 
     /// `wire pending`: strangers waiting for consent, and our own requests in flight.
@@ -607,7 +542,7 @@ impl Endpoint {
     }
 
     /// `wire forget`: revokes the peer's send token on our slot, tells it, unpins it.
-    pub async fn forget(&self, name: &str) -> Result<serde_json::Value> {
+    pub async fn forget(&self, name: &str) -> Result<ForgetReport> {
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
@@ -632,7 +567,7 @@ impl Endpoint {
         };
         peers.peers.retain(|p| p.card.did() != peer.card.did());
         self.home.save(&peers)?;
-        Ok(serde_json::json!({ "forgotten": face_of_peer(&peer), "told": told }))
+        Ok(ForgetReport { forgotten: face_of_peer(&peer), told })
     }
 
     /// `wire send`.
@@ -648,20 +583,24 @@ impl Endpoint {
         let face = face_of_peer(&peer);
         match deliver(&peer, &env).await {
             Ok((seq, via)) => Ok(SendReport {
-                verdict: "delivered",
+                verdict: Verdict::Delivered,
                 event_id: event_id.to_string(),
                 to: face,
                 seq: Some(seq),
                 via: Some(via),
                 reason: None,
             }),
-            Err(e @ ClientError::Unreachable { .. }) if queue => {
+            // Queued when nobody answered, or the peer's relay lost its slot (it comes back
+            // with a re-introduction, and the outbox follows its new card).
+            Err(e)
+                if queue && (matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::NotFound)) =>
+            {
                 let item =
                     OutboxItem::to_peer(&peer, event_id, env, self.home.now()).ok_or(PairingError::NoEndpoint)?;
                 let _lock = self.home.lock()?;
                 self.home.queue(&item)?;
                 Ok(SendReport {
-                    verdict: "queued",
+                    verdict: Verdict::Queued,
                     event_id: event_id.to_string(),
                     to: face,
                     seq: None,
@@ -690,32 +629,56 @@ impl Endpoint {
     }
 
     /// `wire status`.
-    pub async fn status(&self) -> Result<serde_json::Value> {
+    pub async fn status(&self) -> Result<StatusReport> {
         let account = self.account()?;
-        let reachable = match self.our_client(&account)?.health().await {
-            Ok(()) => serde_json::json!({ "ok": true }),
-            Err(e) => serde_json::json!({ "ok": false, "error": e.to_string() }),
+        let client = self.our_client(&account)?;
+        let (reachable, mailbox) = match client.health().await {
+            Ok(()) => {
+                let mailbox = match client.list(&account.slot, &account.owner_token, Some(account.cursor), 1).await {
+                    Err(e) if e.code() == Some(ErrorCode::NotFound) => Mailbox::Gone,
+                    Err(ClientError::Unreachable { .. }) => Mailbox::Unknown,
+                    _ => Mailbox::Ok,
+                };
+                (Reachability { ok: true, error: None }, mailbox)
+            }
+            Err(e) => (Reachability { ok: false, error: Some(e.to_string()) }, Mailbox::Unknown),
         };
         let pending = self.home.load::<Pending>()?.unwrap_or_default();
         let outbox = self.home.outbox()?;
-        let failing: Vec<serde_json::Value> = outbox
+        let failing = outbox
             .iter()
             .filter(|i| i.attempts > 0)
-            .map(|i| serde_json::json!({ "to": Face::of(&i.to).nickname, "attempts": i.attempts, "last_error": i.last_error }))
+            .map(|i| FailingItem {
+                to: Face::of(&i.to).nickname,
+                attempts: i.attempts,
+                last_error: i.last_error.clone(),
+            })
+            .collect();
+        let reintroductions = outbox
+            .iter()
+            .filter(|i| i.reintro.is_some())
+            .map(|i| WaitingReintro { to: Face::of(&i.to), attempts: i.attempts, last_error: i.last_error.clone() })
             .collect();
         let rejected = self.home.rejected()?;
-        let mut reasons: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        let mut reasons = std::collections::BTreeMap::new();
         for r in &rejected {
             *reasons.entry(r.reason.clone()).or_default() += 1;
         }
-        Ok(serde_json::json!({
-            "identity": self.whoami()?,
-            "relay": { "url": account.relay, "reachable": reachable, "cursor": account.cursor },
-            "peers": self.home.load::<Peers>()?.unwrap_or_default().peers.len(),
-            "inbox": self.home.inbox_len()?,
-            "outbox": { "queued": outbox.len(), "failing": failing },
-            "pending": { "requests": pending.requests.len(), "outgoing": pending.joined.len() + pending.dialed.len(), "invites_open": pending.issued.len() },
-            "rejected": { "total": rejected.len(), "reasons": reasons },
-        }))
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        Ok(StatusReport {
+            identity: self.whoami()?,
+            relay: RelayStatus { url: account.relay, reachable, mailbox, cursor: account.cursor },
+            peers: peers.peers.len(),
+            inbox: self.home.inbox_len()?,
+            outbox: OutboxStatus { queued: outbox.len(), failing },
+            pending: PendingCounts {
+                requests: pending.requests.len(),
+                outgoing: pending.joined.len() + pending.dialed.len(),
+                invites_open: pending.issued.len(),
+            },
+            rejected: RejectedCounts { total: rejected.len(), reasons },
+            reintroductions,
+            needs_repair: peers.peers.iter().filter(|p| p.needs_repair).map(face_of_peer).collect(),
+        })
     }
 }

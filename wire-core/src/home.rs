@@ -111,6 +111,10 @@ pub struct Account {
     /// Everything through this sequence number has been pulled and acked.
     #[serde(default)]
     pub cursor: u64,
+    /// The relay store incarnation the cursor counts in (docs/PROTOCOL.md): when the relay
+    /// reports another, the cursor is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
     /// Our mesh role (`wire mesh role set`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -138,6 +142,10 @@ pub struct Peer {
     /// Last event received from it.
     #[serde(default)]
     pub last_contact: Option<UnixMillis>,
+    /// Our re-introduction after a relay loss could not reach it before it expired: talk
+    /// needs a new pairing (cleared when its own re-introduction reaches us).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_repair: bool,
 }
 
 /// Pinned peers, keyed by full DID.

@@ -1,7 +1,8 @@
 //! The one sync engine: what keeps an identity's inbox current, for the daemon and for
 //! `wire mcp` alike (and `wire ui` next). It holds the relay's event stream for the
-//! identity's mailbox; each wake runs `Endpoint::pull` (the one receive path); once a
-//! second it retries a non-empty outbox and, if asked, drives code pairings in progress;
+//! identity's mailbox and hands what it delivers, whole, to the one receive path
+//! (`Endpoint::pull_streamed`; a plain `pull` to catch up); once a second it retries an
+//! outbox item that is due and, if asked, drives code pairings in progress;
 //! after any failure it reconnects with one backoff schedule (250 ms doubling to 30 s, with
 //! jitter). It reports what happens as [`SyncEvent`]s on a channel; the caller decides what
 //! to show (a status file and a log, MCP resource updates).
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::endpoint::{Endpoint, PullReport};
+use crate::client::StreamItem;
+use crate::endpoint::{Endpoint, EndpointError, PullReport};
 use crate::home::{Account, Home};
 
 /// First wait after a failure.
@@ -22,6 +24,8 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often the outbox is retried and pairings are driven while connected.
 pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Most envelopes taken from the stream as one batch.
+const BATCH: usize = 200;
 
 /// What the engine did.
 #[derive(Debug)]
@@ -38,6 +42,9 @@ pub enum SyncEvent {
     Synced(PullReport),
     /// Something failed; the engine reconnects after a backoff.
     Failed(String),
+    /// Our relay no longer knows our slot. Reported once per slot; the engine then waits
+    /// for the home to get a new one (`wire up --reregister`) instead of retrying.
+    SlotGone(String),
     /// The stream ended or failed.
     Disconnected,
 }
@@ -63,6 +70,33 @@ pub fn backoff(failures: u32) -> Duration {
     BACKOFF_MIN.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_MAX)
 }
 
+/// Why a connection ended.
+enum Failure {
+    /// Anything that a retry may cure.
+    Other(String),
+    /// Our slot is gone: waiting for a new one.
+    SlotGone(String),
+}
+
+impl From<EndpointError> for Failure {
+    fn from(e: EndpointError) -> Self {
+        match e {
+            EndpointError::SlotGone { .. } => Failure::SlotGone(e.to_string()),
+            other => Failure::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Other(e)
+    }
+}
+
+fn slot_of(home: &Home) -> Option<String> {
+    home.load::<Account>().ok().flatten().map(|a| a.slot.to_string())
+}
+
 /// Keeps `home` in sync until `stop` turns true (or its sender is dropped). Events go to
 /// `events`; a closed receiver is ignored.
 pub async fn run(
@@ -81,9 +115,25 @@ pub async fn run(
         if *stop.borrow() {
             return;
         }
-        if let Err(e) = result {
-            let _ = events.send(SyncEvent::Failed(e));
-            failures = failures.saturating_add(1);
+        match result {
+            Ok(()) => {}
+            Err(Failure::Other(e)) => {
+                let _ = events.send(SyncEvent::Failed(e));
+                failures = failures.saturating_add(1);
+            }
+            Err(Failure::SlotGone(e)) => {
+                let _ = events.send(SyncEvent::SlotGone(e));
+                let gone = slot_of(&home);
+                // Nothing to retry until the home has another slot: look once a second.
+                while slot_of(&home) == gone {
+                    tokio::select! {
+                        _ = tokio::time::sleep(HOUSEKEEPING) => {}
+                        changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
+                    }
+                }
+                failures = 0;
+                continue;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(jitter(backoff(failures))) => {}
@@ -92,7 +142,16 @@ pub async fn run(
     }
 }
 
-/// One connection's life: catch up, hold the stream, sync on each wake. `Ok` when the
+/// Whether an outbox item is due now (or a parked answer has expired and must be dropped).
+fn due(ep: &Endpoint) -> Result<bool, Failure> {
+    let now = ep.home.now();
+    let outbox = ep.home.outbox().map_err(|e| Failure::Other(e.to_string()))?;
+    Ok(outbox
+        .iter()
+        .any(|i| i.not_before.is_none_or(|t| t <= now) || i.answer.as_ref().is_some_and(|a| a.expires_at <= now)))
+}
+
+/// One connection's life: catch up, hold the stream, take what it delivers. `Ok` when the
 /// stream ended or `stop` turned.
 async fn connected(
     home: &Home,
@@ -100,29 +159,52 @@ async fn connected(
     events: &mpsc::UnboundedSender<SyncEvent>,
     stop: &mut watch::Receiver<bool>,
     failures: &mut u32,
-) -> Result<(), String> {
-    let ep = Endpoint::open(home.clone()).map_err(|e| e.to_string())?;
-    let me = ep.whoami().map_err(|e| e.to_string())?;
-    let mut cursor = pull(&ep, events).await?;
-    let account = home.load::<Account>().map_err(|e| e.to_string())?.ok_or("the home has no account")?;
+) -> Result<(), Failure> {
+    let ep = Endpoint::open(home.clone())?;
+    let me = ep.whoami()?;
+    let mut cursor = report(events, ep.pull().await?);
+    let account = ep.account()?;
     let client = crate::client::Client::new(crate::client::RelayUrl::parse(&account.relay).map_err(|e| e.to_string())?);
-    let mut stream = client.stream(&account.slot, &account.owner_token, cursor).await.map_err(|e| e.to_string())?;
+    let mut stream = match client.stream(&account.slot, &account.owner_token, cursor).await {
+        Err(e) if e.code() == Some(crate::proto::api::ErrorCode::NotFound) => {
+            return Err(EndpointError::SlotGone { relay: account.relay.clone() }.into());
+        }
+        other => other.map_err(|e| e.to_string())?,
+    };
     *failures = 0;
     let _ = events.send(SyncEvent::Connected { did: me.face.did.clone(), nickname: me.face.nickname.clone() });
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
     loop {
         tokio::select! {
-            next = stream.next() => match next {
-                Some(seq) if seq > cursor => cursor = pull(&ep, events).await?.max(cursor),
-                Some(_) => {}
-                None => return Ok(()),
-            },
+            next = stream.next() => {
+                let Some(first) = next else { return Ok(()) };
+                // What arrived together is one batch (bounded), taken as delivered.
+                let (mut batch, mut relist) = (Vec::new(), false);
+                let mut item = Some(first);
+                while let Some(it) = item.take() {
+                    match it {
+                        StreamItem::Envelope(e) if e.seq > cursor => batch.push(e),
+                        StreamItem::Envelope(_) => {}
+                        StreamItem::Wake(seq) => relist |= seq > cursor,
+                        // A relay that restarted under a live stream: read it through a list.
+                        StreamItem::Hello(h) => relist |= ep.account()?.incarnation.is_some_and(|i| i != h.incarnation),
+                    }
+                    if batch.len() < BATCH {
+                        item = stream.buffered();
+                    }
+                }
+                if relist {
+                    cursor = report(events, ep.pull().await?).max(cursor);
+                } else if !batch.is_empty() {
+                    cursor = report(events, ep.pull_streamed(batch).await?).max(cursor);
+                }
+            }
             _ = housekeeping.tick() => {
-                if !ep.home.outbox().map_err(|e| e.to_string())?.is_empty() {
-                    cursor = pull(&ep, events).await?.max(cursor);
+                if due(&ep)? {
+                    cursor = report(events, ep.pull().await?).max(cursor);
                 }
                 if options.drive_pairings
-                    && ep.pair_list().map_err(|e| e.to_string())?.iter().any(|v| !matches!(v.state, "paired" | "aborted"))
+                    && ep.pair_list()?.iter().any(|v| !matches!(v.state, "paired" | "aborted"))
                 {
                     let _ = ep.pair_drive_all(Duration::ZERO).await;
                 }
@@ -132,11 +214,11 @@ async fn connected(
     }
 }
 
-async fn pull(ep: &Endpoint, events: &mpsc::UnboundedSender<SyncEvent>) -> Result<u64, String> {
-    let report = ep.pull().await.map_err(|e| e.to_string())?;
+/// Sends a pull's report; returns its cursor.
+fn report(events: &mpsc::UnboundedSender<SyncEvent>, report: PullReport) -> u64 {
     let cursor = report.cursor;
     let _ = events.send(SyncEvent::Synced(report));
-    Ok(cursor)
+    cursor
 }
 
 #[cfg(test)]

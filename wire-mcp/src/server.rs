@@ -97,7 +97,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Inner {
     fn endpoint(&self) -> Result<Endpoint, String> {
-        Endpoint::open(self.home.clone()).map_err(|e| e.to_string())
+        Endpoint::open(self.home.clone()).map_err(|e| tools::failure(&e))
     }
 
     /// Every resource URI: the fixed ones and one inbox per pinned peer.
@@ -267,6 +267,7 @@ impl Inner {
         while let Some(event) = events.recv().await {
             match event {
                 SyncEvent::Synced(_) => self.publish().await,
+                SyncEvent::SlotGone(e) => eprintln!("wire mcp: {e}"),
                 SyncEvent::Failed(e) if e != said => {
                     eprintln!("wire mcp: syncing failed ({e}); retrying with backoff");
                     said = e;

@@ -179,9 +179,30 @@ pub fn catalogue() -> Vec<Tool> {
 /// Why a tool call failed: the text the agent sees (what the CLI would print).
 pub type ToolError = String;
 
+/// A failure as a tool result's text: the same `{"error": {code, message, next}}` as the
+/// CLI's `--json`, with the next step as the tool to call, or the command to ask the
+/// operator for when no tool takes it.
+pub fn problem(code: &str, message: &str, next: Option<wire_core::endpoint::NextStep>) -> ToolError {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(step) = next {
+        error["next"] = match step.tool() {
+            Some(tool) => json!({ "step": step, "tool": tool }),
+            None => json!({ "step": step, "ask_operator": step.command() }),
+        };
+    }
+    json!({ "error": error }).to_string()
+}
+
+/// An endpoint failure as a tool result's text.
+pub fn failure(err: &(dyn std::error::Error + 'static)) -> ToolError {
+    let p = wire_core::endpoint::Problem::of(err);
+    problem(p.code, &p.message, p.next)
+}
+
 fn args<T: DeserializeOwned>(tool: &str, arguments: Option<JsonObject>) -> Result<T, ToolError> {
-    serde_json::from_value(Value::Object(arguments.unwrap_or_default()))
-        .map_err(|e| format!("bad arguments for {tool}: {e}. See the tool's input schema"))
+    serde_json::from_value(Value::Object(arguments.unwrap_or_default())).map_err(|e| {
+        problem("bad_arguments", &format!("bad arguments for {tool}: {e}. See the tool's input schema"), None)
+    })
 }
 
 #[derive(Deserialize)]
@@ -273,7 +294,7 @@ struct BroadcastArgs {
 }
 
 fn to_json(v: impl serde::Serialize) -> Result<Value, ToolError> {
-    serde_json::to_value(v).map_err(|e| format!("internal: {e}"))
+    serde_json::to_value(v).map_err(|e| problem("internal", &e.to_string(), None))
 }
 
 /// How long a code pairing may take before it is abandoned.
@@ -288,7 +309,7 @@ pub struct FollowUp {
 
 /// Runs tool `name`.
 pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> Result<(Value, FollowUp), ToolError> {
-    let e = |err: wire_core::endpoint::EndpointError| err.to_string();
+    let e = |err: wire_core::endpoint::EndpointError| failure(&err);
     let mut follow = FollowUp::default();
     let value = match name {
         "wire_whoami" => {
@@ -321,13 +342,13 @@ pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> R
                 Some(t) => wire_core::duration::parse(t)?,
                 None => Duration::from_secs(24 * 3600),
             };
-            ep.invite(a.uses.unwrap_or(1).max(1), ttl).await.map_err(e)?
+            to_json(ep.invite(a.uses.unwrap_or(1).max(1), ttl).await.map_err(e)?)?
         }
         "wire_accept" => {
             let a: TargetArgs = args(name, arguments)?;
             let target = a.target.trim();
             if target.starts_with("wire://") {
-                ep.accept_invite(target).await.map_err(e)?
+                to_json(ep.accept_invite(target).await.map_err(e)?)?
             } else {
                 to_json(ep.decide(target, true).await.map_err(e)?)?
             }
@@ -338,7 +359,7 @@ pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> R
         }
         "wire_dial" => {
             let a: DialArgs = args(name, arguments)?;
-            ep.dial(a.handle.trim(), a.note).await.map_err(e)?
+            to_json(ep.dial(a.handle.trim(), a.note).await.map_err(e)?)?
         }
         "wire_pending" => {
             args::<NoArgs>(name, arguments)?;
@@ -376,21 +397,22 @@ pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> R
         }
         "wire_status" => {
             args::<NoArgs>(name, arguments)?;
-            ep.status().await.map_err(e)?
+            to_json(ep.status().await.map_err(e)?)?
         }
         "wire_mesh_broadcast" => {
             let a: BroadcastArgs = args(name, arguments)?;
             let out =
                 ep.broadcast(a.kind.as_deref().unwrap_or("message"), Value::String(a.body), None).await.map_err(e)?;
             if out.is_empty() {
-                return Err(
-                    "no sister sessions are paired with this one; the operator can run `wire session pair-all-local`"
-                        .into(),
-                );
+                return Err(problem(
+                    "no_sisters",
+                    "no sister sessions are paired with this one; the operator can run `wire session pair-all-local`",
+                    None,
+                ));
             }
             json!({ "deliveries": out })
         }
-        other => return Err(format!("no tool `{other}`; tools/list shows the tools")),
+        other => return Err(problem("no_such_tool", &format!("no tool `{other}`; tools/list shows the tools"), None)),
     };
     Ok((value, follow))
 }

@@ -34,6 +34,8 @@ metrics! {
     acked_total: "counter", "Envelopes deleted by acks.";
     expired_total: "counter", "Envelope deletions by retention (slots affected).";
     rate_limited_total: "counter", "Requests refused by a rate limit.";
+    request_bytes_total: "counter", "Bytes of request bodies read.";
+    response_bytes_total: "counter", "Bytes of response bodies sent: whole answers and stream frames.";
     slots_total: "gauge", "Slots known to the relay.";
     grants_active: "gauge", "Grants not revoked (send and intro; expired ones count until revoked).";
     connections_open: "gauge", "Open client connections.";

@@ -42,13 +42,18 @@ const MAX_PAGE: usize = 1_000;
 /// Answers one request; never panics on input, never answers 5xx for bad input.
 pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     Metrics::inc(&relay.metrics.requests_total);
-    match route(relay, req, peer).await {
+    let response = match route(relay, req, peer).await {
         Ok(response) => response,
         Err(e) => {
             Metrics::inc(&relay.metrics.errors_total);
             e.into_response()
         }
+    };
+    // Streams count their frames as they go (crate::sse).
+    if let Some(n) = hyper::body::Body::size_hint(response.body()).exact() {
+        relay.metrics.response_bytes_total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
+    response
 }
 
 async fn route(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Result<Response<Body>, ApiError> {
@@ -138,7 +143,7 @@ pub(crate) fn query_u64<B>(req: &Request<B>, key: &str) -> Result<Option<u64>, A
 }
 
 /// Reads a body of at most `limit` bytes, refusing a larger declared length before reading.
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_body(relay: &Relay, req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = |n: &dyn std::fmt::Display| {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -156,14 +161,18 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
         }
     }
     match http_body_util::Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            relay.metrics.request_bytes_total.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(bytes)
+        }
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(&"more than that")),
         Err(_) => Err(ApiError::bad_request("the request body ended early or was malformed")),
     }
 }
 
-async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize) -> Result<T, ApiError> {
-    let body = read_body(req, limit).await?;
+async fn read_json<T: DeserializeOwned>(relay: &Relay, req: Request<Incoming>, limit: usize) -> Result<T, ApiError> {
+    let body = read_body(relay, req, limit).await?;
     serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON request: {e}")))
 }
 
@@ -195,7 +204,7 @@ async fn allocate(relay: &Relay) -> Result<Response<Body>, ApiError> {
 
 async fn grant(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     relay.owner(slot, bearer(&req))?;
-    let body: GrantRequest = read_json(req, relay.config.max_json_body).await?;
+    let body: GrantRequest = read_json(relay, req, relay.config.max_json_body).await?;
     let now = relay.now_ms();
     let (expires_at, uses) = match body.kind {
         GrantKind::Intro => {
@@ -267,7 +276,7 @@ async fn append(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Res
         }
     };
     relay.rate_limit_token(rate_key)?;
-    let body = read_body(req, relay.config.max_envelope).await?;
+    let body = read_body(relay, req, relay.config.max_envelope).await?;
     check_envelope(&body)?;
     store_envelope(relay, slot, Lane::Inbox, None, body, consume).await
 }
@@ -334,7 +343,7 @@ async fn intro(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Resp
             ))
         })?;
     let nonce = req.headers().get(INTRO_POW_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = read_body(req, relay.config.max_envelope).await?;
+    let body = read_body(relay, req, relay.config.max_envelope).await?;
     check_envelope(&body)?;
     let bits = relay.config.intro_pow_bits;
     if bits > 0 && !pow_ok(slot, &tag, &body, nonce.as_deref(), bits) {
@@ -394,7 +403,7 @@ async fn list(relay: &Relay, slot: &str, req: &Request<Incoming>) -> Result<Resp
     let more = events.len() > limit;
     events.truncate(limit);
     let events = events.into_iter().map(to_api).collect();
-    Ok(json(StatusCode::OK, &ListResponse { events, more }))
+    Ok(json(StatusCode::OK, &ListResponse { events, more, incarnation: Some(relay.incarnation.clone()) }))
 }
 
 pub(crate) fn to_api(s: crate::store::Stored) -> StoredEnvelope {
@@ -403,7 +412,7 @@ pub(crate) fn to_api(s: crate::store::Stored) -> StoredEnvelope {
 
 async fn ack(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     relay.owner(slot, bearer(&req))?;
-    let body: AckRequest = read_json(req, relay.config.max_json_body).await?;
+    let body: AckRequest = read_json(relay, req, relay.config.max_json_body).await?;
     let last = relay.bounds(slot).map(|b| b.1).unwrap_or(0);
     if body.through > last {
         return Err(ApiError::bad_request(format!("cannot ack through {}: the last event is {last}", body.through)));
@@ -431,7 +440,7 @@ async fn claim_handle(relay: &Relay, req: Request<Incoming>) -> Result<Response<
     directory_enabled(relay)?;
     let token = bearer(&req).map(str::to_owned);
     let host = host_of(&req);
-    let body: ClaimHandleRequest = read_json(req, relay.config.max_json_body).await?;
+    let body: ClaimHandleRequest = read_json(relay, req, relay.config.max_json_body).await?;
     let card =
         Card::verify(body.card.clone()).map_err(|e| ApiError::bad_request(format!("the card does not verify: {e}")))?;
     let expected = card.character().nickname();
@@ -536,7 +545,7 @@ fn side_of(relay: &Relay, n: u32, req: &Request<Incoming>) -> Result<usize, ApiE
 
 async fn post_message(relay: &Relay, n: u32, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let side = side_of(relay, n, &req)?;
-    let body = read_body(req, MAX_MESSAGE_BYTES).await?;
+    let body = read_body(relay, req, MAX_MESSAGE_BYTES).await?;
     let mut rv = lock(&relay.rendezvous);
     let plate = rv.plates.get_mut(&n).ok_or_else(|| no_plate(n))?;
     if plate.closed {

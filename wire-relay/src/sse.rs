@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::sync::mpsc;
-use wire_core::proto::api::ErrorCode;
+use wire_core::proto::api::{ErrorCode, StreamHello};
 
 use crate::error::ApiError;
 use crate::http::{Body, StreamBody};
@@ -96,9 +96,11 @@ pub(crate) fn open(
     Ok((guard, body_rx))
 }
 
-fn frame(stored: &Stored) -> Bytes {
+fn frame(metrics: &Metrics, stored: &Stored) -> Bytes {
     let data = serde_json::to_string(&to_api(stored.clone())).expect("stored envelope serializes");
-    Bytes::from(format!("id: {}\nevent: envelope\ndata: {data}\n\n", stored.seq))
+    let frame = Bytes::from(format!("id: {}\nevent: envelope\ndata: {data}\n\n", stored.seq));
+    metrics.response_bytes_total.fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    frame
 }
 
 async fn run(
@@ -108,7 +110,8 @@ async fn run(
     mut live: mpsc::Receiver<Arc<Stored>>,
     body: mpsc::Sender<Bytes>,
 ) {
-    if body.send(Bytes::from_static(b"retry: 1000\n: connected\n\n")).await.is_err() {
+    let hello = serde_json::to_string(&StreamHello { incarnation: relay.incarnation.clone() }).expect("serializes");
+    if body.send(Bytes::from(format!("retry: 1000\nevent: hello\ndata: {hello}\n\n"))).await.is_err() {
         return;
     }
     loop {
@@ -116,7 +119,7 @@ async fn run(
         let done = page.len() < PAGE;
         for stored in page {
             cursor = stored.seq;
-            if body.send(frame(&stored)).await.is_err() {
+            if body.send(frame(&relay.metrics, &stored)).await.is_err() {
                 return;
             }
         }
@@ -127,13 +130,14 @@ async fn run(
     let mut shutdown = relay.shutdown.clone();
     let mut keepalive = tokio::time::interval(relay.config.keepalive);
     keepalive.tick().await;
+    let metrics = relay.metrics.clone();
     drop(relay);
     loop {
         tokio::select! {
             next = live.recv() => match next {
                 Some(stored) if stored.seq > cursor => {
                     cursor = stored.seq;
-                    if body.send(frame(&stored)).await.is_err() {
+                    if body.send(frame(&metrics, &stored)).await.is_err() {
                         return;
                     }
                 }

@@ -50,6 +50,12 @@ pub(crate) struct Relay {
     pub(crate) rendezvous: Mutex<Rendezvous>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// This relay process's store incarnation, new at every start: list and stream answers
+    /// carry it, so a client notices a store that was replaced, restored or lost while it
+    /// was away (sequence numbers may repeat) and re-reads from the floor instead of
+    /// trusting its cursor. A restart without loss costs each client one re-read of what it
+    /// has not acked.
+    pub(crate) incarnation: String,
 }
 
 /// Who a bearer token is, for the slot in the path.
@@ -103,6 +109,7 @@ impl Relay {
             subscribers,
             metrics,
             shutdown,
+            incarnation: random_id(8),
         }
     }
 

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
-use wire_core::endpoint::{self, Endpoint, Face};
+use wire_core::endpoint::{
+    self, AnswerState, Decision, Endpoint, Face, Flow, Mailbox, ReintroState, RequestState, Verdict,
+};
 use wire_core::home::Home;
 use wire_core::session::Chosen;
 
-use crate::output::{self, face, face_json};
+use crate::output::{self, face};
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
@@ -62,6 +64,33 @@ pub fn init(relay: &str, also: &[String], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wire up --reregister`.
+pub fn reregister(json: bool) -> anyhow::Result<()> {
+    let report = runtime()?.block_on(open()?.reregister())?;
+    if json {
+        output::json(&report);
+        return Ok(());
+    }
+    println!("{} has a new mailbox on {} (slot {})", face(&report.face), report.relay, report.slot);
+    if let Some(h) = &report.handle {
+        println!("  handle       {h} (published again)");
+    }
+    for r in &report.peers {
+        match r.state {
+            ReintroState::Delivered => println!("  {}  re-introduced", face(&r.peer)),
+            ReintroState::Waiting => println!(
+                "  {}  waiting: {} (retried at every sync; it completes when that peer re-registers too)",
+                face(&r.peer),
+                r.last_error.as_deref().unwrap_or("not delivered yet")
+            ),
+            ReintroState::NeedsRepairing => {
+                println!("  {}  NEEDS RE-PAIRING: its wire cannot read re-introductions", face(&r.peer))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `wire whoami`.
 pub fn whoami(json: bool) -> anyhow::Result<()> {
     let chosen = chosen()?;
@@ -88,16 +117,16 @@ pub fn whoami(json: bool) -> anyhow::Result<()> {
 
 /// `wire whois`.
 pub fn whois(target: &str, json: bool) -> anyhow::Result<()> {
-    let v = runtime()?.block_on(open()?.whois(target))?;
+    let w = runtime()?.block_on(open()?.whois(target))?;
     if json {
-        output::json(&v);
+        output::json(&w);
         return Ok(());
     }
-    println!("{}", face_json(&v["face"]));
-    println!("  did          {}", v["face"]["did"].as_str().unwrap_or_default());
-    println!("  fingerprint  {}", v["face"]["fingerprint"].as_str().unwrap_or_default());
-    println!("  pinned       {}", if v["pinned"] == true { "yes" } else { "no" });
-    if let Some(c) = v["nickname_collides_with"].as_array().filter(|c| !c.is_empty()) {
+    println!("{}", face(&w.face));
+    println!("  did          {}", w.face.did);
+    println!("  fingerprint  {}", w.face.fingerprint);
+    println!("  pinned       {}", if w.pinned { "yes" } else { "no" });
+    if let Some(c) = w.nickname_collides_with.as_ref().filter(|c| !c.is_empty()) {
         eprintln!(
             "warning: this nickname is also worn by {} pinned peer(s); compare the fingerprint before trusting it",
             c.len()
@@ -131,26 +160,37 @@ pub fn status(json: bool) -> anyhow::Result<()> {
         output::json(&v);
         return Ok(());
     }
-    println!("{}", face_json(&v["identity"]));
-    let relay = &v["relay"];
-    let reach = if relay["reachable"]["ok"] == true {
-        "reachable".to_owned()
-    } else {
-        format!("UNREACHABLE: {}", relay["reachable"]["error"].as_str().unwrap_or("?"))
+    println!("{}", face(&v.identity.face));
+    let reach = match (&v.relay.reachable.error, v.relay.mailbox) {
+        (Some(e), _) => format!("UNREACHABLE: {e}"),
+        (None, Mailbox::Gone) => {
+            "reachable, but it NO LONGER KNOWS THIS MAILBOX (its data was lost or reset); run `wire up --reregister`"
+                .to_owned()
+        }
+        (None, _) => "reachable".to_owned(),
     };
-    println!("  relay     {} ({reach})", relay["url"].as_str().unwrap_or_default());
-    println!("  peers     {}", v["peers"]);
-    println!("  inbox     {} events", v["inbox"]);
-    println!("  outbox    {} queued", v["outbox"]["queued"]);
+    println!("  relay     {} ({reach})", v.relay.url);
+    println!("  peers     {}", v.peers);
+    println!("  inbox     {} events", v.inbox);
+    println!("  outbox    {} queued", v.outbox.queued);
     println!(
         "  pending   {} requests, {} outgoing, {} open invites",
-        v["pending"]["requests"], v["pending"]["outgoing"], v["pending"]["invites_open"]
+        v.pending.requests, v.pending.outgoing, v.pending.invites_open
     );
-    println!("  rejected  {} inbound events", v["rejected"]["total"]);
-    if let Some(reasons) = v["rejected"]["reasons"].as_object() {
-        for (reason, n) in reasons {
-            println!("    {n} x {reason}");
-        }
+    println!("  rejected  {} inbound events", v.rejected.total);
+    for (reason, n) in &v.rejected.reasons {
+        println!("    {n} x {}", output::untrusted(reason));
+    }
+    for r in &v.reintroductions {
+        println!(
+            "  re-introduction to {} waiting ({} attempt(s); last error: {})",
+            face(&r.to),
+            r.attempts,
+            r.last_error.as_deref().unwrap_or("none yet")
+        );
+    }
+    for p in &v.needs_repair {
+        println!("  {} NEEDS RE-PAIRING: its re-introduction never reached it", face(p));
     }
     Ok(())
 }
@@ -161,8 +201,8 @@ pub fn invite(uses: u32, ttl: Duration, json: bool) -> anyhow::Result<()> {
     if json {
         output::json(&v);
     } else {
-        println!("{}", v["url"].as_str().unwrap_or_default());
-        let when = serde_json::from_value(v["expires_at"].clone()).map(output::time).unwrap_or_default();
+        println!("{}", v.url);
+        let when = output::time(v.expires_at);
         eprintln!("Give this URL to the other operator (it is a secret). It works {uses} time(s), until {when} UTC.");
         eprintln!("They run `wire accept <URL>`; your next `wire pull` completes the pairing.");
     }
@@ -173,45 +213,39 @@ pub fn invite(uses: u32, ttl: Duration, json: bool) -> anyhow::Result<()> {
 pub fn accept(target: &str, json: bool) -> anyhow::Result<()> {
     let ep = open()?;
     let rt = runtime()?;
-    let v = if target.starts_with("wire://") || target.contains("://pair") {
-        rt.block_on(ep.accept_invite(target))?
-    } else {
-        serde_json::to_value(rt.block_on(ep.decide(target, true))?)?
-    };
-    if json {
-        output::json(&v);
-        return Ok(());
-    }
-    match v["state"].as_str() {
-        Some("requested") => {
-            println!("asked {} to pair", face_json(&v["peer"]));
+    if target.starts_with("wire://") || target.contains("://pair") {
+        let r = rt.block_on(ep.accept_invite(target))?;
+        if json {
+            output::json(&r);
+        } else if r.state == RequestState::AlreadyPaired {
+            println!("already paired with {}", face(&r.peer));
+        } else {
+            println!("asked {} to pair", face(&r.peer));
             eprintln!("it answers when it next pulls; your next `wire pull` then pins it as VERIFIED");
         }
-        Some("already_paired") => println!("already paired with {}", face_json(&v["peer"])),
-        _ => {
-            println!("accepted {}: paired (VERIFIED)", face_json(&v["peer"]));
-            if v["answer"] == "queued" {
-                eprintln!(
-                    "its addresses did not answer yet; the answer is retried at every sync (`wire pending` shows it)"
-                );
-            }
-        }
+        return Ok(());
+    }
+    let d = rt.block_on(ep.decide(target, true))?;
+    if json {
+        output::json(&d);
+        return Ok(());
+    }
+    println!("accepted {}: paired (VERIFIED)", face(&d.peer));
+    if d.answer == Some(AnswerState::Queued) {
+        eprintln!("its addresses did not answer yet; the answer is retried at every sync (`wire pending` shows it)");
     }
     Ok(())
 }
 
 /// `wire reject <nick>`.
 pub fn reject(target: &str, json: bool) -> anyhow::Result<()> {
-    let v = serde_json::to_value(runtime()?.block_on(open()?.decide(target, false))?)?;
+    let d = runtime()?.block_on(open()?.decide(target, false))?;
     if json {
-        output::json(&v)
+        output::json(&d)
+    } else if d.decision == Decision::Dropped {
+        println!("gave up the answer to {}: unpinned, its access revoked", face(&d.peer))
     } else {
-        match v["decision"].as_str() {
-            Some("dropped") => {
-                println!("gave up the answer to {}: unpinned, its access revoked", face_json(&v["peer"]))
-            }
-            _ => println!("rejected {}; nothing was pinned", face_json(&v["peer"])),
-        }
+        println!("rejected {}; nothing was pinned", face(&d.peer))
     }
     Ok(())
 }
@@ -222,7 +256,7 @@ pub fn dial(handle: &str, note: Option<String>, json: bool) -> anyhow::Result<()
     if json {
         output::json(&v);
     } else {
-        println!("asked {} to pair", face_json(&v["peer"]));
+        println!("asked {} to pair", face(&v.peer));
         eprintln!("its operator must accept; your `wire pull` then pins it");
     }
     Ok(())
@@ -230,41 +264,36 @@ pub fn dial(handle: &str, note: Option<String>, json: bool) -> anyhow::Result<()
 
 /// `wire pending`.
 pub fn pending(json: bool) -> anyhow::Result<()> {
-    let v = serde_json::to_value(open()?.pending()?)?;
+    let p = open()?.pending()?;
     if json {
-        output::json(&v);
+        output::json(&p);
         return Ok(());
     }
-    let requests = v["requests"].as_array().cloned().unwrap_or_default();
-    if requests.is_empty() {
+    if p.requests.is_empty() {
         println!("no pair requests waiting");
     }
-    for r in &requests {
-        let note = r["note"].as_str().map(|n| format!("  \"{n}\"")).unwrap_or_default();
-        println!(
-            "{}  fingerprint {}{note}",
-            face_json(&r["from"]),
-            r["from"]["fingerprint"].as_str().unwrap_or_default()
-        );
+    for r in &p.requests {
+        let note = r.note.as_deref().map(|n| format!("  \"{}\"", output::untrusted(n))).unwrap_or_default();
+        println!("{}  fingerprint {}{note}", face(&r.from), r.from.fingerprint);
     }
-    if !requests.is_empty() {
+    if !p.requests.is_empty() {
         eprintln!(
             "decide with `wire accept <nick>` or `wire reject <nick>`; check the fingerprint with its operator first"
         );
     }
-    for o in v["outgoing"].as_array().cloned().unwrap_or_default() {
-        println!("waiting for {} ({})", face_json(&o["to"]), o["flow"].as_str().unwrap_or_default());
+    for o in &p.outgoing {
+        let flow = if o.flow == Flow::Dial { "dial" } else { "invite" };
+        println!("waiting for {} ({flow})", face(&o.to));
     }
-    let answers = v["answers"].as_array().cloned().unwrap_or_default();
-    for a in &answers {
+    for a in &p.answers {
         println!(
             "answer to {} not delivered yet ({} attempt(s); last error: {})",
-            face_json(&a["to"]),
-            a["attempts"],
-            a["last_error"].as_str().unwrap_or("none yet")
+            face(&a.to),
+            a.attempts,
+            a.last_error.as_deref().unwrap_or("none yet")
         );
     }
-    if !answers.is_empty() {
+    if !p.answers.is_empty() {
         eprintln!("the answers are retried at every sync; `wire reject <nick>` gives one up (unpins and revokes)");
     }
     Ok(())
@@ -276,7 +305,7 @@ pub fn forget(target: &str, json: bool) -> anyhow::Result<()> {
     if json {
         output::json(&v)
     } else {
-        println!("forgot {}: its access is revoked and it is unpinned", face_json(&v["forgotten"]))
+        println!("forgot {}: its access is revoked and it is unpinned", face(&v.forgotten))
     }
     Ok(())
 }
@@ -293,7 +322,7 @@ pub fn send(peer: &str, kind: &str, body: &str, queue: bool, json: bool) -> anyh
     let report = runtime()?.block_on(open()?.send(peer, kind, Value::String(text), queue))?;
     if json {
         output::json(&report);
-    } else if report.verdict == "delivered" {
+    } else if report.verdict == Verdict::Delivered {
         println!(
             "delivered to {} (seq {}, via {})",
             face(&report.to),

@@ -84,7 +84,7 @@ async fn demo(root: &Path, keep: bool, json: bool) -> anyhow::Result<()> {
 
     // Invite URL.
     let invite = alice.invite(1, Duration::from_secs(600)).await?;
-    let url = invite["url"].as_str().unwrap_or_default().to_owned();
+    let url = invite.url.clone();
     d.say(&format!(
         "2. pairing by invite: alice prints {}...{}",
         &url[..32.min(url.len())],
@@ -144,7 +144,7 @@ async fn demo(root: &Path, keep: bool, json: bool) -> anyhow::Result<()> {
     {
         let sent = from.send(to.identity.did().as_str(), "message", text.into(), false).await?;
         let account: Account = to.home.load()?.context("account")?;
-        let stored = client.list(&account.slot, &account.owner_token, account.cursor, 10).await?;
+        let stored = client.list(&account.slot, &account.owner_token, Some(account.cursor), 10).await?;
         let envelope = stored.events.last().context("the relay holds the envelope")?;
         let hex: String = envelope.envelope.iter().take(16).map(|b| format!("{b:02x}")).collect();
         to.pull().await?;

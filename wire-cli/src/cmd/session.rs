@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use wire_core::client::{Reach, RelayUrl};
-use wire_core::endpoint::{self, Delivery, Endpoint};
+use wire_core::endpoint::{self, BroadcastVerdict, Delivery, Endpoint};
 use wire_core::session::Sessions;
 
 use super::agent::{chosen, open, runtime};
@@ -352,7 +352,7 @@ fn report(out: Vec<Delivery>, none: &str, json: bool) -> anyhow::Result<()> {
     if out.is_empty() {
         bail!("{none}");
     }
-    let failed = out.iter().filter(|d| d.verdict != "delivered").count();
+    let failed = out.iter().filter(|d| d.verdict != BroadcastVerdict::Delivered).count();
     if json {
         output::json(&json!({ "deliveries": out, "delivered": out.len() - failed, "failed": failed }));
     } else {

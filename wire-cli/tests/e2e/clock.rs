@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use wire_core::clock::ManualClock;
 use wire_core::endpoint::{self, Endpoint};
 use wire_core::home::Home;
@@ -53,8 +52,7 @@ impl Drop for World {
 fn an_expired_invite_is_refused_and_changes_nothing() {
     let w = World::new("clock-invite");
     let (a, b) = (w.agent("a"), w.agent("b"));
-    let invite: Value = w.rt.block_on(a.invite(1, Duration::from_secs(600))).unwrap();
-    let url = invite["url"].as_str().unwrap().to_owned();
+    let url = w.rt.block_on(a.invite(1, Duration::from_secs(600))).unwrap().url;
     w.clock.advance(Duration::from_secs(601));
     let before = w.files("b");
     let err = w.rt.block_on(b.accept_invite(&url)).unwrap_err();
@@ -62,9 +60,9 @@ fn an_expired_invite_is_refused_and_changes_nothing() {
     assert_eq!(w.files("b"), before, "a refused invite changes no state");
 
     // The same length of validity, used in time, pairs.
-    let invite: Value = w.rt.block_on(a.invite(1, Duration::from_secs(600))).unwrap();
+    let url = w.rt.block_on(a.invite(1, Duration::from_secs(600))).unwrap().url;
     w.clock.advance(Duration::from_secs(599));
-    w.rt.block_on(b.accept_invite(invite["url"].as_str().unwrap())).unwrap();
+    w.rt.block_on(b.accept_invite(&url)).unwrap();
     w.rt.block_on(a.pull()).unwrap();
     w.rt.block_on(b.pull()).unwrap();
     assert_eq!(a.peers().unwrap().len(), 1);

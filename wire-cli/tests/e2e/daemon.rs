@@ -291,3 +291,64 @@ fn the_daemon_drives_detached_code_pairings() {
     };
     wait(|| pinned(&s.a) && pinned(&s.b), "both sides pinned");
 }
+
+/// How many lines of the daemon's log say `needle`.
+fn log_count(s: &Setup, needle: &str) -> usize {
+    let log = std::fs::read_to_string(s.dir.join("daemon").join("daemon.log")).unwrap_or_default();
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn the_relay_loses_its_data_and_both_agents_recover_with_reregister_keeping_their_pins() {
+    let mut s = Setup::new("daemon-relay-loss");
+    s.daemon(&["start", "--no-notify"]);
+    s.pair();
+    let (a_nick, b_nick) = (s.a.nickname(), s.b.nickname());
+    s.send(&s.a, &b_nick, "before the loss");
+    wait(|| s.inbox(&s.b) == ["before the loss"], "the first message arrives");
+    let pins_before: Vec<Value> = [&s.a, &s.b].iter().map(|w| s.cli(w, &["peers"]).ok().json()).collect();
+
+    // The relay's data directory is deleted while both agents (and the daemon) run.
+    s.relay.take().unwrap().kill9();
+    std::fs::remove_dir_all(s.dir.join("relay")).unwrap();
+    s.relay = Some(RelayProcess::start_at(&s.dir.join("relay"), &s.dir.join("relay.log"), &s.bind, &[]));
+
+    // Both sides say so: `wire status` in words and JSON, the daemon once per home.
+    wait(|| s.cli(&s.a, &["status"]).json()["relay"]["mailbox"] == "gone", "status says the mailbox is gone");
+    let words = s.a.run(&["status"]).ok().stdout;
+    assert!(words.contains("NO LONGER KNOWS THIS MAILBOX") && words.contains("wire up --reregister"), "{words}");
+    wait(|| log_count(&s, "no longer knows this agent's mailbox") >= 2, "the daemon reports the loss for each home");
+    let sends = s.cli(&s.a, &["send", &b_nick, "into the void"]);
+    assert_eq!(sends.json()["error"]["code"], "peer_slot_gone", "a send to the lost slot fails: {sends:?}");
+    let queued = s.cli(&s.a, &["send", "--queue", &b_nick, "queued in the void"]).ok().json();
+    assert_eq!(queued["verdict"], "queued", "{queued}");
+
+    // A recovers first: B's mailbox is gone too and B has not re-registered, so it waits.
+    let a_report = s.cli(&s.a, &["up", "--reregister"]).ok().json();
+    assert_eq!(a_report["peers"][0]["state"], "waiting", "{a_report}");
+    assert_eq!(s.cli(&s.a, &["status"]).ok().json()["reintroductions"].as_array().unwrap().len(), 1);
+    // B recovers: it finds A by handle and re-introduces itself on A's intro lane; A's
+    // daemon accepts it and A's waiting re-introduction then reaches B.
+    let b_report = s.cli(&s.b, &["up", "--reregister"]).ok().json();
+    assert_eq!(b_report["peers"][0]["state"], "delivered", "{b_report}");
+    wait(
+        || s.cli(&s.a, &["status"]).json()["reintroductions"].as_array().is_some_and(|r| r.is_empty()),
+        "A's re-introduction is delivered",
+    );
+    let again = s.cli(&s.a, &["up", "--reregister"]);
+    assert_ne!(again.code, 0, "a live mailbox is never replaced: {again:?}");
+
+    // Messages flow both ways again, and the pins are the same pins.
+    wait(|| s.inbox(&s.b) == ["before the loss", "queued in the void"], "the queued message follows B's new card");
+    s.send(&s.a, &b_nick, "after the loss");
+    wait(|| s.inbox(&s.b) == ["before the loss", "queued in the void", "after the loss"], "A reaches B again");
+    s.send(&s.b, &a_nick, "and back");
+    wait(|| s.inbox(&s.a) == ["and back"], "B reaches A again");
+    for (w, before) in [&s.a, &s.b].iter().zip(&pins_before) {
+        let now = s.cli(w, &["peers"]).ok().json();
+        for key in ["did", "tier", "paired_at"] {
+            assert_eq!(now[0][key], before[0][key], "{key} of the pin is kept");
+        }
+    }
+    assert_eq!(log_count(&s, "no longer knows this agent's mailbox"), 2, "said once per home, not in a loop");
+}

@@ -109,6 +109,8 @@ fn new_messages_reach_claude_code_as_channel_notifications() {
     raw.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "wire_tail", "arguments": {"limit": "many"}}}));
     let bad = raw.until(|v| v["id"] == 3);
     assert_eq!(bad["result"]["isError"], true, "{bad}");
+    let text = bad["result"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(text).unwrap()["error"]["code"], "bad_arguments", "{bad}");
     raw.send(
         json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "wire_peers", "arguments": {}}}),
     );
@@ -297,7 +299,12 @@ fn before_wire_init_every_tool_says_what_to_run() {
     );
     let reply = session.until(|v| v["id"] == 2);
     assert_eq!(reply["result"]["isError"], true, "{reply}");
-    assert!(reply["result"]["content"][0]["text"].as_str().unwrap().contains("run `wire init`"), "{reply}");
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("run `wire init`"), "{reply}");
+    // The same code as the CLI's --json; the next step is for the operator (no tool sets up).
+    let error: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(error["error"]["code"], "not_initialized", "{error}");
+    assert_eq!(error["error"]["next"]["ask_operator"], "wire up <relay>", "{error}");
     drop(session);
     std::fs::remove_dir_all(&root).ok();
 }

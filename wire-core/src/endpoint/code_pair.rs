@@ -151,20 +151,16 @@ impl Endpoint {
             }
             (Role::Guest, Some(code)) => {
                 let joined = client.join_nameplate(code.nameplate()).await.map_err(|e| match e.code() {
-                    Some(ErrorCode::NotFound | ErrorCode::Gone) => EndpointError::Argument(format!(
-                        "there is no open pairing {} on {}; check the number at the start of the code and the relay (--relay)",
-                        code.nameplate(),
-                        client.url()
-                    )),
-                    Some(ErrorCode::Conflict) => EndpointError::Argument(format!(
-                        "pairing {} already has two sides: someone may be guessing. Ask for a new code",
-                        code.nameplate()
-                    )),
+                    Some(ErrorCode::NotFound | ErrorCode::Gone) => EndpointError::NoSuchNameplate {
+                        nameplate: code.nameplate().to_owned(),
+                        relay: client.url().to_string(),
+                    },
+                    Some(ErrorCode::Conflict) => EndpointError::NameplateTaken(code.nameplate().to_owned()),
                     _ => e.into(),
                 })?;
                 (code.nameplate().to_owned(), joined.side_token, code)
             }
-            (Role::Guest, None) => return Err(EndpointError::Argument("joining needs the code".into())),
+            (Role::Guest, None) => return Err(EndpointError::CodeMissing),
         };
         let grant = self.mint_send_grant(&account).await?;
         let (pairing, progress) = CodePairing::start(
@@ -293,6 +289,7 @@ impl Endpoint {
                     tier: crate::proto::pairing::Tier::Verified,
                     paired_at: self.home.now(),
                     last_contact: None,
+                    needs_repair: false,
                 };
                 let close = Event::new(
                     &self.identity,

@@ -19,14 +19,7 @@ use crate::session::Sessions;
 pub fn valid_role(role: &str) -> Result<()> {
     let ok = (1..=32).contains(&role.len())
         && role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(EndpointError::Argument(format!(
-            "`{}` is not a role: use 1-32 lowercase letters, digits, `-` or `_` (e.g. reviewer)",
-            role.chars().take(40).collect::<String>()
-        )))
-    }
+    if ok { Ok(()) } else { Err(EndpointError::BadRole(role.chars().take(40).collect())) }
 }
 
 /// Pairs two sessions directly (tier LOCAL). Returns false when they already were.
@@ -63,12 +56,22 @@ pub async fn pair_local(a: &Endpoint, b: &Endpoint) -> Result<bool> {
 }
 
 /// One recipient's outcome in a broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BroadcastVerdict {
+    /// Its relay stored it.
+    Delivered,
+    /// It did not go out (see `error`).
+    Failed,
+}
+
+/// One recipient's outcome in a broadcast.
 #[derive(Debug, Serialize)]
 pub struct Delivery {
     /// The recipient.
     pub to: Face,
-    /// `delivered` or `failed`.
-    pub verdict: &'static str,
+    /// Delivered or failed.
+    pub verdict: BroadcastVerdict,
     /// The relay address that carried it.
     pub via: Option<String>,
     /// Why it failed.
@@ -115,8 +118,8 @@ impl Endpoint {
                 Err(e) => Err(e.to_string()),
             };
             out.push(match sent {
-                Ok((_, via)) => Delivery { to, verdict: "delivered", via: Some(via), error: None },
-                Err(error) => Delivery { to, verdict: "failed", via: None, error: Some(error) },
+                Ok((_, via)) => Delivery { to, verdict: BroadcastVerdict::Delivered, via: Some(via), error: None },
+                Err(error) => Delivery { to, verdict: BroadcastVerdict::Failed, via: None, error: Some(error) },
             });
         }
         Ok(out)

@@ -14,7 +14,7 @@ use rand_core::OsRng;
 use super::{Endpoint, EndpointError, Face, PullReport, Result, face_of_peer, pin};
 use crate::client::{Client, ClientError, RelayUrl};
 use crate::home::{Account, InboxLine, OutboxItem, ParkedAnswer, Peers, Pending, Rejected};
-use crate::proto::api::{ErrorCode, Lane};
+use crate::proto::api::{ErrorCode, Lane, StoredEnvelope};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::envelope;
@@ -22,31 +22,81 @@ use crate::proto::event::{ControlBody, EventError, Kind, SignedEvent};
 use crate::proto::pairing::dial::DialAnswer;
 use crate::proto::pairing::{IncomingRequest, receive_request};
 
+/// Envelopes read per batch (a page of the list, or what the stream delivered together).
+const BATCH: usize = 200;
+/// How many of a peer's newest inbox ids an ordinary pull checks for repeats. A repeat can
+/// only come from a batch that was stored but not acked (a crash in between), or from a
+/// sender's retry of a recent event, so this bounds the check without it growing with the
+/// history; after the relay's store changed, the whole index is checked instead.
+const DEDUPE_WINDOW: usize = 1024;
+
 impl Endpoint {
     /// `wire pull`: delivers queued envelopes, then fetches, opens, verifies and appends
     /// everything waiting on our slot, answers pairing messages, and acks.
     pub async fn pull(&self) -> Result<PullReport> {
+        self.receive_batches(None).await
+    }
+
+    /// Receives envelopes that arrived whole on our event stream, in order, without fetching
+    /// them again (what the sync engine does on each wake). Those at or below our cursor are
+    /// skipped (another process took them first).
+    pub async fn pull_streamed(&self, streamed: Vec<StoredEnvelope>) -> Result<PullReport> {
+        self.receive_batches(Some(streamed)).await
+    }
+
+    async fn receive_batches(&self, mut streamed: Option<Vec<StoredEnvelope>>) -> Result<PullReport> {
         let _lock = self.home.lock()?;
         let mut report = PullReport::default();
         self.flush_outbox(&mut report).await?;
         let mut account = self.account()?;
         let client = self.our_client(&account)?;
+        let gone = |e: ClientError| match e.code() {
+            Some(ErrorCode::NotFound) => EndpointError::SlotGone { relay: account.relay.clone() },
+            _ => e.into(),
+        };
         let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
         let mut later = After::default();
-        loop {
-            let page = match client.list(&account.slot, &account.owner_token, account.cursor, 200).await {
-                Err(ClientError::Api { code: ErrorCode::CursorExpired, message, .. }) => {
-                    return Err(EndpointError::Argument(format!(
-                        "the relay no longer holds events after {}: {message}",
-                        account.cursor
-                    )));
+        // Whether the relay's store is not the one our cursor counts in: then we read from
+        // its floor and check repeats against the whole inbox.
+        let mut rewound = false;
+        let mut done = false;
+        while !done {
+            let events: Vec<StoredEnvelope> = match streamed.take() {
+                Some(batch) => {
+                    done = true;
+                    batch.into_iter().filter(|e| e.seq > account.cursor).collect()
                 }
-                other => other?,
+                None => {
+                    let mut page = match client
+                        .list(&account.slot, &account.owner_token, Some(account.cursor), BATCH as u32)
+                        .await
+                    {
+                        // Our cursor is outside the slot's window: events expired unread, or
+                        // the store lost data. Read from the floor.
+                        Err(ClientError::Api { code: ErrorCode::CursorExpired, .. }) => {
+                            rewound = true;
+                            client.list(&account.slot, &account.owner_token, None, BATCH as u32).await.map_err(gone)?
+                        }
+                        other => other.map_err(gone)?,
+                    };
+                    if let Some(now) = page.incarnation.clone() {
+                        if account.incarnation.as_ref().is_some_and(|seen| *seen != now) && !rewound {
+                            rewound = true;
+                            page = client
+                                .list(&account.slot, &account.owner_token, None, BATCH as u32)
+                                .await
+                                .map_err(gone)?;
+                        }
+                        account.incarnation = Some(now);
+                    }
+                    done = !page.more;
+                    page.events
+                }
             };
-            let Some(last) = page.events.last().map(|e| e.seq) else { break };
+            let Some(last) = events.last().map(|e| e.seq) else { break };
             let mut inbox: Vec<(Did, InboxLine)> = Vec::new();
-            for stored in page.events {
+            for stored in events {
                 self.receive(
                     stored.seq,
                     stored.lane,
@@ -67,7 +117,11 @@ impl Endpoint {
                 by_peer.entry(did).or_default().push(line);
             }
             for (did, lines) in by_peer {
-                let seen = self.home.inbox_ids(&did)?;
+                let seen = if rewound {
+                    self.home.inbox_ids(&did)?
+                } else {
+                    self.home.recent_inbox_ids(&did, DEDUPE_WINDOW)?
+                };
                 let mut fresh = Vec::new();
                 for line in lines {
                     if seen.contains(&line.event.id) || fresh.iter().any(|l: &InboxLine| l.event.id == line.event.id) {
@@ -87,12 +141,21 @@ impl Endpoint {
             self.home.save(&peers)?;
             self.home.save(&pending)?;
             self.home.save(&account)?;
-            client.ack(&account.slot, &account.owner_token, last).await?;
-            if !page.more {
-                break;
-            }
+            client.ack(&account.slot, &account.owner_token, last).await.map_err(gone)?;
+        }
+        if rewound {
+            report.reread = true;
+            self.home.save(&account)?;
+        } else if account.incarnation != self.account()?.incarnation {
+            self.home.save(&account)?; // first sight of the relay's incarnation
         }
         drop(client);
+        for did in later.due {
+            for mut item in self.home.outbox()?.into_iter().filter(|i| i.to == did && i.not_before.is_some()) {
+                item.not_before = None;
+                self.home.queue(&item)?;
+            }
+        }
         // Act: revocations are courtesies to our own relay; answers go out with the outbox.
         let ours = self.our_client(&account)?;
         for grant in later.revoke {
@@ -168,7 +231,18 @@ impl Endpoint {
                 },
                 Kind::PairRequest | Kind::PairAccept | Kind::PairReject => {} // a repeat of a finished pairing
                 Kind::Control => match serde_json::from_value::<ControlBody>(e.body.clone()) {
-                    // No control type is defined yet: every one is from a newer peer.
+                    Ok(control) if control.kind == super::recover::REINTRO && control.v == 1 => {
+                        match super::recover::apply_reintro(peer, &control.fields) {
+                            Ok(super::recover::Reintro::Accepted) => {
+                                report.reintroduced.push(Face::of(&sender));
+                                later.due.push(sender.clone());
+                            }
+                            Ok(super::recover::Reintro::Repeat) => {}
+                            Err(why) => {
+                                return reject(format!("re-introduction from {}: {why}", Face::of(&sender).nickname));
+                            }
+                        }
+                    }
                     Ok(control) => {
                         report.unsupported += 1;
                         return reject(format!("unsupported control message `{}` from a newer peer", control.kind));
@@ -269,6 +343,10 @@ impl Endpoint {
                 self.drop_parked(&item, &answer).await?;
                 continue;
             }
+            if item.reintro.is_some_and(|expires| expires <= now) {
+                self.drop_reintro(&item)?;
+                continue;
+            }
             if item.not_before.is_some_and(|t| t > now) {
                 report.count_waiting(&item);
                 continue;
@@ -285,6 +363,7 @@ impl Endpoint {
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         // A pinned peer is reached along the one route (closest address that answers).
         let sent = match peers.get(&item.to) {
+            Some(peer) if item.reintro.is_some() => self.post_reintro(peer, &item.envelope).await,
             Some(peer) => super::deliver(peer, &item.envelope).await.map(|_| ()),
             None => match RelayUrl::parse(&item.relay) {
                 Ok(url) => Client::new(url).append(&item.slot, &item.token, &item.envelope).await.map(|_| ()),
@@ -332,4 +411,6 @@ pub(super) struct After {
     parked: Vec<OutboxItem>,
     /// Grants on our slot to revoke (peers that closed, dials declined).
     revoke: Vec<String>,
+    /// Peers that re-introduced themselves: what waits for them in the outbox is due now.
+    due: Vec<Did>,
 }

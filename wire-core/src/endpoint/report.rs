@@ -90,11 +90,21 @@ pub struct PeerReport {
     pub relay: Option<String>,
 }
 
+/// What became of a sent message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The peer's relay stored it.
+    Delivered,
+    /// In the outbox, sent at a later sync.
+    Queued,
+}
+
 /// `wire send`.
 #[derive(Debug, Serialize)]
 pub struct SendReport {
-    /// `delivered` or `queued`.
-    pub verdict: &'static str,
+    /// Delivered or queued.
+    pub verdict: Verdict,
     /// The event id.
     pub event_id: String,
     /// The recipient.
@@ -133,6 +143,13 @@ pub struct PullReport {
     pub still_queued: usize,
     /// Pairing answers parked in the outbox, not delivered yet (`wire pending` lists them).
     pub answers_waiting: usize,
+    /// Peers whose re-introduction (a new card and send token after their relay lost
+    /// their mailbox) was accepted.
+    pub reintroduced: Vec<Face>,
+    /// The relay restarted, or its store was replaced or lost data, since the last pull
+    /// (another store incarnation, or our cursor outside its window): what it holds was read
+    /// again from its floor, repeats dropped against the whole inbox.
+    pub reread: bool,
     /// Relay cursor after the pull.
     pub cursor: u64,
 }
@@ -237,6 +254,186 @@ pub struct DecisionReport {
     pub answer: Option<AnswerState>,
 }
 
+/// `wire whois`: where the card came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhoisSource {
+    /// Our pinned copy.
+    Pinned,
+    /// The relay's handle directory (verified).
+    Directory,
+    /// Only the DID was given and it is not pinned: its face, nothing more.
+    Did,
+}
+
+/// `wire whois`.
+#[derive(Debug, Serialize)]
+pub struct WhoisReport {
+    /// Its face.
+    pub face: Face,
+    /// Where the card came from.
+    pub source: WhoisSource,
+    /// Whether we have pinned this identity.
+    pub pinned: bool,
+    /// Its card's addresses (with a card).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<crate::proto::card::Endpoint>>,
+    /// When its card was issued (with a card).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_created_at: Option<UnixMillis>,
+    /// Pinned peers that wear the same nickname (compare fingerprints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nickname_collides_with: Option<Vec<String>>,
+}
+
+/// `wire invite`.
+#[derive(Debug, Serialize)]
+pub struct InviteReport {
+    /// The invite URL (a secret until redeemed).
+    pub url: String,
+    /// How many times it may be redeemed.
+    pub uses: u32,
+    /// When it stops working.
+    pub expires_at: UnixMillis,
+}
+
+/// Where a pairing we asked for stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Asked; the other side answers at its next sync (or after its operator's consent).
+    Requested,
+    /// We were paired already: nothing was sent.
+    AlreadyPaired,
+}
+
+/// `wire accept <URL>` and `wire dial`.
+#[derive(Debug, Serialize)]
+pub struct RequestReport {
+    /// Where it stands.
+    pub state: RequestState,
+    /// The other side.
+    pub peer: Face,
+}
+
+/// `wire forget`.
+#[derive(Debug, Serialize)]
+pub struct ForgetReport {
+    /// The peer unpinned.
+    pub forgotten: Face,
+    /// Whether it was told (a `close` reached its relay).
+    pub told: bool,
+}
+
+/// Whether a relay answers.
+#[derive(Debug, Serialize)]
+pub struct Reachability {
+    /// It answered.
+    pub ok: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Whether our relay still knows our slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mailbox {
+    /// It does.
+    Ok,
+    /// It does not: its data was lost or reset (`wire up --reregister`).
+    Gone,
+    /// Not known: the relay did not answer.
+    Unknown,
+}
+
+/// `wire status`: our relay.
+#[derive(Debug, Serialize)]
+pub struct RelayStatus {
+    /// Its address.
+    pub url: String,
+    /// Whether it answers.
+    pub reachable: Reachability,
+    /// Whether it knows our slot.
+    pub mailbox: Mailbox,
+    /// Our cursor there.
+    pub cursor: u64,
+}
+
+/// An outbox item that failed at least once.
+#[derive(Debug, Serialize)]
+pub struct FailingItem {
+    /// The recipient's nickname.
+    pub to: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// `wire status`: the outbox.
+#[derive(Debug, Serialize)]
+pub struct OutboxStatus {
+    /// Items waiting.
+    pub queued: usize,
+    /// Those that failed at least once.
+    pub failing: Vec<FailingItem>,
+}
+
+/// `wire status`: pairings in progress.
+#[derive(Debug, Serialize)]
+pub struct PendingCounts {
+    /// Strangers waiting for consent.
+    pub requests: usize,
+    /// Our requests in flight.
+    pub outgoing: usize,
+    /// Invites not used up.
+    pub invites_open: usize,
+}
+
+/// `wire status`: refused inbound events.
+#[derive(Debug, Serialize)]
+pub struct RejectedCounts {
+    /// How many.
+    pub total: usize,
+    /// How many per reason.
+    pub reasons: std::collections::BTreeMap<String, usize>,
+}
+
+/// A re-introduction still waiting (after `wire up --reregister`).
+#[derive(Debug, Serialize)]
+pub struct WaitingReintro {
+    /// The peer.
+    pub to: Face,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// `wire status`.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// Who we are.
+    pub identity: Whoami,
+    /// Our relay and mailbox.
+    pub relay: RelayStatus,
+    /// Pinned peers.
+    pub peers: usize,
+    /// Inbox events.
+    pub inbox: usize,
+    /// The outbox.
+    pub outbox: OutboxStatus,
+    /// Pairings in progress.
+    pub pending: PendingCounts,
+    /// Refused inbound events.
+    pub rejected: RejectedCounts,
+    /// Re-introductions not delivered yet.
+    pub reintroductions: Vec<WaitingReintro>,
+    /// Peers whose re-introduction was given up: pair with them again.
+    pub needs_repair: Vec<Face>,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -264,5 +461,77 @@ mod tests {
         assert_eq!(keys(&v["requests"][0]), ["from", "note", "received_at"]);
         assert_eq!(v["outgoing"][0]["flow"], "dial");
         assert_eq!(keys(&v["answers"][0]), ["attempts", "expires_at", "last_error", "to"]);
+    }
+
+    #[test]
+    fn the_other_reports_keep_their_documented_json_shapes() {
+        let did = crate::proto::did::Did::parse("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK").unwrap();
+        let face = Face::of(&did);
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        let whois = WhoisReport {
+            face: face.clone(),
+            source: WhoisSource::Did,
+            pinned: false,
+            endpoints: None,
+            card_created_at: None,
+            nickname_collides_with: None,
+        };
+        let v = serde_json::to_value(&whois).unwrap();
+        assert_eq!(
+            (keys(&v), v["source"].as_str()),
+            (vec!["face".into(), "pinned".into(), "source".into()], Some("did"))
+        );
+        let v = serde_json::to_value(RequestReport { state: RequestState::AlreadyPaired, peer: face.clone() }).unwrap();
+        assert_eq!((keys(&v), v["state"].as_str()), (vec!["peer".into(), "state".into()], Some("already_paired")));
+        let v = serde_json::to_value(ForgetReport { forgotten: face.clone(), told: true }).unwrap();
+        assert_eq!(keys(&v), ["forgotten", "told"]);
+        let v = serde_json::to_value(InviteReport { url: "wire://pair".into(), uses: 1, expires_at: UnixMillis(5) })
+            .unwrap();
+        assert_eq!(
+            (keys(&v), v["expires_at"].as_u64()),
+            (vec!["expires_at".into(), "url".into(), "uses".into()], Some(5))
+        );
+        let send = SendReport {
+            verdict: Verdict::Queued,
+            event_id: "e".into(),
+            to: face.clone(),
+            seq: None,
+            via: None,
+            reason: Some("down".into()),
+        };
+        assert_eq!(serde_json::to_value(&send).unwrap()["verdict"], "queued");
+        let status = StatusReport {
+            identity: Whoami {
+                face: face.clone(),
+                relay: "r".into(),
+                slot: "s".into(),
+                handle: None,
+                home: "h".into(),
+            },
+            relay: RelayStatus {
+                url: "r".into(),
+                reachable: Reachability { ok: true, error: None },
+                mailbox: Mailbox::Gone,
+                cursor: 3,
+            },
+            peers: 1,
+            inbox: 2,
+            outbox: OutboxStatus { queued: 0, failing: vec![] },
+            pending: PendingCounts { requests: 0, outgoing: 0, invites_open: 0 },
+            rejected: RejectedCounts { total: 0, reasons: Default::default() },
+            reintroductions: vec![],
+            needs_repair: vec![face],
+        };
+        let v = serde_json::to_value(&status).unwrap();
+        assert_eq!(
+            keys(&v),
+            ["identity", "inbox", "needs_repair", "outbox", "peers", "pending", "rejected", "reintroductions", "relay"]
+        );
+        assert_eq!(keys(&v["relay"]), ["cursor", "mailbox", "reachable", "url"]);
+        assert_eq!(
+            (v["relay"]["reachable"].to_string(), v["relay"]["mailbox"].as_str()),
+            ("{\"ok\":true}".into(), Some("gone"))
+        );
+        assert_eq!(v["identity"]["nickname"], whois.face.nickname, "the identity is a flattened face");
     }
 }

@@ -65,14 +65,14 @@ pub(crate) fn route(endpoints: &[Endpoint], here: Here) -> Vec<(RelayUrl, SlotId
 }
 
 /// What a post does at the address it reaches.
-enum Post<'a> {
+pub(super) enum Post<'a> {
     Append(&'a Token),
     Intro(&'a [u8]),
 }
 
 /// Tries each address of the route until one takes the envelope; the sequence number (0
 /// for the intro lane) and the address used.
-async fn post_along(
+pub(super) async fn post_along(
     endpoints: &[Endpoint],
     here: Here,
     how: Post<'_>,
@@ -110,6 +110,7 @@ pub(super) fn refusal(face: &Face, e: ClientError) -> EndpointError {
     match e.code() {
         Some(ErrorCode::Forbidden | ErrorCode::Unauthorized) => EndpointError::Revoked(face.nickname.clone()),
         Some(ErrorCode::QuotaExceeded) => EndpointError::MailboxFull(face.nickname.clone()),
+        Some(ErrorCode::NotFound) => EndpointError::PeerSlotGone(face.nickname.clone()),
         _ if matches!(e, ClientError::Unreachable { .. }) => EndpointError::PeerUnreachable(face.nickname.clone(), e),
         _ => e.into(),
     }
@@ -127,7 +128,7 @@ pub(crate) async fn post(me: &Identity, out: &Outgoing) -> Result<()> {
             tag = intro_tag(me.did(), slot);
             Post::Intro(&tag)
         }
-        (Lane::Inbox, None) => return Err(EndpointError::Argument("internal: an inbox post without a token".into())),
+        (Lane::Inbox, None) => return Err(EndpointError::Internal("an inbox post without a token")),
     };
     post_along(&out.endpoints, here, how, &out.envelope.0).await?;
     Ok(())

@@ -38,14 +38,30 @@ impl Home {
         self.inbox_path(peer).with_extension("ids")
     }
 
-    /// Ids already in a peer's inbox: the whole history, so a relay that replays an old
-    /// envelope cannot get it stored twice. Hold the lock.
-    ///
-    /// Served from `inbox/<did>.ids`, a cache beside the inbox: one record per line,
-    /// `<id> <inbox length after that line>`. The index trails the inbox (it is brought up
-    /// to date here, from the inbox's tail only) and is rebuilt whenever it does not match:
-    /// so a pull costs what was appended since the last one, not the length of the history.
+    /// Ids already in a peer's inbox: the whole history. Hold the lock. Used when the relay's
+    /// store changed under us (it may replay anything); an ordinary pull checks only the
+    /// [`Home::recent_inbox_ids`] window.
     pub fn inbox_ids(&self, peer: &Did) -> Result<std::collections::HashSet<EventId>, HomeError> {
+        self.index_catch_up(peer)?;
+        let text = fs::read_to_string(self.index_path(peer)).unwrap_or_default();
+        Ok(text.lines().filter_map(parse_record).map(|r| r.id).collect())
+    }
+
+    /// The ids of the last `window` lines of a peer's inbox, read from the end of its id
+    /// index: the cost follows `window` and what arrived since the last call, never the
+    /// length of the history. Hold the lock.
+    pub fn recent_inbox_ids(&self, peer: &Did, window: usize) -> Result<std::collections::HashSet<EventId>, HomeError> {
+        self.index_catch_up(peer)?;
+        let tail = read_tail(&self.index_path(peer), window, 64 * window as u64).map_err(io(&self.index_path(peer)))?;
+        Ok(tail.iter().filter_map(|l| parse_record(l)).map(|r| r.id).collect())
+    }
+
+    /// Brings `inbox/<did>.ids` up to date with the inbox and returns how many lines the
+    /// inbox holds. The index is a cache beside the inbox, one record per inbox line:
+    /// `<id> <inbox length after the line> <line number>`. Only its last record is read to
+    /// know how far it covers; the inbox is read from there on. A last record that does not
+    /// match the inbox (damaged, torn, or an inbox rewritten shorter) rebuilds the index.
+    fn index_catch_up(&self, peer: &Did) -> Result<u64, HomeError> {
         #[derive(Deserialize)]
         struct IdOnly {
             id: EventId,
@@ -53,18 +69,20 @@ impl Home {
         let inbox = self.inbox_path(peer);
         let len = match fs::metadata(&inbox) {
             Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(io(&inbox)(e)),
         };
         let index = self.index_path(peer);
-        let (mut ids, mut covered) = read_index(&index);
-        let rebuild = covered > len;
-        if rebuild {
-            ids.clear();
-            covered = 0;
-        }
+        let index_len = fs::metadata(&index).map_or(0, |m| m.len());
+        let torn = index_len > 0 && last_byte(&index, index_len).map_or(true, |b| b != b'\n');
+        let last = read_tail(&index, 1, 256).ok().and_then(|t| t.last().and_then(|l| parse_record(l)));
+        let last = last.filter(|_| !torn);
+        let (covered, mut count, rebuild) = match last {
+            Some(r) if r.end <= len => (r.end, r.line, false),
+            _ => (0, 0, true),
+        };
         if covered == len {
-            return Ok(ids);
+            return Ok(count);
         }
         let mut tail = Vec::new();
         File::open(&inbox)
@@ -87,13 +105,13 @@ impl Home {
                 path: inbox.clone(),
                 detail: format!("the line ending at byte {offset}: {e}"),
             })?;
-            ids.insert(parsed.id);
-            records.push_str(&format!("{} {offset}\n", parsed.id));
+            count += 1;
+            records.push_str(&format!("{} {offset} {count}\n", parsed.id));
         }
         // The index is a cache: failing to write it costs speed, never correctness.
         let mut options = OpenOptions::new();
         options.create(true).mode(0o600);
-        if rebuild || covered == 0 {
+        if rebuild {
             options.write(true).truncate(true);
         } else {
             options.append(true);
@@ -101,7 +119,7 @@ impl Home {
         if let Ok(mut f) = options.open(&index) {
             let _ = f.write_all(records.as_bytes());
         }
-        Ok(ids)
+        Ok(count)
     }
 
     /// Appends lines to a peer's inbox and fsyncs. Hold the lock.
@@ -220,21 +238,12 @@ impl Home {
         Ok(all)
     }
 
-    /// How many events the inbox holds: complete lines counted in blocks, nothing parsed,
-    /// constant memory (`wire status`).
+    /// How many events the inbox holds, from the last record of each id index (`wire
+    /// status`): constant time per peer once the indexes are current.
     pub fn inbox_len(&self) -> Result<usize, HomeError> {
         let mut total = 0;
         for did in self.inbox_peers()? {
-            let path = self.inbox_path(&did);
-            let mut file = File::open(&path).map_err(io(&path))?;
-            let mut block = vec![0u8; 64 * 1024];
-            loop {
-                let n = std::io::Read::read(&mut file, &mut block).map_err(io(&path))?;
-                if n == 0 {
-                    break;
-                }
-                total += block[..n].iter().filter(|b| **b == b'\n').count();
-            }
+            total += self.index_catch_up(&did)? as usize;
         }
         Ok(total)
     }
@@ -250,23 +259,47 @@ fn last_byte(path: &Path, len: u64) -> std::io::Result<u8> {
     Ok(b[0])
 }
 
-/// Reads an inbox id index: the ids and the inbox length the last good record covers. A
-/// damaged record ends the read there (what follows is rebuilt from the inbox).
-fn read_index(path: &Path) -> (std::collections::HashSet<EventId>, u64) {
-    let mut ids = std::collections::HashSet::new();
-    let mut covered = 0;
-    let Ok(text) = fs::read_to_string(path) else { return (ids, 0) };
-    for line in text.split_inclusive('\n') {
-        let record = line.strip_suffix('\n').and_then(|l| l.split_once(' '));
-        match record.and_then(|(id, end)| Some((id.parse::<EventId>().ok()?, end.parse::<u64>().ok()?))) {
-            Some((id, end)) if end > covered => {
-                ids.insert(id);
-                covered = end;
-            }
-            _ => break,
-        }
+/// One record of an id index.
+struct Record {
+    id: EventId,
+    end: u64,
+    line: u64,
+}
+
+/// A record, if `text` is a whole one (`<id> <end> <line>`).
+fn parse_record(text: &str) -> Option<Record> {
+    let mut parts = text.split(' ');
+    let record =
+        Record { id: parts.next()?.parse().ok()?, end: parts.next()?.parse().ok()?, line: parts.next()?.parse().ok()? };
+    parts.next().is_none().then_some(record)
+}
+
+/// The last `n` complete lines of a file (those that end in a newline), reading backwards
+/// in chunks of `chunk` bytes or more. A missing file has none.
+fn read_tail(path: &Path, n: usize, chunk: u64) -> std::io::Result<Vec<String>> {
+    use std::io::{Read, Seek};
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let chunk = chunk.max(256);
+    let (mut start, mut buf) = (len, Vec::new());
+    while start > 0 && buf.iter().filter(|b| **b == b'\n').count() <= n {
+        let step = chunk.min(start);
+        start -= step;
+        let mut block = vec![0; step as usize];
+        file.seek(std::io::SeekFrom::Start(start))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&buf);
+        buf = block;
     }
-    (ids, covered)
+    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let begin = if start == 0 { 0 } else { buf.iter().position(|b| *b == b'\n').map_or(end, |i| i + 1) };
+    let text = String::from_utf8_lossy(&buf[begin.min(end)..end]);
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    Ok(lines[lines.len().saturating_sub(n)..].to_vec())
 }
 
 #[cfg(test)]
@@ -315,6 +348,16 @@ mod tests {
         want.insert(last.event.id);
         assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
         assert_eq!(home.read_inbox_of(peer.did()).unwrap().len(), 7, "the torn line was cut, not merged");
+        assert_eq!(home.inbox_len().unwrap(), 7);
+        let recent = home.recent_inbox_ids(peer.did(), 2).unwrap();
+        assert_eq!(recent, [more.event.id, last.event.id].into_iter().collect(), "the window is the newest lines");
+        // A torn index record, or one of the older two-field format, rebuilds the index.
+        let mut f = OpenOptions::new().append(true).open(home.index_path(peer.did())).unwrap();
+        f.write_all(b"abc 12").unwrap();
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
+        fs::write(home.index_path(peer.did()), format!("{} 10\n", last.event.id)).unwrap();
+        assert_eq!(home.inbox_len().unwrap(), 7);
+        assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
         assert_eq!(home.read_inbox().unwrap().len(), 7, "the index is not read as an inbox");
         fs::remove_dir_all(&root).unwrap();
     }

@@ -42,6 +42,10 @@ pub struct OutboxItem {
     /// Set when this is a pairing answer, parked until it reaches the peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<ParkedAnswer>,
+    /// Set when this is a re-introduction after our relay lost our slot: given up (the
+    /// peer then needs re-pairing) after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reintro: Option<UnixMillis>,
 }
 
 /// A pairing answer waiting in the outbox: the peer is pinned with `grant_id`, and the
@@ -73,6 +77,7 @@ impl OutboxItem {
             last_error: None,
             not_before: None,
             answer: None,
+            reintro: None,
         })
     }
 

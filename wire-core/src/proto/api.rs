@@ -148,6 +148,18 @@ pub struct ListResponse {
     pub events: Vec<StoredEnvelope>,
     /// Whether more are waiting past the last one returned.
     pub more: bool,
+    /// The relay's store incarnation (absent from relays before it): when it differs from
+    /// the one a client saw last, the client re-reads from the floor (its cursor may name
+    /// sequence numbers of another store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
+}
+
+/// The first event of a slot's stream (`event: hello`), before any envelope.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StreamHello {
+    /// The relay's store incarnation, as in [`ListResponse`].
+    pub incarnation: String,
 }
 
 /// `POST /v1/slots/{id}/ack` request (owner token): delete everything through `through`.

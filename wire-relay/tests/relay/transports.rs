@@ -147,7 +147,7 @@ fn shutdown_drains_and_ends_streams_and_polls() {
     r.stop();
     // Far below the poll's 30 s and the 120 s drain timeout: shutdown ended both.
     assert!(started.elapsed() < Duration::from_secs(25), "shutdown took {:?}", started.elapsed());
-    assert!(stream.join().unwrap().contains(": connected"), "the stream was open and then ended");
+    assert!(stream.join().unwrap().contains("event: hello"), "the stream was open and then ended");
     assert_eq!(poll.join().unwrap(), 410, "the long poll is answered, not cut");
     assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
 }

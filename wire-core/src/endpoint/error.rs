@@ -1,0 +1,381 @@
+//! One error model for every surface: each failure has a stable `code` agents can branch on
+//! (docs/CLI.md, "Error codes") and, where there is one, a structured next step that each
+//! surface says in its own words: a command for the terminal, a tool for an MCP host.
+
+use serde::Serialize;
+
+use crate::client::ClientError;
+use crate::home::HomeError;
+use crate::proto::api::ErrorCode;
+use crate::proto::envelope::SealError;
+use crate::proto::event::{Kind, UnknownKind};
+use crate::proto::invite::InviteError;
+use crate::proto::pairing::PairingError;
+
+/// Why an operation failed. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// Home directory trouble.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// Relay trouble.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Session trouble.
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
+    /// A pairing message was refused.
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    /// A bad invite URL.
+    #[error(transparent)]
+    Invite(#[from] InviteError),
+    /// No pinned peer by that name.
+    #[error(
+        "no paired peer `{0}`; `wire peers` lists them (pair first with `wire invite`, `wire accept` or `wire dial`)"
+    )]
+    UnknownPeer(String),
+    /// Several pinned peers share that nickname.
+    #[error("`{0}` names several peers; use the full DID (`wire peers` shows them)")]
+    AmbiguousPeer(String),
+    /// No pending request by that name.
+    #[error("no pending pair request from `{0}`; `wire pending` lists them")]
+    NoSuchRequest(String),
+    /// Agents may not send protocol kinds.
+    #[error(
+        "`{0}` is a protocol kind that wire sends itself; use message, claim, decision, question, ack or heartbeat"
+    )]
+    ProtocolKind(Kind),
+    /// An unknown kind.
+    #[error(transparent)]
+    Kind(#[from] UnknownKind),
+    /// The message cannot be sealed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Not `nick@relay` (or, for `whois`, not a DID either).
+    #[error("`{0}` is not nick@relay{1}")]
+    BadHandle(String, &'static str),
+    /// A directory answered with a card that is not the one asked for.
+    #[error("the relay returned a card for `{found}`, not `{asked}`; refusing it")]
+    DirectoryMismatch {
+        /// The nickname asked for.
+        asked: String,
+        /// The card's nickname.
+        found: String,
+    },
+    /// The invite was used up or expired at the issuer's relay.
+    #[error("this invite was already used or has expired; ask the issuer for a new one (`wire invite`)")]
+    InviteSpent,
+    /// No open code pairing with that nameplate on the relay.
+    #[error(
+        "there is no open pairing {nameplate} on {relay}; check the number at the start of the code and the relay (--relay)"
+    )]
+    NoSuchNameplate {
+        /// The nameplate.
+        nameplate: String,
+        /// The relay asked.
+        relay: String,
+    },
+    /// A third party joined the nameplate first.
+    #[error("pairing {0} already has two sides: someone may be guessing. Ask for a new code")]
+    NameplateTaken(String),
+    /// `pair-join` without a code.
+    #[error("joining needs the code")]
+    CodeMissing,
+    /// Not a mesh role name.
+    #[error("`{0}` is not a role: use 1-32 lowercase letters, digits, `-` or `_` (e.g. reviewer)")]
+    BadRole(String),
+    /// A state this build never writes (a bug, or a hand-edited file).
+    #[error("internal: {0}")]
+    Internal(&'static str),
+    /// A bad pairing code.
+    #[error(transparent)]
+    Code(#[from] crate::proto::pairing::code::CodeError),
+    /// No code pairing by that code or nameplate.
+    #[error("no code pairing `{0}` on this agent; `wire pair-list` shows them")]
+    NoSuchPairing(String),
+    /// The operator's confirmation was not possible.
+    #[error(transparent)]
+    Confirm(#[from] crate::proto::pairing::code::ConfirmError),
+    /// Cancelling now would split the two sides.
+    #[error(transparent)]
+    Cancel(#[from] crate::proto::pairing::code::CancelError),
+    /// The peer revoked our send token.
+    #[error("{0} revoked your access (you are no longer paired); pair again to talk")]
+    Revoked(String),
+    /// The peer's card does not list this kind: it runs an older wire.
+    #[error("{peer} runs an older wire that cannot read `{kind}` events; it must upgrade first")]
+    PeerLacksKind {
+        /// The peer's nickname.
+        peer: String,
+        /// The kind it lacks.
+        kind: Kind,
+    },
+    /// No address of the peer's relay answered a send.
+    #[error("could not reach {0}: {1}; retry later, or send with --queue to have it delivered when the relay answers")]
+    PeerUnreachable(String, ClientError),
+    /// Our relay no longer knows our slot (its data was lost or reset).
+    #[error(
+        "relay {relay} no longer knows this agent's mailbox (its data was lost or reset); run `wire up --reregister` \
+         to get a new mailbox there and re-introduce yourself to your peers (pins are kept)"
+    )]
+    SlotGone {
+        /// The relay.
+        relay: String,
+    },
+    /// The peer's relay no longer knows its slot: it lost its data.
+    #[error(
+        "{0}'s relay no longer knows its mailbox (the relay lost its data); once {0} runs `wire up --reregister` it \
+         re-introduces itself and sends work again (or queue with --queue)"
+    )]
+    PeerSlotGone(String),
+    /// `--reregister` while the relay still knows our slot.
+    #[error(
+        "relay {relay} still knows this agent's mailbox; there is nothing to recover (`wire status` shows its state)"
+    )]
+    SlotAlive {
+        /// The relay.
+        relay: String,
+    },
+    /// The peer's mailbox is full.
+    #[error("{0}'s mailbox is full; it must pull before it can receive more (or queue with --queue)")]
+    MailboxFull(String),
+}
+
+/// What to do after a failure, independent of the surface that says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NextStep {
+    /// Set this agent up on a relay.
+    SetUp,
+    /// Get a new slot after relay data loss.
+    Reregister,
+    /// Look at the paired peers.
+    ListPeers,
+    /// Look at pending pair requests and answers.
+    ListPending,
+    /// Look at code pairings.
+    ListPairings,
+    /// Look at this agent's state and its relay.
+    Status,
+    /// Ask the other operator for a new invite.
+    AskForInvite,
+    /// Ask the other operator for a new pairing code.
+    AskForCode,
+    /// Pair with the peer again.
+    PairAgain,
+    /// Send again, queued for later delivery.
+    SendQueued,
+    /// Wait and try again.
+    RetryLater,
+    /// Check the relay address and that it runs.
+    CheckRelay,
+    /// The relay speaks TLS: use its https:// address.
+    UseHttps,
+    /// Trust the relay's private CA.
+    SetCaFile,
+    /// Upgrade this wire.
+    Upgrade,
+    /// The peer must upgrade.
+    PeerUpgrades,
+    /// Correct the argument.
+    FixArgument,
+}
+
+impl NextStep {
+    /// The step as a command line (terminal, AGENT.md).
+    pub fn command(self) -> &'static str {
+        match self {
+            NextStep::SetUp => "wire up <relay>",
+            NextStep::Reregister => "wire up --reregister",
+            NextStep::ListPeers => "wire peers",
+            NextStep::ListPending => "wire pending",
+            NextStep::ListPairings => "wire pair-list",
+            NextStep::Status => "wire status",
+            NextStep::AskForInvite => "ask the issuer for a new invite (they run `wire invite`)",
+            NextStep::AskForCode => "ask the other side for a new code (they run `wire pair-host`)",
+            NextStep::PairAgain => "wire invite (or wire dial <nick@relay>)",
+            NextStep::SendQueued => "wire send --queue <peer> <message>",
+            NextStep::RetryLater => "retry later",
+            NextStep::CheckRelay => "wire status",
+            NextStep::UseHttps => "use the relay's https:// address",
+            NextStep::SetCaFile => "set WIRE_CA_FILE to the relay's CA certificate (PEM)",
+            NextStep::Upgrade => "upgrade wire",
+            NextStep::PeerUpgrades => "ask the peer's operator to upgrade wire",
+            NextStep::FixArgument => "wire <command> --help",
+        }
+    }
+
+    /// The MCP tool that takes the step, when an agent can take it itself.
+    pub fn tool(self) -> Option<&'static str> {
+        match self {
+            NextStep::ListPeers => Some("wire_peers"),
+            NextStep::ListPending => Some("wire_pending"),
+            NextStep::ListPairings => Some("wire_pair_list"),
+            NextStep::Status | NextStep::CheckRelay => Some("wire_status"),
+            NextStep::PairAgain => Some("wire_invite"),
+            _ => None,
+        }
+    }
+}
+
+/// A failure as every surface reports it (`--json`, MCP): code, message, next step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// Stable code (docs/CLI.md, "Error codes").
+    pub code: &'static str,
+    /// What happened, in words.
+    pub message: String,
+    /// What to do next, if there is a step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextStep>,
+}
+
+impl Problem {
+    /// The problem behind any error of this crate; other errors are `failed`.
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Self {
+        let (code, next) = if let Some(e) = e.downcast_ref::<EndpointError>() {
+            (e.code(), e.next_step())
+        } else if let Some(e) = e.downcast_ref::<ClientError>() {
+            (client_code(e), client_next(e))
+        } else if let Some(e) = e.downcast_ref::<HomeError>() {
+            (home_code(e), home_next(e))
+        } else if let Some(e) = e.downcast_ref::<crate::session::SessionError>() {
+            session(e)
+        } else {
+            ("failed", None)
+        };
+        Problem { code, message: e.to_string(), next }
+    }
+}
+
+fn client_code(e: &ClientError) -> &'static str {
+    match e {
+        ClientError::BadUrl(_) => "bad_relay_url",
+        ClientError::Unreachable { reason, .. } if reason.contains("TLS: its certificate is signed by a CA") => {
+            "tls_unknown_ca"
+        }
+        ClientError::Unreachable { reason, .. } if reason.starts_with("TLS:") => "tls_failed",
+        ClientError::Unreachable { reason, .. } if reason.contains("if this relay speaks TLS") => "tls_required",
+        ClientError::Unreachable { .. } => "relay_unreachable",
+        ClientError::Api { code: ErrorCode::RateLimited, .. } => "rate_limited",
+        ClientError::Api { code: ErrorCode::QuotaExceeded, .. } => "quota_exceeded",
+        ClientError::Api { code: ErrorCode::NotFound, .. } => "not_found",
+        ClientError::Api { code: ErrorCode::Gone, .. } => "gone",
+        ClientError::Api { code: ErrorCode::Conflict, .. } => "conflict",
+        ClientError::Api { code: ErrorCode::Unauthorized | ErrorCode::Forbidden, .. } => "not_allowed",
+        ClientError::Api { .. } => "relay_refused",
+        ClientError::Protocol { .. } => "relay_protocol",
+    }
+}
+
+fn client_next(e: &ClientError) -> Option<NextStep> {
+    match client_code(e) {
+        "bad_relay_url" => Some(NextStep::FixArgument),
+        "tls_unknown_ca" => Some(NextStep::SetCaFile),
+        "tls_required" => Some(NextStep::UseHttps),
+        "relay_unreachable" | "tls_failed" | "relay_protocol" => Some(NextStep::CheckRelay),
+        "rate_limited" | "quota_exceeded" => Some(NextStep::RetryLater),
+        _ => None,
+    }
+}
+
+fn home_code(e: &HomeError) -> &'static str {
+    match e {
+        HomeError::NotInitialized(_) | HomeError::NoDefault => "not_initialized",
+        HomeError::Corrupt { .. } => "home_damaged",
+        HomeError::Version { .. } => "home_too_new",
+        _ => "home_io",
+    }
+}
+
+fn home_next(e: &HomeError) -> Option<NextStep> {
+    match e {
+        HomeError::NotInitialized(_) => Some(NextStep::SetUp),
+        HomeError::Version { .. } => Some(NextStep::Upgrade),
+        _ => None,
+    }
+}
+
+fn session(e: &crate::session::SessionError) -> (&'static str, Option<NextStep>) {
+    use crate::session::SessionError;
+    match e {
+        SessionError::Home(h) => (home_code(h), home_next(h)),
+        SessionError::BadName(_) => ("bad_session_name", Some(NextStep::FixArgument)),
+        SessionError::Unknown(_) => ("no_such_session", None),
+        _ => ("session_failed", None),
+    }
+}
+
+impl EndpointError {
+    /// The stable code of this failure (docs/CLI.md, "Error codes").
+    pub fn code(&self) -> &'static str {
+        match self {
+            EndpointError::Home(e) => home_code(e),
+            EndpointError::Client(e) => client_code(e),
+            EndpointError::Session(e) => session(e).0,
+            EndpointError::Pairing(PairingError::InviteUsedUp) => "invite_spent",
+            EndpointError::Pairing(PairingError::InviteExpired(_)) => "invite_expired",
+            EndpointError::Pairing(_) => "pairing_refused",
+            EndpointError::Invite(InviteError::Expired { .. }) => "invite_expired",
+            EndpointError::Invite(_) => "bad_invite",
+            EndpointError::UnknownPeer(_) => "not_paired",
+            EndpointError::AmbiguousPeer(_) => "ambiguous_peer",
+            EndpointError::NoSuchRequest(_) => "no_such_request",
+            EndpointError::ProtocolKind(_) => "protocol_kind",
+            EndpointError::Kind(_) => "unknown_kind",
+            EndpointError::Seal(_) => "seal_failed",
+            EndpointError::BadHandle(..) => "bad_handle",
+            EndpointError::DirectoryMismatch { .. } => "directory_mismatch",
+            EndpointError::InviteSpent => "invite_spent",
+            EndpointError::NoSuchNameplate { .. } => "no_such_nameplate",
+            EndpointError::NameplateTaken(_) => "nameplate_taken",
+            EndpointError::CodeMissing => "code_missing",
+            EndpointError::BadRole(_) => "bad_role",
+            EndpointError::Internal(_) => "internal",
+            EndpointError::Code(_) => "bad_code",
+            EndpointError::NoSuchPairing(_) => "no_such_pairing",
+            EndpointError::Confirm(_) => "confirm_failed",
+            EndpointError::Cancel(_) => "cancel_refused",
+            EndpointError::Revoked(_) => "revoked",
+            EndpointError::PeerLacksKind { .. } => "peer_lacks_kind",
+            EndpointError::PeerUnreachable(..) => "peer_unreachable",
+            EndpointError::MailboxFull(_) => "mailbox_full",
+            EndpointError::SlotGone { .. } => "slot_gone",
+            EndpointError::PeerSlotGone(_) => "peer_slot_gone",
+            EndpointError::SlotAlive { .. } => "slot_alive",
+        }
+    }
+
+    /// What to do next, if there is a step.
+    pub fn next_step(&self) -> Option<NextStep> {
+        match self {
+            EndpointError::Home(e) => home_next(e),
+            EndpointError::Client(e) => client_next(e),
+            EndpointError::Session(e) => session(e).1,
+            EndpointError::Pairing(PairingError::InviteUsedUp | PairingError::InviteExpired(_))
+            | EndpointError::Invite(_)
+            | EndpointError::InviteSpent => Some(NextStep::AskForInvite),
+            EndpointError::UnknownPeer(_) | EndpointError::AmbiguousPeer(_) => Some(NextStep::ListPeers),
+            EndpointError::NoSuchRequest(_) => Some(NextStep::ListPending),
+            EndpointError::NoSuchPairing(_) => Some(NextStep::ListPairings),
+            EndpointError::NoSuchNameplate { .. } | EndpointError::NameplateTaken(_) | EndpointError::Code(_) => {
+                Some(NextStep::AskForCode)
+            }
+            EndpointError::ProtocolKind(_)
+            | EndpointError::Kind(_)
+            | EndpointError::BadHandle(..)
+            | EndpointError::BadRole(_)
+            | EndpointError::CodeMissing => Some(NextStep::FixArgument),
+            EndpointError::Revoked(_) => Some(NextStep::PairAgain),
+            EndpointError::PeerLacksKind { .. } => Some(NextStep::PeerUpgrades),
+            EndpointError::PeerUnreachable(..) | EndpointError::PeerSlotGone(_) => Some(NextStep::SendQueued),
+            EndpointError::MailboxFull(_) => Some(NextStep::RetryLater),
+            EndpointError::SlotGone { .. } => Some(NextStep::Reregister),
+            EndpointError::SlotAlive { .. } => Some(NextStep::Status),
+            _ => None,
+        }
+    }
+}

@@ -525,7 +525,7 @@ mod tests {
         let v = serde_json::to_value(&status).unwrap();
         assert_eq!(
             keys(&v),
-            ["identity", "inbox", "needs_repair", "outbox", "peers", "pending", "rejected", "reintroductions", "relay"]
+            ["identity", "inbox", "needs_repair", "outbox", "peers", "pending", "reintroductions", "rejected", "relay"]
         );
         assert_eq!(keys(&v["relay"]), ["cursor", "mailbox", "reachable", "url"]);
         assert_eq!(

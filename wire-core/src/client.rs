@@ -586,6 +586,36 @@ impl EventStream {
         }
     }
 
+    /// Reads whatever the connection already holds, without waiting: after it, [`Self::buffered`]
+    /// yields everything that arrived together.
+    pub async fn drain_ready(&mut self) {
+        use hyper::body::Body;
+        // Polled by hand (a zero timeout would wait for the next timer tick, a millisecond);
+        // after nothing was ready, once more after a yield, so the connection's task can
+        // hand over what the socket already holds.
+        let mut yielded = false;
+        while self.pending.len() <= 4 << 20 {
+            let next = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut self.body).poll_frame(cx) {
+                std::task::Poll::Ready(frame) => std::task::Poll::Ready(Some(frame)),
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+            })
+            .await;
+            match next {
+                Some(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.pending.push_str(&String::from_utf8_lossy(&data));
+                    }
+                    yielded = false;
+                }
+                None if !yielded => {
+                    tokio::task::yield_now().await;
+                    yielded = true;
+                }
+                _ => return,
+            }
+        }
+    }
+
     /// An item already received in full, without waiting for the network: a receiver
     /// takes what arrived together as one batch.
     pub fn buffered(&mut self) -> Option<StreamItem> {
@@ -618,6 +648,23 @@ fn parse_frame(frame: &str) -> Option<StreamItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_frames_are_read_whole() {
+        let hello = parse_frame("retry: 1000\nevent: hello\ndata: {\"incarnation\":\"abc\"}\n\n");
+        assert!(matches!(hello, Some(StreamItem::Hello(h)) if h.incarnation == "abc"));
+        let frame =
+            "id: 7\nevent: envelope\ndata: {\"seq\":7,\"lane\":\"intro\",\"envelope\":\"AQID\",\"received_at\":5}\n\n";
+        match parse_frame(frame) {
+            Some(StreamItem::Envelope(e)) => {
+                assert_eq!((e.seq, e.lane, e.envelope), (7, crate::proto::api::Lane::Intro, vec![1, 2, 3]))
+            }
+            other => panic!("{other:?}"),
+        }
+        // An id whose data does not match (or an id-only relay) wakes a list instead.
+        assert!(matches!(parse_frame("id: 8\ndata: {\"seq\":9}\n\n"), Some(StreamItem::Wake(8))));
+        assert!(parse_frame(": keep-alive\n\n").is_none());
+    }
 
     #[test]
     fn relay_addresses() {

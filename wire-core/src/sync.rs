@@ -180,6 +180,7 @@ async fn connected(
                 let Some(first) = next else { return Ok(()) };
                 // What arrived together is one batch (bounded), taken as delivered.
                 let (mut batch, mut relist) = (Vec::new(), false);
+                stream.drain_ready().await;
                 let mut item = Some(first);
                 while let Some(it) = item.take() {
                     match it {

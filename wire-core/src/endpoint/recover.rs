@@ -28,6 +28,8 @@ use crate::proto::card::{Card, Endpoint as CardEndpoint};
 use crate::proto::event::{ControlBody, Event, Kind};
 use crate::proto::secret::Token;
 use crate::proto::signed::Signed;
+#[cfg(test)]
+use crate::proto::time::UnixMillis;
 
 /// The control type of a re-introduction.
 pub(crate) const REINTRO: &str = "reintro";
@@ -252,6 +254,7 @@ impl Endpoint {
 }
 
 /// What a received `reintro` from the pinned `peer` does to it.
+#[derive(Debug)]
 pub(crate) enum Reintro {
     /// Accepted: the peer now has this card and token.
     Accepted,
@@ -282,4 +285,47 @@ pub(crate) fn apply_reintro(
     peer.send_token = body.send_token;
     peer.needs_repair = false;
     Ok(Reintro::Accepted)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::proto::identity::Identity;
+    use crate::proto::pairing::Tier;
+
+    fn fields(card: &Card, token: &Token) -> serde_json::Map<String, serde_json::Value> {
+        let body = ReintroBody { card: card.signed().clone(), send_token: token.clone() };
+        match serde_json::to_value(body).unwrap() {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_reintroduction_is_taken_only_newer_and_from_the_pinned_identity() {
+        let (peer_id, stranger) = (Identity::generate(&mut OsRng), Identity::generate(&mut OsRng));
+        let card_at = |id: &Identity, ms: u64| Card::issue(id, vec![], vec![], UnixMillis(ms));
+        let (old, token) = (card_at(&peer_id, 10), Token::random("send", &mut OsRng));
+        let mut peer = Peer {
+            card: old.clone(),
+            send_token: token.clone(),
+            our_grant: None,
+            tier: Tier::Verified,
+            paired_at: UnixMillis(1),
+            last_contact: None,
+            needs_repair: true,
+        };
+        let (new, fresh) = (card_at(&peer_id, 20), Token::random("send", &mut OsRng));
+        assert!(matches!(apply_reintro(&mut peer, &fields(&new, &fresh)), Ok(Reintro::Accepted)));
+        assert_eq!((peer.card.body().created_at, &peer.send_token, peer.needs_repair), (UnixMillis(20), &fresh, false));
+        assert!(matches!(apply_reintro(&mut peer, &fields(&new, &fresh)), Ok(Reintro::Repeat)), "a repeat");
+        // The same card with another token (the card was learnt from the directory first).
+        let third = Token::random("send", &mut OsRng);
+        assert!(matches!(apply_reintro(&mut peer, &fields(&new, &third)), Ok(Reintro::Accepted)));
+        // A replay of the older one, and another identity's card, change nothing.
+        assert!(apply_reintro(&mut peer, &fields(&old, &token)).unwrap_err().contains("replay"));
+        assert!(apply_reintro(&mut peer, &fields(&card_at(&stranger, 30), &token)).unwrap_err().contains("another"));
+        assert_eq!((peer.card.body().created_at, &peer.send_token), (UnixMillis(20), &third));
+    }
 }

@@ -95,6 +95,14 @@ enum Command {
     },
     /// List pair requests waiting for your decision, and your own requests in flight.
     Pending,
+    /// Raise a TOFU peer (paired by dial) to VERIFIED after comparing its fingerprint with its
+    /// operator over a channel you trust. A mismatch changes nothing. Operators only.
+    Verify {
+        /// Nickname, `nick@relay` or DID.
+        peer: String,
+        /// The fingerprint its operator read out (`wire whoami` on its side).
+        fingerprint: String,
+    },
     /// Unpair: revoke the peer's access to your mailbox, tell it, unpin it.
     Forget {
         /// Nickname, `nick@relay` or DID.
@@ -269,6 +277,7 @@ fn main() -> std::process::ExitCode {
         Command::Reject { target } => agent::reject(&target, json),
         Command::Dial { handle, note } => agent::dial(&handle, note, json),
         Command::Pending => agent::pending(json),
+        Command::Verify { peer, fingerprint } => agent::verify(&peer, &fingerprint, json),
         Command::Forget { peer } => agent::forget(&peer, json),
         Command::Send { peer, body, kind, queue } => agent::send(&peer, &kind, &body, queue, json),
         Command::Pull => agent::pull(json),

@@ -40,7 +40,7 @@ use crate::proto::identity::Identity;
 use crate::proto::invite::Invite;
 use crate::proto::pairing::dial;
 use crate::proto::pairing::invite::{self as invite_flow, IssuedInvite};
-use crate::proto::pairing::{Outgoing, Paired, PairingError};
+use crate::proto::pairing::{Outgoing, Paired, PairingError, Tier};
 use crate::proto::time::UnixMillis;
 
 type Result<T, E = EndpointError> = std::result::Result<T, E>;
@@ -179,6 +179,21 @@ pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, 
     face
 }
 
+/// Which of `(did, nickname)` a name means: a full DID, or a nickname worn by exactly one.
+/// Two requests wearing one nickname (a DID ground to imitate another) are never guessed
+/// between: the operator must give the DID.
+fn pick(named: &[(String, String)], name: &str) -> Result<Option<usize>> {
+    let name = name.trim();
+    if let Some(i) = named.iter().position(|(did, _)| did == name) {
+        return Ok(Some(i));
+    }
+    let mut worn = named.iter().enumerate().filter(|(_, (_, nick))| nick == name).map(|(i, _)| i);
+    match (worn.next(), worn.next()) {
+        (Some(_), Some(_)) => Err(EndpointError::AmbiguousPeer(name.to_owned())),
+        (one, _) => Ok(one),
+    }
+}
+
 /// How long an answer to an accepted dial stays parked when the dialer cannot be reached.
 const PARKED_ANSWER_TTL: Duration = Duration::from_secs(7 * 86_400);
 
@@ -208,6 +223,16 @@ pub(crate) fn parked_answer(
         answer: Some(crate::home::ParkedAnswer { grant_id, expires_at }),
         reintro: None,
     })
+}
+
+fn peer_report(p: &Peer) -> PeerReport {
+    PeerReport {
+        face: face_of_peer(p),
+        tier: p.tier,
+        paired_at: p.paired_at,
+        last_contact: p.last_contact,
+        relay: p.card.body().endpoints.first().map(|e| e.relay.clone()),
+    }
 }
 
 fn face_of_peer(p: &Peer) -> Face {
@@ -314,17 +339,7 @@ impl Endpoint {
     /// `wire peers`.
     pub fn peers(&self) -> Result<Vec<PeerReport>> {
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
-        Ok(peers
-            .peers
-            .iter()
-            .map(|p| PeerReport {
-                face: face_of_peer(p),
-                tier: p.tier,
-                paired_at: p.paired_at,
-                last_contact: p.last_contact,
-                relay: p.card.body().endpoints.first().map(|e| e.relay.clone()),
-            })
-            .collect())
+        Ok(peers.peers.iter().map(peer_report).collect())
     }
 
     /// `wire whois`: resolves `nick@relay` through that relay's directory and verifies the
@@ -494,8 +509,9 @@ impl Endpoint {
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let mut pending = self.home.load::<Pending>()?.unwrap_or_default();
-        let matches = |r: &dial::PendingDial| r.from.did().as_str() == name || r.from.character().nickname() == name;
-        let Some(index) = pending.requests.iter().position(matches) else {
+        let named: Vec<(String, String)> =
+            pending.requests.iter().map(|r| (r.from.did().to_string(), r.from.character().nickname())).collect();
+        let Some(index) = pick(&named, name)? else {
             // `wire reject` also drops a parked pairing answer (unpin, revoke).
             let named = |d: &Did| d.as_str() == name || Face::of(d).nickname == name;
             let parked = self.home.outbox()?.into_iter().find(|i| i.answer.is_some() && named(&i.to));
@@ -539,6 +555,26 @@ impl Endpoint {
         let face = pin(&mut peers, paired, our_grant, self.home.now(), false);
         self.home.save(&peers)?;
         Ok(face)
+    }
+
+    /// `wire verify <peer> <fingerprint>`: the operator compared the peer's fingerprint with
+    /// its operator; when it matches, a TOFU peer becomes VERIFIED. A mismatch changes
+    /// nothing. Returns the peer.
+    pub fn verify(&self, name: &str, fingerprint: &str) -> Result<PeerReport> {
+        let _lock = self.home.lock()?;
+        let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let did = self.find_peer(&peers, name)?.card.did().clone();
+        let squash = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        if squash(&did.fingerprint()) != squash(fingerprint) {
+            return Err(EndpointError::FingerprintMismatch(Face::of(&did).nickname));
+        }
+        let peer = peers.peers.iter_mut().find(|p| p.card.did() == &did).expect("found above");
+        if peer.tier == Tier::Tofu {
+            peer.tier = Tier::Verified;
+        }
+        let report = peer_report(peer);
+        self.home.save(&peers)?;
+        Ok(report)
     }
 
     /// `wire forget`: revokes the peer's send token on our slot, tells it, unpins it.
@@ -680,5 +716,23 @@ impl Endpoint {
             reintroductions,
             needs_repair: peers.peers.iter().filter(|p| p.needs_repair).map(face_of_peer).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_nickname_worn_by_two_requests_is_never_guessed() {
+        let named = vec![
+            ("did:key:a".to_owned(), "brave-otter".to_owned()),
+            ("did:key:b".to_owned(), "brave-otter".to_owned()),
+        ];
+        assert!(matches!(pick(&named, "brave-otter"), Err(EndpointError::AmbiguousPeer(_))));
+        assert_eq!(pick(&named, "did:key:b").unwrap(), Some(1), "the DID picks one");
+        assert_eq!(pick(&named[..1], "brave-otter").unwrap(), Some(0));
+        assert_eq!(pick(&named, "calm-heron").unwrap(), None);
     }
 }

@@ -73,7 +73,7 @@ pub fn catalogue() -> Vec<Tool> {
         ),
         tool(
             "wire_peers",
-            "The agents this one is paired with (nickname, DID, tier VERIFIED or LOCAL, last contact). Only these can be messaged.",
+            "The agents this one is paired with (nickname, DID, tier VERIFIED, TOFU (paired by dial, key unchecked) or LOCAL, last contact). Only these can be messaged.",
             &[],
             true,
         ),

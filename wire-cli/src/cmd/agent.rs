@@ -147,7 +147,7 @@ pub fn peers(json: bool) -> anyhow::Result<()> {
     }
     for p in &peers {
         let contact = p.last_contact.map(output::time).unwrap_or_else(|| "never".into());
-        let tier = serde_json::to_value(p.tier).ok().and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default();
+        let tier = tier_name(p.tier);
         println!("{}  {tier}  paired {}  last contact {}", face(&p.face), output::time(p.paired_at), contact);
     }
     Ok(())
@@ -221,7 +221,9 @@ pub fn accept(target: &str, json: bool) -> anyhow::Result<()> {
             println!("already paired with {}", face(&r.peer));
         } else {
             println!("asked {} to pair", face(&r.peer));
-            eprintln!("it answers when it next pulls; your next `wire pull` then pins it as VERIFIED");
+            eprintln!(
+                "it answers when it next pulls; your next `wire pull` then pins it (VERIFIED: the invite was the secret)"
+            );
         }
         return Ok(());
     }
@@ -230,7 +232,7 @@ pub fn accept(target: &str, json: bool) -> anyhow::Result<()> {
         output::json(&d);
         return Ok(());
     }
-    println!("accepted {}: paired (VERIFIED)", face(&d.peer));
+    println!("accepted {}: paired (TOFU: compare fingerprints with its operator, then `wire verify`)", face(&d.peer));
     if d.answer == Some(AnswerState::Queued) {
         eprintln!("its addresses did not answer yet; the answer is retried at every sync (`wire pending` shows it)");
     }
@@ -299,6 +301,22 @@ pub fn pending(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wire verify`.
+pub fn verify(peer: &str, fingerprint: &str, json: bool) -> anyhow::Result<()> {
+    let p = open()?.verify(peer, fingerprint)?;
+    if json {
+        output::json(&p);
+    } else {
+        println!("{}: the fingerprint matches; tier {}", face(&p.face), tier_name(p.tier));
+    }
+    Ok(())
+}
+
+/// A tier as `wire peers` shows it.
+fn tier_name(t: wire_core::proto::pairing::Tier) -> String {
+    serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 /// `wire forget`.
 pub fn forget(target: &str, json: bool) -> anyhow::Result<()> {
     let v = runtime()?.block_on(open()?.forget(target))?;
@@ -346,7 +364,7 @@ pub fn pull(json: bool) -> anyhow::Result<()> {
     println!("received {} new event(s)", report.received);
     let list = |faces: &[Face]| faces.iter().map(face).collect::<Vec<_>>().join(", ");
     if !report.paired.is_empty() {
-        println!("paired with {} (VERIFIED)", list(&report.paired));
+        println!("paired with {} (`wire peers` shows each tier)", list(&report.paired));
     }
     if !report.requests.is_empty() {
         println!("pair requests from {}: see `wire pending`", list(&report.requests));

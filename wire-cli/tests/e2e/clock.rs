@@ -9,15 +9,15 @@ use wire_core::endpoint::{self, Endpoint};
 use wire_core::home::Home;
 use wire_testkit::relay::{TestRelay, config};
 
-struct World {
-    clock: ManualClock,
-    relay: TestRelay,
-    root: std::path::PathBuf,
-    rt: tokio::runtime::Runtime,
+pub(crate) struct World {
+    pub(crate) clock: ManualClock,
+    pub(crate) relay: TestRelay,
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) rt: tokio::runtime::Runtime,
 }
 
 impl World {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let clock = ManualClock::starting_now();
         let root = crate::common::tempdir(name);
         let relay = TestRelay::with_config(
@@ -28,7 +28,7 @@ impl World {
         Self { clock, relay, root, rt }
     }
 
-    fn agent(&self, name: &str) -> Endpoint {
+    pub(crate) fn agent(&self, name: &str) -> Endpoint {
         let home = Home::at(self.root.join(name)).with_clock(self.clock.shared());
         self.rt.block_on(endpoint::init(&home, &self.relay.url())).unwrap();
         Endpoint::open(home).unwrap()

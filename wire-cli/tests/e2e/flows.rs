@@ -133,6 +133,17 @@ fn dial_consent_reject_and_forget() {
     b.json(&["send", &a.nickname(), "pong"]);
     assert_eq!(b.json(&["pull"])["received"], 1);
     assert_eq!(a.json(&["pull"])["received"], 1);
+    // Nothing checked the keys: both sides hold the other as TOFU until the operator
+    // compares fingerprints; a wrong fingerprint changes nothing.
+    assert_eq!(peer_tiers(&a), vec![(b.did(), "TOFU".into())]);
+    assert_eq!(peer_tiers(&b), vec![(a.did(), "TOFU".into())]);
+    let other = c.json(&["whoami"])["fingerprint"].as_str().unwrap().to_owned();
+    let wrong = a.run(&["verify", &b.nickname(), &other, "--json"]);
+    assert_eq!(wrong.json()["error"]["code"], "fingerprint_mismatch", "{wrong:?}");
+    assert_eq!(peer_tiers(&a), vec![(b.did(), "TOFU".into())]);
+    let fp = b.json(&["whoami"])["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(a.json(&["verify", &b.nickname(), &fp])["tier"], "VERIFIED");
+    assert_eq!(peer_tiers(&a), vec![(b.did(), "VERIFIED".into())]);
 
     // Dial, reject: the dialer is told and cannot send.
     c.json(&["dial", &b_handle]);

@@ -26,5 +26,6 @@ mod netns;
 mod packaging;
 mod receive;
 mod relay_process;
+mod replay;
 mod service;
 mod snapshots;

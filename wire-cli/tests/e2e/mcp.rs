@@ -69,9 +69,13 @@ fn the_python_mcp_client_lists_sends_reads_and_is_notified_in_both_styles() {
     assert_eq!(f["inbox_after_legacy"], json!(["hello over mcp"]));
     assert_eq!(f["bad_argument_is_tool_error"], true);
     assert!(f["bad_argument_message"].as_str().unwrap().contains("bad arguments for wire_send"), "{f}");
-    // The same message the CLI prints for the same mistake.
-    let cli = a.run(&["send", "nobody-here", "x"]);
-    assert!(cli.stderr.contains(f["unknown_peer_message"].as_str().unwrap()), "{f} vs {cli:?}");
+    // The same code and message as the CLI's --json for the same mistake; the next step is
+    // said as a tool.
+    let cli = a.run(&["send", "nobody-here", "x", "--json"]).json();
+    let tool: Value = serde_json::from_str(f["unknown_peer_message"].as_str().unwrap()).unwrap();
+    assert_eq!(tool["error"]["code"], cli["error"]["code"], "{f} vs {cli}");
+    assert_eq!(tool["error"]["message"], cli["error"]["message"], "{f} vs {cli}");
+    assert_eq!(tool["error"]["next"]["tool"], "wire_peers", "{f}");
     assert_eq!(f["alive_after_bad_input"], true);
     assert_eq!(f["modern_protocol"], "2026-07-28");
     assert!(f["listen_event"].as_str().unwrap().contains("wire://inbox"), "{f}");

@@ -130,6 +130,12 @@ pub enum EndpointError {
          re-introduces itself and sends work again (or queue with --queue)"
     )]
     PeerSlotGone(String),
+    /// `wire verify` with a fingerprint that is not the peer's.
+    #[error(
+        "that is not {0}'s fingerprint: do not trust this peer's key; compare again with its operator over a channel \
+         you trust (its tier is unchanged)"
+    )]
+    FingerprintMismatch(String),
     /// `--reregister` while the relay still knows our slot.
     #[error(
         "relay {relay} still knows this agent's mailbox; there is nothing to recover (`wire status` shows its state)"
@@ -346,6 +352,7 @@ impl EndpointError {
             EndpointError::SlotGone { .. } => "slot_gone",
             EndpointError::PeerSlotGone(_) => "peer_slot_gone",
             EndpointError::SlotAlive { .. } => "slot_alive",
+            EndpointError::FingerprintMismatch(_) => "fingerprint_mismatch",
         }
     }
 

@@ -18,9 +18,10 @@ use crate::proto::api::{ErrorCode, Lane, StoredEnvelope};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::envelope;
-use crate::proto::event::{ControlBody, EventError, Kind, SignedEvent};
+use crate::proto::event::{ControlBody, EventError, EventId, Kind, SignedEvent};
 use crate::proto::pairing::dial::DialAnswer;
 use crate::proto::pairing::{IncomingRequest, receive_request};
+use crate::proto::time::UnixMillis;
 
 /// Envelopes read per batch (a page of the list, or what the stream delivered together).
 const BATCH: usize = 200;
@@ -29,6 +30,9 @@ const BATCH: usize = 200;
 /// sender's retry of a recent event, so this bounds the check without it growing with the
 /// history; after the relay's store changed, the whole index is checked instead.
 const DEDUPE_WINDOW: usize = 1024;
+/// How far before a pin's `paired_at` a protocol event may be dated (the clock skew allowed
+/// between two machines, as for event acceptance).
+const REPLAY_SKEW_MS: u64 = 5 * 60 * 1000;
 
 impl Endpoint {
     /// `wire pull`: delivers queued envelopes, then fetches, opens, verifies and appends
@@ -133,6 +137,9 @@ impl Endpoint {
                 report.received += fresh.len();
                 self.home.append_inbox(&did, &fresh)?;
             }
+            for (did, id) in later.seen.drain(..) {
+                self.home.remember_protocol_ids(&did, &[id])?;
+            }
             // Parked answers and their grants are state: written before the ack.
             for item in later.parked.drain(..) {
                 self.home.queue(&item)?;
@@ -212,6 +219,31 @@ impl Endpoint {
             };
             peer.last_contact = Some(self.home.now());
             let e = verified.event();
+            let nick = Face::of(&sender).nickname;
+            // Replay rules (docs/PROTOCOL.md, "Receiving"). A paired peer writes to the inbox
+            // lane; only a re-introduction (its proof of freshness is a newer card) comes on
+            // the intro lane, where a peer whose token died has to knock.
+            let reintro =
+                e.kind == Kind::Control && e.body.get("type").and_then(|t| t.as_str()) == Some(super::recover::REINTRO);
+            if lane == Lane::Intro && !reintro {
+                return reject(format!(
+                    "`{}` from {nick} on the intro lane: a paired peer writes to its inbox (a replay?)",
+                    e.kind
+                ));
+            }
+            if e.kind.is_protocol() {
+                // Protocol events older than this pairing belong to an earlier one.
+                let floor = UnixMillis(peer.paired_at.0.saturating_sub(REPLAY_SKEW_MS));
+                if e.created_at < floor {
+                    return reject(format!("`{}` from {nick} dated before this pairing (a replay)", e.kind));
+                }
+                let seen = |id| later.seen.iter().any(|(d, i)| d == &sender && *i == id);
+                if seen(e.id) || self.home.protocol_ids(&sender)?.contains(&e.id) {
+                    report.duplicates += 1;
+                    return Ok(());
+                }
+                later.seen.push((sender.clone(), e.id));
+            }
             match e.kind {
                 Kind::Close => {
                     let peer = peer.clone();
@@ -413,4 +445,6 @@ pub(super) struct After {
     revoke: Vec<String>,
     /// Peers that re-introduced themselves: what waits for them in the outbox is due now.
     due: Vec<Did>,
+    /// Protocol events applied in this batch (recorded before the ack).
+    seen: Vec<(Did, EventId)>,
 }

@@ -80,7 +80,7 @@ pub struct PeerReport {
     /// Its face.
     #[serde(flatten)]
     pub face: Face,
-    /// `VERIFIED` or `LOCAL`.
+    /// `VERIFIED`, `TOFU` or `LOCAL`.
     pub tier: Tier,
     /// When pairing completed.
     pub paired_at: UnixMillis,

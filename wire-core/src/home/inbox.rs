@@ -122,6 +122,33 @@ impl Home {
         Ok(count)
     }
 
+    fn seen_path(&self, peer: &Did) -> PathBuf {
+        self.inbox_path(peer).with_extension("seen")
+    }
+
+    /// Ids of protocol events (close, card updates, control messages, pairing repeats)
+    /// already applied from a peer: `inbox/<did>.seen`, one id per line, so a replayed one
+    /// is dropped like a repeated inbox line. Protocol events are rare; the file is small.
+    pub fn protocol_ids(&self, peer: &Did) -> Result<std::collections::HashSet<EventId>, HomeError> {
+        match fs::read_to_string(self.seen_path(peer)) {
+            Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(io(&self.seen_path(peer))(e)),
+        }
+    }
+
+    /// Records applied protocol event ids (fsynced). Hold the lock.
+    pub fn remember_protocol_ids(&self, peer: &Did, ids: &[EventId]) -> Result<(), HomeError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.create()?;
+        let path = self.seen_path(peer);
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
+        let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io(&path))
+    }
+
     /// Appends lines to a peer's inbox and fsyncs. Hold the lock.
     pub fn append_inbox(&self, peer: &Did, lines: &[InboxLine]) -> Result<(), HomeError> {
         if lines.is_empty() {

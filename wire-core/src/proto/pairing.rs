@@ -33,8 +33,12 @@ use super::time::UnixMillis;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Tier {
-    /// Paired through an invite, a consented dial, or a code with a compared SAS.
+    /// Paired through an invite (a secret handed over out of band) or a code with a compared
+    /// SAS, or raised from TOFU by the operator comparing fingerprints (`wire verify`).
     Verified,
+    /// Paired through a consented dial: the key came from a relay's directory and nothing
+    /// checked it (trust on first use). `wire verify` raises it after a fingerprint check.
+    Tofu,
     /// Sessions of one OS user on one machine; the filesystem is the trust anchor.
     Local,
 }

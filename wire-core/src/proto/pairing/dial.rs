@@ -101,7 +101,7 @@ impl PendingDial {
             now,
             rng,
         )?;
-        Ok((Paired { card: self.from, send_token: self.token, tier: Tier::Verified }, out))
+        Ok((Paired { card: self.from, send_token: self.token, tier: Tier::Tofu }, out))
     }
 
     /// The operator declined: tell the dialer. Nothing is pinned.
@@ -128,7 +128,7 @@ impl AwaitingDialAnswer {
             Kind::PairAccept => {
                 let body: PairAcceptBody = super::body_of(&verified, Kind::PairAccept)?;
                 let card = sender_card(body.card, &verified)?;
-                Ok(DialAnswer::Accepted(Box::new(Paired { card, send_token: body.send_token, tier: Tier::Verified })))
+                Ok(DialAnswer::Accepted(Box::new(Paired { card, send_token: body.send_token, tier: Tier::Tofu })))
             }
             Kind::PairReject => {
                 let body: PairRejectBody = super::body_of(&verified, Kind::PairReject)?;

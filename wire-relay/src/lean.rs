@@ -73,7 +73,7 @@ pub(crate) async fn serve(mut tcp: TcpStream, relay: Arc<Relay>, peer: IpAddr) {
     drop(guard);
 }
 
-struct Head {
+pub(crate) struct Head {
     path: String,
     authorization: Option<String>,
     last_event_id: Option<String>,
@@ -88,26 +88,48 @@ async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Head> {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let value = |name: &str| {
-                    req.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).into_owned())
-                };
-                return Ok(Head {
-                    path: req.path.unwrap_or_default().to_owned(),
-                    authorization: value("authorization"),
-                    last_event_id: value("last-event-id"),
-                });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            _ => return Err(std::io::ErrorKind::InvalidData.into()),
+        if let Some(head) = parse_head(&buf)? {
+            return Ok(head);
         }
     }
+}
+
+/// Parses what has arrived of a request head: `None` while it is incomplete (and within
+/// [`MAX_HEAD`]), an error for anything that is not a request head.
+pub(crate) fn parse_head(buf: &[u8]) -> std::io::Result<Option<Head>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {
+            let value = |name: &str| {
+                req.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            };
+            Ok(Some(Head {
+                path: req.path.unwrap_or_default().to_owned(),
+                authorization: value("authorization"),
+                last_event_id: value("last-event-id"),
+            }))
+        }
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Ok(None),
+        _ => Err(std::io::ErrorKind::InvalidData.into()),
+    }
+}
+
+/// The slot, cursor and bearer token a stream request names.
+pub(crate) fn target(head: &Head) -> Result<(wire_core::proto::api::SlotId, Option<u64>, Option<&str>), ApiError> {
+    let (path, query) = head.path.split_once('?').unwrap_or((&head.path, ""));
+    let slot = path.trim_matches('/').split('/').nth(2).unwrap_or_default();
+    let slot = wire_core::proto::api::SlotId::new(slot).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let after = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("after="))
+        .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request("`after` must be a non-negative integer")))
+        .transpose()?;
+    let token = head.authorization.as_deref().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    Ok((slot, after, token))
 }
 
 fn open(
@@ -119,15 +141,7 @@ fn open(
         return Err(ApiError::forbidden("this relay is local-only and accepts loopback clients only"));
     }
     relay.rate_limit_ip(peer)?;
-    let (path, query) = head.path.split_once('?').unwrap_or((&head.path, ""));
-    let slot = path.trim_matches('/').split('/').nth(2).unwrap_or_default();
-    let slot = wire_core::proto::api::SlotId::new(slot).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let after = query
-        .split('&')
-        .find_map(|p| p.strip_prefix("after="))
-        .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request("`after` must be a non-negative integer")))
-        .transpose()?;
-    let token = head.authorization.as_deref().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let (slot, after, token) = target(head)?;
     crate::sse::open(relay, slot.as_str(), token, head.last_event_id.as_deref(), after)
 }
 

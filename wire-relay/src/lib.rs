@@ -42,6 +42,15 @@ pub use config::{Config, Rate, StoreConfig};
 pub use http::{Body, Listener};
 pub use wire_core::proto::api;
 
+/// The lean stream path's request parsing, without a relay: for the fuzz targets in
+/// `fuzz/`. Never panics, whatever the bytes.
+#[doc(hidden)]
+pub fn fuzz_stream_head(bytes: &[u8]) {
+    if let Ok(Some(head)) = lean::parse_head(bytes) {
+        let _ = lean::target(&head);
+    }
+}
+
 use state::{Relay, lock};
 use store::{Op, Outcome, Store};
 

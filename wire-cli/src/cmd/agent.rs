@@ -356,15 +356,18 @@ pub fn send(peer: &str, kind: &str, body: &str, queue: bool, json: bool) -> anyh
 
 /// `wire pull`.
 pub fn pull(json: bool) -> anyhow::Result<()> {
-    let report = runtime()?.block_on(open()?.pull())?;
+    let ep = open()?;
+    let report = runtime()?.block_on(ep.pull())?;
     if json {
         output::json(&report);
         return Ok(());
     }
     println!("received {} new event(s)", report.received);
     let list = |faces: &[Face]| faces.iter().map(face).collect::<Vec<_>>().join(", ");
-    if !report.paired.is_empty() {
-        println!("paired with {} (`wire peers` shows each tier)", list(&report.paired));
+    let pinned = ep.peers()?;
+    for f in &report.paired {
+        let tier = pinned.iter().find(|p| p.face.did == f.did).map(|p| tier_name(p.tier)).unwrap_or_default();
+        println!("paired with {} ({tier})", face(f));
     }
     if !report.requests.is_empty() {
         println!("pair requests from {}: see `wire pending`", list(&report.requests));

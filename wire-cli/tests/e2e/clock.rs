@@ -83,3 +83,34 @@ fn a_code_pairing_times_out_by_the_clock() {
     assert_eq!(view.state, "aborted");
     assert_eq!(serde_json::to_value(view.reason).unwrap(), "timeout");
 }
+
+#[test]
+fn a_side_that_times_out_after_voting_closes_and_the_side_that_paired_unpins() {
+    let w = World::new("clock-vote-timeout");
+    let (a, b) = (w.agent("a"), w.agent("b"));
+    let timeout = Duration::from_secs(600);
+    let hosted = w.rt.block_on(a.pair_host(None, timeout)).unwrap();
+    let joined = w.rt.block_on(b.pair_join(&hosted.code, None, timeout)).unwrap();
+    let drive = |ep: &Endpoint, key: &str| w.rt.block_on(ep.pair_drive(key, Duration::ZERO)).unwrap();
+    let (ka, kb) = (hosted.nameplate.clone(), joined.nameplate.clone());
+    let (mut va, mut vb) = (drive(&a, &ka), drive(&b, &kb));
+    while va.state != "sas_ready" || vb.state != "sas_ready" {
+        va = drive(&a, &ka);
+        vb = drive(&b, &kb);
+    }
+    // A votes first; B votes and, holding A's vote, pairs and pins A.
+    w.rt.block_on(a.pair_confirm(&ka, vb.sas.as_deref().unwrap())).unwrap();
+    let vb = w.rt.block_on(b.pair_confirm(&kb, va.sas.as_deref().unwrap())).unwrap();
+    let vb = if vb.state == "paired" { vb } else { drive(&b, &kb) };
+    assert_eq!(vb.state, "paired", "{vb:?}");
+    assert_eq!(b.peers().unwrap().len(), 1);
+    // A never hears B's vote before its deadline: it aborts, and as it had voted it tells B.
+    w.clock.advance(timeout + Duration::from_secs(1));
+    let va = drive(&a, &ka);
+    assert_eq!(va.state, "aborted", "{va:?}");
+    assert!(a.peers().unwrap().is_empty(), "A pinned nothing");
+    // B learns it at its next pull and unpins: both sides agree again.
+    let pulled = w.rt.block_on(b.pull()).unwrap();
+    assert_eq!(pulled.closed.len(), 1, "{pulled:?}");
+    assert!(b.peers().unwrap().is_empty(), "B unpinned A on its close");
+}

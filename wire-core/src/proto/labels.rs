@@ -20,6 +20,12 @@ pub const PAKE_CONFIRM: &[u8] = b"wire/v1/pake/confirm";
 pub const PAKE_CHANNEL: &[u8] = b"wire/v1/pake/channel";
 /// HKDF info of the short authentication string.
 pub const SAS: &[u8] = b"wire/v1/sas";
+/// The SAS of code-flow version 2: also over both sides' committed nonces.
+pub const SAS_V2: &[u8] = b"wire/v2/sas";
+/// The hash label of a side's SAS commitment (code-flow version 2).
+pub const SAS_COMMIT: &[u8] = b"wire/v2/sas-commit";
+/// The seed label of a side's SAS nonce (code-flow version 2).
+pub const SAS_NONCE: &[u8] = b"wire/v2/sas-nonce";
 /// HMAC label of the deterministic RNG that re-creates a PAKE state from its seed.
 pub const SEEDED_RNG: &[u8] = b"wire/v1/seeded-rng";
 /// Hash prefix of the character (nickname, emoji, palette) derivation.

@@ -400,13 +400,16 @@ fn sas_mismatch_aborts_both_sides_and_pins_nothing() {
 #[test]
 fn replayed_message_aborts() {
     let mut p = start_pair("7-brave-otter", "7-brave-otter");
-    let pake = p.to_host.remove(0);
-    let out = p.host.receive(&pake, later(1)).send; // [confirm, hello]
-    p.guest.receive(&p.to_guest.remove(0), later(1));
-    p.guest.receive(&out[0], later(1));
-    p.guest.receive(&out[1], later(1));
+    let host_out = p.host.receive(&p.to_host.remove(0), later(1)).send; // [confirm, commit]
+    let guest_out = p.guest.receive(&p.to_guest.remove(0), later(1)).send; // [confirm, commit]
+    let host_hello: Vec<Vec<u8>> = guest_out.iter().flat_map(|m| p.host.receive(m, later(1)).send).collect();
+    for m in &host_out {
+        p.guest.receive(m, later(1));
+    }
+    assert_eq!(host_hello.len(), 1, "the host reveals once it holds the guest's commitment");
+    p.guest.receive(&host_hello[0], later(1));
     assert!(matches!(p.guest.status(), Status::SasReady { .. }));
-    let abort = p.guest.receive(&out[1], later(1)); // the hello again
+    let abort = p.guest.receive(&host_hello[0], later(1)); // the hello again
     assert_eq!(p.guest.status(), Status::Aborted { reason: AbortReason::ProtocolViolation, by_peer: false });
     assert_eq!(abort.send.len(), 1, "the peer is told");
     p.host.receive(&abort.send[0], later(1));
@@ -416,9 +419,9 @@ fn replayed_message_aborts() {
 #[test]
 fn reordered_message_aborts() {
     let mut p = start_pair("7-brave-otter", "7-brave-otter");
-    let out = p.host.receive(&p.to_host.remove(0), later(1)).send; // [confirm, hello]
+    let out = p.host.receive(&p.to_host.remove(0), later(1)).send; // [confirm, commit]
     p.guest.receive(&p.to_guest.remove(0), later(1));
-    p.guest.receive(&out[1], later(1)); // hello before confirm
+    p.guest.receive(&out[1], later(1)); // the commitment before the confirmation
     assert_eq!(p.guest.status(), Status::Aborted { reason: AbortReason::ProtocolViolation, by_peer: false });
 }
 
@@ -430,7 +433,7 @@ fn reflected_or_tampered_messages_abort() {
     p.host.receive(&own, later(1));
     assert_eq!(p.host.status(), Status::Aborted { reason: AbortReason::ProtocolViolation, by_peer: false });
 
-    // One flipped byte in the sealed hello.
+    // One flipped byte in the sealed commitment.
     let mut p = start_pair("7-brave-otter", "7-brave-otter");
     let out = p.host.receive(&p.to_host.remove(0), later(1)).send;
     p.guest.receive(&p.to_guest.remove(0), later(1));

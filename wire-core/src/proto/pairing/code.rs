@@ -1,18 +1,28 @@
-//! The code flow: SPAKE2 over a short code, key confirmation, SAS, two-phase finalize.
+//! The code flow (version 2): SPAKE2 over a short code, key confirmation, a commitment to
+//! each side's card and nonce before either is revealed, SAS, two-phase finalize.
 //!
 //! ```text
 //! host                        rendezvous (nameplate N)                      guest
-//!  start -> Pake(X)  ---------------------------------------------------->
-//!          <--------------------------------------------------  Pake(Y)   <- start
+//!  start -> Pake(X, v2) -------------------------------------------------->
+//!          <-----------------------------------------------  Pake(Y, v2)  <- start
 //!  K = SPAKE2(code)                                          K = SPAKE2(code)
-//!  Confirm(mac_host), Sealed#0(Hello{card,token}) ---------------------->
-//!          <-------------------  Confirm(mac_guest), Sealed#0(Hello{card,token})
+//!  Confirm(mac_host), Sealed#0(Commit{C_host}) -------------------------->
+//!          <-------------------  Confirm(mac_guest), Sealed#0(Commit{C_guest})
 //!  both: check peer's confirm MAC (wrong code -> abort, nameplate burned)
-//!  both: SAS = 6 digits from K and both cards -> operator compares, types peer's digits
-//!  Sealed#1(Vote) ------------------------------------------------------->
-//!          <----------------------------------------------------  Sealed#1(Vote)
+//!  each, once it holds the peer's commitment:
+//!  Sealed#1(Hello{card,token,n}) ---------------------------------------->
+//!          <-------------------------------------- Sealed#1(Hello{card,token,n})
+//!  both: check the opening against the commitment (else abort protocol_violation)
+//!  both: SAS = 6 digits from K, both cards, both nonces -> operators compare
+//!  Sealed#2(Vote) ------------------------------------------------------->
+//!          <----------------------------------------------------  Sealed#2(Vote)
 //!  paired once own vote is cast AND the peer's vote has arrived
 //! ```
+//!
+//! `C = SHA-256("wire/v2/sas-commit" || role || transcript || SHA-256(card) || n)`. A man in
+//! the middle who knows the code runs one PAKE with each side, but must commit to its card
+//! and nonce towards each before it sees that side's nonce, so it cannot grind the digits:
+//! one try per pairing, 1 in 10^6 (version 1 let it choose its card after seeing both).
 //!
 //! Every state is plain data ([`CodePairing`] is `Serialize`), and the SPAKE2 scalar is
 //! drawn from a [`SeededRng`] over a persisted seed, so a detached pairing survives a
@@ -44,6 +54,11 @@ use crate::proto::time::UnixMillis;
 
 /// Bits of secret in a code: one adjective and one noun of 1024 each.
 pub const CODE_SECRET_BITS: u32 = 20;
+/// The code flow's version, sent with the PAKE message. Version 1 (no commitment) is
+/// refused: its SAS could be ground by anyone who knew the code.
+pub const CODE_FLOW_VERSION: u64 = 2;
+/// Digits of the SAS.
+pub const SAS_DIGITS: u32 = 6;
 /// Default time for the whole exchange, including the operators' comparison.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
@@ -175,6 +190,8 @@ pub enum AbortReason {
     InvalidCard,
     /// The rendezvous disappeared (the relay restarted or closed the nameplate).
     RendezvousLost,
+    /// The other side runs a wire whose code pairing lacks the SAS commitment.
+    OutdatedPeer,
 }
 
 impl AbortReason {
@@ -194,6 +211,9 @@ impl AbortReason {
             }
             AbortReason::InvalidCard => "the peer's agent card is invalid; nothing was pinned",
             AbortReason::RendezvousLost => "the relay lost the pairing (it may have restarted); start a new pairing",
+            AbortReason::OutdatedPeer => {
+                "the other side runs an older wire whose code pairing can be attacked; both sides must upgrade"
+            }
         }
     }
 }
@@ -205,6 +225,9 @@ enum Wire {
     Pake {
         #[serde(with = "b64::bytes")]
         msg: Vec<u8>,
+        /// The code-flow version (absent: 1).
+        #[serde(default = "version_one")]
+        v: u64,
     },
     Confirm {
         #[serde(with = "b64::fixed")]
@@ -225,8 +248,27 @@ enum Wire {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
 enum Inner {
-    Hello { card: Signed, send_token: Token },
+    /// The commitment to our card and nonce, sent before either is revealed.
+    Commit {
+        #[serde(with = "b64::fixed")]
+        c: [u8; 32],
+    },
+    /// The opening: sent only once the peer's commitment is held.
+    Hello {
+        card: Signed,
+        send_token: Token,
+        #[serde(with = "b64::fixed")]
+        n: [u8; 32],
+    },
     Vote,
+}
+
+fn version_one() -> u64 {
+    1
+}
+
+fn six() -> u32 {
+    SAS_DIGITS
 }
 
 /// Keys derived from the PAKE key, each bound to the transcript.
@@ -239,6 +281,9 @@ struct Keys {
     sas: Secret32,
     send_seq: u64,
     recv_seq: u64,
+    /// SHA-256 of the PAKE identity and both PAKE messages (commitments bind it).
+    #[serde(default, with = "b64::fixed")]
+    transcript: [u8; 32],
 }
 
 /// The peer as learned from its Hello.
@@ -253,12 +298,38 @@ struct Peer {
 #[serde(tag = "state", rename_all = "snake_case")]
 enum State {
     AwaitingPeerPake,
-    AwaitingPeerConfirm { keys: Keys },
-    AwaitingPeerHello { keys: Keys },
-    AwaitingOperator { keys: Keys, peer: Peer, sas: String, peer_voted: bool },
-    AwaitingPeerVote { keys: Keys, peer: Peer, sas: String },
-    Paired { peer: Peer, sas: String },
-    Aborted { reason: AbortReason, by_peer: bool, voted: bool, peer: Option<Peer> },
+    AwaitingPeerConfirm {
+        keys: Keys,
+    },
+    AwaitingPeerCommit {
+        keys: Keys,
+    },
+    AwaitingPeerHello {
+        keys: Keys,
+        #[serde(default, with = "b64::fixed")]
+        commit: [u8; 32],
+    },
+    AwaitingOperator {
+        keys: Keys,
+        peer: Peer,
+        sas: String,
+        peer_voted: bool,
+    },
+    AwaitingPeerVote {
+        keys: Keys,
+        peer: Peer,
+        sas: String,
+    },
+    Paired {
+        peer: Peer,
+        sas: String,
+    },
+    Aborted {
+        reason: AbortReason,
+        by_peer: bool,
+        voted: bool,
+        peer: Option<Peer>,
+    },
 }
 
 /// What `pair-list` shows.
@@ -336,6 +407,9 @@ pub struct CodePairing {
     #[serde(with = "b64::bytes")]
     my_pake: Vec<u8>,
     state: State,
+    /// SAS length (6; shorter only in the tests that play an attacker).
+    #[serde(default = "six")]
+    sas_len: u32,
 }
 
 impl CodePairing {
@@ -351,7 +425,7 @@ impl CodePairing {
         timeout: Duration,
     ) -> (Self, Progress) {
         let (_, my_pake) = spake(&code, &seed);
-        let first = encode(&Wire::Pake { msg: my_pake.clone() });
+        let first = encode(&Wire::Pake { msg: my_pake.clone(), v: CODE_FLOW_VERSION });
         let this = Self {
             role,
             code,
@@ -361,6 +435,7 @@ impl CodePairing {
             deadline: now.saturating_add(timeout),
             my_pake,
             state: State::AwaitingPeerPake,
+            sas_len: SAS_DIGITS,
         };
         (this, Progress { send: vec![first] })
     }
@@ -383,9 +458,10 @@ impl CodePairing {
     /// Where things stand.
     pub fn status(&self) -> Status {
         match &self.state {
-            State::AwaitingPeerPake | State::AwaitingPeerConfirm { .. } | State::AwaitingPeerHello { .. } => {
-                Status::Waiting
-            }
+            State::AwaitingPeerPake
+            | State::AwaitingPeerConfirm { .. }
+            | State::AwaitingPeerCommit { .. }
+            | State::AwaitingPeerHello { .. } => Status::Waiting,
             State::AwaitingOperator { sas, .. } => Status::SasReady { sas: sas.clone() },
             State::AwaitingPeerVote { sas, .. } => Status::Confirmed { sas: sas.clone() },
             State::Paired { .. } => Status::Paired,
@@ -444,23 +520,48 @@ impl CodePairing {
         }
         let state = core::mem::replace(&mut self.state, State::AwaitingPeerPake);
         match (state, wire) {
-            (State::AwaitingPeerPake, Wire::Pake { msg }) => self.on_pake(&msg),
+            (State::AwaitingPeerPake, Wire::Pake { v, .. }) if v < CODE_FLOW_VERSION => {
+                self.abort(AbortReason::OutdatedPeer)
+            }
+            (State::AwaitingPeerPake, Wire::Pake { msg, .. }) => self.on_pake(&msg),
             (State::AwaitingPeerConfirm { keys }, Wire::Confirm { mac }) => {
                 let expected = confirm_mac(&keys.confirm_theirs);
                 if expected.verify_slice(&mac).is_err() {
                     self.state = State::AwaitingPeerConfirm { keys };
                     return self.abort(AbortReason::WrongCode);
                 }
-                self.state = State::AwaitingPeerHello { keys };
+                self.state = State::AwaitingPeerCommit { keys };
                 Progress::default()
             }
-            (State::AwaitingPeerHello { mut keys }, Wire::Sealed { seq, ct }) => match open(&mut keys, seq, &ct) {
-                Some(Inner::Hello { card, send_token }) => self.on_hello(keys, card, send_token),
+            (State::AwaitingPeerCommit { mut keys }, Wire::Sealed { seq, ct }) => match open(&mut keys, seq, &ct) {
+                // Our own commitment reflected back is refused (roles are bound).
+                Some(Inner::Commit { c }) if c != self.my_commitment(&keys) => {
+                    // Only now, holding the peer's commitment, do we reveal ours.
+                    let hello = seal(
+                        &mut keys,
+                        &Inner::Hello {
+                            card: self.my_card.signed().clone(),
+                            send_token: self.my_token.clone(),
+                            n: sas_nonce(&self.seed),
+                        },
+                    );
+                    self.state = State::AwaitingPeerHello { keys, commit: c };
+                    Progress { send: vec![hello] }
+                }
                 _ => {
-                    self.state = State::AwaitingPeerHello { keys };
+                    self.state = State::AwaitingPeerCommit { keys };
                     self.abort(AbortReason::ProtocolViolation)
                 }
             },
+            (State::AwaitingPeerHello { mut keys, commit }, Wire::Sealed { seq, ct }) => {
+                match open(&mut keys, seq, &ct) {
+                    Some(Inner::Hello { card, send_token, n }) => self.on_hello(keys, commit, card, send_token, n),
+                    _ => {
+                        self.state = State::AwaitingPeerHello { keys, commit };
+                        self.abort(AbortReason::ProtocolViolation)
+                    }
+                }
+            }
             (State::AwaitingOperator { mut keys, peer, sas, peer_voted: false }, Wire::Sealed { seq, ct }) => {
                 match open(&mut keys, seq, &ct) {
                     Some(Inner::Vote) => {
@@ -563,25 +664,36 @@ impl CodePairing {
         };
         let mut keys = derive_keys(&key, host_msg, guest_msg, self.role);
         let confirm = encode(&Wire::Confirm { mac: confirm_mac(&keys.confirm_mine).finalize().into_bytes().into() });
-        let hello =
-            seal(&mut keys, &Inner::Hello { card: self.my_card.signed().clone(), send_token: self.my_token.clone() });
+        let c = self.my_commitment(&keys);
+        let commit = seal(&mut keys, &Inner::Commit { c });
         self.state = State::AwaitingPeerConfirm { keys };
-        Progress { send: vec![confirm, hello] }
+        Progress { send: vec![confirm, commit] }
     }
 
-    fn on_hello(&mut self, keys: Keys, card: Signed, token: Token) -> Progress {
+    /// Our commitment: the same after a restart (the nonce comes from the persisted seed).
+    fn my_commitment(&self, keys: &Keys) -> [u8; 32] {
+        commitment(self.role, &keys.transcript, &self.my_card, &sas_nonce(&self.seed))
+    }
+
+    fn on_hello(&mut self, keys: Keys, commit: [u8; 32], card: Signed, token: Token, n: [u8; 32]) -> Progress {
         let card = match Card::verify(card) {
             Ok(card) if card.did() != self.my_card.did() => card,
             _ => {
-                self.state = State::AwaitingPeerHello { keys };
+                self.state = State::AwaitingPeerHello { keys, commit };
                 return self.abort(AbortReason::InvalidCard);
             }
         };
+        // The opening must be what the peer committed to before it saw ours.
+        if commitment(self.role.peer(), &keys.transcript, &card, &n) != commit {
+            self.state = State::AwaitingPeerHello { keys, commit };
+            return self.abort(AbortReason::ProtocolViolation);
+        }
+        let mine = sas_nonce(&self.seed);
         let (host, guest) = match self.role {
-            Role::Host => (&self.my_card, &card),
-            Role::Guest => (&card, &self.my_card),
+            Role::Host => ((&self.my_card, &mine), (&card, &n)),
+            Role::Guest => ((&card, &n), (&self.my_card, &mine)),
         };
-        let sas = sas_digits(&keys.sas, host, guest);
+        let sas = sas_digits(&keys.sas, host, guest, self.sas_len);
         self.state = State::AwaitingOperator { keys, peer: Peer { card, token }, sas, peer_voted: false };
         Progress::default()
     }
@@ -634,6 +746,7 @@ fn derive_keys(key: &[u8], host_msg: &[u8], guest_msg: &[u8], role: Role) -> Key
         sas: expand(&[labels::SAS]),
         send_seq: 0,
         recv_seq: 0,
+        transcript: transcript.into(),
     }
 }
 
@@ -643,27 +756,49 @@ fn confirm_mac(key: &Secret32) -> Hmac<Sha256> {
     mac
 }
 
-/// SAS = HKDF-Expand(sas_key, "wire/v1/sas" || host DID || 0 || guest DID || 0 ||
-/// SHA-256(host card payload) || SHA-256(guest card payload), 8) as u64 BE mod 10^6.
-fn sas_digits(sas_key: &Secret32, host: &Card, guest: &Card) -> String {
+/// A side's SAS nonce: 32 bytes from its persisted seed.
+fn sas_nonce(seed: &Secret32) -> [u8; 32] {
+    let mut n = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut SeededRng::new(seed, labels::SAS_NONCE), &mut n);
+    n
+}
+
+/// C = SHA-256("wire/v2/sas-commit" || role || transcript || SHA-256(card payload) || n).
+fn commitment(role: Role, transcript: &[u8; 32], card: &Card, n: &[u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(labels::SAS_COMMIT)
+        .chain_update(role.name())
+        .chain_update(transcript)
+        .chain_update(Sha256::digest(&card.signed().payload))
+        .chain_update(n)
+        .finalize()
+        .into()
+}
+
+/// SAS = HKDF-Expand(sas_key, "wire/v2/sas" || host DID || 0 || guest DID || 0 ||
+/// SHA-256(host card payload) || SHA-256(guest card payload) || n_host || n_guest, 8) as
+/// u64 BE mod 10^digits.
+fn sas_digits(sas_key: &Secret32, host: (&Card, &[u8; 32]), guest: (&Card, &[u8; 32]), digits: u32) -> String {
     let hk = Hkdf::<Sha256>::from_prk(sas_key.expose()).expect("32-byte PRK");
-    let host_hash = Sha256::digest(&host.signed().payload);
-    let guest_hash = Sha256::digest(&guest.signed().payload);
+    let host_hash = Sha256::digest(&host.0.signed().payload);
+    let guest_hash = Sha256::digest(&guest.0.signed().payload);
     let mut out = [0u8; 8];
     hk.expand_multi_info(
         &[
-            labels::SAS,
-            host.did().as_str().as_bytes(),
+            labels::SAS_V2,
+            host.0.did().as_str().as_bytes(),
             &[0],
-            guest.did().as_str().as_bytes(),
+            guest.0.did().as_str().as_bytes(),
             &[0],
             &host_hash,
             &guest_hash,
+            host.1,
+            guest.1,
         ],
         &mut out,
     )
     .expect("8 bytes is a valid HKDF-SHA256 length");
-    format!("{:06}", u64::from_be_bytes(out) % 1_000_000)
+    format!("{:0width$}", u64::from_be_bytes(out) % 10u64.pow(digits), width = digits as usize)
 }
 
 fn nonce(seq: u64) -> [u8; 12] {
@@ -701,6 +836,125 @@ fn encode(wire: &Wire) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::identity::Identity;
+
+    impl CodePairing {
+        /// A shorter SAS, so a test can play an attacker in a bounded number of tries.
+        fn with_sas_len(mut self, digits: u32) -> Self {
+            self.sas_len = digits;
+            self
+        }
+    }
+
+    /// Version 1's SAS: over both cards only, so whoever controls one card chooses it after
+    /// seeing the other.
+    fn sas_v1(sas_key: &Secret32, host: &Card, guest: &Card, digits: u32) -> String {
+        let hk = Hkdf::<Sha256>::from_prk(sas_key.expose()).unwrap();
+        let (h, g) = (Sha256::digest(&host.signed().payload), Sha256::digest(&guest.signed().payload));
+        let mut out = [0u8; 8];
+        let info: [&[u8]; 7] =
+            [labels::SAS, host.did().as_str().as_bytes(), &[0], guest.did().as_str().as_bytes(), &[0], &h, &g];
+        hk.expand_multi_info(&info, &mut out).unwrap();
+        format!("{:0w$}", u64::from_be_bytes(out) % 10u64.pow(digits), w = digits as usize)
+    }
+
+    fn card(seed: u8, at: u64) -> (Identity, Card) {
+        let id = Identity::from_secret_bytes(&[seed; 32], [seed ^ 0x55; 32]);
+        let card = Card::issue(&id, vec![], vec!["message".into()], UnixMillis(at));
+        (id, card)
+    }
+
+    fn side(role: Role, seed: u8, card: &Card) -> (CodePairing, Vec<Vec<u8>>) {
+        let code = Code::parse("7-brave-otter").unwrap();
+        let token = Token::new("send.test-token-00").unwrap();
+        let now = UnixMillis(1_000);
+        let (p, out) =
+            CodePairing::start(role, code, card.clone(), token, Secret32::from_bytes([seed; 32]), now, DEFAULT_TIMEOUT);
+        (p.with_sas_len(3), out.send)
+    }
+
+    /// Delivers messages both ways until neither side has anything to say.
+    fn pump(a: &mut CodePairing, b: &mut CodePairing, mut to_a: Vec<Vec<u8>>, mut to_b: Vec<Vec<u8>>) {
+        let now = UnixMillis(2_000);
+        while !to_a.is_empty() || !to_b.is_empty() {
+            for m in std::mem::take(&mut to_a) {
+                to_b.extend(a.receive(&m, now).send);
+            }
+            for m in std::mem::take(&mut to_b) {
+                to_a.extend(b.receive(&m, now).send);
+            }
+        }
+    }
+
+    fn sas_of(p: &CodePairing) -> String {
+        p.sas().expect("digits ready").to_owned()
+    }
+
+    /// A relay (or anyone) that knows the spoken code runs one PAKE with each side and tries
+    /// to make both screens show the same digits. With a 3-digit SAS, version 1 falls to a
+    /// few thousand tries of its own card; version 2's commitments leave it one try.
+    #[test]
+    fn an_attacker_who_knows_the_code_grinds_version_1_and_gets_one_try_at_version_2() {
+        let (_, host_card) = card(1, 10);
+        let (_, guest_card) = card(2, 10);
+        let (mitm, mitm_card) = card(9, 10);
+
+        // Version 1, at the derivation: the attacker holds both PAKE keys and both honest
+        // cards, fixes its card towards the guest, then grinds its card towards the host.
+        let (k_host, k_guest) = (Secret32::from_bytes([11; 32]), Secret32::from_bytes([12; 32]));
+        let target = sas_v1(&k_guest, &mitm_card, &guest_card, 3);
+        let tries = (1..=50_000u64)
+            .find(|t| sas_v1(&k_host, &host_card, &Card::issue(&mitm, vec![], vec![], UnixMillis(*t)), 3) == target);
+        assert!(tries.is_some(), "the version 1 grind succeeds within the bound: the attack is real");
+
+        // Version 2, through the real state machines. Channel 1: host <-> attacker (guest).
+        let (mut host, host_out) = side(Role::Host, 1, &host_card);
+        let (mut m_guest, mg_out) = side(Role::Guest, 21, &mitm_card);
+        pump(&mut host, &mut m_guest, mg_out, host_out);
+        let host_sas = sas_of(&host);
+        // Channel 2: attacker (host) <-> guest. The attacker withholds its own opening until
+        // it has the guest's, then looks for a card that would match the host's digits.
+        let (mut m_host, mh_out) = side(Role::Host, 22, &mitm_card);
+        let (mut guest, guest_out) = side(Role::Guest, 2, &guest_card);
+        let now = UnixMillis(2_000);
+        let to_guest = m_host.receive(&guest_out[0], now).send; // [confirm, commitment]
+        let mut from_guest = guest.receive(&mh_out[0], now).send; // [confirm, commitment]
+        for m in &to_guest {
+            from_guest.extend(guest.receive(m, now).send); // it holds the commitment: its opening
+        }
+        assert_eq!(from_guest.len(), 3, "confirm, commitment, opening");
+        let mut withheld = Vec::new();
+        for m in &from_guest {
+            withheld.extend(m_host.receive(m, now).send); // the attacker's own opening: kept back
+        }
+        // The guest revealed (it held the attacker's commitment); the attacker now knows
+        // every input of the guest's SAS except what it committed to.
+        let State::AwaitingOperator { keys, .. } = &m_host.state else {
+            panic!("the attacker has the guest's opening")
+        };
+        let guest_n = match &guest.state {
+            State::AwaitingPeerHello { .. } => sas_nonce(&Secret32::from_bytes([2; 32])),
+            other => panic!("the guest waits for the attacker's opening, not {other:?}"),
+        };
+        let n = sas_nonce(&Secret32::from_bytes([22; 32]));
+        let forged = (1..=50_000u64)
+            .map(|t| Card::issue(&mitm, vec![], vec!["message".into()], UnixMillis(t)))
+            .find(|c| sas_digits(&keys.sas, (c, &n), (&guest_card, &guest_n), 3) == host_sas);
+        let forged = forged.expect("offline, a matching card is easy to find");
+        // ... but the guest takes only the opening the attacker committed to.
+        let mut k = keys.clone();
+        k.send_seq = 1;
+        let fake =
+            seal(&mut k, &Inner::Hello { card: forged.signed().clone(), send_token: m_host.my_token.clone(), n });
+        let mut honest_guest = guest.clone();
+        guest.receive(&fake, now);
+        assert_eq!(guest.status(), Status::Aborted { reason: AbortReason::ProtocolViolation, by_peer: false });
+        assert!(guest.paired().is_none());
+        // Its one try, the committed opening, shows other digits than the host's screen.
+        assert_eq!(withheld.len(), 1);
+        honest_guest.receive(&withheld[0], now);
+        assert_ne!(sas_of(&honest_guest), host_sas, "one try in 10^3 here (10^6 with six digits), and it missed");
+    }
 
     #[test]
     fn codes_parse_forgivingly_and_name_typos() {

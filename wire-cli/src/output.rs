@@ -56,6 +56,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn peer_text_is_inert_on_a_terminal() {
+        assert_eq!(untrusted("plain text, émoji 🦊"), "plain text, émoji 🦊");
+        assert_eq!(untrusted("\x1b[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
+        assert_eq!(untrusted("a\u{202e}b"), "a\\u{202e}b", "a bidi override is shown, not obeyed");
+    }
+
+    #[test]
     fn utc_times() {
         assert_eq!(time(UnixMillis(0)), "1970-01-01 00:00:00");
         assert_eq!(time(UnixMillis(1_790_000_000_000)), "2026-09-21 14:13:20");

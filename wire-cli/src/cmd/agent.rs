@@ -397,9 +397,10 @@ pub fn tail(peer: Option<&str>, limit: usize, follow: bool, json: bool) -> anyho
         if json {
             output::json(line);
         } else {
+            // Peer-authored: escape sequences and control characters print inert.
             let body = match &line.event.body {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+                Value::String(s) => output::untrusted(s),
+                other => output::untrusted(&other.to_string()),
             };
             println!(
                 "{} {} [{}] {body}",

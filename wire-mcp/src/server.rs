@@ -112,7 +112,7 @@ impl Inner {
         let value = match uri {
             INBOX => serde_json::to_value(ep.tail(None, RESOURCE_EVENTS).map_err(|e| e.to_string())?),
             PENDING => serde_json::to_value(ep.pending().map_err(|e| e.to_string())?),
-            PAIRINGS => serde_json::to_value(ep.pair_list().map_err(|e| e.to_string())?),
+            PAIRINGS => Ok(tools::pairings_for_model(&ep.pair_list().map_err(|e| e.to_string())?)?),
             _ => match uri.strip_prefix("wire://inbox/") {
                 Some(peer) if !peer.is_empty() => {
                     serde_json::to_value(ep.tail(Some(peer), RESOURCE_EVENTS).map_err(|e| e.to_string())?)

@@ -30,7 +30,7 @@ const fn opt(name: &'static str, kind: &'static str, description: &'static str) 
 const PEER: Arg =
     req("peer", "string", "The peer's nickname (adjective-noun), nick@relay, or full DID, as wire_peers lists it.");
 const KIND: Arg = opt("kind", "string", "message (default), claim, decision, question, ack or heartbeat.");
-const CODE: Arg = req("code", "string", "The pairing code (e.g. 7-crossword-tumbler) or its nameplate number.");
+const CODE: Arg = req("code", "string", "The pairing's nameplate number (wire_pair_list shows it).");
 
 fn schema(args: &[Arg]) -> Arc<JsonObject> {
     let mut properties = serde_json::Map::new();
@@ -134,18 +134,12 @@ pub fn catalogue() -> Vec<Tool> {
         ),
         tool(
             "wire_pair_host",
-            "Start a code pairing as host: returns a code for the operator to read to the other operator. Then wire_pair_list shows the 6 digits to compare.",
+            "Start a code pairing as host. The code's words are shown only to your operator (`wire pair-list` in a terminal), never to you: they read it to the other operator, who joins with `wire pair-join <code>`. Then wire_pair_list shows the 6 digits to compare.",
             &[opt(
                 "relay",
                 "string",
                 "Relay for the rendezvous (default: this agent's). Both sides must use the same one.",
             )],
-            false,
-        ),
-        tool(
-            "wire_pair_join",
-            "Join a code pairing with the code the other operator read out (from the operator, never invented).",
-            &[CODE, opt("relay", "string", "Relay for the rendezvous (default: this agent's).")],
             false,
         ),
         tool(
@@ -259,14 +253,6 @@ struct HostArgs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JoinArgs {
-    code: String,
-    #[serde(default)]
-    relay: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ListArgs {
     #[serde(default)]
     wait_secs: Option<u64>,
@@ -291,6 +277,19 @@ struct BroadcastArgs {
     body: String,
     #[serde(default)]
     kind: Option<String>,
+}
+
+/// A code pairing as a model may see it: everything but the code's words (the spoken
+/// secret reaches operators only, through their terminal).
+pub fn for_model(view: &wire_core::endpoint::PairView) -> Result<Value, ToolError> {
+    let mut v = to_json(view)?;
+    v["code"] = Value::Null;
+    Ok(v)
+}
+
+/// [`for_model`] for a list.
+pub fn pairings_for_model(views: &[wire_core::endpoint::PairView]) -> Result<Value, ToolError> {
+    views.iter().map(for_model).collect::<Result<Vec<_>, _>>().map(Value::Array)
 }
 
 fn to_json(v: impl serde::Serialize) -> Result<Value, ToolError> {
@@ -369,31 +368,25 @@ pub async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject>) -> R
             let a: HostArgs = args(name, arguments)?;
             let view = ep.pair_host(a.relay.as_deref(), PAIR_TIMEOUT).await.map_err(e)?;
             follow.pairing = Some(view.nameplate.clone());
-            let mut v = to_json(&view)?;
-            v["next"] = "Tell your operator this code to read to the other operator; then call wire_pair_list and show them the 6 digits.".into();
+            let mut v = for_model(&view)?;
+            v["next"] = "Tell your operator a code pairing is open: they see its code with `wire pair-list` in a terminal (it is never shown to you), read it to the other operator, who runs `wire pair-join <code>`. Then call wire_pair_list and show your operator the 6 digits.".into();
             v
-        }
-        "wire_pair_join" => {
-            let a: JoinArgs = args(name, arguments)?;
-            let view = ep.pair_join(a.code.trim(), a.relay.as_deref(), PAIR_TIMEOUT).await.map_err(e)?;
-            follow.pairing = Some(view.nameplate.clone());
-            to_json(&view)?
         }
         "wire_pair_list" => {
             let a: ListArgs = args(name, arguments)?;
             let wait = Duration::from_secs(a.wait_secs.unwrap_or(0).min(10));
             let _ = ep.pair_drive_all(wait).await; // advancing is best effort; the list is the answer
-            to_json(ep.pair_list().map_err(e)?)?
+            pairings_for_model(&ep.pair_list().map_err(e)?)?
         }
         "wire_pair_confirm" => {
             let a: ConfirmArgs = args(name, arguments)?;
             let view = ep.pair_confirm(a.code.trim(), a.digits.trim()).await.map_err(e)?;
             follow.pairing = Some(view.nameplate.clone());
-            to_json(&view)?
+            for_model(&view)?
         }
         "wire_pair_cancel" => {
             let a: CodeArgs = args(name, arguments)?;
-            to_json(ep.pair_cancel(a.code.trim()).await.map_err(e)?)?
+            for_model(&ep.pair_cancel(a.code.trim()).await.map_err(e)?)?
         }
         "wire_status" => {
             args::<NoArgs>(name, arguments)?;

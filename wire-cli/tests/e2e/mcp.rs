@@ -134,12 +134,14 @@ fn call(session: &mut McpSession, id: u64, name: &str, arguments: Value) -> Valu
     serde_json::from_str(reply["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
 }
 
+/// Lists (and so advances) the session's pairings until the newest is in `state` (`any`:
+/// after one list).
 fn wait_pairing(session: &mut McpSession, id: &mut u64, state: &str) -> Value {
     crate::common::eventually(crate::common::WAIT, &format!("the pairing to reach {state}"), || {
         *id += 1;
         let list = call(session, *id, "wire_pair_list", json!({"wait_secs": 1}));
         let last = list.as_array().unwrap().last().cloned().unwrap_or(Value::Null);
-        (last["state"] == state).then_some(last)
+        (state == "any" || last["state"] == state).then_some(last)
     })
 }
 
@@ -156,19 +158,32 @@ fn two_agents_pair_by_code_through_their_mcp_servers() {
     mb.handshake();
     let (mut ia, mut ib) = (10, 10);
     let hosted = call(&mut ma, ia, "wire_pair_host", json!({}));
-    let code = hosted["code"].as_str().unwrap().to_owned();
-    assert!(hosted["next"].as_str().unwrap().contains("operator"));
-    call(&mut mb, ib, "wire_pair_join", json!({"code": code}));
-    let va = wait_pairing(&mut ma, &mut ia, "sas_ready");
-    let vb = wait_pairing(&mut mb, &mut ib, "sas_ready");
+    // The spoken code's words never reach the model: the operator reads them in a terminal,
+    // and the other operator joins from theirs.
+    assert!(hosted["code"].is_null(), "{hosted}");
+    assert!(hosted["next"].as_str().unwrap().contains("wire pair-list"), "{hosted}");
+    let nameplate = hosted["nameplate"].as_str().unwrap().to_owned();
+    let code = a.json(&["pair-list"])[0]["code"].as_str().unwrap().to_owned();
+    assert!(code.starts_with(&format!("{nameplate}-")), "{code}");
+    b.json(&["pair-join", &code, "--detach"]);
+    // Nothing drives B's detached pairing but B's own server: list on both sides in turn.
+    let (va, vb) = crate::common::eventually(crate::common::WAIT, "both sides to show the digits", || {
+        let va = wait_pairing(&mut ma, &mut ia, "any");
+        let vb = wait_pairing(&mut mb, &mut ib, "any");
+        (va["state"] == "sas_ready" && vb["state"] == "sas_ready").then_some((va, vb))
+    });
     assert_eq!(va["sas"], vb["sas"]);
-    // Each side confirms with the digits shown on the other side.
+    for view in [&va, &vb] {
+        assert!(view["code"].is_null() && !view.to_string().contains(&code[nameplate.len() + 1..]), "{view}");
+    }
+    // Each side confirms (by nameplate) with the digits shown on the other side.
     ia += 1;
-    call(&mut ma, ia, "wire_pair_confirm", json!({"code": code, "digits": vb["sas"]}));
+    call(&mut ma, ia, "wire_pair_confirm", json!({"code": nameplate, "digits": vb["sas"]}));
     ib += 1;
-    call(&mut mb, ib, "wire_pair_confirm", json!({"code": code, "digits": va["sas"]}));
-    // The servers drive their pairings to the end in the background: reading the resource
-    // (which drives nothing) shows them finish.
+    call(&mut mb, ib, "wire_pair_confirm", json!({"code": vb["nameplate"], "digits": va["sas"]}));
+    // The host's server drives its pairing to the end in the background, the guest's CLI
+    // pairing is driven by its server's sync: reading the resource (which drives nothing)
+    // shows them finish, without the code.
     for (session, id) in [(&mut ma, &mut ia), (&mut mb, &mut ib)] {
         crate::common::wait_until(crate::common::WAIT, "the server to finish the pairing", || {
             *id += 1;
@@ -177,7 +192,9 @@ fn two_agents_pair_by_code_through_their_mcp_servers() {
                 json!({"jsonrpc": "2.0", "id": want, "method": "resources/read", "params": {"uri": "wire://pairings"}}),
             );
             let read = session.until(|v| v["id"] == want);
-            let views: Value = serde_json::from_str(read["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
+            let text = read["result"]["contents"][0]["text"].as_str().unwrap().to_owned();
+            assert!(!text.contains(&code), "the resource never carries the code: {text}");
+            let views: Value = serde_json::from_str(&text).unwrap();
             views[0]["state"] == "paired"
         });
     }

@@ -168,11 +168,9 @@ impl Endpoint {
     /// A re-introduction for `peer` as an outbox item.
     fn reintro_item(&self, account: &Account, peer: &Peer, token: Token) -> Result<OutboxItem> {
         let body = ReintroBody { card: account.card.signed().clone(), send_token: token };
-        let mut fields = match serde_json::to_value(&body).expect("serializes") {
-            serde_json::Value::Object(map) => map,
-            _ => unreachable!("a struct serializes to an object"),
+        let serde_json::Value::Object(fields) = serde_json::to_value(&body).expect("serializes") else {
+            unreachable!("a struct serializes to an object")
         };
-        fields.remove("type");
         let control = ControlBody { kind: REINTRO.into(), v: 1, fields };
         let now = self.home.now();
         let event = Event::new(

@@ -115,7 +115,11 @@ async fn main() {
         a.send(&b_did, "message", body.clone().into(), false).await.unwrap();
         let at = loop {
             let (at, v) = rx.recv_timeout(Duration::from_secs(10)).expect("no notification within 10 s");
-            if v["method"] == "notifications/claude/channel" && v["params"]["content"] == body.as_str() {
+            let content =
+                v["params"]["content"].as_str().and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok());
+            if v["method"] == "notifications/claude/channel"
+                && content.is_some_and(|c| c["untrusted_peer_text"] == body.as_str())
+            {
                 break at;
             }
         };

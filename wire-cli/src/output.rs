@@ -29,6 +29,12 @@ pub fn untrusted(text: &str) -> String {
     text.chars().map(|c| if inert(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
+/// Peer text that may span lines: each line made inert, continuation lines indented under a
+/// bar, so a newline in a body cannot forge a line of our own output.
+pub fn untrusted_block(text: &str) -> String {
+    text.split('\n').map(untrusted).collect::<Vec<_>>().join("\n    | ")
+}
+
 /// Prints a value as one line of JSON on stdout.
 pub fn json(value: &impl Serialize) {
     println!("{}", serde_json::to_string(value).expect("output types serialize"));
@@ -60,6 +66,7 @@ mod tests {
         assert_eq!(untrusted("plain text, émoji 🦊"), "plain text, émoji 🦊");
         assert_eq!(untrusted("\x1b[2Jgone\r"), "\\u{1b}[2Jgone\\u{d}");
         assert_eq!(untrusted("a\u{202e}b"), "a\\u{202e}b", "a bidi override is shown, not obeyed");
+        assert_eq!(untrusted_block("one\ntwo\r\nthree"), "one\n    | two\\u{d}\n    | three");
     }
 
     #[test]

@@ -29,6 +29,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an idle connection is reused: well inside the relay's own idle limits, so a
 /// reused connection is almost never one the relay is closing.
 const IDLE_REUSE: Duration = Duration::from_secs(5);
+/// The largest answer read from a relay. A list page is asked for at most
+/// [`LIST_PAGE_BYTES`] of envelopes; nothing else comes near this.
+pub const MAX_RESPONSE: usize = 24 << 20;
+/// The envelope bytes a list page may hold (the relay stops adding envelopes past it,
+/// always returning at least one).
+pub const LIST_PAGE_BYTES: usize = 8 << 20;
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
@@ -175,6 +181,13 @@ pub enum ClientError {
         /// What happened.
         reason: String,
     },
+    /// Plain `http://` to a relay that is not on this machine: tokens would cross the
+    /// network in clear.
+    #[error(
+        "refusing plain http to {0}: owner and send tokens would cross the network in clear; use https://, or set \
+         WIRE_ALLOW_PLAIN_HTTP=1 for a network you trust (a LAN)"
+    )]
+    PlainHttp(String),
     /// The relay answered with an error.
     #[error("relay refused: {message} ({code:?}, HTTP {status})")]
     Api {
@@ -275,6 +288,10 @@ impl Client {
 
     /// Opens a connection (TCP, TLS over TCP, or a Unix socket).
     async fn connect(&self) -> Result<TokioIo<Box<dyn Io>>, ClientError> {
+        let here = matches!(self.url.reach(), Reach::Unix | Reach::Loopback);
+        if !self.url.tls && !here && std::env::var("WIRE_ALLOW_PLAIN_HTTP").map_or(true, |v| v != "1") {
+            return Err(ClientError::PlainHttp(self.url.to_string()));
+        }
         let connected = async {
             if let Some(path) = &self.url.unix {
                 let unix = tokio::net::UnixStream::connect(path).await.map_err(|e| self.unreachable(e))?;
@@ -334,6 +351,17 @@ impl Client {
         tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| self.unreachable("no answer within 30 s"))?
     }
 
+    /// A whole answer, refused past [`MAX_RESPONSE`] (a relay cannot make us buffer more).
+    async fn read_capped(&self, body: hyper::body::Incoming) -> Result<Bytes, ClientError> {
+        match http_body_util::Limited::new(body, MAX_RESPONSE).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(self.protocol(format!("an answer larger than {} MiB", MAX_RESPONSE >> 20)))
+            }
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
     /// Reads a whole answer, then leaves its connection for the next call.
     async fn finish(
         &self,
@@ -341,7 +369,7 @@ impl Client {
         sender: Sender,
     ) -> Result<(u16, Bytes), ClientError> {
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| self.unreachable(e))?.to_bytes();
+        let body = self.read_capped(resp.into_body()).await?;
         if !sender.is_closed() {
             lock_pool().insert(self.url.to_string(), (sender, Instant::now()));
         }
@@ -439,7 +467,8 @@ impl Client {
         limit: u32,
     ) -> Result<ListResponse, ClientError> {
         let after = after.map(|a| format!("after={a}&")).unwrap_or_default();
-        self.call("GET", &format!("/v1/slots/{slot}/events?{after}limit={limit}"), Some(owner), &[], Vec::new()).await
+        let path = format!("/v1/slots/{slot}/events?{after}limit={limit}&max_bytes={LIST_PAGE_BYTES}");
+        self.call("GET", &path, Some(owner), &[], Vec::new()).await
     }
 
     /// Deletes everything through `through`.
@@ -532,7 +561,7 @@ impl Client {
             .map_err(|e| self.unreachable(e))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            let body = resp.into_body().collect().await.map_err(|e| self.unreachable(e))?.to_bytes();
+            let body = self.read_capped(resp.into_body()).await?;
             return Err(match serde_json::from_slice::<ErrorBody>(&body) {
                 Ok(e) => ClientError::Api { status, code: e.error.code, message: e.error.message },
                 Err(_) => self.protocol(format!("HTTP {status} without an error body")),

@@ -398,10 +398,21 @@ async fn list(relay: &Relay, slot: &str, req: &Request<Incoming>) -> Result<Resp
     let floor = relay.bounds(slot).map(|b| b.0).unwrap_or(0);
     let after = query_u64(req, "after")?.unwrap_or(floor);
     let limit = query_u64(req, "limit")?.map_or(PAGE, |l| (l as usize).clamp(1, MAX_PAGE));
+    // A byte budget for the page's envelopes (clients cap what they read); at least one.
+    let max_bytes = query_u64(req, "max_bytes")?.map_or(usize::MAX, |b| b as usize);
     check_cursor(relay, slot, after)?;
     let mut events = relay.engine.list(slot, after, limit + 1).await?;
-    let more = events.len() > limit;
+    let mut more = events.len() > limit;
     events.truncate(limit);
+    let mut total = 0usize;
+    let fit = events.iter().position(|e| {
+        total += e.envelope.len();
+        total > max_bytes
+    });
+    if let Some(keep) = fit.map(|f| f.max(1)).filter(|k| *k < events.len()) {
+        more = true;
+        events.truncate(keep);
+    }
     let events = events.into_iter().map(to_api).collect();
     Ok(json(StatusCode::OK, &ListResponse { events, more, incarnation: Some(relay.incarnation.clone()) }))
 }

@@ -399,7 +399,7 @@ pub fn tail(peer: Option<&str>, limit: usize, follow: bool, json: bool) -> anyho
         } else {
             // Peer-authored: escape sequences and control characters print inert.
             let body = match &line.event.body {
-                Value::String(s) => output::untrusted(s),
+                Value::String(s) => output::untrusted_block(s),
                 other => output::untrusted(&other.to_string()),
             };
             println!(

@@ -110,3 +110,51 @@ fn errors_carry_stable_codes_and_next_steps_and_usage_errors_honour_json() {
     assert!(words.stderr.contains("wire peers"), "{words:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_relay_that_answers_without_end_is_cut_off_at_the_cap() {
+    use std::io::{Read, Write};
+    let dir = tempdir("errors-huge");
+    let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &[]);
+    let a = Wire::new(&dir, "a");
+    a.json(&["up", &relay.addr]);
+    // A hostile "relay": answers any request with an endless JSON-looking body.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = [0u8; 4096];
+        let _ = conn.read(&mut head);
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n[");
+        let chunk = vec![b' '; 64 * 1024];
+        let mut total = 0usize;
+        while total < 1 << 30 && conn.write_all(&chunk).is_ok() {
+            total += chunk.len();
+        }
+        total
+    });
+    let (_, e) = refused(&a, &["whois", &format!("brave-otter@{addr}")]);
+    assert_eq!(e["code"], "relay_protocol", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("larger than 24 MiB"), "{e}");
+    let total = sent.join().unwrap();
+    assert!(total < 128 << 20, "the client stopped reading near the cap, not at the end ({total} bytes)");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn plain_http_to_another_machine_is_refused_unless_allowed() {
+    let dir = tempdir("errors-plain-http");
+    let a = Wire::new(&dir, "a");
+    // A LAN address over plain http: refused before any byte (or token) is sent.
+    let (_, e) = refused(&a, &["up", "http://192.0.2.1:8771"]);
+    assert_eq!(
+        (e["code"].as_str(), e["next"]["step"].as_str()),
+        (Some("plain_http_refused"), Some("use_https")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("WIRE_ALLOW_PLAIN_HTTP"), "{e}");
+    // The operator's explicit opt-in lets it try (this test address answers nobody).
+    let run = a.run_with(&["up", "http://192.0.2.1:8771", "--json"], &[("WIRE_ALLOW_PLAIN_HTTP", "1")]);
+    assert_eq!(run.json()["error"]["code"], "relay_unreachable", "{run:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -260,6 +260,7 @@ impl Problem {
 fn client_code(e: &ClientError) -> &'static str {
     match e {
         ClientError::BadUrl(_) => "bad_relay_url",
+        ClientError::PlainHttp(_) => "plain_http_refused",
         ClientError::Unreachable { reason, .. } if reason.contains("TLS: its certificate is signed by a CA") => {
             "tls_unknown_ca"
         }
@@ -281,7 +282,7 @@ fn client_next(e: &ClientError) -> Option<NextStep> {
     match client_code(e) {
         "bad_relay_url" => Some(NextStep::FixArgument),
         "tls_unknown_ca" => Some(NextStep::SetCaFile),
-        "tls_required" => Some(NextStep::UseHttps),
+        "tls_required" | "plain_http_refused" => Some(NextStep::UseHttps),
         "relay_unreachable" | "tls_failed" | "relay_protocol" => Some(NextStep::CheckRelay),
         "rate_limited" | "quota_exceeded" => Some(NextStep::RetryLater),
         _ => None,

@@ -62,6 +62,14 @@ fn slots_grants_appends_and_idempotency(sqlite: bool) {
     assert_eq!(listed["more"], false);
     let page = r.req("GET", &format!("/v1/slots/{slot}/events?after=0&limit=2"), Some(&owner), b"").json();
     assert_eq!((page["events"].as_array().unwrap().len(), page["more"].as_bool()), (2, Some(true)));
+    // A byte budget cuts the page (envelopes of 305, 1073 and 305 bytes), never below one.
+    let bytes = |b: usize| {
+        let page = r.req("GET", &format!("/v1/slots/{slot}/events?max_bytes={b}"), Some(&owner), b"").json();
+        (page["events"].as_array().unwrap().len(), page["more"].as_bool().unwrap())
+    };
+    assert_eq!(bytes(1_400), (2, true));
+    assert_eq!(bytes(10), (1, true), "at least one envelope");
+    assert_eq!(bytes(1 << 20), (3, false));
     assert_eq!(r.req("GET", "/healthz", None, b"").json()["status"], "ok");
     let metrics = r.req("GET", "/metrics", None, b"").text();
     assert!(metrics.contains("wire_relay_appends_total 3"), "{metrics}");

@@ -72,6 +72,9 @@ pub struct Config {
     pub rendezvous_ttl: Duration,
     /// Longest a rendezvous long-poll waits.
     pub rendezvous_wait: Duration,
+    /// Bytes of rendezvous messages held in memory across all nameplates (a full relay
+    /// answers 507 to new messages until pairings end).
+    pub rendezvous_max_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
     /// How often retention, nameplate expiry and rate-limit sweeps run.
@@ -100,6 +103,7 @@ impl Default for Config {
             keepalive: Duration::from_secs(15),
             rendezvous_ttl: Duration::from_secs(10 * 60),
             rendezvous_wait: Duration::from_secs(30),
+            rendezvous_max_bytes: 64 << 20,
             drain_timeout: Duration::from_secs(10),
             maintenance_interval: Duration::from_secs(15),
             clock: wire_core::clock::system(),

@@ -172,8 +172,12 @@ async fn maintenance(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<b
         let instant = Instant::now();
         relay.ip_limit.sweep(instant);
         relay.token_limit.sweep(instant);
-        let open = lock(&relay.rendezvous).sweep(now);
+        let (open, held) = {
+            let mut rv = lock(&relay.rendezvous);
+            (rv.sweep(now), rv.bytes())
+        };
         relay.metrics.nameplates_open.store(open as u64, std::sync::atomic::Ordering::Relaxed);
+        relay.metrics.rendezvous_bytes.store(held as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -42,6 +42,7 @@ metrics! {
     streams_open: "gauge", "Open SSE streams.";
     nameplates_open: "gauge", "Open rendezvous nameplates.";
     rendezvous_waiting: "gauge", "Rendezvous long polls waiting for a message.";
+    rendezvous_bytes: "gauge", "Bytes of rendezvous messages held in memory.";
 }
 
 /// A gauge held up while this value lives.

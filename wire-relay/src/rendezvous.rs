@@ -33,6 +33,13 @@ pub(crate) struct Rendezvous {
     pub(crate) plates: BTreeMap<u32, Plate>,
 }
 
+impl Plate {
+    /// Bytes of messages this nameplate holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.messages.iter().map(|(_, _, b)| b.len()).sum()
+    }
+}
+
 impl Rendezvous {
     /// Opens the smallest free nameplate (short codes), with `host` as side 0.
     pub(crate) fn open(&mut self, host: Hash, expires_at: u64) -> Option<u32> {
@@ -56,6 +63,11 @@ impl Rendezvous {
     /// Which side `token_hash` is on `number`.
     pub(crate) fn side(&self, number: u32, token_hash: &Hash) -> Option<usize> {
         self.plates.get(&number)?.sides.iter().position(|s| s == token_hash)
+    }
+
+    /// Bytes of messages held across all nameplates.
+    pub(crate) fn bytes(&self) -> usize {
+        self.plates.values().map(Plate::bytes).sum()
     }
 
     /// Drops nameplates past their expiry; returns how many remain.

@@ -570,9 +570,19 @@ async fn post_message(relay: &Relay, n: u32, req: Request<Incoming>) -> Result<R
     if plate.messages.len() >= MAX_MESSAGES {
         return Err(ApiError::new(ErrorCode::QuotaExceeded, "too many messages on this nameplate"));
     }
+    let held = rv.bytes();
+    if held + body.len() > relay.config.rendezvous_max_bytes {
+        return Err(ApiError::new(
+            ErrorCode::QuotaExceeded,
+            "this relay holds as many pairing messages as it may; retry in a minute",
+        ));
+    }
+    let plate = rv.plates.get_mut(&n).ok_or_else(|| no_plate(n))?;
     let seq = plate.messages.len() as u64 + 1;
+    let len = body.len();
     plate.messages.push((side, seq, body));
     plate.notify.notify_waiters();
+    relay.metrics.rendezvous_bytes.store((held + len) as u64, std::sync::atomic::Ordering::Relaxed);
     Ok(json(StatusCode::CREATED, &serde_json::json!({ "seq": seq })))
 }
 

@@ -61,6 +61,9 @@ pub struct Args {
     /// Most simultaneous event streams per slot.
     #[arg(long, env = "WIRE_RELAY_MAX_STREAMS_PER_SLOT", default_value_t = Config::default().max_streams_per_slot)]
     max_streams_per_slot: usize,
+    /// Most bytes of code-pairing messages held in memory, all nameplates together.
+    #[arg(long, env = "WIRE_RELAY_RENDEZVOUS_MAX_BYTES", default_value_t = Config::default().rendezvous_max_bytes)]
+    rendezvous_max_bytes: usize,
 }
 
 /// `Config::default().retention` as the flag spells it (a unit test keeps them equal).
@@ -99,6 +102,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
         token_rate: rate(args.token_rate),
         max_connections: args.max_connections,
         max_streams_per_slot: args.max_streams_per_slot,
+        rendezvous_max_bytes: args.rendezvous_max_bytes,
         ..Config::default()
     };
     let tls = match (&args.tls_cert, &args.tls_key) {

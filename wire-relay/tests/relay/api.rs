@@ -516,3 +516,29 @@ fn an_unused_nameplate_closes_on_timeout() {
     let metrics = r.req("GET", "/metrics", None, b"").text();
     assert!(metrics.contains("wire_relay_nameplates_open 0"), "{metrics}");
 }
+
+#[test]
+fn rendezvous_memory_is_bounded_across_nameplates() {
+    // Room for three 40 KiB messages: the fourth, on whichever nameplate, is refused.
+    let r = relay_with(false, |c| c.rendezvous_max_bytes = 3 * 40 * 1024);
+    let body = vec![7u8; 40 * 1024];
+    let mut stored = 0;
+    let mut refused = None;
+    for _ in 0..4 {
+        let opened = r.req("POST", "/v1/rendezvous", None, b"");
+        let (n, side) = (
+            opened.json()["nameplate"].as_str().unwrap().to_owned(),
+            opened.json()["side_token"].as_str().unwrap().to_owned(),
+        );
+        let posted = r.req("POST", &format!("/v1/rendezvous/{n}/messages"), Some(&side), &body);
+        if posted.status == 201 {
+            stored += 1;
+        } else {
+            refused = Some(posted);
+        }
+    }
+    let refused = refused.expect("the cap was reached");
+    assert_eq!((stored, refused.status, refused.code().as_str()), (3, 507, "quota_exceeded"));
+    let metrics = r.req("GET", "/metrics", None, b"").text();
+    assert!(metrics.contains(&format!("wire_relay_rendezvous_bytes {}", 3 * 40 * 1024)), "{metrics}");
+}

@@ -153,6 +153,11 @@ pub fn peers(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How an item that waits for delivery has fared so far.
+fn retries(attempts: u32, last_error: &Option<String>) -> String {
+    format!("{attempts} attempt(s); last error: {}", last_error.as_deref().unwrap_or("none yet"))
+}
+
 /// `wire status`.
 pub fn status(json: bool) -> anyhow::Result<()> {
     let v = runtime()?.block_on(open()?.status())?;
@@ -182,12 +187,7 @@ pub fn status(json: bool) -> anyhow::Result<()> {
         println!("    {n} x {}", output::untrusted(reason));
     }
     for r in &v.reintroductions {
-        println!(
-            "  re-introduction to {} waiting ({} attempt(s); last error: {})",
-            face(&r.to),
-            r.attempts,
-            r.last_error.as_deref().unwrap_or("none yet")
-        );
+        println!("  re-introduction to {} waiting ({})", face(&r.to), retries(r.attempts, &r.last_error));
     }
     for p in &v.needs_repair {
         println!("  {} NEEDS RE-PAIRING: its re-introduction never reached it", face(p));
@@ -288,12 +288,7 @@ pub fn pending(json: bool) -> anyhow::Result<()> {
         println!("waiting for {} ({flow})", face(&o.to));
     }
     for a in &p.answers {
-        println!(
-            "answer to {} not delivered yet ({} attempt(s); last error: {})",
-            face(&a.to),
-            a.attempts,
-            a.last_error.as_deref().unwrap_or("none yet")
-        );
+        println!("answer to {} not delivered yet ({})", face(&a.to), retries(a.attempts, &a.last_error));
     }
     if !p.answers.is_empty() {
         eprintln!("the answers are retried at every sync; `wire reject <nick>` gives one up (unpins and revokes)");

@@ -64,6 +64,8 @@ impl Endpoint {
         // Whether the relay's store is not the one our cursor counts in: then we read from
         // its floor and check repeats against the whole inbox.
         let mut rewound = false;
+        // Whether the account changed without a batch saving it (a first incarnation).
+        let mut unsaved = false;
         let mut done = false;
         while !done {
             let events: Vec<StoredEnvelope> = match streamed.take() {
@@ -92,6 +94,7 @@ impl Endpoint {
                                 .await
                                 .map_err(gone)?;
                         }
+                        unsaved |= account.incarnation.as_ref() != Some(&now);
                         account.incarnation = Some(now);
                     }
                     done = !page.more;
@@ -148,13 +151,12 @@ impl Endpoint {
             self.home.save(&peers)?;
             self.home.save(&pending)?;
             self.home.save(&account)?;
+            unsaved = false;
             client.ack(&account.slot, &account.owner_token, last).await.map_err(gone)?;
         }
-        if rewound {
-            report.reread = true;
+        report.reread = rewound;
+        if unsaved {
             self.home.save(&account)?;
-        } else if account.incarnation != self.account()?.incarnation {
-            self.home.save(&account)?; // first sight of the relay's incarnation
         }
         drop(client);
         for did in later.due {

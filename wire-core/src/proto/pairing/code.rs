@@ -25,29 +25,25 @@
 //! one try per pairing, 1 in 10^6 (version 1 let it choose its card after seeing both).
 //!
 //! Every state is plain data ([`CodePairing`] is `Serialize`), and the SPAKE2 scalar is
-//! drawn from a [`SeededRng`] over a persisted seed, so a detached pairing survives a
+//! drawn from a [`SeededRng`](crate::proto::rng::SeededRng) over a persisted seed, so a detached pairing survives a
 //! restart of whichever process drives it. Any message that is not the one the current
 //! state waits for aborts cleanly; the relay never learns the code.
+
+mod schedule;
 
 use core::fmt;
 use core::time::Duration;
 
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use spake2::{Ed25519Group, Identity as PakeIdentity, Password, Spake2};
 use zeroize::Zeroizing;
 
+use self::schedule::{Keys, commitment, confirm_mac, derive_keys, open, sas_digits, sas_nonce, seal, spake};
 use super::{Paired, Tier};
 use crate::proto::b64;
 use crate::proto::card::Card;
 use crate::proto::character::{ADJECTIVES, NOUNS};
-use crate::proto::labels;
-use crate::proto::rng::SeededRng;
 use crate::proto::secret::{Secret32, Token};
 use crate::proto::signed::Signed;
 use crate::proto::time::UnixMillis;
@@ -269,21 +265,6 @@ fn version_one() -> u64 {
 
 fn six() -> u32 {
     SAS_DIGITS
-}
-
-/// Keys derived from the PAKE key, each bound to the transcript.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Keys {
-    confirm_mine: Secret32,
-    confirm_theirs: Secret32,
-    send: Secret32,
-    recv: Secret32,
-    sas: Secret32,
-    send_seq: u64,
-    recv_seq: u64,
-    /// SHA-256 of the PAKE identity and both PAKE messages (commitments bind it).
-    #[serde(default, with = "b64::fixed")]
-    transcript: [u8; 32],
 }
 
 /// The peer as learned from its Hello.
@@ -715,264 +696,9 @@ impl CodePairing {
     }
 }
 
-fn spake(code: &Code, seed: &Secret32) -> (Spake2<Ed25519Group>, Vec<u8>) {
-    Spake2::<Ed25519Group>::start_symmetric_with_rng(
-        &Password::new(code.expose().as_bytes()),
-        &PakeIdentity::new(labels::PAKE_IDENTITY),
-        SeededRng::new(seed, b"spake2"),
-    )
-}
-
-fn derive_keys(key: &[u8], host_msg: &[u8], guest_msg: &[u8], role: Role) -> Keys {
-    let transcript = Sha256::new()
-        .chain_update(labels::PAKE_IDENTITY)
-        .chain_update((host_msg.len() as u64).to_be_bytes())
-        .chain_update(host_msg)
-        .chain_update((guest_msg.len() as u64).to_be_bytes())
-        .chain_update(guest_msg)
-        .finalize();
-    let hk = Hkdf::<Sha256>::new(Some(&transcript), key);
-    let expand = |parts: &[&[u8]]| {
-        let mut out = [0u8; 32];
-        hk.expand_multi_info(parts, &mut out).expect("32 bytes is a valid HKDF-SHA256 length");
-        Secret32::from_bytes(out)
-    };
-    let direction = |from: Role| -> Vec<u8> { [from.name(), b"->", from.peer().name()].concat() };
-    Keys {
-        confirm_mine: expand(&[labels::PAKE_CONFIRM, role.name()]),
-        confirm_theirs: expand(&[labels::PAKE_CONFIRM, role.peer().name()]),
-        send: expand(&[labels::PAKE_CHANNEL, &direction(role)]),
-        recv: expand(&[labels::PAKE_CHANNEL, &direction(role.peer())]),
-        sas: expand(&[labels::SAS]),
-        send_seq: 0,
-        recv_seq: 0,
-        transcript: transcript.into(),
-    }
-}
-
-fn confirm_mac(key: &Secret32) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
-    mac.update(labels::PAKE_CONFIRM);
-    mac
-}
-
-/// A side's SAS nonce: 32 bytes from its persisted seed.
-fn sas_nonce(seed: &Secret32) -> [u8; 32] {
-    let mut n = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut SeededRng::new(seed, labels::SAS_NONCE), &mut n);
-    n
-}
-
-/// C = SHA-256("wire/v2/sas-commit" || role || transcript || SHA-256(card payload) || n).
-fn commitment(role: Role, transcript: &[u8; 32], card: &Card, n: &[u8; 32]) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(labels::SAS_COMMIT)
-        .chain_update(role.name())
-        .chain_update(transcript)
-        .chain_update(Sha256::digest(&card.signed().payload))
-        .chain_update(n)
-        .finalize()
-        .into()
-}
-
-/// SAS = HKDF-Expand(sas_key, "wire/v2/sas" || host DID || 0 || guest DID || 0 ||
-/// SHA-256(host card payload) || SHA-256(guest card payload) || n_host || n_guest, 8) as
-/// u64 BE mod 10^digits.
-fn sas_digits(sas_key: &Secret32, host: (&Card, &[u8; 32]), guest: (&Card, &[u8; 32]), digits: u32) -> String {
-    let hk = Hkdf::<Sha256>::from_prk(sas_key.expose()).expect("32-byte PRK");
-    let host_hash = Sha256::digest(&host.0.signed().payload);
-    let guest_hash = Sha256::digest(&guest.0.signed().payload);
-    let mut out = [0u8; 8];
-    hk.expand_multi_info(
-        &[
-            labels::SAS_V2,
-            host.0.did().as_str().as_bytes(),
-            &[0],
-            guest.0.did().as_str().as_bytes(),
-            &[0],
-            &host_hash,
-            &guest_hash,
-            host.1,
-            guest.1,
-        ],
-        &mut out,
-    )
-    .expect("8 bytes is a valid HKDF-SHA256 length");
-    format!("{:0width$}", u64::from_be_bytes(out) % 10u64.pow(digits), width = digits as usize)
-}
-
-fn nonce(seq: u64) -> [u8; 12] {
-    let mut n = [0; 12];
-    n[4..].copy_from_slice(&seq.to_be_bytes());
-    n
-}
-
-fn seal(keys: &mut Keys, inner: &Inner) -> Vec<u8> {
-    let plain = Zeroizing::new(serde_json::to_vec(inner).expect("inner message serializes"));
-    let aead = ChaCha20Poly1305::new_from_slice(keys.send.expose()).expect("32-byte key");
-    let seq = keys.send_seq;
-    let ct = aead
-        .encrypt(&nonce(seq).into(), Payload { msg: &plain, aad: labels::PAKE_CHANNEL })
-        .expect("in-memory AEAD cannot fail");
-    keys.send_seq += 1;
-    encode(&Wire::Sealed { seq, ct })
-}
-
-/// Opens the next message from the peer; a replayed, skipped or forged one gives `None`.
-fn open(keys: &mut Keys, seq: u64, ct: &[u8]) -> Option<Inner> {
-    if seq != keys.recv_seq {
-        return None;
-    }
-    let aead = ChaCha20Poly1305::new_from_slice(keys.recv.expose()).expect("32-byte key");
-    let plain = Zeroizing::new(aead.decrypt(&nonce(seq).into(), Payload { msg: ct, aad: labels::PAKE_CHANNEL }).ok()?);
-    keys.recv_seq += 1;
-    serde_json::from_slice(&plain).ok()
-}
-
 fn encode(wire: &Wire) -> Vec<u8> {
     serde_json::to_vec(wire).expect("wire message serializes")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::identity::Identity;
-
-    impl CodePairing {
-        /// A shorter SAS, so a test can play an attacker in a bounded number of tries.
-        fn with_sas_len(mut self, digits: u32) -> Self {
-            self.sas_len = digits;
-            self
-        }
-    }
-
-    /// Version 1's SAS: over both cards only, so whoever controls one card chooses it after
-    /// seeing the other.
-    fn sas_v1(sas_key: &Secret32, host: &Card, guest: &Card, digits: u32) -> String {
-        let hk = Hkdf::<Sha256>::from_prk(sas_key.expose()).unwrap();
-        let (h, g) = (Sha256::digest(&host.signed().payload), Sha256::digest(&guest.signed().payload));
-        let mut out = [0u8; 8];
-        let info: [&[u8]; 7] =
-            [labels::SAS, host.did().as_str().as_bytes(), &[0], guest.did().as_str().as_bytes(), &[0], &h, &g];
-        hk.expand_multi_info(&info, &mut out).unwrap();
-        format!("{:0w$}", u64::from_be_bytes(out) % 10u64.pow(digits), w = digits as usize)
-    }
-
-    fn card(seed: u8, at: u64) -> (Identity, Card) {
-        let id = Identity::from_secret_bytes(&[seed; 32], [seed ^ 0x55; 32]);
-        let card = Card::issue(&id, vec![], vec!["message".into()], UnixMillis(at));
-        (id, card)
-    }
-
-    fn side(role: Role, seed: u8, card: &Card) -> (CodePairing, Vec<Vec<u8>>) {
-        let code = Code::parse("7-brave-otter").unwrap();
-        let token = Token::new("send.test-token-00").unwrap();
-        let now = UnixMillis(1_000);
-        let (p, out) =
-            CodePairing::start(role, code, card.clone(), token, Secret32::from_bytes([seed; 32]), now, DEFAULT_TIMEOUT);
-        (p.with_sas_len(3), out.send)
-    }
-
-    /// Delivers messages both ways until neither side has anything to say.
-    fn pump(a: &mut CodePairing, b: &mut CodePairing, mut to_a: Vec<Vec<u8>>, mut to_b: Vec<Vec<u8>>) {
-        let now = UnixMillis(2_000);
-        while !to_a.is_empty() || !to_b.is_empty() {
-            for m in std::mem::take(&mut to_a) {
-                to_b.extend(a.receive(&m, now).send);
-            }
-            for m in std::mem::take(&mut to_b) {
-                to_a.extend(b.receive(&m, now).send);
-            }
-        }
-    }
-
-    fn sas_of(p: &CodePairing) -> String {
-        p.sas().expect("digits ready").to_owned()
-    }
-
-    /// A relay (or anyone) that knows the spoken code runs one PAKE with each side and tries
-    /// to make both screens show the same digits. With a 3-digit SAS, version 1 falls to a
-    /// few thousand tries of its own card; version 2's commitments leave it one try.
-    #[test]
-    fn an_attacker_who_knows_the_code_grinds_version_1_and_gets_one_try_at_version_2() {
-        let (_, host_card) = card(1, 10);
-        let (_, guest_card) = card(2, 10);
-        let (mitm, mitm_card) = card(9, 10);
-
-        // Version 1, at the derivation: the attacker holds both PAKE keys and both honest
-        // cards, fixes its card towards the guest, then grinds its card towards the host.
-        let (k_host, k_guest) = (Secret32::from_bytes([11; 32]), Secret32::from_bytes([12; 32]));
-        let target = sas_v1(&k_guest, &mitm_card, &guest_card, 3);
-        let tries = (1..=50_000u64)
-            .find(|t| sas_v1(&k_host, &host_card, &Card::issue(&mitm, vec![], vec![], UnixMillis(*t)), 3) == target);
-        assert!(tries.is_some(), "the version 1 grind succeeds within the bound: the attack is real");
-
-        // Version 2, through the real state machines. Channel 1: host <-> attacker (guest).
-        let (mut host, host_out) = side(Role::Host, 1, &host_card);
-        let (mut m_guest, mg_out) = side(Role::Guest, 21, &mitm_card);
-        pump(&mut host, &mut m_guest, mg_out, host_out);
-        let host_sas = sas_of(&host);
-        // Channel 2: attacker (host) <-> guest. The attacker withholds its own opening until
-        // it has the guest's, then looks for a card that would match the host's digits.
-        let (mut m_host, mh_out) = side(Role::Host, 22, &mitm_card);
-        let (mut guest, guest_out) = side(Role::Guest, 2, &guest_card);
-        let now = UnixMillis(2_000);
-        let to_guest = m_host.receive(&guest_out[0], now).send; // [confirm, commitment]
-        let mut from_guest = guest.receive(&mh_out[0], now).send; // [confirm, commitment]
-        for m in &to_guest {
-            from_guest.extend(guest.receive(m, now).send); // it holds the commitment: its opening
-        }
-        assert_eq!(from_guest.len(), 3, "confirm, commitment, opening");
-        let mut withheld = Vec::new();
-        for m in &from_guest {
-            withheld.extend(m_host.receive(m, now).send); // the attacker's own opening: kept back
-        }
-        // The guest revealed (it held the attacker's commitment); the attacker now knows
-        // every input of the guest's SAS except what it committed to.
-        let State::AwaitingOperator { keys, .. } = &m_host.state else {
-            panic!("the attacker has the guest's opening")
-        };
-        let guest_n = match &guest.state {
-            State::AwaitingPeerHello { .. } => sas_nonce(&Secret32::from_bytes([2; 32])),
-            other => panic!("the guest waits for the attacker's opening, not {other:?}"),
-        };
-        let n = sas_nonce(&Secret32::from_bytes([22; 32]));
-        let forged = (1..=50_000u64)
-            .map(|t| Card::issue(&mitm, vec![], vec!["message".into()], UnixMillis(t)))
-            .find(|c| sas_digits(&keys.sas, (c, &n), (&guest_card, &guest_n), 3) == host_sas);
-        let forged = forged.expect("offline, a matching card is easy to find");
-        // ... but the guest takes only the opening the attacker committed to.
-        let mut k = keys.clone();
-        k.send_seq = 1;
-        let fake =
-            seal(&mut k, &Inner::Hello { card: forged.signed().clone(), send_token: m_host.my_token.clone(), n });
-        let mut honest_guest = guest.clone();
-        guest.receive(&fake, now);
-        assert_eq!(guest.status(), Status::Aborted { reason: AbortReason::ProtocolViolation, by_peer: false });
-        assert!(guest.paired().is_none());
-        // Its one try, the committed opening, shows other digits than the host's screen.
-        assert_eq!(withheld.len(), 1);
-        honest_guest.receive(&withheld[0], now);
-        assert_ne!(sas_of(&honest_guest), host_sas, "one try in 10^3 here (10^6 with six digits), and it missed");
-    }
-
-    #[test]
-    fn codes_parse_forgivingly_and_name_typos() {
-        let code = Code::parse("  17 Brave_Otter ").expect("valid");
-        assert_eq!(code.expose(), "17-brave-otter");
-        assert_eq!(code.nameplate(), "17");
-        assert_eq!(Code::parse("17-brave"), Err(CodeError::Malformed));
-        assert_eq!(Code::parse("x7-brave-otter"), Err(CodeError::BadNameplate));
-        assert_eq!(Code::parse("17-brvae-otter"), Err(CodeError::UnknownWord("brvae".into())));
-        assert_eq!(format!("{code:?}"), "Code(17-..)", "the secret words never print");
-    }
-
-    #[test]
-    fn generated_codes_parse() {
-        let mut rng = SeededRng::new(&Secret32::from_bytes([5; 32]), b"test");
-        for _ in 0..100 {
-            let code = Code::generate("42", &mut rng).expect("valid nameplate");
-            assert_eq!(Code::parse(code.expose()), Ok(code));
-        }
-    }
-}
+mod tests;

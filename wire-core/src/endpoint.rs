@@ -541,10 +541,13 @@ impl Endpoint {
             let delivered = self.try_item(&item, &mut PullReport::default()).await?;
             answer = Some(if delivered { AnswerState::Delivered } else { AnswerState::Queued });
         } else {
-            let out = request.reject(&self.identity, None, self.home.now(), &mut OsRng)?;
+            // Telling the dialer is a courtesy; the decision stands if it cannot be told (or
+            // its card names nowhere to tell it).
+            let out = request.reject(&self.identity, None, self.home.now(), &mut OsRng);
             self.home.save(&pending)?;
-            // Telling the dialer is a courtesy; the decision stands if it cannot be told.
-            let _ = post(&self.identity, &out).await;
+            if let Ok(out) = out {
+                let _ = post(&self.identity, &out).await;
+            }
         }
         let decision = if accept { Decision::Accepted } else { Decision::Rejected };
         Ok(DecisionReport { peer: face, decision, answer })

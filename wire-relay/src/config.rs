@@ -64,6 +64,15 @@ pub struct Config {
     pub token_rate: Rate,
     /// Simultaneous connections.
     pub max_connections: usize,
+    /// Simultaneous connections from one client IP (Unix-socket clients count as
+    /// loopback); past it new connections are closed at once.
+    pub max_connections_per_ip: usize,
+    /// Longest a client may take to send a request's head, and again its body; a connection
+    /// past it is closed (slow senders cannot hold connections).
+    pub request_timeout: Duration,
+    /// Slots one client IP may allocate: a rate, so the store cannot be filled from one
+    /// address.
+    pub slot_rate: Rate,
     /// Simultaneous SSE streams per slot.
     pub max_streams_per_slot: usize,
     /// SSE keep-alive comment interval.
@@ -75,6 +84,8 @@ pub struct Config {
     /// Bytes of rendezvous messages held in memory across all nameplates (a full relay
     /// answers 507 to new messages until pairings end).
     pub rendezvous_max_bytes: usize,
+    /// Open nameplates one client IP may hold a side of (opened or joined).
+    pub rendezvous_per_ip: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
     /// How often retention, nameplate expiry and rate-limit sweeps run.
@@ -99,11 +110,15 @@ impl Default for Config {
             ip_rate: Rate { per_sec: 100.0, burst: 400.0 },
             token_rate: Rate { per_sec: 50.0, burst: 200.0 },
             max_connections: 16_384,
+            max_connections_per_ip: 512,
+            request_timeout: Duration::from_secs(30),
+            slot_rate: Rate { per_sec: 120.0 / 3600.0, burst: 100.0 },
             max_streams_per_slot: 8,
             keepalive: Duration::from_secs(15),
             rendezvous_ttl: Duration::from_secs(10 * 60),
             rendezvous_wait: Duration::from_secs(30),
             rendezvous_max_bytes: 64 << 20,
+            rendezvous_per_ip: 32,
             drain_timeout: Duration::from_secs(10),
             maintenance_interval: Duration::from_secs(15),
             clock: wire_core::clock::system(),

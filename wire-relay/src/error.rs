@@ -91,6 +91,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::CursorExpired => StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

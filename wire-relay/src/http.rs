@@ -90,6 +90,14 @@ pub(crate) async fn accept_loop(
             accepted = accept(&listener) => accepted,
         };
         let Some((stream, peer)) = accepted else { continue };
+        // One address cannot take every place: past its share the connection is closed
+        // unread (the client sees a reset and may retry later).
+        let Some(share) = crate::state::IpShare::take(&relay, peer) else {
+            Metrics::inc(&relay.metrics.connections_refused_total);
+            drop(stream);
+            continue;
+        };
+        let permit = (permit, share);
         let relay = relay.clone();
         match (stream, &tls) {
             (Stream::Tcp(tcp), Some(acceptor)) => {
@@ -108,12 +116,12 @@ pub(crate) async fn accept_loop(
                 let _ = tcp.set_nodelay(true);
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if crate::lean::is_stream_request(&tcp).await {
+                    if crate::lean::is_stream_request(&tcp, relay.config.request_timeout).await {
                         Metrics::inc(&relay.metrics.connections_open);
                         let metrics = relay.metrics.clone();
                         crate::lean::serve(tcp, relay, peer).await;
+                        drop(permit); // before the gauge drops: a reader of it may connect at once
                         Metrics::dec(&metrics.connections_open);
-                        drop(permit);
                     } else {
                         serve_connection(tcp, peer, relay, watcher, permit).await;
                     }
@@ -159,12 +167,13 @@ async fn serve_connection<S>(
     peer: IpAddr,
     relay: Arc<Relay>,
     watcher: hyper_util::server::graceful::Watcher,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    permit: (tokio::sync::OwnedSemaphorePermit, crate::state::IpShare),
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     Metrics::inc(&relay.metrics.connections_open);
     let metrics = relay.metrics.clone();
+    let request_timeout = relay.config.request_timeout;
     let service = service_fn(move |req: Request<Incoming>| {
         let relay = relay.clone();
         async move { Ok::<_, Infallible>(crate::routes::handle(&relay, req, peer).await) }
@@ -172,11 +181,14 @@ async fn serve_connection<S>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30))
+        // Hyper's timer runs from the first wait for a head (an idle keep-alive connection
+        // too) to the head's end; bodies are timed in `routes::read_body`.
+        .header_read_timeout(request_timeout)
         .max_buf_size(64 * 1024)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let _ = watcher.watch(conn).await;
+    drop(permit); // before the gauge drops: a reader of it may connect at once
     Metrics::dec(&metrics.connections_open);
 }
 

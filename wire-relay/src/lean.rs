@@ -20,9 +20,9 @@ use crate::state::Relay;
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Whether the connection starts with a stream request (looks at the first segment only).
-pub(crate) async fn is_stream_request(tcp: &TcpStream) -> bool {
+pub(crate) async fn is_stream_request(tcp: &TcpStream, timeout: Duration) -> bool {
     let mut first = [0u8; 128];
-    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), tcp.peek(&mut first)).await else { return false };
+    let Ok(Ok(n)) = tokio::time::timeout(timeout, tcp.peek(&mut first)).await else { return false };
     let Some(line_end) = first[..n].iter().position(|b| *b == b'\r') else { return false };
     let line = &first[..line_end];
     line.starts_with(b"GET /v1/slots/")
@@ -35,7 +35,7 @@ pub(crate) async fn is_stream_request(tcp: &TcpStream) -> bool {
 /// Serves one stream request on a connection that [`is_stream_request`] picked.
 pub(crate) async fn serve(mut tcp: TcpStream, relay: Arc<Relay>, peer: IpAddr) {
     crate::metrics::Metrics::inc(&relay.metrics.requests_total);
-    let head = match tokio::time::timeout(Duration::from_secs(30), read_head(&mut tcp)).await {
+    let head = match tokio::time::timeout(relay.config.request_timeout, read_head(&mut tcp)).await {
         Ok(Ok(head)) => head,
         _ => return,
     };

@@ -169,9 +169,14 @@ async fn maintenance(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<b
         {
             relay.metrics.expired_total.fetch_add(floors.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
+        let dead = relay.dead_grants(before);
+        if !dead.is_empty() {
+            let _ = relay.write(Op::PurgeGrants { ids: dead }).await;
+        }
         let instant = Instant::now();
         relay.ip_limit.sweep(instant);
         relay.token_limit.sweep(instant);
+        relay.slot_limit.sweep(instant);
         let (open, held) = {
             let mut rv = lock(&relay.rendezvous);
             (rv.sweep(now), rv.bytes())

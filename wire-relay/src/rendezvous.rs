@@ -4,6 +4,7 @@
 //! memory: a relay restart ends pairings in progress (each side then times out cleanly).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,9 +19,14 @@ pub(crate) const MAX_MESSAGES: usize = 32;
 /// Largest message.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Nameplates are drawn at random below this (or ten times the open count, if larger), so
+/// codes stay short and a stranger cannot tell which numbers are in use.
+const SPACE: u32 = 1_000;
+
 #[derive(Debug)]
 pub(crate) struct Plate {
-    pub(crate) sides: Vec<Hash>,
+    /// Each side's token hash and the address that took it.
+    pub(crate) sides: Vec<(Hash, IpAddr)>,
     pub(crate) messages: Vec<(usize, u64, Bytes)>,
     pub(crate) expires_at: u64,
     pub(crate) closed: bool,
@@ -41,16 +47,23 @@ impl Plate {
 }
 
 impl Rendezvous {
-    /// Opens the smallest free nameplate (short codes), with `host` as side 0.
-    pub(crate) fn open(&mut self, host: Hash, expires_at: u64) -> Option<u32> {
+    /// Opens a free nameplate drawn at random, with `host` (from `ip`) as side 0.
+    pub(crate) fn open(&mut self, host: Hash, ip: IpAddr, expires_at: u64) -> Option<u32> {
         if self.plates.len() >= MAX_OPEN {
             return None;
         }
-        let number = (1..).find(|n| !self.plates.contains_key(n))?;
+        let space = SPACE.max(10 * self.plates.len() as u32);
+        // At most a tenth of the space is taken, so a free number turns up within a few draws.
+        let number = loop {
+            let n = 1 + rand_core::RngCore::next_u32(&mut rand_core::OsRng) % space;
+            if !self.plates.contains_key(&n) {
+                break n;
+            }
+        };
         self.plates.insert(
             number,
             Plate {
-                sides: vec![host],
+                sides: vec![(host, ip)],
                 messages: Vec::new(),
                 expires_at,
                 closed: false,
@@ -60,9 +73,14 @@ impl Rendezvous {
         Some(number)
     }
 
+    /// Sides of open nameplates that `ip` holds.
+    pub(crate) fn held_by(&self, ip: IpAddr) -> usize {
+        self.plates.values().filter(|p| !p.closed).flat_map(|p| &p.sides).filter(|(_, at)| *at == ip).count()
+    }
+
     /// Which side `token_hash` is on `number`.
     pub(crate) fn side(&self, number: u32, token_hash: &Hash) -> Option<usize> {
-        self.plates.get(&number)?.sides.iter().position(|s| s == token_hash)
+        self.plates.get(&number)?.sides.iter().position(|(s, _)| s == token_hash)
     }
 
     /// Bytes of messages held across all nameplates.

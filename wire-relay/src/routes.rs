@@ -27,7 +27,7 @@ use wire_core::proto::time::UnixMillis;
 use crate::error::ApiError;
 use crate::http::{Body, json};
 use crate::metrics::{Gauge, Metrics};
-use crate::rendezvous::{MAX_MESSAGE_BYTES, MAX_MESSAGES};
+use crate::rendezvous::{MAX_MESSAGE_BYTES, MAX_MESSAGES, Rendezvous};
 use crate::state::{Caller, Relay, lock, random_id, sha256};
 use crate::store::{GrantRow, Op, Outcome, Quota};
 
@@ -70,7 +70,7 @@ async fn route(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Resu
     }
     relay.rate_limit_ip(peer)?;
     match (&method, segs.as_slice()) {
-        (&Method::POST, ["v1", "slots"]) => allocate(relay).await,
+        (&Method::POST, ["v1", "slots"]) => allocate(relay, peer).await,
         (&Method::POST, ["v1", "slots", id, "grants"]) => grant(relay, &slot_id(id)?, req).await,
         (&Method::DELETE, ["v1", "slots", id, "grants", grant_id]) => {
             revoke(relay, &slot_id(id)?, grant_id, &req).await
@@ -82,8 +82,8 @@ async fn route(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Resu
         (&Method::POST, ["v1", "slots", id, "ack"]) => ack(relay, &slot_id(id)?, req).await,
         (&Method::POST, ["v1", "handles"]) => claim_handle(relay, req).await,
         (&Method::GET, [".well-known", "wire", "agent"]) => resolve_handle(relay, &req).await,
-        (&Method::POST, ["v1", "rendezvous"]) => open_nameplate(relay),
-        (&Method::POST, ["v1", "rendezvous", n, "join"]) => join_nameplate(relay, nameplate(n)?),
+        (&Method::POST, ["v1", "rendezvous"]) => open_nameplate(relay, peer),
+        (&Method::POST, ["v1", "rendezvous", n, "join"]) => join_nameplate(relay, nameplate(n)?, peer),
         (&Method::POST, ["v1", "rendezvous", n, "messages"]) => post_message(relay, nameplate(n)?, req).await,
         (&Method::GET, ["v1", "rendezvous", n, "messages"]) => poll_messages(relay, nameplate(n)?, &req).await,
         (&Method::DELETE, ["v1", "rendezvous", n]) => close_nameplate(relay, nameplate(n)?, &req),
@@ -160,7 +160,15 @@ async fn read_body(relay: &Relay, req: Request<Incoming>, limit: usize) -> Resul
             return Err(too_large(&declared));
         }
     }
-    match http_body_util::Limited::new(req.into_body(), limit).collect().await {
+    let collect = http_body_util::Limited::new(req.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(relay.config.request_timeout, collect).await else {
+        Metrics::inc(&relay.metrics.request_timeouts_total);
+        return Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the request body did not arrive within {:?}; send it at once", relay.config.request_timeout),
+        ));
+    };
+    match collected {
         Ok(collected) => {
             let bytes = collected.to_bytes();
             relay.metrics.request_bytes_total.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -192,7 +200,11 @@ impl Relay {
 
 // ------------------------------------------------------------------ slots and grants
 
-async fn allocate(relay: &Relay) -> Result<Response<Body>, ApiError> {
+async fn allocate(relay: &Relay, peer: IpAddr) -> Result<Response<Body>, ApiError> {
+    relay.slot_limit.check(peer, std::time::Instant::now()).map_err(|secs| {
+        Metrics::inc(&relay.metrics.rate_limited_total);
+        ApiError::rate_limited(secs)
+    })?;
     let id = random_id(16);
     let token = Token::random("own", &mut OsRng);
     relay
@@ -458,15 +470,15 @@ async fn claim_handle(relay: &Relay, req: Request<Incoming>) -> Result<Response<
     if body.nick != expected {
         return Err(ApiError::bad_request(format!("the handle must be the card's own nickname, `{expected}`")));
     }
-    let owns_a_listed_slot =
-        card.body().endpoints.iter().any(|e| relay.owner(e.slot.as_str(), token.as_deref()).is_ok());
-    if !owns_a_listed_slot {
+    let owned = card.body().endpoints.iter().find(|e| relay.owner(e.slot.as_str(), token.as_deref()).is_ok());
+    let Some(owned) = owned else {
         return Err(ApiError::forbidden(
             "claiming a handle needs the owner token of a slot on this relay that the card lists",
         ));
-    }
+    };
     let op = Op::ClaimHandle {
         nick: body.nick.clone(),
+        slot: owned.slot.as_str().to_owned(),
         did: card.did().to_string(),
         card: card.to_json(),
         now: relay.now_ms(),
@@ -506,11 +518,27 @@ async fn resolve_handle(relay: &Relay, req: &Request<Incoming>) -> Result<Respon
 
 // ------------------------------------------------------------------ rendezvous
 
-fn open_nameplate(relay: &Relay) -> Result<Response<Body>, ApiError> {
+/// Refuses a side for `peer` when it holds its share of open nameplates already.
+fn rendezvous_share(relay: &Relay, rv: &Rendezvous, peer: IpAddr) -> Result<(), ApiError> {
+    if rv.held_by(peer) < relay.config.rendezvous_per_ip {
+        return Ok(());
+    }
+    Metrics::inc(&relay.metrics.rendezvous_refused_total);
+    Err(ApiError::new(
+        ErrorCode::QuotaExceeded,
+        format!(
+            "this address holds {} pairings in progress, the most this relay allows; finish or cancel one",
+            relay.config.rendezvous_per_ip
+        ),
+    ))
+}
+
+fn open_nameplate(relay: &Relay, peer: IpAddr) -> Result<Response<Body>, ApiError> {
     let token = Token::random("side", &mut OsRng);
     let expires_at = relay.now_ms() + relay.config.rendezvous_ttl.as_millis() as u64;
     let mut rv = lock(&relay.rendezvous);
-    let number = rv.open(sha256(token.expose().as_bytes()), expires_at).ok_or_else(|| {
+    rendezvous_share(relay, &rv, peer)?;
+    let number = rv.open(sha256(token.expose().as_bytes()), peer, expires_at).ok_or_else(|| {
         ApiError::new(ErrorCode::QuotaExceeded, "too many pairings are in progress on this relay; retry in a minute")
     })?;
     relay.metrics.nameplates_open.store(rv.plates.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -526,9 +554,10 @@ fn no_plate(n: u32) -> ApiError {
     ))
 }
 
-fn join_nameplate(relay: &Relay, n: u32) -> Result<Response<Body>, ApiError> {
+fn join_nameplate(relay: &Relay, n: u32, peer: IpAddr) -> Result<Response<Body>, ApiError> {
     let token = Token::random("side", &mut OsRng);
     let mut rv = lock(&relay.rendezvous);
+    rendezvous_share(relay, &rv, peer)?;
     let plate = rv.plates.get_mut(&n).ok_or_else(|| no_plate(n))?;
     if plate.closed {
         return Err(ApiError::new(ErrorCode::Gone, format!("nameplate {n} is closed; start a new pairing")));
@@ -541,7 +570,7 @@ fn join_nameplate(relay: &Relay, n: u32) -> Result<Response<Body>, ApiError> {
             ),
         ));
     }
-    plate.sides.push(sha256(token.expose().as_bytes()));
+    plate.sides.push((sha256(token.expose().as_bytes()), peer));
     Ok(json(StatusCode::CREATED, &JoinResponse { side_token: token, expires_at: UnixMillis(plate.expires_at) }))
 }
 

@@ -48,6 +48,10 @@ pub(crate) struct Relay {
     pub(crate) ip_limit: Limiter<IpAddr>,
     pub(crate) token_limit: Limiter<Hash>,
     pub(crate) rendezvous: Mutex<Rendezvous>,
+    /// Slot allocations per client IP.
+    pub(crate) slot_limit: Limiter<IpAddr>,
+    /// Open connections per client IP ([`IpShare`]).
+    pub(crate) connections: Arc<Mutex<HashMap<IpAddr, usize>>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// This relay process's store incarnation, new at every start: list and stream answers
@@ -102,6 +106,8 @@ impl Relay {
         Self {
             ip_limit: Limiter::new(config.ip_rate),
             token_limit: Limiter::new(config.token_rate),
+            slot_limit: Limiter::new(config.slot_rate),
+            connections: Arc::default(),
             rendezvous: Mutex::new(Rendezvous::default()),
             config,
             engine,
@@ -147,6 +153,17 @@ impl Relay {
         self.config.clock.now().0
     }
 
+    /// Grants that expired before `before`: a retention period after its expiry a grant is
+    /// forgotten (until then its token still fails with "expired", not "unknown").
+    pub(crate) fn dead_grants(&self, before: u64) -> Vec<String> {
+        lock(&self.index)
+            .grants
+            .values()
+            .filter(|g| g.expires_at.is_some_and(|at| at < before))
+            .map(|g| g.id.clone())
+            .collect()
+    }
+
     /// The slot's cursor bounds.
     pub(crate) fn bounds(&self, slot: &str) -> Option<(u64, u64)> {
         lock(&self.index).slots.get(slot).map(|m| (m.floor, m.last_seq))
@@ -184,6 +201,16 @@ impl Relay {
                     Metrics::dec(&self.metrics.grants_active);
                 }
             }
+            (Op::PurgeGrants { ids }, Outcome::Done) => {
+                index.grants.retain(|_, g| {
+                    let purged = ids.contains(&g.id);
+                    if purged && !g.revoked {
+                        Metrics::dec(&self.metrics.grants_active);
+                    }
+                    !purged
+                });
+                self.metrics.grants_purged_total.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             (Op::Append { slot, consume_grant, .. }, Outcome::Appended { seq, duplicate: false }) => {
                 if let Some(meta) = index.slots.get_mut(slot) {
                     meta.last_seq = meta.last_seq.max(*seq);
@@ -207,6 +234,38 @@ impl Relay {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// One connection's place in its client IP's share of connections; given back on drop.
+#[derive(Debug)]
+pub(crate) struct IpShare {
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpShare {
+    /// A place for one more connection from `ip`, unless it holds its share already.
+    pub(crate) fn take(relay: &Relay, ip: IpAddr) -> Option<Self> {
+        let mut open = lock(&relay.connections);
+        let held = open.entry(ip).or_insert(0);
+        if *held >= relay.config.max_connections_per_ip {
+            return None;
+        }
+        *held += 1;
+        Some(Self { table: relay.connections.clone(), ip })
+    }
+}
+
+impl Drop for IpShare {
+    fn drop(&mut self) {
+        let mut open = lock(&self.table);
+        if let Some(held) = open.get_mut(&self.ip) {
+            *held -= 1;
+            if *held == 0 {
+                open.remove(&self.ip);
+            }
         }
     }
 }

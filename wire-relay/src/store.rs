@@ -101,6 +101,11 @@ pub enum Op {
         /// Grant id.
         id: String,
     },
+    /// Forget grants for good (retention of dead grants); unknown ids are skipped.
+    PurgeGrants {
+        /// Grant ids.
+        ids: Vec<String>,
+    },
     /// Append an envelope (idempotent by hash).
     Append {
         /// Slot id.
@@ -132,10 +137,13 @@ pub enum Op {
         /// Unix ms.
         before: u64,
     },
-    /// Claim a handle for a DID (first come, first served; the same DID may re-claim).
+    /// Claim a handle for a DID (first come, first served; the same DID may re-claim). A
+    /// slot holds one handle: claiming another releases the slot's earlier one.
     ClaimHandle {
         /// Nickname.
         nick: String,
+        /// The slot whose owner claims it.
+        slot: String,
         /// DID string.
         did: String,
         /// Signed card JSON.
@@ -301,6 +309,10 @@ pub(crate) mod contract {
         let s1 = snap.slots.iter().find(|s| s.id == "s1").expect("slot");
         assert_eq!((s1.last_seq, s1.floor, s1.owner_hash), (4, 2, [1; 32]));
 
+        // Purged grants are gone for good; unknown ids are skipped.
+        assert_eq!(one(store, Op::PurgeGrants { ids: vec!["g1".into(), "nope".into()] }), Outcome::Done);
+        assert!(store.load().expect("load").grants.iter().all(|g| g.id != "g1"));
+
         // Retention deletes by age and raises floors.
         match one(store, Op::Expire { before: 15 }) {
             Outcome::Expired { floors } => assert_eq!(floors, vec![("s1".to_owned(), 3), ("s2".to_owned(), 1)]),
@@ -311,6 +323,7 @@ pub(crate) mod contract {
         // Handles: first come first served, same DID may re-claim.
         let claim = |nick: &str, did: &str| Op::ClaimHandle {
             nick: nick.into(),
+            slot: format!("slot-of-{did}"),
             did: did.into(),
             card: did.as_bytes().to_vec(),
             now: 1,
@@ -320,5 +333,9 @@ pub(crate) mod contract {
         assert_eq!(one(store, claim("brave-otter", "did:a")), Outcome::Claimed);
         assert_eq!(store.handle("brave-otter").expect("handle"), Some(("did:a".into(), b"did:a".to_vec())));
         assert_eq!(store.handle("quiet-lantern").expect("handle"), None);
+        // One handle per slot: the slot's new claim releases its earlier one.
+        assert_eq!(one(store, claim("quiet-lantern", "did:a")), Outcome::Claimed);
+        assert_eq!(store.handle("brave-otter").expect("handle"), None);
+        assert!(store.handle("quiet-lantern").expect("handle").is_some());
     }
 }

@@ -15,6 +15,7 @@ pub fn config(sqlite: bool, dir: &std::path::Path) -> Config {
         store: if sqlite { StoreConfig::Sqlite { dir: dir.join("data") } } else { StoreConfig::Memory },
         ip_rate: wire_relay::Rate::OFF,
         token_rate: wire_relay::Rate::OFF,
+        slot_rate: wire_relay::Rate::OFF,
         ..Config::default()
     }
 }

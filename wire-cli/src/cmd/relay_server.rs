@@ -58,6 +58,18 @@ pub struct Args {
     /// Most simultaneous connections.
     #[arg(long, env = "WIRE_RELAY_MAX_CONNECTIONS", default_value_t = Config::default().max_connections)]
     max_connections: usize,
+    /// Most simultaneous connections from one client IP; past it connections are closed.
+    #[arg(long, env = "WIRE_RELAY_MAX_CONNECTIONS_PER_IP", default_value_t = Config::default().max_connections_per_ip)]
+    max_connections_per_ip: usize,
+    /// Longest a client may take to send a request's head, and again its body (e.g. 30s).
+    #[arg(long, env = "WIRE_RELAY_REQUEST_TIMEOUT", default_value = REQUEST_TIMEOUT, value_parser = wire_core::duration::parse)]
+    request_timeout: Duration,
+    /// Slots one client IP may allocate per hour (burst 100); 0 turns the limit off.
+    #[arg(long, env = "WIRE_RELAY_SLOTS_PER_HOUR", default_value_t = SLOTS_PER_HOUR)]
+    slots_per_hour: f64,
+    /// Code pairings in progress one client IP may hold a side of.
+    #[arg(long, env = "WIRE_RELAY_RENDEZVOUS_PER_IP", default_value_t = Config::default().rendezvous_per_ip)]
+    rendezvous_per_ip: usize,
     /// Most simultaneous event streams per slot.
     #[arg(long, env = "WIRE_RELAY_MAX_STREAMS_PER_SLOT", default_value_t = Config::default().max_streams_per_slot)]
     max_streams_per_slot: usize,
@@ -68,6 +80,10 @@ pub struct Args {
 
 /// `Config::default().retention` as the flag spells it (a unit test keeps them equal).
 const RETENTION: &str = "14d";
+/// `Config::default().request_timeout` as the flag spells it.
+const REQUEST_TIMEOUT: &str = "30s";
+/// `Config::default().slot_rate` per hour.
+const SLOTS_PER_HOUR: f64 = 120.0;
 
 fn rate(per_sec: f64) -> Rate {
     if per_sec > 0.0 { Rate { per_sec, burst: per_sec * 4.0 } } else { Rate::OFF }
@@ -101,6 +117,14 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
         ip_rate: rate(args.ip_rate),
         token_rate: rate(args.token_rate),
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        request_timeout: args.request_timeout,
+        slot_rate: if args.slots_per_hour > 0.0 {
+            Rate { per_sec: args.slots_per_hour / 3600.0, burst: Config::default().slot_rate.burst }
+        } else {
+            Rate::OFF
+        },
+        rendezvous_per_ip: args.rendezvous_per_ip,
         max_streams_per_slot: args.max_streams_per_slot,
         rendezvous_max_bytes: args.rendezvous_max_bytes,
         ..Config::default()
@@ -141,7 +165,10 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_retention_flag_default_is_the_config_default() {
-        assert_eq!(wire_core::duration::parse(super::RETENTION), Ok(super::Config::default().retention));
+    fn flag_defaults_spelled_apart_from_the_config_are_the_config_defaults() {
+        let config = super::Config::default();
+        assert_eq!(wire_core::duration::parse(super::RETENTION), Ok(config.retention));
+        assert_eq!(wire_core::duration::parse(super::REQUEST_TIMEOUT), Ok(config.request_timeout));
+        assert!((super::SLOTS_PER_HOUR / 3600.0 - config.slot_rate.per_sec).abs() < 1e-12);
     }
 }

@@ -29,3 +29,4 @@ mod relay_process;
 mod replay;
 mod service;
 mod snapshots;
+mod strangers;

@@ -19,7 +19,7 @@ use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::envelope;
 use crate::proto::event::{ControlBody, EventError, EventId, Kind, SignedEvent};
-use crate::proto::pairing::dial::DialAnswer;
+use crate::proto::pairing::dial::{DialAnswer, MAX_PENDING_REQUESTS};
 use crate::proto::pairing::{IncomingRequest, receive_request};
 use crate::proto::time::UnixMillis;
 
@@ -324,7 +324,22 @@ impl Endpoint {
                     if lane != Lane::Intro {
                         return reject("dial request outside the intro lane".into());
                     }
-                    report.requests.push(Face::of(request.from.did()));
+                    let face = Face::of(request.from.did());
+                    if request.from.body().endpoints.is_empty() {
+                        return reject(format!(
+                            "dial request from {}: its card names no address to answer",
+                            face.nickname
+                        ));
+                    }
+                    let others = pending.requests.iter().filter(|r| r.from.did() != request.from.did()).count();
+                    if others >= MAX_PENDING_REQUESTS {
+                        return reject(format!(
+                            "dial request from {}: {MAX_PENDING_REQUESTS} requests are waiting already; \
+                             accept or reject some (`wire pending`)",
+                            face.nickname
+                        ));
+                    }
+                    report.requests.push(face);
                     pending.requests.retain(|r| r.from.did() != request.from.did());
                     pending.requests.push(request);
                 }

@@ -279,6 +279,8 @@ pub enum ErrorCode {
     RateLimited,
     /// `after` names a sequence that was acked or expired, or is in the future.
     CursorExpired,
+    /// The request's body did not arrive within the relay's request timeout.
+    RequestTimeout,
     /// A fault in the relay.
     Internal,
 }

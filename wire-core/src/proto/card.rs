@@ -69,7 +69,15 @@ pub enum CardError {
     /// altered, or signed by a key other than the DID it claims.
     #[error("agent card signature does not match its DID (tampered, or signed by another key)")]
     BadSignature,
+    /// Larger than any card this build issues: refused before it is kept anywhere.
+    #[error("agent card is {0} bytes; at most {MAX_CARD_BYTES} are accepted")]
+    TooLarge(usize),
 }
+
+/// Largest card payload accepted. A card with its key, a few endpoints and capabilities is
+/// under 1 KiB; the bound keeps what a stranger can make us store (pending requests, peers)
+/// small.
+pub const MAX_CARD_BYTES: usize = 16 * 1024;
 
 impl Card {
     /// Issues and signs a card for `identity`.
@@ -88,6 +96,9 @@ impl Card {
 
     /// Verifies a signed card: known version, well-formed body, signature by the DID's key.
     pub fn verify(signed: Signed) -> Result<Self, CardError> {
+        if signed.payload.len() > MAX_CARD_BYTES {
+            return Err(CardError::TooLarge(signed.payload.len()));
+        }
         let v = peek_version(&signed.payload).map_err(CardError::Malformed)?;
         if v != CARD_VERSION {
             return Err(CardError::UnsupportedVersion(v));

@@ -27,7 +27,8 @@ impl Slot {
 pub struct MemoryStore {
     slots: HashMap<String, Slot>,
     grants: HashMap<String, GrantRow>,
-    handles: HashMap<String, (String, Vec<u8>)>,
+    /// nick -> (did, card, slot).
+    handles: HashMap<String, (String, Vec<u8>, String)>,
 }
 
 impl MemoryStore {
@@ -54,6 +55,12 @@ impl MemoryStore {
                 }
                 _ => Outcome::NoSuchGrant,
             },
+            Op::PurgeGrants { ids } => {
+                for id in ids {
+                    self.grants.remove(id);
+                }
+                Outcome::Done
+            }
             Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, quota } => {
                 let Some(s) = self.slots.get_mut(slot) else { return Outcome::QuotaExceeded };
                 if let Some(seq) = s.by_hash.get(hash) {
@@ -118,10 +125,11 @@ impl MemoryStore {
                 floors.sort();
                 Outcome::Expired { floors }
             }
-            Op::ClaimHandle { nick, did, card, .. } => match self.handles.get(nick) {
-                Some((owner, _)) if owner != did => Outcome::HandleTaken,
+            Op::ClaimHandle { nick, did, card, slot, .. } => match self.handles.get(nick) {
+                Some((owner, _, _)) if owner != did => Outcome::HandleTaken,
                 _ => {
-                    self.handles.insert(nick.clone(), (did.clone(), card.clone()));
+                    self.handles.retain(|n, (_, _, s)| s != slot || n == nick);
+                    self.handles.insert(nick.clone(), (did.clone(), card.clone(), slot.clone()));
                     Outcome::Claimed
                 }
             },
@@ -150,7 +158,7 @@ impl Store for MemoryStore {
     }
 
     fn handle(&mut self, nick: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        Ok(self.handles.get(nick).cloned())
+        Ok(self.handles.get(nick).map(|(did, card, _)| (did.clone(), card.clone())))
     }
 }
 

@@ -60,6 +60,9 @@ const MIGRATIONS: &[&str] = &[
         card BLOB NOT NULL,
         claimed_at INTEGER NOT NULL
     );",
+    // 2: the slot a handle was claimed from (one handle per slot; older rows have none).
+    "ALTER TABLE handles ADD COLUMN slot TEXT;
+    CREATE INDEX handles_by_slot ON handles(slot);",
 ];
 
 /// A checkpoint is forced on the store thread only if the WAL passes this many pages
@@ -348,6 +351,13 @@ fn apply_one(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Resul
                 .execute(params![id, slot])?;
             if n == 0 { Outcome::NoSuchGrant } else { Outcome::Done }
         }
+        Op::PurgeGrants { ids } => {
+            let mut stmt = tx.prepare_cached("DELETE FROM grants WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute(params![id])?;
+            }
+            Outcome::Done
+        }
         Op::Append { .. } => append(tx, counters, op)?,
         Op::Ack { slot, through } => match counters.get(slot) {
             Some(c) => {
@@ -390,7 +400,7 @@ fn apply_one(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Resul
             floors.sort();
             Outcome::Expired { floors }
         }
-        Op::ClaimHandle { nick, did, card, now } => {
+        Op::ClaimHandle { nick, did, card, slot, now } => {
             let owner: Option<String> = tx
                 .prepare_cached("SELECT did FROM handles WHERE nick = ?1")?
                 .query_row(params![nick], |r| r.get(0))
@@ -398,11 +408,13 @@ fn apply_one(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Resul
             match owner {
                 Some(owner) if &owner != did => Outcome::HandleTaken,
                 _ => {
+                    tx.prepare_cached("DELETE FROM handles WHERE slot = ?1 AND nick != ?2")?
+                        .execute(params![slot, nick])?;
                     tx.prepare_cached(
-                        "INSERT INTO handles (nick, did, card, claimed_at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(nick) DO UPDATE SET card = excluded.card",
+                        "INSERT INTO handles (nick, did, card, claimed_at, slot) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(nick) DO UPDATE SET card = excluded.card, slot = excluded.slot",
                     )?
-                    .execute(params![nick, did, card, now])?;
+                    .execute(params![nick, did, card, now, slot])?;
                     Outcome::Claimed
                 }
             }

@@ -455,7 +455,7 @@ fn rendezvous_relays_between_two_sides_and_burns_on_close() {
     assert_eq!(r.req("GET", &format!("{msgs}?after=9"), Some(&guest), b"").json()["closed"], true);
     let after_close = r.req("POST", &msgs, Some(&guest), b"late");
     assert_eq!(after_close.code(), "gone");
-    assert_eq!(r.req("POST", "/v1/rendezvous/77/join", None, b"").code(), "not_found");
+    assert_eq!(r.req("POST", "/v1/rendezvous/99999999/join", None, b"").code(), "not_found");
 
     // A closed nameplate cannot be joined: the code is burned.
     let fresh = r.req("POST", "/v1/rendezvous", None, b"").json();

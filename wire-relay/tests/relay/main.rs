@@ -4,4 +4,5 @@
 
 mod api;
 mod common;
+mod limits;
 mod transports;

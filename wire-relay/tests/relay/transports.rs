@@ -187,6 +187,16 @@ fn handle_directory_first_come_first_served() {
     assert_eq!(bad.code(), "bad_request");
     assert_eq!(r.req("GET", "/.well-known/wire/agent?handle=quiet-lantern", None, b"").code(), "not_found");
 
+    // A slot holds one handle: fresh keys listing the same slot move it, they do not add one
+    // (a slot owner cannot fill the directory).
+    let other_id = Identity::from_secret_bytes(&[3; 32], [9; 32]);
+    let other = Card::issue(&other_id, card.body().endpoints.clone(), vec!["message".into()], UnixMillis(1));
+    let other_nick = other.character().nickname();
+    assert_eq!(claim(&other_nick, &other, &owner).status, 200);
+    let moved = r.req("GET", &format!("/.well-known/wire/agent?handle={nick}@relay.test"), None, b"");
+    assert_eq!(moved.code(), "not_found", "the slot's earlier handle is released");
+    assert_eq!(claim(&nick, &card, &owner).status, 200, "and free to claim again");
+
     // Another DID with the same nickname (found by search) cannot take it.
     let mut seen = std::collections::HashMap::new();
     let (first, second) = (0u32..)

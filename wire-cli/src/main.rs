@@ -261,9 +261,17 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os("WIRE_PARSE_ONLY").is_some() {
         return std::process::ExitCode::SUCCESS;
     }
-    use cmd::agent;
     let json = cli.json;
-    let result = match cli.command {
+    let result = match wire_core::home::inbox_cap_setting() {
+        Err(e) => Err(e.into()),
+        Ok(_) => run(cli.command, json),
+    };
+    report(result, cli.json)
+}
+
+fn run(command: Command, json: bool) -> anyhow::Result<()> {
+    use cmd::agent;
+    match command {
         Command::Demo { keep } => cmd::demo::run(keep, json),
         Command::Init { relay } => agent::init(&relay, &[], json),
         Command::Up { reregister: true, .. } => agent::reregister(json),
@@ -311,7 +319,10 @@ fn main() -> std::process::ExitCode {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(anyhow::Error::from)
         }
         Command::RelayServer(args) => cmd::relay_server::run(args, json),
-    };
+    }
+}
+
+fn report(result: anyhow::Result<()>, json: bool) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -320,7 +331,7 @@ fn main() -> std::process::ExitCode {
             let problem = e.chain().map(Problem::of).find(|p| p.code != "failed");
             let code = problem.as_ref().map_or("failed", |p| p.code);
             let next = problem.and_then(|p| p.next);
-            if cli.json {
+            if json {
                 let mut error = serde_json::json!({ "code": code, "message": format!("{e:#}") });
                 if let Some(step) = next {
                     error["next"] = serde_json::json!({ "step": step, "command": step.command() });

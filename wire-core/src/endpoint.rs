@@ -98,14 +98,27 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
     }
     let client = Client::new(url.clone());
     let slot = client.allocate_slot().await?;
-    let endpoints = also
+    // A Unix socket listed beside the relay must be the same relay: owner calls go there
+    // (`Account::owner_relay`) and so do nearby peers. The new slot answering on it proves
+    // it; one that does not is left out of the card.
+    let mut notes = Vec::new();
+    let mut listed = Vec::new();
+    for u in also {
+        if u.reach() == crate::client::Reach::Unix
+            && Client::new(u.clone()).list(&slot.slot, &slot.owner_token, Some(0), 1).await.is_err()
+        {
+            notes.push(format!("{u} does not serve this relay's slot; it is left out of the card"));
+            continue;
+        }
+        listed.push(u);
+    }
+    let endpoints = listed
         .iter()
         .chain([&url])
         .map(|u| CardEndpoint { relay: u.to_string(), slot: slot.slot.clone() })
         .collect::<Vec<_>>();
     let card = Card::issue(&identity, endpoints, card_capabilities(), home.now());
     let nick = card.character().nickname();
-    let mut notes = Vec::new();
     let claimed =
         if claim { client.claim_handle(&slot.owner_token, &nick, card.signed()).await.map(Some) } else { Ok(None) };
     let handle = match claimed {
@@ -290,7 +303,7 @@ impl Endpoint {
     }
 
     pub(crate) fn our_client(&self, account: &Account) -> Result<Client> {
-        Ok(Client::new(RelayUrl::parse(&account.relay)?))
+        Ok(Client::new(RelayUrl::parse(account.owner_relay())?))
     }
 
     fn rules(&self) -> Acceptance<'_> {

@@ -78,6 +78,32 @@ pub enum HomeError {
     /// No platform data directory and no WIRE_HOME.
     #[error("cannot find a home directory for wire; set WIRE_HOME")]
     NoDefault,
+    /// A setting from the environment that does not parse.
+    #[error("{name}={value} is not a number of bytes (e.g. 67108864)")]
+    BadSetting {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// Bytes one peer's inbox file may reach before it is rotated (`WIRE_INBOX_MAX_BYTES`).
+pub const DEFAULT_INBOX_CAP: u64 = 64 << 20;
+
+/// Bytes of `rejected.jsonl` before it is rotated.
+pub const REJECTED_LOG_CAP: u64 = 1 << 20;
+
+/// `WIRE_INBOX_MAX_BYTES`, if set: the per-peer inbox cap every [`Home`] takes. The CLI
+/// checks it at start so a bad value is an error, not a silent default.
+pub fn inbox_cap_setting() -> Result<Option<u64>, HomeError> {
+    match std::env::var("WIRE_INBOX_MAX_BYTES") {
+        Ok(value) => match value.trim().parse::<u64>() {
+            Ok(bytes) if bytes > 0 => Ok(Some(bytes)),
+            _ => Err(HomeError::BadSetting { name: "WIRE_INBOX_MAX_BYTES", value }),
+        },
+        Err(_) => Ok(None),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
@@ -118,6 +144,23 @@ pub struct Account {
     /// Our mesh role (`wire mesh role set`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+}
+
+impl Account {
+    /// Where our owner token goes: our card's Unix-socket address for our slot when it lists
+    /// one whose socket file exists, else `relay`. The socket is 0600 in a 0700 directory and
+    /// its file outlives a stopped relay, so while the relay is down owner calls fail on the
+    /// socket instead of reaching whoever else bound the relay's TCP port meanwhile. Only a
+    /// socket file removed outright (which another user cannot do) sends them over TCP.
+    pub fn owner_relay(&self) -> &str {
+        self.card
+            .body()
+            .endpoints
+            .iter()
+            .filter(|e| e.slot == self.slot)
+            .find(|e| e.relay.strip_prefix("unix:").is_some_and(|path| Path::new(path).exists()))
+            .map_or(self.relay.as_str(), |e| e.relay.as_str())
+    }
 }
 
 impl StateFile for Account {
@@ -215,6 +258,8 @@ pub struct Rejected {
 pub struct Home {
     root: PathBuf,
     clock: SharedClock,
+    /// Per-peer inbox file size past which it rotates (`home::inbox`).
+    inbox_cap: u64,
 }
 
 /// Holds the advisory lock until dropped.
@@ -226,7 +271,15 @@ pub struct HomeLock {
 impl Home {
     /// The home at `root`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), clock: crate::clock::system() }
+        let inbox_cap = inbox_cap_setting().ok().flatten().unwrap_or(DEFAULT_INBOX_CAP);
+        Self { root: root.into(), clock: crate::clock::system(), inbox_cap }
+    }
+
+    /// This home with inbox files rotated past `bytes` per peer.
+    #[must_use]
+    pub fn with_inbox_cap(mut self, bytes: u64) -> Self {
+        self.inbox_cap = bytes.max(1);
+        self
     }
 
     /// This home read through `clock` (tests pass a [`crate::clock::ManualClock`]).
@@ -378,10 +431,14 @@ impl Home {
         Ok(out)
     }
 
-    /// Records a refused inbound event.
+    /// Records a refused inbound event. Strangers decide how often this runs, so the log is
+    /// rotated past [`REJECTED_LOG_CAP`] (`rejected.jsonl.1` keeps the generation before).
     pub fn reject(&self, rejected: &Rejected) -> Result<(), HomeError> {
         self.create()?;
         let path = self.path("rejected.jsonl");
+        if fs::metadata(&path).is_ok_and(|m| m.len() >= REJECTED_LOG_CAP) {
+            fs::rename(&path, self.path("rejected.jsonl.1")).map_err(io(&path))?;
+        }
         let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
         let mut line = serde_json::to_vec(rejected).expect("serializes");
         line.push(b'\n');
@@ -446,6 +503,22 @@ mod tests {
             done_tx.send(()).unwrap();
         });
         done_rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the lock holder was starved");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_log_of_refusals_is_bounded() {
+        let root = std::env::temp_dir().join(format!("wire-home-rejected-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = Home::at(&root);
+        let reason = "r".repeat(1_000);
+        for seq in 0..3_000 {
+            home.reject(&Rejected { at: UnixMillis(1), seq, reason: reason.clone() }).unwrap();
+        }
+        let size = |name: &str| fs::metadata(root.join(name)).map_or(0, |m| m.len());
+        assert!(size("rejected.jsonl") <= REJECTED_LOG_CAP + 1_100, "{}", size("rejected.jsonl"));
+        assert!(size("rejected.jsonl.1") <= REJECTED_LOG_CAP + 1_100 && size("rejected.jsonl.1") > 0);
+        assert_eq!(home.rejected().unwrap().last().unwrap().seq, 2_999, "the newest refusal is kept");
         fs::remove_dir_all(&root).unwrap();
     }
 }

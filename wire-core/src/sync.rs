@@ -164,7 +164,7 @@ async fn connected(
     let me = ep.whoami()?;
     let mut cursor = report(events, ep.pull().await?);
     let account = ep.account()?;
-    let client = crate::client::Client::new(crate::client::RelayUrl::parse(&account.relay).map_err(|e| e.to_string())?);
+    let client = ep.our_client(&account).map_err(|e| e.to_string())?;
     let mut stream = match client.stream(&account.slot, &account.owner_token, cursor).await {
         Err(e) if e.code() == Some(crate::proto::api::ErrorCode::NotFound) => {
             return Err(EndpointError::SlotGone { relay: account.relay.clone() }.into());

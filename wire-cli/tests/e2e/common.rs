@@ -24,11 +24,19 @@ impl RelayProcess {
         Self::start_at(data, log, "127.0.0.1:0", extra)
     }
 
-    /// Starts the relay on a given address (to restart it where clients expect it).
+    /// Starts the relay on a given address (to restart it where clients expect it). Rate
+    /// limits are off unless `extra` is `["--defaults", ..]`: then every limit is the
+    /// relay's own default.
     pub fn start_at(data: &Path, log: &Path, bind: &str, extra: &[&str]) -> Self {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let (rates, extra) = match extra.split_first() {
+            Some((&"--defaults", rest)) => (&[][..], rest),
+            _ => (&["--ip-rate", "0", "--token-rate", "0"][..], extra),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_wire"))
-            .args(["relay-server", "--json", "--bind", bind, "--ip-rate", "0", "--token-rate", "0", "--data"])
+            .args(["relay-server", "--json", "--bind", bind])
+            .args(rates)
+            .arg("--data")
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())

@@ -163,3 +163,73 @@ fn the_daemon_serves_every_session() {
     drop(relay);
     std::fs::remove_dir_all(root).unwrap();
 }
+
+#[test]
+fn a_mesh_on_one_machine_fits_under_the_relays_per_address_limits() {
+    let root = tempdir("mesh-limits");
+    let relay = RelayProcess::start(&root.join("relay"), &root.join("relay.log"), &["--defaults", "--local-only"]);
+    let m = Machine::new(&root);
+    let dirs: Vec<PathBuf> = (0..8).map(|i| root.join(format!("s{i}"))).collect();
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).unwrap();
+        m.json(dir, &["session", "new", "--relay", &relay.addr, "--local-only"]);
+    }
+    let paired = m.json(&root, &["session", "pair-all-local"]);
+    assert_eq!(paired["paired"].as_array().unwrap().len(), 28, "{paired}");
+    m.json(&root, &["daemon", "start", "--no-notify"]);
+    let sent = m.json(&dirs[0], &["mesh", "broadcast", "all hands"]);
+    assert_eq!(sent["delivered"], 7, "{sent}");
+    // The daemon holds a stream per session and fetches into every other inbox.
+    crate::common::wait_until(crate::common::WAIT, "the daemon to deliver to the seven", || {
+        dirs[1..].iter().all(|d| {
+            let inbox = root.join("sessions").join(d.file_name().unwrap()).join("inbox");
+            std::fs::read_dir(&inbox)
+                .map(|es| {
+                    es.filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok()).any(|t| t.contains("all hands"))
+                })
+                .unwrap_or(false)
+        })
+    });
+    let metric = |name: &str| crate::common::metric(&relay.addr, name);
+    assert!(metric("wire_relay_streams_open") >= 8, "one stream per session");
+    let refused = ["connections_refused_total", "rate_limited_total", "rendezvous_refused_total"];
+    for name in refused {
+        assert_eq!(metric(&format!("wire_relay_{name}")), 0, "{name}");
+    }
+    m.json(&root, &["daemon", "stop"]);
+    drop(relay);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn owner_calls_never_reach_whoever_took_the_port_of_a_stopped_local_relay() {
+    let root = tempdir("mesh-port");
+    let socket = root.join("sock/relay.sock");
+    let relay = RelayProcess::start(
+        &root.join("relay"),
+        &root.join("relay.log"),
+        &["--local-only", "--uds", socket.to_str().unwrap()],
+    );
+    let addr = relay.addr.clone();
+    let m = Machine::new(&root);
+    let dir = root.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    m.json(&dir, &["session", "new", "--relay", &addr, "--local-only", "--with-uds", socket.to_str().unwrap()]);
+    m.json(&dir, &["pull"]);
+
+    // The relay stops; another local user binds its TCP port. The socket file stays.
+    relay.kill9();
+    let impostor = std::net::TcpListener::bind(&addr).unwrap();
+    impostor.set_nonblocking(true).unwrap();
+    assert!(socket.exists());
+    let pull = m.run(&dir, &["pull", "--json"], &[]);
+    assert_ne!(pull.code, 0, "{pull:?}");
+    assert_eq!(pull.json()["error"]["code"], "relay_unreachable", "{pull:?}");
+    let status = m.run(&dir, &["status", "--json"], &[]);
+    assert_eq!(status.json()["relay"]["reachable"]["ok"], false, "{status:?}");
+    match impostor.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a connection reached the port's new holder: {other:?}"),
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}

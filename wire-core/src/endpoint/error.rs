@@ -294,6 +294,7 @@ fn home_code(e: &HomeError) -> &'static str {
         HomeError::NotInitialized(_) | HomeError::NoDefault => "not_initialized",
         HomeError::Corrupt { .. } => "home_damaged",
         HomeError::Version { .. } => "home_too_new",
+        HomeError::BadSetting { .. } => "bad_setting",
         _ => "home_io",
     }
 }

@@ -1,5 +1,8 @@
 //! The inbox: one append-only JSONL file per peer (`inbox/<did>.jsonl`, the harness
-//! contract in docs/PROTOCOL.md) and its id index (`inbox/<did>.ids`, a cache).
+//! contract in docs/PROTOCOL.md) and its id index (`inbox/<did>.ids`, a cache). A peer's
+//! file that would pass the home's inbox cap is rotated first: it becomes
+//! `inbox/<did>.jsonl.1` (replacing the one before), so what one peer can make us keep is
+//! bounded at about twice the cap.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -38,22 +41,51 @@ impl Home {
         self.inbox_path(peer).with_extension("ids")
     }
 
+    /// The previous generation of a peer's inbox.
+    fn rotated_path(&self, peer: &Did) -> PathBuf {
+        self.inbox_path(peer).with_extension("jsonl.1")
+    }
+
+    /// Ids of the last `n` lines of the previous generation (all of them for `usize::MAX`).
+    fn rotated_ids(&self, peer: &Did, n: usize) -> Result<Vec<EventId>, HomeError> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: EventId,
+        }
+        let path = self.rotated_path(peer);
+        if n == 0 || !path.exists() {
+            return Ok(Vec::new());
+        }
+        let lines = if n == usize::MAX {
+            fs::read_to_string(&path).map_err(io(&path))?.lines().map(str::to_owned).collect()
+        } else {
+            read_tail(&path, n, 64 * 1024).map_err(io(&path))?
+        };
+        Ok(lines.iter().filter_map(|l| serde_json::from_str::<IdOnly>(l).ok()).map(|r| r.id).collect())
+    }
+
     /// Ids already in a peer's inbox: the whole history. Hold the lock. Used when the relay's
     /// store changed under us (it may replay anything); an ordinary pull checks only the
     /// [`Home::recent_inbox_ids`] window.
     pub fn inbox_ids(&self, peer: &Did) -> Result<std::collections::HashSet<EventId>, HomeError> {
         self.index_catch_up(peer)?;
         let text = fs::read_to_string(self.index_path(peer)).unwrap_or_default();
-        Ok(text.lines().filter_map(parse_record).map(|r| r.id).collect())
+        let mut ids: std::collections::HashSet<EventId> = text.lines().filter_map(parse_record).map(|r| r.id).collect();
+        ids.extend(self.rotated_ids(peer, usize::MAX)?);
+        Ok(ids)
     }
 
     /// The ids of the last `window` lines of a peer's inbox, read from the end of its id
     /// index: the cost follows `window` and what arrived since the last call, never the
     /// length of the history. Hold the lock.
     pub fn recent_inbox_ids(&self, peer: &Did, window: usize) -> Result<std::collections::HashSet<EventId>, HomeError> {
-        self.index_catch_up(peer)?;
+        let count = self.index_catch_up(peer)? as usize;
         let tail = read_tail(&self.index_path(peer), window, 64 * window as u64).map_err(io(&self.index_path(peer)))?;
-        Ok(tail.iter().filter_map(|l| parse_record(l)).map(|r| r.id).collect())
+        let mut ids: std::collections::HashSet<EventId> =
+            tail.iter().filter_map(|l| parse_record(l)).map(|r| r.id).collect();
+        // Just after a rotation the window reaches into the previous generation.
+        ids.extend(self.rotated_ids(peer, window.saturating_sub(count))?);
+        Ok(ids)
     }
 
     /// Brings `inbox/<did>.ids` up to date with the inbox and returns how many lines the
@@ -169,6 +201,15 @@ impl Home {
         for line in lines {
             serde_json::to_writer(&mut buf, line).expect("inbox lines serialize");
             buf.push(b'\n');
+        }
+        let len = file.metadata().map_err(io(&path))?.len();
+        if len > 0 && len + buf.len() as u64 > self.inbox_cap {
+            // A crash after the rename leaves an empty generation: the envelopes were not
+            // acked, come again, and the dedupe window still sees the rotated lines.
+            drop(file);
+            fs::rename(&path, self.rotated_path(peer)).map_err(io(&path))?;
+            let _ = fs::remove_file(self.index_path(peer));
+            file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
         }
         file.write_all(&buf).and_then(|()| file.sync_all()).map_err(io(&path))
     }
@@ -386,6 +427,37 @@ mod tests {
         assert_eq!(home.inbox_len().unwrap(), 7);
         assert_eq!(home.inbox_ids(peer.did()).unwrap(), want);
         assert_eq!(home.read_inbox().unwrap().len(), 7, "the index is not read as an inbox");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_peer_inbox_past_the_cap_rotates_and_keeps_two_generations() {
+        let root = std::env::temp_dir().join(format!("wire-home-rotate-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = Home::at(&root).with_inbox_cap(8 * 1024);
+        let mut rng = SeededRng::new(&crate::proto::secret::Secret32::from_bytes([5; 32]), b"home-rotate-test");
+        let (peer, me) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+        let mut ids = Vec::new();
+        for n in 0..200u64 {
+            let l = line(&peer, me.did(), n, &mut rng);
+            ids.push(l.event.id);
+            home.append_inbox(peer.did(), &[l]).unwrap();
+            let current = fs::metadata(home.inbox_path(peer.did())).unwrap().len();
+            assert!(current <= 8 * 1024, "line {n}: the current file is {current} bytes");
+            let rotated = fs::metadata(home.rotated_path(peer.did())).map_or(0, |m| m.len());
+            assert!(rotated <= 8 * 1024, "line {n}: the previous generation is {rotated} bytes");
+            // Right after a rotation the dedupe window still holds the newest lines.
+            let recent = home.recent_inbox_ids(peer.did(), 8).unwrap();
+            let want: std::collections::HashSet<EventId> = ids.iter().rev().take(8).copied().collect();
+            assert_eq!(recent, want, "line {n}");
+        }
+        assert!(home.rotated_path(peer.did()).exists(), "200 lines of ~700 bytes rotated");
+        let kept = home.read_inbox_of(peer.did()).unwrap().len();
+        let all_ids = home.inbox_ids(peer.did()).unwrap();
+        assert!(all_ids.contains(ids.last().unwrap()) && !all_ids.contains(&ids[0]), "the oldest generation is gone");
+        assert!(all_ids.len() > kept, "the whole-history check reads the previous generation too");
+        assert_eq!(home.inbox_len().unwrap(), kept, "counts and reads are of the current generation");
+        assert_eq!(home.read_inbox().unwrap().len(), kept, "the rotated file is not read as another peer");
         fs::remove_dir_all(&root).unwrap();
     }
 

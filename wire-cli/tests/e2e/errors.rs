@@ -108,6 +108,12 @@ fn errors_carry_stable_codes_and_next_steps_and_usage_errors_honour_json() {
     // Without --json the next step is said in words.
     let words = a.run(&["send", "nobody-here", "hi"]);
     assert!(words.stderr.contains("wire peers"), "{words:?}");
+    // A setting that does not parse is an error before anything runs.
+    let before = a.state();
+    let bad = a.run_with(&["pull", "--json"], &[("WIRE_INBOX_MAX_BYTES", "lots")]);
+    assert_eq!((bad.code, bad.json()["error"]["code"].as_str()), (1, Some("bad_setting")), "{bad:?}");
+    assert!(bad.json()["error"]["message"].as_str().unwrap().contains("WIRE_INBOX_MAX_BYTES=lots"), "{bad:?}");
+    assert_eq!(a.state(), before);
     std::fs::remove_dir_all(&dir).ok();
 }
 

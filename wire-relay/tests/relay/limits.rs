@@ -73,12 +73,23 @@ fn metric_on(s: &mut TcpStream, name: &str) -> u64 {
 #[test]
 fn one_address_holds_a_bounded_share_of_connections() {
     let r = relay_with(|c| c.max_connections_per_ip = 3);
-    let mut open: Vec<TcpStream> = (0..3).map(|_| served(&r)).collect();
+    let mut open: Vec<TcpStream> = (0..2).map(|_| served(&r)).collect();
+    // An event stream on a slot of one's own (the lean path) takes a place like any other.
+    let (slot, owner) = r.slot();
+    let mut stream = TcpStream::connect(r.addr).unwrap();
+    let head = format!("GET /v1/slots/{slot}/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {owner}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 256];
+    let n = stream.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    wait_until(WAIT, "the stream to open", || metric_on(&mut open[0], "wire_relay_streams_open ") == 1);
+    open.push(stream);
     let mut fourth = TcpStream::connect(r.addr).unwrap();
     let _ = fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(until_closed(&mut fourth).is_empty(), "refused unread, without an answer");
     assert_eq!(metric_on(&mut open[0], "wire_relay_connections_refused_total "), 1);
-    // A place given back is a place to take.
+    // A place given back is a place to take (the stream's, here).
     drop(open.pop());
     wait_until(WAIT, "the closed connection to give its place back", || {
         metric_on(&mut open[0], "wire_relay_connections_open ") == 2

@@ -1,12 +1,19 @@
 //! Load generator for the relay (and the `hello` ceiling). Modes:
 //!
-//! - `appends --url U --concurrency C --seconds S [--hello]`: C senders, one keep-alive
-//!   connection and one slot each, appending 1 KiB envelopes back to back. With `--hello`
-//!   the same requests go to the hello server. Prints requests/s and latency p50/p99.
+//! - `appends --url U --concurrency C --seconds S [--hello] [--slots N] [--hot F]`: C
+//!   senders, one keep-alive connection each, appending 1 KiB envelopes back to back. By
+//!   default each sender has its own slot; `--slots N` shares N slots round-robin, and
+//!   `--hot F` sends the fraction F of requests to the first slot (the others' latency is
+//!   reported apart as `cold_p99_us`). With `--hello` the same requests go to the hello
+//!   server. Prints requests/s and latency p50/p99.
 //! - `latency --url U --rate R --slots N --seconds S`: N slots each with an SSE stream;
 //!   appends at R/s spread over the slots; measures append-to-SSE delivery p50/p99.
-//! - `streams --url U --count N --pid P`: opens N idle SSE streams (one slot each) and
-//!   reports the relay's resident memory per stream (from /proc/P/status).
+//! - `streams --url U --count N --pid P [--uds PATH | --tls-ca PEM]`: opens N idle SSE
+//!   streams (one slot each) over plain TCP, the relay's Unix socket, or TLS (server name
+//!   `localhost`), and reports the relay's resident memory per stream (/proc/P/status).
+//! - `fsync --file F --seconds S`: writes 4 KiB to F and `fdatasync`s it, over and over,
+//!   and reports the fsync latency p50/p99/max: the disk's reference for the relay's tail
+//!   (`pg_test_fsync` gives the same disk's mean).
 //! - `fill --data DIR --count N`: writes N envelopes into a relay's SQLite store directly.
 //! - `startup --bin WIRE --data DIR`: starts `WIRE relay-server` on DIR and times until
 //!   `/healthz` answers.
@@ -105,45 +112,71 @@ async fn appends(args: &Args) {
     let concurrency = get(args, "concurrency", 16usize);
     let seconds = get(args, "seconds", 10u64);
     let hello = args.contains_key("hello");
+    let hot = get(args, "hot", 0.0f64);
+    let shared = get(args, "slots", 0usize);
+    // The slots, allocated before the clock starts: shared, or one per sender.
+    let mut setup = connect(&addr).await;
+    let mut targets = Vec::new();
+    if !hello {
+        for _ in 0..if shared > 0 { shared } else { concurrency } {
+            let (slot, owner) = slot(&mut setup).await;
+            targets.push((format!("/v1/slots/{slot}/events"), Some(owner)));
+        }
+    } else {
+        targets.push(("/".to_owned(), None));
+    }
+    let targets = Arc::new(targets);
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (addr, stop) = (addr.clone(), stop.clone());
+    for sender_index in 0..concurrency {
+        let (addr, stop, targets) = (addr.clone(), stop.clone(), targets.clone());
         tasks.push(tokio::spawn(async move {
             let mut sender = connect(&addr).await;
-            let (path, token) = if hello {
-                ("/".to_owned(), None)
-            } else {
-                let (slot, owner) = slot(&mut sender).await;
-                (format!("/v1/slots/{slot}/events"), Some(owner))
-            };
-            let mut latencies = Vec::new();
+            let (mut hot_lat, mut cold_lat) = (Vec::new(), Vec::new());
+            let mut turn = sender_index;
             while !stop.load(Ordering::Relaxed) {
+                let pick_hot =
+                    hot > 0.0 && (rand_core::RngCore::next_u32(&mut rand_core::OsRng) as f64) < hot * 4294967296.0;
+                let index = if pick_hot || targets.len() == 1 {
+                    0
+                } else if hot > 0.0 {
+                    1 + turn % (targets.len() - 1)
+                } else {
+                    turn % targets.len()
+                };
+                turn += concurrency;
+                let (path, token) = &targets[index];
                 let body = envelope(None);
                 let t = Instant::now();
-                let (status, resp) = call(&mut sender, "POST", &path, token.as_deref(), body).await;
+                let (status, resp) = call(&mut sender, "POST", path, token.as_deref(), body).await;
                 assert!(status < 300, "{status} {}", String::from_utf8_lossy(&resp));
-                latencies.push(t.elapsed());
+                if index == 0 && hot > 0.0 { hot_lat.push(t.elapsed()) } else { cold_lat.push(t.elapsed()) }
             }
-            latencies
+            (hot_lat, cold_lat)
         }));
     }
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
+    let (mut all, mut cold) = (Vec::new(), Vec::new());
     for t in tasks {
-        all.extend(t.await.unwrap());
+        let (h, c) = t.await.unwrap();
+        all.extend(h);
+        all.extend(c.iter().copied());
+        cold.extend(c);
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
+    cold.sort();
     println!(
-        "{{\"mode\":\"appends\",\"target\":\"{}\",\"concurrency\":{concurrency},\"requests\":{},\"per_sec\":{:.0},\"p50_us\":{},\"p99_us\":{}}}",
+        "{{\"mode\":\"appends\",\"target\":\"{}\",\"concurrency\":{concurrency},\"slots\":{},\"hot\":{hot},\"requests\":{},\"per_sec\":{:.0},\"p50_us\":{},\"p99_us\":{},\"cold_p99_us\":{}}}",
         if hello { "hello" } else { "relay" },
+        targets.len(),
         all.len(),
         all.len() as f64 / elapsed,
         percentile(&all, 0.5).as_micros(),
-        percentile(&all, 0.99).as_micros()
+        percentile(&all, 0.99).as_micros(),
+        percentile(&cold, 0.99).as_micros()
     );
 }
 
@@ -252,25 +285,120 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Any connection the streams mode can hold open.
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+/// Opens a connection to the relay over TCP, its Unix socket, or TLS.
+async fn dial(addr: &str, args: &Args) -> Box<dyn Conn> {
+    if let Some(path) = args.get("uds") {
+        return Box::new(tokio::net::UnixStream::connect(path).await.unwrap());
+    }
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let Some(ca) = args.get("tls-ca") else { return Box::new(tcp) };
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    Box::new(tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap())
+}
+
+/// Sends one request on a fresh connection and returns the whole answer (`Connection: close`).
+async fn once(addr: &str, args: &Args, request: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = dial(addr, args).await;
+    conn.write_all(request.as_bytes()).await.unwrap();
+    conn.flush().await.unwrap();
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out).await;
+    out
+}
+
 async fn streams(args: &Args) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = host(args.get("url").unwrap());
     let count = get(args, "count", 1000usize);
     let pid: u32 = get(args, "pid", 0);
-    let mut sender = connect(&addr).await;
     let mut slots = Vec::with_capacity(count);
     for _ in 0..count {
-        slots.push(slot(&mut sender).await);
+        let answer = once(
+            &addr,
+            args,
+            "POST /v1/slots HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        let text = String::from_utf8_lossy(&answer);
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        let v: Value = serde_json::from_str(body.trim()).unwrap();
+        slots.push((v["slot"].as_str().unwrap().to_owned(), v["owner_token"].as_str().unwrap().to_owned()));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid);
+    let mut open = Vec::with_capacity(count);
     for (slot, owner) in &slots {
-        open_stream(&addr, slot, owner, |_| {}).await;
+        let mut conn = dial(&addr, args).await;
+        let head =
+            format!("GET /v1/slots/{slot}/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {owner}\r\n\r\n");
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.flush().await.unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("event: hello") {
+            let mut buf = [0u8; 512];
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        open.push(conn);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid);
+    let transport = if args.contains_key("uds") {
+        "unix"
+    } else if args.contains_key("tls-ca") {
+        "tls"
+    } else {
+        "tcp"
+    };
     println!(
-        "{{\"mode\":\"streams\",\"count\":{count},\"rss_before_kib\":{before},\"rss_after_kib\":{after},\"per_stream_bytes\":{:.0}}}",
+        "{{\"mode\":\"streams\",\"transport\":\"{transport}\",\"count\":{count},\"rss_before_kib\":{before},\"rss_after_kib\":{after},\"per_stream_bytes\":{:.0}}}",
         (after.saturating_sub(before) * 1024) as f64 / count as f64
+    );
+    drop(open);
+}
+
+fn fsync(args: &Args) {
+    use std::io::{Seek, Write};
+    let path = args.get("file").expect("--file");
+    let seconds = get(args, "seconds", 10u64);
+    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(path).unwrap();
+    let block = vec![7u8; 4096];
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        // A WAL-like pattern: append within a small file, wrapping around.
+        if file.stream_position().unwrap() >= 4 << 20 {
+            file.rewind().unwrap();
+        }
+        file.write_all(&block).unwrap();
+        let t = Instant::now();
+        file.sync_data().unwrap();
+        latencies.push(t.elapsed());
+    }
+    std::fs::remove_file(path).ok();
+    latencies.sort();
+    println!(
+        "{{\"mode\":\"fsync\",\"syncs\":{},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        latencies.len(),
+        percentile(&latencies, 0.5).as_micros(),
+        percentile(&latencies, 0.99).as_micros(),
+        latencies.last().copied().unwrap_or_default().as_micros()
     );
 }
 
@@ -357,8 +485,9 @@ async fn main() {
         "appends" => appends(&args).await,
         "latency" => latency(&args).await,
         "streams" => streams(&args).await,
+        "fsync" => fsync(&args),
         "fill" => fill(&args),
         "startup" => startup(&args).await,
-        _ => eprintln!("usage: loadgen appends|latency|streams|fill|startup [--flags] (see the file's docs)"),
+        _ => eprintln!("usage: loadgen appends|latency|streams|fsync|fill|startup [--flags] (see the file's docs)"),
     }
 }

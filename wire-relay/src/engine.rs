@@ -15,6 +15,9 @@ use crate::store::{Op, Outcome, Store, StoreError, Stored};
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Most envelope bytes in one transaction: a batch of large envelopes is cut early, so one
+/// commit's WAL writes (and the wait of everyone in it) stay bounded.
+const MAX_BATCH_BYTES: usize = 4 << 20;
 
 type Reply<T> = oneshot::Sender<Result<T, Arc<StoreError>>>;
 
@@ -54,13 +57,19 @@ impl Engine {
                 while let Ok(first) = rx.recv() {
                     let mut writes: Vec<(Op, Reply<Outcome>)> = Vec::new();
                     let mut reads: Vec<Job> = Vec::new();
+                    let mut bytes = 0;
                     let mut next = Some(first);
                     while let Some(job) = next.take() {
                         match job {
-                            Job::Write(op, reply) => writes.push((op, reply)),
+                            Job::Write(op, reply) => {
+                                if let Op::Append { envelope, .. } = &op {
+                                    bytes += envelope.len();
+                                }
+                                writes.push((op, reply));
+                            }
                             other => reads.push(other),
                         }
-                        if writes.len() < MAX_BATCH {
+                        if writes.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                             next = rx.try_recv().ok();
                         }
                     }

@@ -108,7 +108,7 @@ pub(crate) async fn accept_loop(
                     if let Ok(Ok(tls)) =
                         tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await
                     {
-                        serve_connection(tls, peer, relay, watcher, permit).await;
+                        serve_any(tls, peer, relay, watcher, permit).await;
                     }
                 });
             }
@@ -128,7 +128,7 @@ pub(crate) async fn accept_loop(
                 });
             }
             (Stream::Unix(unix), _) => {
-                tokio::spawn(serve_connection(unix, peer, relay, graceful.watcher(), permit));
+                tokio::spawn(serve_any(unix, peer, relay, graceful.watcher(), permit));
             }
         }
     }
@@ -159,6 +159,31 @@ async fn accept(listener: &Listener) -> Option<(Stream, IpAddr)> {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             None
         }
+    }
+}
+
+/// A TLS or Unix-socket connection: a first request that is a stream takes the lean path
+/// (no hyper buffers for the life of an idle stream), anything else goes to hyper.
+async fn serve_any<S>(
+    io: S,
+    peer: IpAddr,
+    relay: Arc<Relay>,
+    watcher: hyper_util::server::graceful::Watcher,
+    permit: (tokio::sync::OwnedSemaphorePermit, crate::state::IpShare),
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match crate::lean::first_request(io, relay.config.request_timeout).await {
+        Some(crate::lean::First::Stream(io, head)) => {
+            Metrics::inc(&relay.metrics.requests_total);
+            Metrics::inc(&relay.metrics.connections_open);
+            let metrics = relay.metrics.clone();
+            crate::lean::serve_head(io, head, relay, peer).await;
+            drop(permit); // before the gauge drops: a reader of it may connect at once
+            Metrics::dec(&metrics.connections_open);
+        }
+        Some(crate::lean::First::Other(io)) => serve_connection(io, peer, relay, watcher, permit).await,
+        None => {}
     }
 }
 

@@ -4,13 +4,15 @@
 //! head is read into a temporary buffer, parsed with `httparse` and dropped; then frames
 //! from the subscriber task are written straight to the socket. Any other first request,
 //! or one we cannot classify from the first segment, goes to hyper untouched (we only
-//! peek). Measured in docs/BENCHMARKS.md ("idle streams").
+//! peek). Over TLS and the Unix socket the start of the first request is read instead
+//! ([`first_request`]) and, when it is not a stream, handed to hyper in front of the rest
+//! ([`Prefixed`]). Measured in docs/BENCHMARKS.md ("idle streams").
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::ApiError;
@@ -24,35 +26,152 @@ pub(crate) async fn is_stream_request(tcp: &TcpStream, timeout: Duration) -> boo
     let mut first = [0u8; 128];
     let Ok(Ok(n)) = tokio::time::timeout(timeout, tcp.peek(&mut first)).await else { return false };
     let Some(line_end) = first[..n].iter().position(|b| *b == b'\r') else { return false };
-    let line = &first[..line_end];
-    line.starts_with(b"GET /v1/slots/")
-        && line.split(|b| *b == b' ').nth(1).is_some_and(|path| {
-            let path = path.split(|b| *b == b'?').next().unwrap_or_default();
-            path.ends_with(b"/stream") && path.iter().filter(|b| **b == b'/').count() == 4
-        })
+    is_stream_line(&first[..line_end])
 }
 
-/// Serves one stream request on a connection that [`is_stream_request`] picked.
+/// Serves one stream request on a plain TCP connection that [`is_stream_request`] picked.
 pub(crate) async fn serve(mut tcp: TcpStream, relay: Arc<Relay>, peer: IpAddr) {
     crate::metrics::Metrics::inc(&relay.metrics.requests_total);
     let head = match tokio::time::timeout(relay.config.request_timeout, read_head(&mut tcp)).await {
         Ok(Ok(head)) => head,
         _ => return,
     };
+    serve_head(tcp, head, relay, peer).await;
+}
+
+/// What the first request on a TLS or Unix-socket connection is: a stream request (with
+/// its parsed head), or anything else (with the bytes read so far, for hyper).
+pub(crate) enum First<S> {
+    /// `GET /v1/slots/{id}/stream`: serve it here.
+    Stream(S, Head),
+    /// Anything else, or a head that does not parse: hyper answers it.
+    Other(Prefixed<S>),
+}
+
+/// Reads the start of a connection's first request, through TLS or not: enough of the
+/// request line to tell a stream request, and for one the whole head. `None` if the client
+/// sends nothing within `timeout` or closes. Plain TCP uses [`is_stream_request`] instead,
+/// which only peeks.
+pub(crate) async fn first_request<S: AsyncRead + Unpin>(mut io: S, timeout: Duration) -> Option<First<S>> {
+    let mut buf = Vec::with_capacity(512);
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 512];
+            let n = io.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(line_end) = buf.iter().position(|b| *b == b'\r' || *b == b'\n') else {
+                if buf.len() >= 128 {
+                    return Some(None); // too long a line to be ours: hyper judges it
+                }
+                continue;
+            };
+            if !is_stream_line(&buf[..line_end]) {
+                return Some(None);
+            }
+            match parse_head(&buf) {
+                Ok(Some(head)) => return Some(Some(head)),
+                Ok(None) => continue,
+                Err(_) => return Some(None),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read).await.ok()?? {
+        Some(head) => Some(First::Stream(io, head)),
+        None => Some(First::Other(Prefixed { prefix: buf, at: 0, inner: io })),
+    }
+}
+
+/// A connection with bytes already read from it put back in front.
+pub(crate) struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let n = (this.prefix.len() - this.at).min(out.remaining());
+            out.put_slice(&this.prefix[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new(); // give the memory back for the connection's life
+                this.at = 0;
+            }
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, out)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Serves a stream request whose head was read, on any connection: the answer's head, then
+/// frames from the subscriber task until either side ends.
+pub(crate) async fn serve_head<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    head: Head,
+    relay: Arc<Relay>,
+    peer: IpAddr,
+) {
+    let started = std::time::Instant::now();
     let opened = open(&relay, &head, peer);
+    relay.metrics.observe(crate::metrics::Route::Stream, started.elapsed());
     drop(head);
     let (guard, mut rx) = match opened {
         Ok(pair) => pair,
         Err(e) => {
             crate::metrics::Metrics::inc(&relay.metrics.errors_total);
-            let _ = tcp.write_all(&error_response(e)).await;
+            let _ = send(&mut io, &error_response(e)).await;
             return;
         }
     };
     drop(relay);
     let ok =
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-store\r\nconnection: close\r\n\r\n";
-    if tcp.write_all(ok).await.is_err() {
+    if send(&mut io, ok).await.is_err() {
         return;
     }
     let mut probe = [0u8; 1];
@@ -60,17 +179,31 @@ pub(crate) async fn serve(mut tcp: TcpStream, relay: Arc<Relay>, peer: IpAddr) {
         tokio::select! {
             frame = rx.recv() => match frame {
                 Some(frame) => {
-                    if tcp.write_all(&frame).await.is_err() {
+                    if send(&mut io, &frame).await.is_err() {
                         break;
                     }
                 }
                 None => break,
             },
             // The client may not send anything more: any byte or EOF ends the stream.
-            _ = tcp.read(&mut probe) => break,
+            _ = io.read(&mut probe) => break,
         }
     }
     drop(guard);
+}
+
+/// Writes and flushes (TLS holds written bytes until flushed).
+async fn send<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
+}
+
+fn is_stream_line(line: &[u8]) -> bool {
+    line.starts_with(b"GET /v1/slots/")
+        && line.split(|b| *b == b' ').nth(1).is_some_and(|path| {
+            let path = path.split(|b| *b == b'?').next().unwrap_or_default();
+            path.ends_with(b"/stream") && path.iter().filter(|b| **b == b'/').count() == 4
+        })
 }
 
 pub(crate) struct Head {

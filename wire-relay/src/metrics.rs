@@ -6,9 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! metrics {
     ($($name:ident: $kind:literal, $help:literal;)*) => {
-        /// Relay counters and gauges.
+        /// Relay counters and gauges, and the request latency histograms.
         #[derive(Debug, Default)]
-        pub(crate) struct Metrics { $(pub(crate) $name: AtomicU64,)* }
+        pub(crate) struct Metrics {
+            $(pub(crate) $name: AtomicU64,)*
+            /// Request latency per route, indexed by [`Route`].
+            pub(crate) latency: [Histogram; Route::ALL.len()],
+        }
 
         impl Metrics {
             /// Prometheus text exposition.
@@ -19,10 +23,101 @@ macro_rules! metrics {
                     let _ = writeln!(out, "# TYPE wire_relay_{} {}", stringify!($name), $kind);
                     let _ = writeln!(out, "wire_relay_{} {}", stringify!($name), self.$name.load(Ordering::Relaxed));
                 )*
+                self.render_latency(&mut out);
                 out
             }
         }
     };
+}
+
+/// What a request did, as a metric label: never a slot, token or anything of a user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Allocate,
+    Grant,
+    Revoke,
+    Append,
+    Intro,
+    List,
+    Ack,
+    Stream,
+    Handle,
+    Rendezvous,
+    Other,
+}
+
+impl Route {
+    const ALL: [Route; 11] = [
+        Route::Allocate,
+        Route::Grant,
+        Route::Revoke,
+        Route::Append,
+        Route::Intro,
+        Route::List,
+        Route::Ack,
+        Route::Stream,
+        Route::Handle,
+        Route::Rendezvous,
+        Route::Other,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Route::Allocate => "allocate",
+            Route::Grant => "grant",
+            Route::Revoke => "revoke",
+            Route::Append => "append",
+            Route::Intro => "intro",
+            Route::List => "list",
+            Route::Ack => "ack",
+            Route::Stream => "stream",
+            Route::Handle => "handle",
+            Route::Rendezvous => "rendezvous",
+            Route::Other => "other",
+        }
+    }
+
+    /// The route of a request line's method and path segments.
+    pub(crate) fn of(method: &hyper::Method, segs: &[&str]) -> Route {
+        use hyper::Method;
+        match (method, segs) {
+            (&Method::POST, ["v1", "slots"]) => Route::Allocate,
+            (&Method::POST, ["v1", "slots", _, "grants"]) => Route::Grant,
+            (&Method::DELETE, ["v1", "slots", _, "grants", _]) => Route::Revoke,
+            (&Method::POST, ["v1", "slots", _, "events"]) => Route::Append,
+            (&Method::GET, ["v1", "slots", _, "events"]) => Route::List,
+            (&Method::POST, ["v1", "slots", _, "intro"]) => Route::Intro,
+            (&Method::GET, ["v1", "slots", _, "stream"]) => Route::Stream,
+            (&Method::POST, ["v1", "slots", _, "ack"]) => Route::Ack,
+            (_, ["v1", "handles"] | [".well-known", "wire", "agent"]) => Route::Handle,
+            (_, ["v1", "rendezvous", ..]) => Route::Rendezvous,
+            _ => Route::Other,
+        }
+    }
+}
+
+/// Upper bounds of the latency buckets, in microseconds (Prometheus `le`, in seconds).
+const BOUNDS_US: [u64; 14] = [
+    250, 500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 10_000_000,
+];
+
+/// A latency histogram: counts per bucket (not cumulative), the count and the sum.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BOUNDS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: std::time::Duration) {
+        let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        if let Some(i) = BOUNDS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
 }
 
 metrics! {
@@ -67,6 +162,32 @@ impl Drop for Gauge<'_> {
 }
 
 impl Metrics {
+    /// Records how long a request on `route` took (to its answer; a stream's, to its start).
+    pub(crate) fn observe(&self, route: Route, elapsed: std::time::Duration) {
+        let i = Route::ALL.iter().position(|r| *r == route).unwrap_or(Route::ALL.len() - 1);
+        self.latency[i].observe(elapsed);
+    }
+
+    fn render_latency(&self, out: &mut String) {
+        let name = "wire_relay_request_duration_seconds";
+        let _ = writeln!(out, "# HELP {name} Time from a request's head to its answer, per route.");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (route, h) in Route::ALL.iter().zip(&self.latency) {
+            let label = route.label();
+            let mut cumulative = 0;
+            for (bound, bucket) in BOUNDS_US.iter().zip(&h.buckets) {
+                cumulative += bucket.load(Ordering::Relaxed);
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(out, "{name}_bucket{{route=\"{label}\",le=\"{le}\"}} {cumulative}");
+            }
+            let count = h.count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{route=\"{label}\",le=\"+Inf\"}} {count}");
+            let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "{name}_sum{{route=\"{label}\"}} {sum}");
+            let _ = writeln!(out, "{name}_count{{route=\"{label}\"}} {count}");
+        }
+    }
+
     pub(crate) fn inc(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }

@@ -42,6 +42,11 @@ const MAX_PAGE: usize = 1_000;
 /// Answers one request; never panics on input, never answers 5xx for bad input.
 pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     Metrics::inc(&relay.metrics.requests_total);
+    let started = std::time::Instant::now();
+    let label = {
+        let segs: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+        crate::metrics::Route::of(req.method(), &segs)
+    };
     let response = match route(relay, req, peer).await {
         Ok(response) => response,
         Err(e) => {
@@ -53,6 +58,7 @@ pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpA
     if let Some(n) = hyper::body::Body::size_hint(response.body()).exact() {
         relay.metrics.response_bytes_total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
+    relay.metrics.observe(label, started.elapsed());
     response
 }
 

@@ -542,3 +542,32 @@ fn rendezvous_memory_is_bounded_across_nameplates() {
     let metrics = r.req("GET", "/metrics", None, b"").text();
     assert!(metrics.contains(&format!("wire_relay_rendezvous_bytes {}", 3 * 40 * 1024)), "{metrics}");
 }
+
+#[test]
+fn latency_histograms_count_every_request_per_route_and_name_no_slot() {
+    let r = TestRelay::start(false);
+    let (slot, owner) = r.slot();
+    for _ in 0..5 {
+        assert_eq!(r.append(&slot, &owner, &envelope(256)).status, 201);
+    }
+    r.list(&slot, &owner, 0);
+    let text = r.req("GET", "/metrics", None, b"").text();
+    let value = |line: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+    };
+    let name = "wire_relay_request_duration_seconds";
+    assert_eq!(value(&format!("{name}_count{{route=\"append\"}}")), 5);
+    assert_eq!(value(&format!("{name}_bucket{{route=\"append\",le=\"+Inf\"}}")), 5);
+    assert_eq!(value(&format!("{name}_count{{route=\"list\"}}")), 1);
+    assert_eq!(value(&format!("{name}_count{{route=\"allocate\"}}")), 1);
+    // Buckets are cumulative: never decreasing, ending at the count.
+    let buckets: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{route=\"append\"")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]) && buckets.last() == Some(&5), "{buckets:?}");
+    assert!(!text.contains(&slot), "no label carries a slot id");
+}

@@ -73,9 +73,11 @@ fn metric_on(s: &mut TcpStream, name: &str) -> u64 {
 #[test]
 fn one_address_holds_a_bounded_share_of_connections() {
     let r = relay_with(|c| c.max_connections_per_ip = 3);
-    let mut open: Vec<TcpStream> = (0..2).map(|_| served(&r)).collect();
-    // An event stream on a slot of one's own (the lean path) takes a place like any other.
     let (slot, owner) = r.slot();
+    let mut open: Vec<TcpStream> = (0..2).map(|_| served(&r)).collect();
+    // Every other connection (the slot's, above) has given its place back.
+    wait_until(WAIT, "only the two to be open", || metric_on(&mut open[0], "wire_relay_connections_open ") == 2);
+    // An event stream on a slot of one's own (the lean path) takes a place like any other.
     let mut stream = TcpStream::connect(r.addr).unwrap();
     let head = format!("GET /v1/slots/{slot}/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {owner}\r\n\r\n");
     stream.write_all(head.as_bytes()).unwrap();

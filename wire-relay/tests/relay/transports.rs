@@ -41,15 +41,44 @@ fn tls_from_certificate_files() {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let connect = || async {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            connector.connect(name, tcp).await.unwrap()
+        };
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
-        let mut out = Vec::new();
-        let _ = tls.read_to_end(&mut out).await;
-        let resp = crate::common::Resp::parse(&out);
+        let ask = |request: &'static str| async {
+            let mut tls = connect().await;
+            tls.write_all(request.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            let _ = tls.read_to_end(&mut out).await;
+            crate::common::Resp::parse(&out)
+        };
+        let resp = ask("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
         assert_eq!((resp.status, resp.json()["status"].as_str()), (200, Some("ok")));
+
+        // A stream over TLS takes the lean path (an unframed body, no hyper buffers).
+        let slot = ask("POST /v1/slots HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .json();
+        let mut stream = connect().await;
+        let head = format!(
+            "GET /v1/slots/{}/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+            slot["slot"].as_str().unwrap(),
+            slot["owner_token"].as_str().unwrap()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("event: hello") {
+            let mut buf = [0u8; 512];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).to_lowercase();
+        assert!(text.starts_with("http/1.1 200") && text.contains("connection: close"), "{text}");
+        assert!(!text.contains("transfer-encoding"), "hyper would chunk the body: {text}");
+        drop(stream);
 
         // Plain HTTP on the TLS port gets nowhere.
         let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -86,7 +115,27 @@ fn unix_socket_is_0600_and_serves() {
     s.write_all(b"POST /v1/slots HTTP/1.1\r\nHost: local\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    assert_eq!(crate::common::Resp::parse(&out).status, 201);
+    let slot = crate::common::Resp::parse(&out);
+    assert_eq!(slot.status, 201);
+    // A stream over the socket takes the lean path too.
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let head = format!(
+        "GET /v1/slots/{}/stream HTTP/1.1\r\nHost: local\r\nAuthorization: Bearer {}\r\n\r\n",
+        slot.json()["slot"].as_str().unwrap(),
+        slot.json()["owner_token"].as_str().unwrap()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("event: hello") {
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_lowercase();
+    assert!(text.contains("connection: close") && !text.contains("transfer-encoding"), "{text}");
+    drop(stream);
     stop.send(()).unwrap();
     rt.block_on(server).unwrap().unwrap();
     // A regular file in the way is not silently replaced.

@@ -20,7 +20,7 @@ if [ "${HELLO:-0}" = 1 ]; then
 fi
 i=0
 while [ "$i" -lt "$slots" ]; do
-  curl -fsS -X POST "$url/v1/slots" | sed -E 's/.*"slot":"([^"]+)".*"owner_token":"([^"]+)".*/\1 \2/' >> "$list"
+  curl -fsS -w "\n" -X POST "$url/v1/slots" | sed -E 's/.*"slot":"([^"]+)".*"owner_token":"([^"]+)".*/\1 \2/' >> "$list"
   i=$((i + 1))
 done
 wrk -t2 -c"$conns" -d"${seconds}s" --latency -s "$here/append.lua" "$url" -- "$list"

@@ -105,10 +105,13 @@ pub(crate) async fn accept_loop(
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     // A failed handshake is the client's problem; it costs us nothing more.
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await
-                    {
-                        serve_any(tls, peer, relay, watcher, permit).await;
+                    // The handshake's state is boxed and freed when it ends, so an idle
+                    // stream's task does not keep room for it.
+                    let handshake = Box::pin(acceptor.accept(tcp));
+                    if let Ok(Ok(tls)) = tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
+                        // Boxed too: the connection state moves between the steps of a
+                        // connection's life, and each step would keep its own copy.
+                        serve_any(Box::new(tls), peer, relay, watcher, permit).await;
                     }
                 });
             }
@@ -123,7 +126,7 @@ pub(crate) async fn accept_loop(
                         drop(permit); // before the gauge drops: a reader of it may connect at once
                         Metrics::dec(&metrics.connections_open);
                     } else {
-                        serve_connection(tcp, peer, relay, watcher, permit).await;
+                        Box::pin(serve_connection(tcp, peer, relay, watcher, permit)).await;
                     }
                 });
             }
@@ -171,7 +174,7 @@ async fn serve_any<S>(
     watcher: hyper_util::server::graceful::Watcher,
     permit: (tokio::sync::OwnedSemaphorePermit, crate::state::IpShare),
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: crate::lean::Watch + Send + 'static,
 {
     match crate::lean::first_request(io, relay.config.request_timeout).await {
         Some(crate::lean::First::Stream(io, head)) => {
@@ -182,7 +185,8 @@ async fn serve_any<S>(
             drop(permit); // before the gauge drops: a reader of it may connect at once
             Metrics::dec(&metrics.connections_open);
         }
-        Some(crate::lean::First::Other(io)) => serve_connection(io, peer, relay, watcher, permit).await,
+        // Boxed: hyper's connection state would otherwise size every stream's task.
+        Some(crate::lean::First::Other(io)) => Box::pin(serve_connection(io, peer, relay, watcher, permit)).await,
         None => {}
     }
 }

@@ -150,12 +150,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 
 /// Serves a stream request whose head was read, on any connection: the answer's head, then
 /// frames from the subscriber task until either side ends.
-pub(crate) async fn serve_head<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
-    head: Head,
-    relay: Arc<Relay>,
-    peer: IpAddr,
-) {
+pub(crate) async fn serve_head<S: Watch>(mut io: S, head: Head, relay: Arc<Relay>, peer: IpAddr) {
     let started = std::time::Instant::now();
     let opened = open(&relay, &head, peer);
     relay.metrics.observe(crate::metrics::Route::Stream, started.elapsed());
@@ -174,7 +169,6 @@ pub(crate) async fn serve_head<S: AsyncRead + AsyncWrite + Unpin>(
     if send(&mut io, ok).await.is_err() {
         return;
     }
-    let mut probe = [0u8; 1];
     loop {
         tokio::select! {
             frame = rx.recv() => match frame {
@@ -185,11 +179,64 @@ pub(crate) async fn serve_head<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 None => break,
             },
-            // The client may not send anything more: any byte or EOF ends the stream.
-            _ = io.read(&mut probe) => break,
+            // The client may not send anything more: any byte or EOF ends the stream. Waiting
+            // on the socket's readiness, not a read, keeps TLS from holding a read buffer.
+            _ = Watch::readable(&io) => break,
         }
     }
     drop(guard);
+}
+
+/// A connection whose socket can be watched for bytes (or EOF) without holding a read
+/// buffer while it waits.
+pub(crate) trait Watch: AsyncRead + AsyncWrite + Unpin {
+    /// Resolves once the peer sent something or closed (what it sent is dropped: the stream
+    /// ends either way).
+    fn readable(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Waits until `sock` has a byte or EOF for us, past readiness that turns out false.
+macro_rules! watch_socket {
+    ($sock:expr) => {
+        async move {
+            let mut byte = [0u8; 1];
+            loop {
+                if $sock.readable().await.is_err() {
+                    return;
+                }
+                match $sock.try_read(&mut byte) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    _ => return,
+                }
+            }
+        }
+    };
+}
+
+impl<T: Watch + Send + Sync> Watch for Box<T> {
+    fn readable(&self) -> impl std::future::Future<Output = ()> + Send {
+        T::readable(self)
+    }
+}
+
+impl Watch for TcpStream {
+    async fn readable(&self) {
+        watch_socket!(self).await
+    }
+}
+
+impl Watch for tokio::net::UnixStream {
+    async fn readable(&self) {
+        watch_socket!(self).await
+    }
+}
+
+impl Watch for tokio_rustls::server::TlsStream<TcpStream> {
+    async fn readable(&self) {
+        // Under TLS the bytes are records the stream will never decrypt: it ends here.
+        let tcp = self.get_ref().0;
+        watch_socket!(tcp).await
+    }
 }
 
 /// Writes and flushes (TLS holds written bytes until flushed).

@@ -1,20 +1,27 @@
 //! The default store: SQLite in WAL mode with `synchronous = FULL`, so a committed batch
 //! survives `kill -9` and power loss.
 //!
-//! An append is one `INSERT` into the table and one index, both clustered by arrival
-//! and by slot. Per-slot counters (last sequence number, count, bytes, pending intros)
-//! and the idempotency map (128-bit envelope hash prefix -> sequence number, for the
-//! envelopes currently stored) live in memory and are rebuilt at open from a covering
-//! index, so start-up reads index entries, never envelopes; only the floor (moved by acks
-//! and expiry) is stored per slot. Keeping idempotency in memory instead of a unique
-//! index on random hashes removes a random page write per append (docs/BENCHMARKS.md). Rows are inserted in arrival order, so retention deletes a
-//! rowid prefix. WAL checkpoints run on a background thread with their own connection,
-//! off the store thread's path.
+//! An append is one `INSERT` into the table and one index, both in arrival order, so a
+//! commit writes the last pages of two B-trees however many slots its batch touched
+//! (an index by slot took a page per slot per commit: docs/BENCHMARKS.md). Per-slot
+//! counters (last sequence number, count, bytes, pending intros), each slot's stored rows
+//! in sequence order (sequence number -> row id) and the idempotency map (128-bit envelope
+//! hash prefix -> sequence number) live in memory and are rebuilt at open from the covering
+//! arrival index, so start-up reads index entries, never envelopes; only the floor (moved
+//! by acks and expiry) is stored per slot. Retention deletes a rowid prefix.
+//!
+//! WAL checkpoints run on a background thread with their own connection every 10 ms, off
+//! the store thread's path. Under steady load that alone never lets the WAL start over (a
+//! new commit always lands before the checkpoint catches up), so when the WAL passes
+//! [`WAL_RESET_FRAMES`] the store thread checkpoints the little that is left between two
+//! batches and the next commit starts the WAL from its beginning: the WAL file stays near
+//! that size instead of growing to the hard limit, where a checkpoint of everything would
+//! run inside a commit.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -63,11 +70,19 @@ const MIGRATIONS: &[&str] = &[
     // 2: the slot a handle was claimed from (one handle per slot; older rows have none).
     "ALTER TABLE handles ADD COLUMN slot TEXT;
     CREATE INDEX handles_by_slot ON handles(slot);",
+    // 3: the covering index in arrival order (appends touch its last page only); lookups
+    // by slot and sequence number use the rows held in memory.
+    "DROP INDEX events_by_seq;
+    CREATE INDEX events_by_arrival ON events(id, slot, seq, lane, len, hash);",
 ];
 
-/// A checkpoint is forced on the store thread only if the WAL passes this many pages
-/// (the background checkpointer normally keeps it far smaller).
+/// A checkpoint is forced inside a commit only if the WAL passes this many pages (the
+/// reset below keeps it far smaller).
 const WAL_HARD_LIMIT_PAGES: i64 = 16_384;
+/// WAL frames past which the store thread lets the WAL start over (about 8 MiB).
+const WAL_RESET_FRAMES: i64 = 2_048;
+/// How often the background thread checkpoints.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[derive(Debug, Clone, Default)]
 struct Counters {
@@ -83,6 +98,42 @@ struct Counters {
 /// Idempotency key: the first 16 bytes of the envelope's SHA-256.
 type Key = [u8; 16];
 
+/// One stored envelope, as held in memory.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    seq: u64,
+    id: i64,
+    len: u64,
+    intro: bool,
+}
+
+/// A slot's stored envelopes: rows in sequence order and idempotency keys.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    rows: std::collections::VecDeque<Row>,
+    keys: HashMap<Key, u64>,
+}
+
+impl Held {
+    /// The rows after `after` (sequence numbers only grow, so this is a suffix).
+    fn after(&self, after: u64) -> impl Iterator<Item = &Row> {
+        let start = self.rows.partition_point(|r| r.seq <= after);
+        self.rows.range(start..)
+    }
+
+    fn push(&mut self, row: Row, key: Key) {
+        self.rows.push_back(row);
+        self.keys.insert(key, row.seq);
+    }
+
+    fn remove_through(&mut self, through: u64) {
+        while self.rows.front().is_some_and(|r| r.seq <= through) {
+            self.rows.pop_front();
+        }
+        self.keys.retain(|_, seq| *seq > through);
+    }
+}
+
 fn key(hash: &Hash) -> Key {
     let mut k = [0; 16];
     k.copy_from_slice(&hash[..16]);
@@ -94,9 +145,11 @@ fn key(hash: &Hash) -> Key {
 pub struct SqliteStore {
     conn: Connection,
     slots: HashMap<String, Counters>,
-    /// Per slot: key -> seq of every stored envelope.
-    stored: HashMap<String, HashMap<Key, u64>>,
+    /// Per slot: what it stores.
+    held: HashMap<String, Held>,
     checkpointer: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    /// WAL frames as of the background thread's last checkpoint.
+    wal_frames: Arc<AtomicI64>,
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -162,45 +215,46 @@ impl SqliteStore {
             }
         }
         let ids: HashMap<i64, String> = slots.iter().map(|(id, c)| (c.key, id.clone())).collect();
-        // Covering-index scan: reads (slot, seq, lane, len, hash) entries, never envelopes.
-        let mut stored: HashMap<String, HashMap<Key, u64>> = HashMap::new();
+        // Covering-index scan in arrival order: reads index entries, never envelopes.
+        let mut held: HashMap<String, Held> = HashMap::new();
         {
-            let mut stmt =
-                conn.prepare("SELECT slot, seq, lane, len, hash FROM events INDEXED BY events_by_seq").map_err(err)?;
+            let mut stmt = conn
+                .prepare("SELECT id, slot, seq, lane, len, hash FROM events INDEXED BY events_by_arrival")
+                .map_err(err)?;
             let mut rows = stmt.query([]).map_err(err)?;
-            let mut current: Option<(String, Counters, HashMap<Key, u64>)> = None;
             while let Some(row) = rows.next().map_err(err)? {
-                let slot_key: i64 = row.get(0).map_err(err)?;
+                let slot_key: i64 = row.get(1).map_err(err)?;
                 let Some(slot) = ids.get(&slot_key) else { continue };
-                if current.as_ref().is_none_or(|(s, _, _)| s != slot) {
-                    if let Some((s, c, map)) = current.take() {
-                        slots.insert(s.clone(), c);
-                        stored.insert(s, map);
-                    }
-                    let c = slots.get(slot).cloned().unwrap_or_default();
-                    current = Some((slot.clone(), c, HashMap::new()));
-                }
-                let (_, c, map) = current.as_mut().expect("set above");
-                let (seq, lane, len): (u64, u64, u64) =
-                    (row.get(1).map_err(err)?, row.get(2).map_err(err)?, row.get(3).map_err(err)?);
+                let (id, seq, lane, len): (i64, u64, u64, u64) = (
+                    row.get(0).map_err(err)?,
+                    row.get(2).map_err(err)?,
+                    row.get(3).map_err(err)?,
+                    row.get(4).map_err(err)?,
+                );
                 let hash: Key =
-                    row.get_ref(4).map_err(err)?.as_blob().ok().and_then(|b| b.try_into().ok()).unwrap_or_default();
+                    row.get_ref(5).map_err(err)?.as_blob().ok().and_then(|b| b.try_into().ok()).unwrap_or_default();
+                let c = slots.get_mut(slot).expect("ids come from slots");
                 c.last_seq = c.last_seq.max(seq);
                 (c.count, c.bytes, c.intro) = (c.count + 1, c.bytes + len, c.intro + lane);
-                map.insert(hash, seq);
-            }
-            if let Some((s, c, map)) = current.take() {
-                slots.insert(s.clone(), c);
-                stored.insert(s, map);
+                held.entry(slot.clone()).or_default().push(Row { seq, id, len, intro: lane == 1 }, hash);
             }
         }
-        let checkpointer = Some(spawn_checkpointer(path)?);
-        Ok(Self { conn, slots, stored, checkpointer })
+        // Arrival order is sequence order within a slot, except after a restore; be sure.
+        for h in held.values_mut() {
+            h.rows.make_contiguous().sort_by_key(|r| r.seq);
+        }
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let checkpointer = Some(spawn_checkpointer(path, wal_frames.clone())?);
+        Ok(Self { conn, slots, held, checkpointer, wal_frames })
     }
 }
 
-/// Copies the WAL back into the database every 200 ms on its own connection.
-fn spawn_checkpointer(path: PathBuf) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>), StoreError> {
+/// Copies the WAL back into the database every [`CHECKPOINT_EVERY`] on its own
+/// connection, and publishes how long the WAL is.
+fn spawn_checkpointer(
+    path: PathBuf,
+    wal_frames: Arc<AtomicI64>,
+) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>), StoreError> {
     let conn = connect(&path)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -208,8 +262,11 @@ fn spawn_checkpointer(path: PathBuf) -> Result<(Arc<AtomicBool>, std::thread::Jo
         .name("wire-relay-checkpoint".into())
         .spawn(move || {
             while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                std::thread::sleep(CHECKPOINT_EVERY);
+                // The row is (busy, frames in the WAL, frames checkpointed).
+                if let Ok(frames) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                    wal_frames.store(frames, Ordering::Relaxed);
+                }
             }
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         })
@@ -229,9 +286,9 @@ impl Drop for SqliteStore {
 /// What the batch in progress changed; merged into the store only after the commit.
 struct Overlay<'a> {
     base: &'a HashMap<String, Counters>,
-    stored: &'a HashMap<String, HashMap<Key, u64>>,
+    held: &'a HashMap<String, Held>,
     changed: HashMap<String, Counters>,
-    added: HashMap<String, HashMap<Key, u64>>,
+    added: HashMap<String, Held>,
     removed_through: HashMap<String, u64>,
 }
 
@@ -244,24 +301,35 @@ impl Overlay<'_> {
         self.changed.get_mut(slot)
     }
 
-    /// The seq of a stored envelope with this key, as of this point in the batch.
-    fn stored_seq(&self, slot: &str, k: &Key) -> Option<u64> {
-        if let Some(seq) = self.added.get(slot).and_then(|m| m.get(k)) {
-            return Some(*seq);
-        }
-        let removed = self.removed_through.get(slot).copied().unwrap_or(0);
-        self.stored.get(slot).and_then(|m| m.get(k)).copied().filter(|seq| *seq > removed)
+    fn removed(&self, slot: &str) -> u64 {
+        self.removed_through.get(slot).copied().unwrap_or(0)
     }
 
-    fn record(&mut self, slot: &str, k: Key, seq: u64) {
-        self.added.entry(slot.to_owned()).or_default().insert(k, seq);
+    /// The seq of a stored envelope with this key, as of this point in the batch.
+    fn stored_seq(&self, slot: &str, k: &Key) -> Option<u64> {
+        if let Some(seq) = self.added.get(slot).and_then(|h| h.keys.get(k)) {
+            return Some(*seq);
+        }
+        self.held.get(slot).and_then(|h| h.keys.get(k)).copied().filter(|seq| *seq > self.removed(slot))
+    }
+
+    fn record(&mut self, slot: &str, row: Row, k: Key) {
+        self.added.entry(slot.to_owned()).or_default().push(row, k);
+    }
+
+    /// The rows stored through `through` that this batch has not removed yet.
+    fn rows_through(&self, slot: &str, through: u64) -> Vec<Row> {
+        let removed = self.removed(slot);
+        let held = self.held.get(slot).into_iter().flat_map(|h| h.after(removed));
+        let added = self.added.get(slot).into_iter().flat_map(|h| h.rows.iter());
+        held.chain(added).take_while(|r| r.seq <= through).copied().collect()
     }
 
     fn remove_through(&mut self, slot: &str, through: u64) {
         let r = self.removed_through.entry(slot.to_owned()).or_insert(0);
         *r = (*r).max(through);
-        if let Some(m) = self.added.get_mut(slot) {
-            m.retain(|_, seq| *seq > through);
+        if let Some(h) = self.added.get_mut(slot) {
+            h.remove_through(through);
         }
     }
 }
@@ -308,24 +376,36 @@ fn append(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<O
         "INSERT INTO events (slot, seq, lane, len, hash, tag, received_at, envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![slot_key, seq, lane_code(*lane), len, k.as_slice(), tag, now, envelope.as_ref()])?;
+    let id = tx.last_insert_rowid();
     let c = counters.get(slot).expect("checked above");
     (c.last_seq, c.count, c.bytes) = (seq, c.count + 1, c.bytes + len);
     c.intro += u64::from(*lane == Lane::Intro);
-    counters.record(slot, k, seq);
+    counters.record(slot, Row { seq, id, len, intro: *lane == Lane::Intro }, k);
     Ok(Outcome::Appended { seq, duplicate: false })
 }
 
-/// Deletes `slot`'s envelopes through `through`, adjusting counters; returns how many.
-fn delete_through(tx: &Transaction<'_>, c: &mut Counters, slot: &str, through: u64) -> Result<u64, rusqlite::Error> {
-    let (removed, bytes, intro): (u64, u64, u64) = tx
-        .prepare_cached(
-            "SELECT COUNT(*), COALESCE(SUM(len), 0), COALESCE(SUM(lane), 0) FROM events WHERE slot = ?1 AND seq <= ?2",
-        )?
-        .query_row(params![c.key, through], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    tx.prepare_cached("DELETE FROM events WHERE slot = ?1 AND seq <= ?2")?.execute(params![c.key, through])?;
+/// Deletes `slot`'s envelopes through `through` (by row id), adjusting counters and the
+/// floor; returns how many.
+fn delete_through(
+    tx: &Transaction<'_>,
+    counters: &mut Overlay<'_>,
+    slot: &str,
+    through: u64,
+) -> Result<u64, rusqlite::Error> {
+    let rows = counters.rows_through(slot, through);
+    let mut delete = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+    for row in &rows {
+        delete.execute(params![row.id])?;
+    }
+    let Some(c) = counters.get(slot) else { return Ok(0) };
+    let removed = rows.len() as u64;
+    let bytes: u64 = rows.iter().map(|r| r.len).sum();
+    let intro = rows.iter().filter(|r| r.intro).count() as u64;
     c.floor = c.floor.max(through);
     (c.count, c.bytes, c.intro) = (c.count - removed, c.bytes - bytes, c.intro - intro);
-    tx.prepare_cached("UPDATE slots SET floor = ?2 WHERE id = ?1")?.execute(params![slot, c.floor])?;
+    let floor = c.floor;
+    tx.prepare_cached("UPDATE slots SET floor = ?2 WHERE id = ?1")?.execute(params![slot, floor])?;
+    counters.remove_through(slot, through);
     Ok(removed)
 }
 
@@ -359,14 +439,13 @@ fn apply_one(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Resul
             Outcome::Done
         }
         Op::Append { .. } => append(tx, counters, op)?,
-        Op::Ack { slot, through } => match counters.get(slot) {
-            Some(c) => {
-                let removed = delete_through(tx, c, slot, *through)?;
-                let floor = c.floor;
-                counters.remove_through(slot, *through);
+        Op::Ack { slot, through } => match counters.get(slot).is_some() {
+            true => {
+                let removed = delete_through(tx, counters, slot, *through)?;
+                let floor = counters.get(slot).map_or(0, |c| c.floor);
                 Outcome::Acked { floor, removed }
             }
-            None => Outcome::Acked { floor: 0, removed: 0 },
+            false => Outcome::Acked { floor: 0, removed: 0 },
         },
         Op::Expire { before } => {
             // Rows are in arrival order: find where the expired prefix ends.
@@ -391,10 +470,9 @@ fn apply_one(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Resul
                 .collect();
             let mut floors: Vec<(String, u64)> = Vec::with_capacity(last.len());
             for (slot, max_seq) in last {
-                if let Some(c) = counters.get(&slot) {
-                    delete_through(tx, c, &slot, max_seq)?;
-                    floors.push((slot.clone(), c.floor));
-                    counters.remove_through(&slot, max_seq);
+                if counters.get(&slot).is_some() {
+                    delete_through(tx, counters, &slot, max_seq)?;
+                    floors.push((slot.clone(), counters.get(&slot).map_or(0, |c| c.floor)));
                 }
             }
             floors.sort();
@@ -455,7 +533,7 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction().map_err(err)?;
         let mut overlay = Overlay {
             base: &self.slots,
-            stored: &self.stored,
+            held: &self.held,
             changed: HashMap::new(),
             added: HashMap::new(),
             removed_through: HashMap::new(),
@@ -468,34 +546,44 @@ impl Store for SqliteStore {
         let Overlay { changed, added, removed_through, .. } = overlay;
         self.slots.extend(changed);
         for (slot, through) in removed_through {
-            if let Some(m) = self.stored.get_mut(&slot) {
-                m.retain(|_, seq| *seq > through);
+            if let Some(h) = self.held.get_mut(&slot) {
+                h.remove_through(through);
             }
         }
-        for (slot, keys) in added {
-            self.stored.entry(slot).or_default().extend(keys);
+        for (slot, new) in added {
+            let h = self.held.entry(slot).or_default();
+            h.rows.extend(new.rows);
+            h.keys.extend(new.keys);
+        }
+        // Let the WAL start over (module docs): the background thread has copied nearly all
+        // of it, so this is the tail of the last few milliseconds.
+        if self.wal_frames.load(Ordering::Relaxed) > WAL_RESET_FRAMES {
+            self.wal_frames.store(0, Ordering::Relaxed);
+            let _ = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         }
         Ok(out)
     }
 
     fn list_after(&mut self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
-        let Some(slot) = self.slots.get(slot).map(|c| c.key) else { return Ok(Vec::new()) };
-        self.conn
-            .prepare_cached("SELECT seq, lane, envelope, received_at FROM events WHERE slot = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
-            .map_err(err)?
-            .query_map(params![slot, after, limit as u64], |r| {
-                let lane: i64 = r.get(1)?;
-                let envelope: Vec<u8> = r.get(2)?;
-                Ok(Stored {
-                    seq: r.get(0)?,
-                    lane: if lane == 1 { Lane::Intro } else { Lane::Inbox },
-                    envelope: Bytes::from(envelope),
-                    received_at: r.get(3)?,
+        let Some(held) = self.held.get(slot) else { return Ok(Vec::new()) };
+        let mut stmt =
+            self.conn.prepare_cached("SELECT lane, envelope, received_at FROM events WHERE id = ?1").map_err(err)?;
+        held.after(after)
+            .take(limit)
+            .map(|row| {
+                stmt.query_row(params![row.id], |r| {
+                    let lane: i64 = r.get(0)?;
+                    let envelope: Vec<u8> = r.get(1)?;
+                    Ok(Stored {
+                        seq: row.seq,
+                        lane: if lane == 1 { Lane::Intro } else { Lane::Inbox },
+                        envelope: Bytes::from(envelope),
+                        received_at: r.get(2)?,
+                    })
                 })
+                .map_err(err)
             })
-            .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)
+            .collect()
     }
 
     fn handle(&mut self, nick: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
@@ -548,10 +636,27 @@ mod tests {
         assert_eq!(out[0], Outcome::Appended { seq: 2, duplicate: true });
         assert_eq!(out[1], Outcome::Appended { seq: 3, duplicate: false });
         assert_eq!(out[2], Outcome::QuotaExceeded, "the count of 3 was rebuilt");
+        let seqs = |s: &mut SqliteStore, after| {
+            s.list_after("s", after, 10).expect("list").iter().map(|e| (e.seq, e.envelope[0])).collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(&mut s, 0), vec![(1, 1), (2, 2), (3, 3)], "rows by sequence come back from the index");
+        assert_eq!(seqs(&mut s, 2), vec![(3, 3)]);
         // An ack and a re-append of the acked envelope in one batch: it is stored anew.
         let out = s.apply(&[Op::Ack { slot: "s".into(), through: 3 }, append(1)]).expect("apply");
         assert_eq!(out[1], Outcome::Appended { seq: 4, duplicate: false });
+        assert_eq!(seqs(&mut s, 0), vec![(4, 1)]);
         assert_eq!(s.load().expect("load").slots.len(), 1);
+        // A store from before the arrival index (schema 2) is migrated with its envelopes.
+        s.conn
+            .execute_batch(
+                "DROP INDEX events_by_arrival; CREATE INDEX events_by_seq ON events(slot, seq, lane, len, hash);
+                 PRAGMA user_version = 2;",
+            )
+            .expect("downgrade");
+        drop(s);
+        let mut s = SqliteStore::open(&dir).expect("migrate");
+        assert_eq!(seqs(&mut s, 0), vec![(4, 1)]);
+        assert_eq!(s.apply(&[append(1)]).expect("apply")[0], Outcome::Appended { seq: 4, duplicate: true });
         s.conn.pragma_update(None, "user_version", 99).expect("pragma");
         drop(s);
         let e = SqliteStore::open(&dir).expect_err("newer schema refused");

@@ -103,7 +103,8 @@ type Key = [u8; 16];
 struct Row {
     seq: u64,
     id: i64,
-    len: u64,
+    /// Envelopes are at most a few MiB.
+    len: u32,
     intro: bool,
 }
 
@@ -215,29 +216,42 @@ impl SqliteStore {
             }
         }
         let ids: HashMap<i64, String> = slots.iter().map(|(id, c)| (c.key, id.clone())).collect();
-        // Covering-index scan in arrival order: reads index entries, never envelopes.
-        let mut held: HashMap<String, Held> = HashMap::new();
+        // Covering-index scan in arrival order: reads index entries, never envelopes. Rows
+        // are gathered by the slot's integer key, and each slot's maps built in one go
+        // at the end (filling a thousand maps in arrival order misses the cache each time).
+        let mut by_key: HashMap<i64, Vec<(Row, Key)>> = HashMap::new();
         {
             let mut stmt = conn
                 .prepare("SELECT id, slot, seq, lane, len, hash FROM events INDEXED BY events_by_arrival")
                 .map_err(err)?;
             let mut rows = stmt.query([]).map_err(err)?;
             while let Some(row) = rows.next().map_err(err)? {
-                let slot_key: i64 = row.get(1).map_err(err)?;
-                let Some(slot) = ids.get(&slot_key) else { continue };
-                let (id, seq, lane, len): (i64, u64, u64, u64) = (
+                let (id, slot_key, seq, lane, len): (i64, i64, u64, u64, u64) = (
                     row.get(0).map_err(err)?,
+                    row.get(1).map_err(err)?,
                     row.get(2).map_err(err)?,
                     row.get(3).map_err(err)?,
                     row.get(4).map_err(err)?,
                 );
                 let hash: Key =
                     row.get_ref(5).map_err(err)?.as_blob().ok().and_then(|b| b.try_into().ok()).unwrap_or_default();
-                let c = slots.get_mut(slot).expect("ids come from slots");
-                c.last_seq = c.last_seq.max(seq);
-                (c.count, c.bytes, c.intro) = (c.count + 1, c.bytes + len, c.intro + lane);
-                held.entry(slot.clone()).or_default().push(Row { seq, id, len, intro: lane == 1 }, hash);
+                by_key.entry(slot_key).or_default().push((Row { seq, id, len: len as u32, intro: lane == 1 }, hash));
             }
+        }
+        let mut held: HashMap<String, Held> = HashMap::with_capacity(by_key.len());
+        for (slot_key, rows) in by_key {
+            let Some(slot) = ids.get(&slot_key) else { continue };
+            let c = slots.get_mut(slot).expect("ids come from slots");
+            let mut h = Held {
+                rows: std::collections::VecDeque::with_capacity(rows.len()),
+                keys: HashMap::with_capacity(rows.len()),
+            };
+            for (r, k) in rows {
+                c.last_seq = c.last_seq.max(r.seq);
+                (c.count, c.bytes, c.intro) = (c.count + 1, c.bytes + u64::from(r.len), c.intro + u64::from(r.intro));
+                h.push(r, k);
+            }
+            held.insert(slot.clone(), h);
         }
         // Arrival order is sequence order within a slot, except after a restore; be sure.
         for h in held.values_mut() {
@@ -380,7 +394,7 @@ fn append(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<O
     let c = counters.get(slot).expect("checked above");
     (c.last_seq, c.count, c.bytes) = (seq, c.count + 1, c.bytes + len);
     c.intro += u64::from(*lane == Lane::Intro);
-    counters.record(slot, Row { seq, id, len, intro: *lane == Lane::Intro }, k);
+    counters.record(slot, Row { seq, id, len: len as u32, intro: *lane == Lane::Intro }, k);
     Ok(Outcome::Appended { seq, duplicate: false })
 }
 
@@ -399,7 +413,7 @@ fn delete_through(
     }
     let Some(c) = counters.get(slot) else { return Ok(0) };
     let removed = rows.len() as u64;
-    let bytes: u64 = rows.iter().map(|r| r.len).sum();
+    let bytes: u64 = rows.iter().map(|r| u64::from(r.len)).sum();
     let intro = rows.iter().filter(|r| r.intro).count() as u64;
     c.floor = c.floor.max(through);
     (c.count, c.bytes, c.intro) = (c.count - removed, c.bytes - bytes, c.intro - intro);

@@ -120,11 +120,8 @@ pub(crate) async fn accept_loop(
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     if crate::lean::is_stream_request(&tcp, relay.config.request_timeout).await {
-                        Metrics::inc(&relay.metrics.connections_open);
                         let metrics = relay.metrics.clone();
-                        crate::lean::serve(tcp, relay, peer).await;
-                        drop(permit); // before the gauge drops: a reader of it may connect at once
-                        Metrics::dec(&metrics.connections_open);
+                        counted(&metrics, permit, crate::lean::serve(tcp, relay, peer)).await;
                     } else {
                         Box::pin(serve_connection(tcp, peer, relay, watcher, permit)).await;
                     }
@@ -165,6 +162,17 @@ async fn accept(listener: &Listener) -> Option<(Stream, IpAddr)> {
     }
 }
 
+/// A connection's places: one of all connections, one of its address's share.
+type Place = (tokio::sync::OwnedSemaphorePermit, crate::state::IpShare);
+
+/// Serves a connection outside hyper, counted as open while it lasts.
+async fn counted(metrics: &Metrics, place: Place, serve: impl std::future::Future<Output = ()>) {
+    Metrics::inc(&metrics.connections_open);
+    serve.await;
+    drop(place); // before the gauge drops: a reader of it may connect at once
+    Metrics::dec(&metrics.connections_open);
+}
+
 /// A TLS or Unix-socket connection: a first request that is a stream takes the lean path
 /// (no hyper buffers for the life of an idle stream), anything else goes to hyper.
 async fn serve_any<S>(
@@ -172,18 +180,15 @@ async fn serve_any<S>(
     peer: IpAddr,
     relay: Arc<Relay>,
     watcher: hyper_util::server::graceful::Watcher,
-    permit: (tokio::sync::OwnedSemaphorePermit, crate::state::IpShare),
+    permit: Place,
 ) where
     S: crate::lean::Watch + Send + 'static,
 {
     match crate::lean::first_request(io, relay.config.request_timeout).await {
         Some(crate::lean::First::Stream(io, head)) => {
             Metrics::inc(&relay.metrics.requests_total);
-            Metrics::inc(&relay.metrics.connections_open);
             let metrics = relay.metrics.clone();
-            crate::lean::serve_head(io, head, relay, peer).await;
-            drop(permit); // before the gauge drops: a reader of it may connect at once
-            Metrics::dec(&metrics.connections_open);
+            counted(&metrics, permit, crate::lean::serve_head(io, head, relay, peer)).await;
         }
         // Boxed: hyper's connection state would otherwise size every stream's task.
         Some(crate::lean::First::Other(io)) => Box::pin(serve_connection(io, peer, relay, watcher, permit)).await,
@@ -196,7 +201,7 @@ async fn serve_connection<S>(
     peer: IpAddr,
     relay: Arc<Relay>,
     watcher: hyper_util::server::graceful::Watcher,
-    permit: (tokio::sync::OwnedSemaphorePermit, crate::state::IpShare),
+    permit: Place,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

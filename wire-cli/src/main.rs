@@ -262,9 +262,9 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     let json = cli.json;
-    let result = match wire_core::home::inbox_cap_setting() {
+    let result = match wire_core::home::check_settings() {
         Err(e) => Err(e.into()),
-        Ok(_) => run(cli.command, json),
+        Ok(()) => run(cli.command, json),
     };
     report(result, cli.json)
 }

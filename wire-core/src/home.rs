@@ -79,7 +79,7 @@ pub enum HomeError {
     #[error("cannot find a home directory for wire; set WIRE_HOME")]
     NoDefault,
     /// A setting from the environment that does not parse.
-    #[error("{name}={value} is not a number of bytes (e.g. 67108864)")]
+    #[error("{name}={value} is not a positive whole number")]
     BadSetting {
         /// The variable.
         name: &'static str,
@@ -94,16 +94,24 @@ pub const DEFAULT_INBOX_CAP: u64 = 64 << 20;
 /// Bytes of `rejected.jsonl` before it is rotated.
 pub const REJECTED_LOG_CAP: u64 = 1 << 20;
 
-/// `WIRE_INBOX_MAX_BYTES`, if set: the per-peer inbox cap every [`Home`] takes. The CLI
-/// checks it at start so a bad value is an error, not a silent default.
-pub fn inbox_cap_setting() -> Result<Option<u64>, HomeError> {
-    match std::env::var("WIRE_INBOX_MAX_BYTES") {
+/// A positive number from the environment, if set.
+fn number_setting(name: &'static str) -> Result<Option<u64>, HomeError> {
+    match std::env::var(name) {
         Ok(value) => match value.trim().parse::<u64>() {
-            Ok(bytes) if bytes > 0 => Ok(Some(bytes)),
-            _ => Err(HomeError::BadSetting { name: "WIRE_INBOX_MAX_BYTES", value }),
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(HomeError::BadSetting { name, value }),
         },
         Err(_) => Ok(None),
     }
+}
+
+/// Checks the settings every [`Home`] reads from the environment (`WIRE_INBOX_MAX_BYTES`,
+/// `WIRE_MAX_PENDING_REQUESTS`). The CLI calls it at start so a bad value is an error, not
+/// a silent default.
+pub fn check_settings() -> Result<(), HomeError> {
+    number_setting("WIRE_INBOX_MAX_BYTES")?;
+    number_setting("WIRE_MAX_PENDING_REQUESTS")?;
+    Ok(())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
@@ -260,6 +268,8 @@ pub struct Home {
     clock: SharedClock,
     /// Per-peer inbox file size past which it rotates (`home::inbox`).
     inbox_cap: u64,
+    /// Most dial requests kept waiting for the operator.
+    pending_cap: usize,
 }
 
 /// Holds the advisory lock until dropped.
@@ -271,8 +281,18 @@ pub struct HomeLock {
 impl Home {
     /// The home at `root`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        let inbox_cap = inbox_cap_setting().ok().flatten().unwrap_or(DEFAULT_INBOX_CAP);
-        Self { root: root.into(), clock: crate::clock::system(), inbox_cap }
+        let inbox_cap = number_setting("WIRE_INBOX_MAX_BYTES").ok().flatten().unwrap_or(DEFAULT_INBOX_CAP);
+        let pending_cap = number_setting("WIRE_MAX_PENDING_REQUESTS")
+            .ok()
+            .flatten()
+            .map_or(crate::proto::pairing::dial::MAX_PENDING_REQUESTS, |n| n as usize);
+        Self { root: root.into(), clock: crate::clock::system(), inbox_cap, pending_cap }
+    }
+
+    /// Most dial requests kept waiting for the operator (`WIRE_MAX_PENDING_REQUESTS`,
+    /// default [`crate::proto::pairing::dial::MAX_PENDING_REQUESTS`]).
+    pub fn pending_cap(&self) -> usize {
+        self.pending_cap
     }
 
     /// This home with inbox files rotated past `bytes` per peer.

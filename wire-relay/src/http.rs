@@ -184,7 +184,7 @@ async fn serve_any<S>(
 ) where
     S: crate::lean::Watch + Send + 'static,
 {
-    match crate::lean::first_request(io, relay.config.request_timeout).await {
+    match crate::lean::first_request(io, relay.config.request_timeout, &relay.metrics).await {
         Some(crate::lean::First::Stream(io, head)) => {
             Metrics::inc(&relay.metrics.requests_total);
             let metrics = relay.metrics.clone();
@@ -221,7 +221,12 @@ async fn serve_connection<S>(
         .max_buf_size(64 * 1024)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), service);
-    let _ = watcher.watch(conn).await;
+    if let Err(e) = watcher.watch(conn).await
+        && e.is_timeout()
+    {
+        // A head that did not arrive within the request timeout (hyper closed it).
+        Metrics::inc(&metrics.request_timeouts_total);
+    }
     drop(permit); // before the gauge drops: a reader of it may connect at once
     Metrics::dec(&metrics.connections_open);
 }

@@ -34,7 +34,11 @@ pub(crate) async fn serve(mut tcp: TcpStream, relay: Arc<Relay>, peer: IpAddr) {
     crate::metrics::Metrics::inc(&relay.metrics.requests_total);
     let head = match tokio::time::timeout(relay.config.request_timeout, read_head(&mut tcp)).await {
         Ok(Ok(head)) => head,
-        _ => return,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            crate::metrics::Metrics::inc(&relay.metrics.request_timeouts_total);
+            return;
+        }
     };
     serve_head(tcp, head, relay, peer).await;
 }
@@ -52,7 +56,11 @@ pub(crate) enum First<S> {
 /// request line to tell a stream request, and for one the whole head. `None` if the client
 /// sends nothing within `timeout` or closes. Plain TCP uses [`is_stream_request`] instead,
 /// which only peeks.
-pub(crate) async fn first_request<S: AsyncRead + Unpin>(mut io: S, timeout: Duration) -> Option<First<S>> {
+pub(crate) async fn first_request<S: AsyncRead + Unpin>(
+    mut io: S,
+    timeout: Duration,
+    metrics: &crate::metrics::Metrics,
+) -> Option<First<S>> {
     let mut buf = Vec::with_capacity(512);
     let read = async {
         loop {
@@ -78,7 +86,11 @@ pub(crate) async fn first_request<S: AsyncRead + Unpin>(mut io: S, timeout: Dura
             }
         }
     };
-    match tokio::time::timeout(timeout, read).await.ok()?? {
+    let Ok(read) = tokio::time::timeout(timeout, read).await else {
+        crate::metrics::Metrics::inc(&metrics.request_timeouts_total);
+        return None;
+    };
+    match read? {
         Some(head) => Some(First::Stream(io, head)),
         None => Some(First::Other(Prefixed { prefix: buf, at: 0, inner: io })),
     }

@@ -130,7 +130,7 @@ metrics! {
     expired_total: "counter", "Envelope deletions by retention (slots affected).";
     rate_limited_total: "counter", "Requests refused by a rate limit.";
     connections_refused_total: "counter", "Connections closed at once: their client IP held its share.";
-    request_timeouts_total: "counter", "Requests whose body did not arrive within the request timeout.";
+    request_timeouts_total: "counter", "Requests whose head or body did not arrive within the request timeout.";
     rendezvous_refused_total: "counter", "Nameplates refused: the client IP held its share of open ones.";
     grants_purged_total: "counter", "Grants forgotten a retention period after they expired.";
     request_bytes_total: "counter", "Bytes of request bodies read.";

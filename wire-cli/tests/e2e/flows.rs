@@ -145,6 +145,18 @@ fn dial_consent_reject_and_forget() {
     assert_eq!(a.json(&["verify", &b.nickname(), &fp])["tier"], "VERIFIED");
     assert_eq!(peer_tiers(&a), vec![(b.did(), "VERIFIED".into())]);
 
+    // With room for no more waiting requests than there are (WIRE_MAX_PENDING_REQUESTS=1,
+    // one waiting), the next dial is refused on arrival and said so; then room is made.
+    let d = w.agent("d");
+    d.json(&["dial", &b_handle]);
+    b.json(&["pull"]);
+    c.json(&["dial", &b_handle]);
+    let full = b.run_with(&["pull", "--json"], &[("WIRE_MAX_PENDING_REQUESTS", "1")]).ok().json();
+    assert_eq!((full["rejected"].as_u64(), full["requests"].as_array().map(Vec::len)), (Some(1), Some(0)), "{full}");
+    let reasons = b.json(&["status"])["rejected"]["reasons"].to_string();
+    assert!(reasons.contains("1 requests are waiting already"), "{reasons}");
+    assert_eq!(b.json(&["reject", &d.nickname()])["decision"], "rejected");
+
     // Dial, reject: the dialer is told and cannot send.
     c.json(&["dial", &b_handle]);
     b.json(&["pull"]);

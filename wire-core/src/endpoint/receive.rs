@@ -19,7 +19,7 @@ use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::envelope;
 use crate::proto::event::{ControlBody, EventError, EventId, Kind, SignedEvent};
-use crate::proto::pairing::dial::{DialAnswer, MAX_PENDING_REQUESTS};
+use crate::proto::pairing::dial::DialAnswer;
 use crate::proto::pairing::{IncomingRequest, receive_request};
 use crate::proto::time::UnixMillis;
 
@@ -332,9 +332,10 @@ impl Endpoint {
                         ));
                     }
                     let others = pending.requests.iter().filter(|r| r.from.did() != request.from.did()).count();
-                    if others >= MAX_PENDING_REQUESTS {
+                    let cap = self.home.pending_cap();
+                    if others >= cap {
                         return reject(format!(
-                            "dial request from {}: {MAX_PENDING_REQUESTS} requests are waiting already; \
+                            "dial request from {}: {cap} requests are waiting already; \
                              accept or reject some (`wire pending`)",
                             face.nickname
                         ));

@@ -121,11 +121,13 @@ fn slow_senders_are_cut_off_whatever_they_trickle() {
     });
     let _ = until_closed(&mut head);
     assert!(feeder.join().unwrap(), "the trickling sender was cut off");
+    wait_until(WAIT, "the head timeout to be counted", || r.metric("wire_relay_request_timeouts_total") == 1);
 
     // A stream request whose head never ends: the lean path.
     let mut lean = TcpStream::connect(r.addr).unwrap();
     lean.write_all(format!("GET /v1/slots/{slot}/stream HTTP/1.1\r\nHost: x\r\n").as_bytes()).unwrap();
     assert!(until_closed(&mut lean).is_empty());
+    wait_until(WAIT, "the lean head timeout to be counted", || r.metric("wire_relay_request_timeouts_total") == 2);
 
     // A body that never ends: an answer that says so, and the connection closed.
     let mut body = TcpStream::connect(r.addr).unwrap();
@@ -136,7 +138,7 @@ fn slow_senders_are_cut_off_whatever_they_trickle() {
     body.write_all(request.as_bytes()).unwrap();
     let answer = Resp::parse(&until_closed(&mut body));
     assert_eq!((answer.status, answer.code().as_str()), (408, "request_timeout"));
-    assert_eq!(r.metric("wire_relay_request_timeouts_total"), 1);
+    assert_eq!(r.metric("wire_relay_request_timeouts_total"), 3);
     // Prompt clients are untouched.
     assert_eq!(r.req("GET", "/healthz", None, b"").status, 200);
 }

@@ -25,8 +25,8 @@ use crate::proto::time::UnixMillis;
 /// Longest note a dialer may attach (longer notes are cut).
 pub const MAX_NOTE_CHARS: usize = 280;
 
-/// Most dial requests kept waiting for the operator; past it new ones are refused (and
-/// logged) until the operator decides some. With [`MAX_NOTE_CHARS`] and the card bound this
+/// Most dial requests kept waiting for the operator by default (`WIRE_MAX_PENDING_REQUESTS`
+/// sets another); past it new ones are refused (and logged) until the operator decides some. With [`MAX_NOTE_CHARS`] and the card bound this
 /// keeps `pending.json` under about 1.5 MiB whatever strangers send.
 pub const MAX_PENDING_REQUESTS: usize = 64;
 

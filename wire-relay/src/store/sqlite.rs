@@ -12,11 +12,11 @@
 //!
 //! WAL checkpoints run on a background thread with their own connection every 10 ms, off
 //! the store thread's path. Under steady load that alone never lets the WAL start over (a
-//! new commit always lands before the checkpoint catches up), so when the WAL passes
-//! [`WAL_RESET_FRAMES`] the store thread checkpoints the little that is left between two
-//! batches and the next commit starts the WAL from its beginning: the WAL file stays near
-//! that size instead of growing to the hard limit, where a checkpoint of everything would
-//! run inside a commit.
+//! new commit always lands before the checkpoint catches up), so when the WAL passes 2,048
+//! frames (`WAL_RESET_FRAMES`) the store thread checkpoints the little that is left
+//! between two batches and the next commit starts the WAL from its beginning: the WAL file
+//! stays near that size instead of growing to the hard limit, where a checkpoint of
+//! everything would run inside a commit.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -43,11 +43,11 @@ const MAX_PAGE: usize = 1_000;
 pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     Metrics::inc(&relay.metrics.requests_total);
     let started = std::time::Instant::now();
-    let label = {
-        let segs: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
-        crate::metrics::Route::of(req.method(), &segs)
-    };
-    let response = match route(relay, req, peer).await {
+    // The path is split once, for the route and its latency label.
+    let path = req.uri().path().to_owned();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let label = crate::metrics::Route::of(req.method(), &segs);
+    let response = match route(relay, req, peer, &path, &segs).await {
         Ok(response) => response,
         Err(e) => {
             Metrics::inc(&relay.metrics.errors_total);
@@ -62,20 +62,24 @@ pub(crate) async fn handle(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpA
     response
 }
 
-async fn route(relay: &Arc<Relay>, req: Request<Incoming>, peer: IpAddr) -> Result<Response<Body>, ApiError> {
+async fn route(
+    relay: &Arc<Relay>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+    path: &str,
+    segs: &[&str],
+) -> Result<Response<Body>, ApiError> {
     if relay.config.local_only && !peer.is_loopback() {
         return Err(ApiError::forbidden("this relay is local-only and accepts loopback clients only"));
     }
-    let path = req.uri().path().to_owned();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
-    match (&method, segs.as_slice()) {
+    match (&method, segs) {
         (&Method::GET, ["healthz"]) => return Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
         (&Method::GET, ["metrics"]) => return Ok(text(relay.metrics.render())),
         _ => {}
     }
     relay.rate_limit_ip(peer)?;
-    match (&method, segs.as_slice()) {
+    match (&method, segs) {
         (&Method::POST, ["v1", "slots"]) => allocate(relay, peer).await,
         (&Method::POST, ["v1", "slots", id, "grants"]) => grant(relay, &slot_id(id)?, req).await,
         (&Method::DELETE, ["v1", "slots", id, "grants", grant_id]) => {

@@ -7,8 +7,29 @@ mod output;
 mod service;
 mod signals;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
-use wire_core::endpoint::{NextStep, Problem};
+use wire_core::endpoint::{MAX_WAIT, NextStep, Problem};
+use wire_core::home::ReceiptState;
+
+/// `--wait delivered|read`.
+fn parse_receipt(text: &str) -> Result<ReceiptState, String> {
+    match text {
+        "delivered" => Ok(ReceiptState::Delivered),
+        "read" => Ok(ReceiptState::Read),
+        other => Err(format!("`{other}`: wait for `delivered` or `read`")),
+    }
+}
+
+/// A wait bound: a duration of 1 s to [`MAX_WAIT`].
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    let d = wire_core::duration::parse(text)?;
+    if d < Duration::from_secs(1) || d > MAX_WAIT {
+        return Err(format!("`{text}`: between 1s and {}s", MAX_WAIT.as_secs()));
+    }
+    Ok(d)
+}
 
 /// A phone line for AI agents: pair once, then exchange signed, end-to-end encrypted
 /// messages through a relay that only ever sees ciphertext.
@@ -120,6 +141,37 @@ enum Command {
         /// If the relay is unreachable, queue it; `wire pull` or the daemon delivers it later.
         #[arg(long)]
         queue: bool,
+        /// Then wait for the peer's signed receipt: `delivered` (in its inbox) or `read` (its
+        /// agent read it).
+        #[arg(long, value_parser = parse_receipt)]
+        wait: Option<ReceiptState>,
+        /// How long --wait waits (e.g. 30s, 2m; at most 2m).
+        #[arg(long, default_value = "30s", value_parser = parse_wait)]
+        timeout: Duration,
+    },
+    /// What we sent, with each message's state: queued, sent, delivered or read (by the
+    /// peer's signed receipt), failed with the reason.
+    Sent {
+        /// Only this peer.
+        peer: Option<String>,
+        /// How many of the latest.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// The agent's read: wait until a message arrives (woken by the relay's stream), print
+    /// what is unread and mark it read (which sends `read` receipts).
+    Wait {
+        /// Only this peer.
+        peer: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Give up after this long (e.g. 30s, 2m; at most 2m).
+        #[arg(long, default_value = "30s", value_parser = parse_wait)]
+        timeout: Duration,
+        /// Print whole inbox lines (with signed bytes) under --json.
+        #[arg(long)]
+        full: bool,
     },
     /// Fetch, verify and store everything waiting; answer pairing messages; deliver the outbox.
     Pull,
@@ -133,6 +185,12 @@ enum Command {
         /// Keep going: pull every second and print new events.
         #[arg(long)]
         follow: bool,
+        /// Only what the operator has not read (oldest first).
+        #[arg(long, conflicts_with = "follow")]
+        unread: bool,
+        /// Mark what is shown read for the operator (implies --unread). Sends no receipts.
+        #[arg(long, conflicts_with = "follow")]
+        mark_read: bool,
     },
     /// Pair with a spoken code: prints a code to read aloud (or joins with --code), then
     /// both operators compare 6 digits. Nothing is pinned until both confirm.
@@ -287,9 +345,15 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Pending => agent::pending(json),
         Command::Verify { peer, fingerprint } => agent::verify(&peer, &fingerprint, json),
         Command::Forget { peer } => agent::forget(&peer, json),
-        Command::Send { peer, body, kind, queue } => agent::send(&peer, &kind, &body, queue, json),
+        Command::Send { peer, body, kind, queue, wait, timeout } => {
+            agent::send(&peer, &kind, &body, queue, wait, timeout, json)
+        }
+        Command::Sent { peer, limit } => agent::sent(peer.as_deref(), limit, json),
+        Command::Wait { peer, limit, timeout, full } => agent::wait(peer.as_deref(), limit, timeout, full, json),
         Command::Pull => agent::pull(json),
-        Command::Tail { peer, limit, follow } => agent::tail(peer.as_deref(), limit, follow, json),
+        Command::Tail { peer, limit, follow, unread, mark_read } => {
+            agent::tail(peer.as_deref(), limit, follow, unread, mark_read, json)
+        }
         Command::Pair { code, opts } => {
             cmd::pair::start(code.as_deref(), opts.relay.as_deref(), opts.timeout, false, json)
         }

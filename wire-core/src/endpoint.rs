@@ -6,6 +6,7 @@
 mod code_pair;
 mod error;
 mod mesh;
+mod receipts;
 mod receive;
 mod recover;
 mod report;
@@ -14,6 +15,7 @@ mod route;
 pub use code_pair::{CodeSession, PairView};
 pub use error::{EndpointError, NextStep, Problem};
 pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
+pub use receipts::{Compact, MAX_WAIT};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
 pub use report::{
     AnswerState, Decision, DecisionReport, Face, FailingItem, Flow, ForgetReport, InitReport, InviteReport, Mailbox,
@@ -30,7 +32,7 @@ use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
 use crate::client::{Client, ClientError, RelayUrl};
-use crate::home::{Account, Home, HomeError, InboxLine, OutboxItem, Peer, Peers, Pending};
+use crate::home::{Account, Home, HomeError, InboxLine, OutboxItem, Peer, Peers, Pending, SentRecord};
 use crate::proto::api::{ErrorCode, GrantKind, GrantRequest};
 use crate::proto::card::{Card, Endpoint as CardEndpoint};
 use crate::proto::character::nickname_collisions;
@@ -235,6 +237,8 @@ pub(crate) fn parked_answer(
         not_before: None,
         answer: Some(crate::home::ParkedAnswer { grant_id, expires_at }),
         reintro: None,
+        logged: false,
+        receipt: false,
     })
 }
 
@@ -631,25 +635,33 @@ impl Endpoint {
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         let peer = self.find_peer(&peers, name)?.clone();
         let event = Event::new(&self.identity, peer.card.did().clone(), kind, body, self.home.now(), &mut OsRng);
-        let (event_id, env) = seal_for(&self.identity, &peer, event)?;
+        let to = peer.card.did().clone();
+        let sent = |queued| SentRecord::Sent { event: event.clone(), at: self.home.now(), queued };
+        let (event_id, env) = seal_for(&self.identity, &peer, event.clone())?;
         let face = face_of_peer(&peer);
         match deliver(&peer, &env).await {
-            Ok((seq, via)) => Ok(SendReport {
-                verdict: Verdict::Delivered,
-                event_id: event_id.to_string(),
-                to: face,
-                seq: Some(seq),
-                via: Some(via),
-                reason: None,
-            }),
+            Ok((seq, via)) => {
+                self.home.record_sent(&to, &[sent(false)])?;
+                Ok(SendReport {
+                    verdict: Verdict::Sent,
+                    event_id: event_id.to_string(),
+                    to: face,
+                    seq: Some(seq),
+                    via: Some(via),
+                    reason: None,
+                })
+            }
             // Queued when nobody answered, or the peer's relay lost its slot (it comes back
             // with a re-introduction, and the outbox follows its new card).
             Err(e)
                 if queue && (matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::NotFound)) =>
             {
-                let item =
+                let mut item =
                     OutboxItem::to_peer(&peer, event_id, env, self.home.now()).ok_or(PairingError::NoEndpoint)?;
+                item.logged = true;
                 let _lock = self.home.lock()?;
+                // Logged before it is queued: a flush can only ever find it in the log.
+                self.home.record_sent(&to, &[sent(true)])?;
                 self.home.queue(&item)?;
                 Ok(SendReport {
                     verdict: Verdict::Queued,
@@ -660,7 +672,12 @@ impl Endpoint {
                     reason: Some(e.to_string()),
                 })
             }
-            Err(e) => Err(refusal(&face, e)),
+            Err(e) => {
+                let reason = e.to_string();
+                let failed = SentRecord::Failed { id: event_id, at: self.home.now(), reason };
+                self.home.record_sent(&to, &[sent(false), failed])?;
+                Err(refusal(&face, e))
+            }
         }
     }
 
@@ -696,7 +713,8 @@ impl Endpoint {
             Err(e) => (Reachability { ok: false, error: Some(e.to_string()) }, Mailbox::Unknown),
         };
         let pending = self.home.load::<Pending>()?.unwrap_or_default();
-        let outbox = self.home.outbox()?;
+        // Our receipts wait in the outbox too; the counts here are of messages.
+        let outbox: Vec<OutboxItem> = self.home.outbox()?.into_iter().filter(|i| !i.receipt).collect();
         let failing = outbox
             .iter()
             .filter(|i| i.attempts > 0)
@@ -722,6 +740,11 @@ impl Endpoint {
             relay: RelayStatus { url: account.relay, reachable, mailbox, cursor: account.cursor },
             peers: peers.peers.len(),
             inbox: self.home.inbox_len()?,
+            unread: self.home.unread(crate::home::Consumer::Agent, None, 1000)?.lines.len(),
+            sent: self.home.sent(None, usize::MAX)?.iter().fold(Default::default(), |mut counts, v| {
+                *counts.entry(v.state).or_default() += 1;
+                counts
+            }),
             outbox: OutboxStatus { queued: outbox.len(), failing },
             pending: PendingCounts {
                 requests: pending.requests.len(),

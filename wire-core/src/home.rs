@@ -26,11 +26,15 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod cursor;
 mod inbox;
 mod outbox;
+mod sent;
 
+pub use cursor::{Consumer, Position, Unread};
 pub use inbox::InboxLine;
 pub use outbox::{OutboxItem, ParkedAnswer};
+pub use sent::{ReceiptState, SentRecord, SentState, SentView};
 
 use crate::clock::SharedClock;
 use crate::proto::card::Card;
@@ -79,12 +83,14 @@ pub enum HomeError {
     #[error("cannot find a home directory for wire; set WIRE_HOME")]
     NoDefault,
     /// A setting from the environment that does not parse.
-    #[error("{name}={value} is not a positive whole number")]
+    #[error("{name}={value} is not {expected}")]
     BadSetting {
         /// The variable.
         name: &'static str,
         /// Its value.
         value: String,
+        /// What it should be.
+        expected: &'static str,
     },
 }
 
@@ -99,7 +105,7 @@ fn number_setting(name: &'static str) -> Result<Option<u64>, HomeError> {
     match std::env::var(name) {
         Ok(value) => match value.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(HomeError::BadSetting { name, value }),
+            _ => Err(HomeError::BadSetting { name, value, expected: "a positive whole number" }),
         },
         Err(_) => Ok(None),
     }
@@ -111,7 +117,21 @@ fn number_setting(name: &'static str) -> Result<Option<u64>, HomeError> {
 pub fn check_settings() -> Result<(), HomeError> {
     number_setting("WIRE_INBOX_MAX_BYTES")?;
     number_setting("WIRE_MAX_PENDING_REQUESTS")?;
+    receipts_setting()?;
     Ok(())
+}
+
+/// `WIRE_RECEIPTS`: `on` (the default) returns signed receipts to peers that ask for them;
+/// `off` returns none (receipts tell a peer when we are around).
+pub fn receipts_setting() -> Result<bool, HomeError> {
+    match std::env::var("WIRE_RECEIPTS") {
+        Ok(value) => match value.trim() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => Err(HomeError::BadSetting { name: "WIRE_RECEIPTS", value, expected: "`on` or `off`" }),
+        },
+        Err(_) => Ok(true),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {

@@ -215,6 +215,41 @@ async fn connected(
     }
 }
 
+/// The sync engine running for a caller that waits on it (`wire wait`, `wire send
+/// --wait`): its wake ticks after every pull. Dropping it stops the engine.
+#[derive(Debug)]
+pub struct Waker {
+    /// Ticks once per pull.
+    pub wake: watch::Receiver<u64>,
+    _stop: watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<()>,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        self.engine.abort();
+        self.relay.abort();
+    }
+}
+
+/// Starts the engine for `home` (on the current runtime) and ticks [`Waker::wake`] after
+/// each pull it makes.
+pub fn waker(home: Home, options: Options) -> Waker {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = watch::channel(false);
+    let (wake_tx, wake) = watch::channel(0u64);
+    let engine = tokio::spawn(run(home, options, tx, stop));
+    let relay = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if matches!(event, SyncEvent::Synced(_)) {
+                wake_tx.send_modify(|n| *n += 1);
+            }
+        }
+    });
+    Waker { wake, _stop: stop_tx, engine, relay }
+}
+
 /// Sends a pull's report; returns its cursor.
 fn report(events: &mpsc::UnboundedSender<SyncEvent>, report: PullReport) -> u64 {
     let cursor = report.cursor;

@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 use wire_core::endpoint::{
-    self, AnswerState, Decision, Endpoint, Face, Flow, Mailbox, ReintroState, RequestState, Verdict,
+    self, AnswerState, Compact, Decision, Endpoint, Face, Flow, Mailbox, ReintroState, RequestState, Verdict,
 };
-use wire_core::home::Home;
+use wire_core::home::{Consumer, Home, ReceiptState, SentState};
 use wire_core::session::Chosen;
+use wire_core::sync;
 
 use crate::output::{self, face};
 
@@ -323,8 +324,16 @@ pub fn forget(target: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `wire send`.
-pub fn send(peer: &str, kind: &str, body: &str, queue: bool, json: bool) -> anyhow::Result<()> {
+/// `wire send`, and with `wait` the wait for the peer's signed receipt.
+pub fn send(
+    peer: &str,
+    kind: &str,
+    body: &str,
+    queue: bool,
+    wait: Option<ReceiptState>,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<()> {
     let text = if body == "-" {
         let mut buf = String::new();
         std::io::stdin().read_to_string(&mut buf).context("reading the message from stdin")?;
@@ -332,21 +341,131 @@ pub fn send(peer: &str, kind: &str, body: &str, queue: bool, json: bool) -> anyh
     } else {
         body.to_owned()
     };
-    let report = runtime()?.block_on(open()?.send(peer, kind, Value::String(text), queue))?;
-    if json {
-        output::json(&report);
-    } else if report.verdict == Verdict::Delivered {
-        println!(
-            "delivered to {} (seq {}, via {})",
-            face(&report.to),
-            report.seq.unwrap_or_default(),
-            report.via.as_deref().unwrap_or("?")
+    let ep = open()?;
+    let rt = runtime()?;
+    // The engine starts first, so a receipt that comes back at once is not missed.
+    let mut waker =
+        wait.map(|_| rt.block_on(async { sync::waker(ep.home.clone(), sync::Options { drive_pairings: false }) }));
+    let report = rt.block_on(ep.send(peer, kind, Value::String(text), queue))?;
+    if !json {
+        if report.verdict == Verdict::Sent {
+            println!(
+                "sent to {} (seq {}, via {})",
+                face(&report.to),
+                report.seq.unwrap_or_default(),
+                report.via.as_deref().unwrap_or("?")
+            );
+        } else {
+            println!("queued for {}: {}", face(&report.to), report.reason.as_deref().unwrap_or(""));
+            eprintln!("`wire pull` (or the daemon) delivers it when the relay is back");
+        }
+    }
+    let (Some(state), Some(waker)) = (wait, waker.as_mut()) else {
+        if json {
+            output::json(&report);
+        }
+        return Ok(());
+    };
+    if !json {
+        eprintln!(
+            "waiting up to {}s for {}'s signed receipt ({})...",
+            timeout.as_secs(),
+            report.to.nickname,
+            receipt_word(state)
         );
-    } else {
-        println!("queued for {}: {}", face(&report.to), report.reason.as_deref().unwrap_or(""));
-        eprintln!("`wire pull` (or the daemon) delivers it when the relay is back");
+    }
+    let did = wire_core::proto::did::Did::parse(&report.to.did)?;
+    let id = report.event_id.parse().map_err(|_| anyhow::anyhow!("bad event id {}", report.event_id))?;
+    let view = rt.block_on(ep.wait_sent(&did, id, state, timeout, &mut waker.wake))?;
+    let reached = view.as_ref().map(|v| v.state);
+    let wanted = match state {
+        ReceiptState::Delivered => SentState::Delivered,
+        ReceiptState::Read => SentState::Read,
+    };
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["state"] = serde_json::to_value(reached)?;
+        output::json(&v);
+    } else if reached.is_some_and(|s| s >= wanted) {
+        println!("{} by {} (signed receipt)", receipt_word(state), face(&report.to));
+    }
+    if reached.is_none_or(|s| s < wanted) {
+        return Err(endpoint::EndpointError::ReceiptTimeout {
+            peer: report.to.nickname.clone(),
+            state: receipt_word(state),
+            secs: timeout.as_secs(),
+        }
+        .into());
     }
     Ok(())
+}
+
+fn receipt_word(state: ReceiptState) -> &'static str {
+    match state {
+        ReceiptState::Delivered => "delivered",
+        ReceiptState::Read => "read",
+    }
+}
+
+/// `wire sent`.
+pub fn sent(peer: Option<&str>, limit: usize, json: bool) -> anyhow::Result<()> {
+    let views = open()?.sent(peer, limit)?;
+    if json {
+        output::json(&serde_json::json!({ "sent": views }));
+        return Ok(());
+    }
+    for v in &views {
+        let state = serde_json::to_value(v.state)?;
+        let body = match &v.body {
+            Value::String(s) => output::untrusted(s),
+            other => output::untrusted(&other.to_string()),
+        };
+        let why = v.reason.as_deref().map(|r| format!(" ({})", output::untrusted(r))).unwrap_or_default();
+        println!(
+            "{} to {} [{}] {}{why}: {body}",
+            output::time(v.created_at),
+            face(&Face::of(&v.to)),
+            v.kind,
+            state.as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+/// `wire wait`: the agent's read. Waits for something unread, prints it, marks it read.
+pub fn wait(peer: Option<&str>, limit: usize, timeout: Duration, full: bool, json: bool) -> anyhow::Result<()> {
+    let ep = open()?;
+    let rt = runtime()?;
+    let mut waker = rt.block_on(async { sync::waker(ep.home.clone(), sync::Options { drive_pairings: false }) });
+    let lines = rt.block_on(ep.wait_unread(Consumer::Agent, peer, limit, timeout, &mut waker.wake))?;
+    drop(waker);
+    if json {
+        let events: Vec<Value> = if full {
+            lines.iter().map(serde_json::to_value).collect::<Result<_, _>>()?
+        } else {
+            lines.iter().map(|l| serde_json::to_value(Compact::of(l))).collect::<Result<_, _>>()?
+        };
+        output::json(&serde_json::json!({ "events": events, "timed_out": lines.is_empty() }));
+    } else if lines.is_empty() {
+        eprintln!("nothing arrived in {}s", timeout.as_secs());
+    } else {
+        lines.iter().for_each(print_line);
+    }
+    Ok(())
+}
+
+fn print_line(line: &wire_core::home::InboxLine) {
+    // Peer-authored: escape sequences and control characters print inert.
+    let body = match &line.event.body {
+        Value::String(s) => output::untrusted_block(s),
+        other => output::untrusted(&other.to_string()),
+    };
+    println!(
+        "{} {} [{}] {body}",
+        output::time(line.event.created_at),
+        face(&Face::of(&line.event.from)),
+        line.event.kind
+    );
 }
 
 /// `wire pull`.
@@ -385,26 +504,29 @@ pub fn pull(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `wire tail`.
-pub fn tail(peer: Option<&str>, limit: usize, follow: bool, json: bool) -> anyhow::Result<()> {
+/// `wire tail`: the newest events, or with `unread` the operator's unread ones (marked
+/// read only with `mark_read`; the operator's reads send no receipts).
+pub fn tail(
+    peer: Option<&str>,
+    limit: usize,
+    follow: bool,
+    unread: bool,
+    mark_read: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let ep = open()?;
     let print = |line: &wire_core::home::InboxLine| {
         if json {
             output::json(line);
         } else {
-            // Peer-authored: escape sequences and control characters print inert.
-            let body = match &line.event.body {
-                Value::String(s) => output::untrusted_block(s),
-                other => output::untrusted(&other.to_string()),
-            };
-            println!(
-                "{} {} [{}] {body}",
-                output::time(line.event.created_at),
-                face(&Face::of(&line.event.from)),
-                line.event.kind
-            );
+            print_line(line);
         }
     };
+    if unread || mark_read {
+        let rt = runtime()?;
+        rt.block_on(ep.read_unread(Consumer::Operator, peer, limit, mark_read))?.iter().for_each(print);
+        return Ok(());
+    }
     // Read from the end of the inbox: the cost follows `limit`, not the history.
     if !follow {
         ep.tail(peer, limit)?.iter().for_each(print);

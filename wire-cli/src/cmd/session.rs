@@ -352,19 +352,19 @@ fn report(out: Vec<Delivery>, none: &str, json: bool) -> anyhow::Result<()> {
     if out.is_empty() {
         bail!("{none}");
     }
-    let failed = out.iter().filter(|d| d.verdict != BroadcastVerdict::Delivered).count();
+    let failed = out.iter().filter(|d| d.verdict != BroadcastVerdict::Sent).count();
     if json {
-        output::json(&json!({ "deliveries": out, "delivered": out.len() - failed, "failed": failed }));
+        output::json(&json!({ "deliveries": out, "sent": out.len() - failed, "failed": failed }));
     } else {
         for d in &out {
             match &d.error {
-                None => println!("delivered to {} via {}", face(&d.to), d.via.as_deref().unwrap_or("?")),
+                None => println!("sent to {} via {}", face(&d.to), d.via.as_deref().unwrap_or("?")),
                 Some(e) => println!("FAILED for {}: {e}", face(&d.to)),
             }
         }
     }
     if failed > 0 {
-        bail!("{failed} of {} deliveries failed", out.len());
+        bail!("{failed} of {} sends failed", out.len());
     }
     Ok(())
 }

@@ -114,3 +114,62 @@ fn a_side_that_times_out_after_voting_closes_and_the_side_that_paired_unpins() {
     assert_eq!(pulled.closed.len(), 1, "{pulled:?}");
     assert!(b.peers().unwrap().is_empty(), "B unpinned A on its close");
 }
+
+/// A runtime whose timers run on tokio's paused clock: time moves only when every task
+/// waits, so a 90 s wait passes at once and its length is read off that clock.
+fn paused() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
+}
+
+#[test]
+fn a_wait_ends_at_its_timeout_and_a_wake_with_nothing_new_does_not_end_it() {
+    use wire_core::home::Consumer;
+    let w = World::new("clock-wait");
+    let (a, b) = (w.agent("a"), w.agent("b"));
+    let url = w.rt.block_on(a.invite(1, Duration::from_secs(600))).unwrap().url;
+    w.rt.block_on(b.accept_invite(&url)).unwrap();
+    w.rt.block_on(a.pull()).unwrap();
+    w.rt.block_on(b.pull()).unwrap();
+
+    let rt = paused();
+    let (tx, mut wake) = tokio::sync::watch::channel(0u64);
+    let (lines, waited) = rt.block_on(async {
+        // A pull that stored nothing for us ticks the wake at 10 s.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            tx.send_modify(|n| *n += 1);
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(tx);
+        });
+        let start = tokio::time::Instant::now();
+        let lines = b.wait_unread(Consumer::Agent, None, 10, Duration::from_secs(90), &mut wake).await.unwrap();
+        (lines, start.elapsed())
+    });
+    assert!(lines.is_empty());
+    assert_eq!(waited, Duration::from_secs(90), "the wait ends at its timeout, not at the empty wake");
+
+    // Past the longest wait, the bound holds.
+    let (_tx, mut wake) = tokio::sync::watch::channel(0u64);
+    let waited = rt.block_on(async {
+        let start = tokio::time::Instant::now();
+        b.wait_unread(Consumer::Agent, None, 10, Duration::from_secs(3600), &mut wake).await.unwrap();
+        start.elapsed()
+    });
+    assert_eq!(waited, wire_core::endpoint::MAX_WAIT);
+
+    // Something unread returns at once, and is then read: the next wait times out. (A
+    // heartbeat: it earns no receipt, so nothing here touches the network on the paused clock.)
+    w.rt.block_on(a.send(&b.whoami().unwrap().face.did, "heartbeat", "hi".into(), false)).unwrap();
+    w.rt.block_on(b.pull()).unwrap();
+    let (_tx, mut wake) = tokio::sync::watch::channel(0u64);
+    let (first, second, waited) = rt.block_on(async {
+        let start = tokio::time::Instant::now();
+        let first = b.wait_unread(Consumer::Agent, None, 10, Duration::from_secs(30), &mut wake).await.unwrap();
+        let at_once = start.elapsed();
+        let second = b.wait_unread(Consumer::Agent, None, 10, Duration::from_secs(30), &mut wake).await.unwrap();
+        (first, second, at_once)
+    });
+    assert_eq!(first.iter().map(|l| l.event.body.clone()).collect::<Vec<_>>(), ["hi"]);
+    assert_eq!(waited, Duration::ZERO);
+    assert!(second.is_empty());
+}

@@ -257,8 +257,14 @@ impl McpSession {
 
     /// initialize + initialized, as a handshake-era host (Claude Code) does.
     pub fn handshake(&mut self) -> Value {
+        self.handshake_with(serde_json::json!({}))
+    }
+
+    /// [`McpSession::handshake`], declaring these client capabilities.
+    pub fn handshake_with(&mut self, capabilities: Value) -> Value {
         self.send(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "claude-code", "version": "2"}}}));
+            "protocolVersion": "2025-06-18", "capabilities": capabilities,
+            "clientInfo": {"name": "claude-code", "version": "2"}}}));
         let init = self.until(|v| v["id"] == 1);
         self.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         init

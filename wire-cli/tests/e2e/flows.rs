@@ -58,7 +58,7 @@ fn invite_accept_then_messages_both_ways() {
     assert_eq!(peer_tiers(&b), vec![(a.did(), "VERIFIED".into())]);
 
     let sent = a.json(&["send", &b.nickname(), "hello from a"]);
-    assert_eq!(sent["verdict"], "delivered");
+    assert_eq!(sent["verdict"], "sent");
     let pulled = b.json(&["pull"]);
     assert_eq!(pulled["received"], 1);
     let tail = b.run(&["tail", "--json"]).ok();
@@ -365,9 +365,9 @@ fn addressing_sizes_follow_and_refused_events() {
 
     // A peer can be named nick@relay; a message from stdin; too large is refused.
     let by_handle = format!("{}@{}", b.nickname(), w.relay.addr);
-    assert_eq!(a.json(&["send", &by_handle, "by handle"])["verdict"], "delivered");
+    assert_eq!(a.json(&["send", &by_handle, "by handle"])["verdict"], "sent");
     let piped = a.run_stdin(&["send", &b.nickname(), "-", "--json"], b"from stdin\n").ok();
-    assert_eq!(piped.json()["verdict"], "delivered");
+    assert_eq!(piped.json()["verdict"], "sent");
     let big = a.run_stdin(&["send", &b.nickname(), "-"], &vec![b'x'; 1_100_000]);
     assert_eq!(big.code, 1);
     assert!(big.stderr.contains("message is too large"), "{big:?}");

@@ -91,9 +91,9 @@ fn session_mesh_service_and_setup_shapes_are_stable() {
     has(&m.json(&api, &["session", "pair-all-local"]), &["sessions", "paired", "already_paired", "skipped"]);
     has(&m.json(&web, &["mesh", "role", "set", "reviewer"]), &["role"]);
     let sent = m.json(&api, &["mesh", "broadcast", "hi"]);
-    has(&sent, &["deliveries", "delivered", "failed"]);
+    has(&sent, &["deliveries", "sent", "failed"]);
     has(&sent["deliveries"][0], &["to", "verdict", "via", "error"]);
-    has(&m.json(&api, &["mesh", "route", "reviewer", "hi"]), &["deliveries", "delivered", "failed"]);
+    has(&m.json(&api, &["mesh", "route", "reviewer", "hi"]), &["deliveries", "sent", "failed"]);
     let status = m.json(&api, &["mesh", "status"]);
     has(&status[0], &["session", "face", "role", "paired_with", "not_paired_with", "last_heard", "silent"]);
     let dry = m.json(&api, &["service", "install", "--platform", "systemd", "--dry-run"]);

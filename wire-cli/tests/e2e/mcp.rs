@@ -42,11 +42,14 @@ fn paired(root: &Path) -> (RelayProcess, Wire, Wire) {
 fn the_python_mcp_client_lists_sends_reads_and_is_notified_in_both_styles() {
     let python = python();
     let root = tempdir("mcp-py");
-    let (_relay, a, b) = paired(&root);
+    let (relay, a, b) = paired(&root);
+    let c = Wire::new(&root, "c");
+    c.json(&["init", "--relay", &relay.addr]);
     let config = json!({
         "wire": env!("CARGO_BIN_EXE_wire"),
         "golden": workspace().join("wire-mcp/tests/golden/tools.json"),
-        "a_home": a.home, "b_home": b.home,
+        "relay": relay.addr,
+        "a_home": a.home, "b_home": b.home, "c_home": c.home,
         "a_did": a.did(), "b_nick": b.nickname(),
         "sessions_dir": a.sessions_dir(), "daemon_dir": a.daemon_dir(),
         "fake_home": root.join("fakehome"),
@@ -64,22 +67,72 @@ fn the_python_mcp_client_lists_sends_reads_and_is_notified_in_both_styles() {
     assert_eq!(f["instructions_mention_operator"], true);
     assert_eq!(f["resources_subscribe"], true);
     assert_eq!(f["tools"], wire_mcp::catalogue().len());
-    assert_eq!(f["send_verdict"], "delivered");
+    assert_eq!(f["send_verdict"], "sent");
     assert_eq!(f["legacy_update"], format!("wire://inbox/{}", a.did()));
     assert_eq!(f["inbox_after_legacy"], json!(["hello over mcp"]));
     assert_eq!(f["bad_argument_is_tool_error"], true);
     assert!(f["bad_argument_message"].as_str().unwrap().contains("bad arguments for wire_send"), "{f}");
-    // The same code and message as the CLI's --json for the same mistake; the next step is
-    // said as a tool.
+    // The same code as the CLI's --json for the same mistake, and the same message with the
+    // tools named where the CLI names commands; the next step is said as a tool.
     let cli = a.run(&["send", "nobody-here", "x", "--json"]).json();
     let tool: Value = serde_json::from_str(f["unknown_peer_message"].as_str().unwrap()).unwrap();
     assert_eq!(tool["error"]["code"], cli["error"]["code"], "{f} vs {cli}");
-    assert_eq!(tool["error"]["message"], cli["error"]["message"], "{f} vs {cli}");
+    let cli_message = cli["error"]["message"].as_str().unwrap();
+    assert!(cli_message.contains("`wire peers`"), "{cli}");
+    assert_eq!(
+        tool["error"]["message"].as_str().unwrap(),
+        cli_message
+            .replace("`wire peers`", "`wire_peers`")
+            .replace("`wire invite`", "`wire_invite`")
+            .replace("`wire accept`", "`wire_accept`")
+            .replace("`wire dial`", "`wire_dial`"),
+        "{f} vs {cli}"
+    );
     assert_eq!(tool["error"]["next"]["tool"], "wire_peers", "{f}");
     assert_eq!(f["alive_after_bad_input"], true);
     assert_eq!(f["modern_protocol"], "2026-07-28");
     assert!(f["listen_event"].as_str().unwrap().contains("wire://inbox"), "{f}");
     assert_eq!(f["inbox_after_listen"], json!(["hello over mcp", "second, via listen"]));
+
+    // wire_wait: woken by the relay's stream (no list of the mailbox between the append and
+    // the wake), compact events, a clean timeout.
+    assert_eq!(f["read_first"], json!(["hello over mcp", "second, via listen"]), "{f}");
+    assert_eq!(f["wait_bodies"], json!(["wake up"]), "{f}");
+    assert_eq!(f["wait_timed_out"], false);
+    assert_eq!(f["wait_event_keys"], json!(["at", "body", "from", "from_did", "id", "kind"]), "{f}");
+    assert_eq!(f["lists_during_wait"], 0.0, "the wait was served by a list, not the stream: {f}");
+    assert!(f["appends_during_wait"].as_f64().unwrap() >= 1.0, "{f}");
+    assert_eq!(f["quiet_wait"], json!({"events": [], "timed_out": true}));
+    // The unread tail returns each event once, in order; nothing is left unread.
+    assert_eq!(f["unread_tail"], json!(["unread 0", "unread 1", "unread 2", "unread 3", "unread 4"]), "{f}");
+    assert_eq!(f["peek_after"], json!([]));
+    // Receipts: delivered first; the operator's read sends nothing; the agent's read sends
+    // `read`, and `wire send --wait read` returns then.
+    assert_eq!(f["state_before_any_read"], "delivered", "{f}");
+    assert!(f["operator_tail"].as_array().unwrap().contains(&json!("read me")), "{f}");
+    assert_eq!(f["appends_after_operator_read"], 0.0, "the operator's read sent something: {f}");
+    assert_eq!(f["state_after_operator_read"], "delivered", "{f}");
+    assert_eq!(f["agent_read"], json!(["read me"]), "{f}");
+    assert_eq!(f["send_wait_exit"], 0, "{f}");
+    assert_eq!(f["send_wait_report"]["state"], "read", "{f}");
+    assert!(f["sent_view"]["read_at"].is_u64() && f["sent_view"]["delivered_at"].is_u64(), "{f}");
+
+    // Confirming a code pairing is the operator's act.
+    assert_eq!(f["digits_match"], true);
+    assert_eq!(f["model_saw_digits"], false, "wire_pair_list showed the model the digits: {f}");
+    assert_eq!(f["no_elicitation_is_error"], true);
+    assert_eq!(f["no_elicitation_error"]["code"], "operator_required", "{f}");
+    assert!(f["no_elicitation_error"]["next"]["ask_operator"].as_str().unwrap().starts_with("wire pair-confirm"));
+    assert_eq!(f["refusal_shows_digits"], false);
+    assert_eq!(f["digits_argument_refused"], true, "{f}");
+    assert_eq!(f["elicited"], 1, "{f}");
+    assert_eq!(f["elicitation_shows_digits"], false, "{f}");
+    assert_eq!(f["confirmed_state"], "confirmed", "{f}");
+
+    // Started outside the project with nothing naming an identity, the server serves the
+    // session bound to the client's root; a client without roots gets the default home.
+    assert_eq!(f["roots_whoami"]["did"], f["roots_session_did"], "{f}");
+    assert_eq!(f["no_roots_whoami_error"], "not_initialized", "{f}");
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -144,7 +197,7 @@ fn wait_pairing(session: &mut McpSession, id: &mut u64, state: &str) -> Value {
     crate::common::eventually(crate::common::WAIT, &format!("the pairing to reach {state}"), || {
         *id += 1;
         let list = call(session, *id, "wire_pair_list", json!({"wait_secs": 1}));
-        let last = list.as_array().unwrap().last().cloned().unwrap_or(Value::Null);
+        let last = list["pairings"].as_array().unwrap().last().cloned().unwrap_or(Value::Null);
         (state == "any" || last["state"] == state).then_some(last)
     })
 }
@@ -158,8 +211,9 @@ fn two_agents_pair_by_code_through_their_mcp_servers() {
     b.json(&["init", "--relay", &relay.addr]);
     let mut ma = McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
     let mut mb = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
-    ma.handshake();
-    mb.handshake();
+    // Hosts that can ask their person (MCP elicitation), as Claude Code does.
+    ma.handshake_with(json!({"elicitation": {}}));
+    mb.handshake_with(json!({"elicitation": {}}));
     let (mut ia, mut ib) = (10, 10);
     let hosted = call(&mut ma, ia, "wire_pair_host", json!({}));
     // The spoken code's words never reach the model: the operator reads them in a terminal,
@@ -176,15 +230,31 @@ fn two_agents_pair_by_code_through_their_mcp_servers() {
         let vb = wait_pairing(&mut mb, &mut ib, "any");
         (va["state"] == "sas_ready" && vb["state"] == "sas_ready").then_some((va, vb))
     });
-    assert_eq!(va["sas"], vb["sas"]);
+    // The model sees neither the code nor the digits: they are the operators'.
     for view in [&va, &vb] {
+        assert!(view["sas"].is_null(), "{view}");
         assert!(view["code"].is_null() && !view.to_string().contains(&code[nameplate.len() + 1..]), "{view}");
     }
-    // Each side confirms (by nameplate) with the digits shown on the other side.
-    ia += 1;
-    call(&mut ma, ia, "wire_pair_confirm", json!({"code": nameplate, "digits": vb["sas"]}));
-    ib += 1;
-    call(&mut mb, ib, "wire_pair_confirm", json!({"code": vb["nameplate"], "digits": va["sas"]}));
+    // Each operator reads their digits in a terminal...
+    let digits = |w: &Wire| w.json(&["pair-list"])[0]["sas"].as_str().unwrap().to_owned();
+    let (da, db) = (digits(&a), digits(&b));
+    assert_eq!(da, db);
+    // ...and each agent's wire_pair_confirm asks its operator (elicitation), who types the
+    // other screen's digits. The request carries no digits for the model to copy.
+    for (session, id, other) in [(&mut ma, &mut ia, &db), (&mut mb, &mut ib, &da)] {
+        *id += 1;
+        let call_id = *id;
+        session.send(json!({"jsonrpc": "2.0", "id": call_id, "method": "tools/call",
+            "params": {"name": "wire_pair_confirm", "arguments": {"code": nameplate}}}));
+        let asked = session.until(|v| v["method"] == "elicitation/create");
+        assert_eq!(asked["params"]["mode"], "form", "{asked}");
+        assert!(!asked.to_string().contains(other.as_str()), "the prompt shows no digits: {asked}");
+        session.send(json!({"jsonrpc": "2.0", "id": asked["id"],
+            "result": {"action": "accept", "content": {"digits": other}}}));
+        let reply = session.until(|v| v["id"] == call_id);
+        assert_ne!(reply["result"]["isError"], true, "{reply}");
+        assert!(reply["result"]["structuredContent"]["sas"].is_null(), "{reply}");
+    }
     // The host's server drives its pairing to the end in the background, the guest's CLI
     // pairing is driven by its server's sync: reading the resource (which drives nothing)
     // shows them finish, without the code.
@@ -204,8 +274,8 @@ fn two_agents_pair_by_code_through_their_mcp_servers() {
     }
     ia += 1;
     let peers = call(&mut ma, ia, "wire_peers", json!({}));
-    assert_eq!(peers[0]["nickname"], b.nickname());
-    assert_eq!(peers[0]["tier"], "VERIFIED");
+    assert_eq!(peers["peers"][0]["nickname"], b.nickname());
+    assert_eq!(peers["peers"][0]["tier"], "VERIFIED");
     drop((ma, mb));
     std::fs::remove_dir_all(&root).ok();
 }
@@ -314,8 +384,9 @@ fn setup_merges_preserves_is_idempotent_and_refuses_non_json() {
 }
 
 #[test]
-fn before_wire_init_every_tool_says_what_to_run() {
+fn before_wire_init_every_tool_says_what_to_run_and_wire_init_creates_the_identity() {
     let root = tempdir("mcp-uninit");
+    let relay = RelayProcess::start(&root.join("relay"), &root.join("relay.log"), &[]);
     let a = Wire::new(&root, "a");
     let mut session = McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
     session.handshake();
@@ -325,11 +396,22 @@ fn before_wire_init_every_tool_says_what_to_run() {
     let reply = session.until(|v| v["id"] == 2);
     assert_eq!(reply["result"]["isError"], true, "{reply}");
     let text = reply["result"]["content"][0]["text"].as_str().unwrap();
-    assert!(text.contains("run `wire init`"), "{reply}");
-    // The same code as the CLI's --json; the next step is for the operator (no tool sets up).
+    assert!(text.contains("run `wire_init`"), "{reply}");
+    // The same code as the CLI's --json; the next step is a tool the agent can call.
     let error: serde_json::Value = serde_json::from_str(text).unwrap();
     assert_eq!(error["error"]["code"], "not_initialized", "{error}");
-    assert_eq!(error["error"]["next"]["ask_operator"], "wire up <relay>", "{error}");
+    assert_eq!(error["error"]["next"]["tool"], "wire_init", "{error}");
+    // Resources are listed before an identity exists.
+    session.send(json!({"jsonrpc": "2.0", "id": 3, "method": "resources/list"}));
+    let listed = session.until(|v| v["id"] == 3);
+    let uris: Vec<&str> =
+        listed["result"]["resources"].as_array().unwrap().iter().filter_map(|r| r["uri"].as_str()).collect();
+    assert_eq!(uris, ["wire://inbox", "wire://pending", "wire://pairings"], "{listed}");
+    // wire_init creates it; then the tools work.
+    let made = call(&mut session, 4, "wire_init", json!({"relay": relay.addr}));
+    assert_eq!(made["created"], true, "{made}");
+    let who = call(&mut session, 5, "wire_whoami", json!({}));
+    assert_eq!(who["did"], a.did(), "{who}");
     drop(session);
     std::fs::remove_dir_all(&root).ok();
 }

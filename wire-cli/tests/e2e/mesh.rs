@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::common::{Machine, RelayProcess, tempdir};
 use serde_json::Value;
 
-/// Pulls in `cwd`'s session and returns the bodies of its inbox.
+/// Pulls in `cwd`'s session and returns the bodies of its inbox. The pull returns no
+/// receipts (`WIRE_RECEIPTS=off`), so a session that never sends stays silent in `wire mesh
+/// status` (a receipt is contact).
 fn inbox(m: &Machine, cwd: &Path) -> Vec<String> {
-    m.json(cwd, &["pull"]);
+    m.run(cwd, &["pull", "--json"], &[("WIRE_RECEIPTS", "off")]).ok();
     m.run(cwd, &["tail", "--json", "--limit", "1000"], &[])
         .ok()
         .stdout
@@ -88,7 +90,7 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
 
     // Broadcast over the Unix socket: each sister gets it exactly once.
     let sent = m.json(&dirs[0], &["mesh", "broadcast", "standup in 5"]);
-    assert_eq!(sent["delivered"], 2, "{sent}");
+    assert_eq!(sent["sent"], 2, "{sent}");
     for d in sent["deliveries"].as_array().unwrap() {
         assert_eq!(d["via"], format!("unix:{}", socket.display()), "the socket is the closest endpoint");
     }
@@ -103,7 +105,7 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     let bad = m.run(&dirs[1], &["mesh", "role", "set", "Not A Role"], &[]);
     assert_ne!(bad.code, 0);
     let routed = m.json(&dirs[0], &["mesh", "route", "reviewer", "please review #12"]);
-    assert_eq!(routed["delivered"], 1);
+    assert_eq!(routed["sent"], 1);
     assert_eq!(count(&inbox(&m, &dirs[1]), "please review #12"), 1);
     assert_eq!(count(&inbox(&m, &dirs[2]), "please review #12"), 0);
     let nobody = m.run(&dirs[0], &["mesh", "route", "auditor", "hello?"], &[]);
@@ -113,7 +115,7 @@ fn three_sessions_pair_broadcast_route_and_fail_over_from_the_socket() {
     // The socket goes away: loopback carries the next broadcast, and nothing is lost.
     std::fs::remove_file(&socket).unwrap();
     let sent = m.json(&dirs[2], &["mesh", "broadcast", "socket gone"]);
-    assert_eq!(sent["delivered"], 2, "{sent}");
+    assert_eq!(sent["sent"], 2, "{sent}");
     for d in sent["deliveries"].as_array().unwrap() {
         assert_eq!(d["via"], format!("http://{}", relay.addr), "loopback takes over");
     }
@@ -178,7 +180,7 @@ fn a_mesh_on_one_machine_fits_under_the_relays_per_address_limits() {
     assert_eq!(paired["paired"].as_array().unwrap().len(), 28, "{paired}");
     m.json(&root, &["daemon", "start", "--no-notify"]);
     let sent = m.json(&dirs[0], &["mesh", "broadcast", "all hands"]);
-    assert_eq!(sent["delivered"], 7, "{sent}");
+    assert_eq!(sent["sent"], 7, "{sent}");
     // The daemon holds a stream per session and fetches into every other inbox.
     crate::common::wait_until(crate::common::WAIT, "the daemon to deliver to the seven", || {
         dirs[1..].iter().all(|d| {

@@ -31,6 +31,19 @@ pub enum EndpointError {
     /// A bad invite URL.
     #[error(transparent)]
     Invite(#[from] InviteError),
+    /// The peer's receipt did not come in time (the message itself was sent).
+    #[error(
+        "sent, but no signed `{state}` receipt from {peer} within {secs}s; `wire sent` shows its state \
+         (receipts come only from peers that want them, and not over TOFU pairings)"
+    )]
+    ReceiptTimeout {
+        /// The peer's nickname.
+        peer: String,
+        /// The receipt waited for.
+        state: &'static str,
+        /// How long we waited.
+        secs: u64,
+    },
     /// No pinned peer by that name.
     #[error(
         "no paired peer `{0}`; `wire peers` lists them (pair first with `wire invite`, `wire accept` or `wire dial`)"
@@ -166,6 +179,8 @@ pub enum NextStep {
     ListPairings,
     /// Look at this agent's state and its relay.
     Status,
+    /// Look at sent messages and their receipts.
+    ListSent,
     /// Ask the other operator for a new invite.
     AskForInvite,
     /// Ask the other operator for a new pairing code.
@@ -200,6 +215,7 @@ impl NextStep {
             NextStep::ListPending => "wire pending",
             NextStep::ListPairings => "wire pair-list",
             NextStep::Status => "wire status",
+            NextStep::ListSent => "wire sent",
             NextStep::AskForInvite => "ask the issuer for a new invite (they run `wire invite`)",
             NextStep::AskForCode => "ask the other side for a new code (they run `wire pair-host`)",
             NextStep::PairAgain => "wire invite (or wire dial <nick@relay>)",
@@ -222,6 +238,8 @@ impl NextStep {
             NextStep::ListPairings => Some("wire_pair_list"),
             NextStep::Status | NextStep::CheckRelay => Some("wire_status"),
             NextStep::PairAgain => Some("wire_invite"),
+            NextStep::ListSent => Some("wire_sent"),
+            NextStep::SetUp => Some("wire_init"),
             _ => None,
         }
     }
@@ -355,6 +373,7 @@ impl EndpointError {
             EndpointError::PeerSlotGone(_) => "peer_slot_gone",
             EndpointError::SlotAlive { .. } => "slot_alive",
             EndpointError::FingerprintMismatch(_) => "fingerprint_mismatch",
+            EndpointError::ReceiptTimeout { .. } => "receipt_timeout",
         }
     }
 
@@ -384,6 +403,7 @@ impl EndpointError {
             EndpointError::MailboxFull(_) => Some(NextStep::RetryLater),
             EndpointError::SlotGone { .. } => Some(NextStep::Reregister),
             EndpointError::SlotAlive { .. } => Some(NextStep::Status),
+            EndpointError::ReceiptTimeout { .. } => Some(NextStep::ListSent),
             _ => None,
         }
     }

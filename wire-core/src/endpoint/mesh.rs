@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Endpoint, EndpointError, Face, Result, deliver, seal_for};
-use crate::home::Peers;
+use crate::home::{Peers, SentRecord};
 use crate::proto::did::Did;
 use crate::proto::event::{Event, Kind};
 use crate::proto::pairing::{Paired, Tier};
@@ -59,8 +59,8 @@ pub async fn pair_local(a: &Endpoint, b: &Endpoint) -> Result<bool> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BroadcastVerdict {
-    /// Its relay stored it.
-    Delivered,
+    /// Its relay stored it (only a signed receipt says it was delivered: `wire sent`).
+    Sent,
     /// It did not go out (see `error`).
     Failed,
 }
@@ -113,12 +113,18 @@ impl Endpoint {
                 &mut rand_core::OsRng,
             );
             let to = Face::of(peer.card.did());
+            let record = SentRecord::Sent { event: event.clone(), at: self.home.now(), queued: false };
             let sent = match seal_for(&self.identity, peer, event) {
                 Ok((_, env)) => deliver(peer, &env).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
+            let mut records = vec![record];
+            if let (Err(reason), SentRecord::Sent { event, .. }) = (&sent, &records[0]) {
+                records.push(SentRecord::Failed { id: event.id, at: self.home.now(), reason: reason.clone() });
+            }
+            self.home.record_sent(peer.card.did(), &records)?;
             out.push(match sent {
-                Ok((_, via)) => Delivery { to, verdict: BroadcastVerdict::Delivered, via: Some(via), error: None },
+                Ok((_, via)) => Delivery { to, verdict: BroadcastVerdict::Sent, via: Some(via), error: None },
                 Err(error) => Delivery { to, verdict: BroadcastVerdict::Failed, via: None, error: Some(error) },
             });
         }

@@ -13,7 +13,7 @@ use rand_core::OsRng;
 
 use super::{Endpoint, EndpointError, Face, PullReport, Result, face_of_peer, pin};
 use crate::client::{Client, ClientError, RelayUrl};
-use crate::home::{Account, InboxLine, OutboxItem, ParkedAnswer, Peers, Pending, Rejected};
+use crate::home::{Account, InboxLine, OutboxItem, ParkedAnswer, Peers, Pending, ReceiptState, Rejected, SentRecord};
 use crate::proto::api::{ErrorCode, Lane, StoredEnvelope};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
@@ -139,6 +139,17 @@ impl Endpoint {
                 }
                 report.received += fresh.len();
                 self.home.append_inbox(&did, &fresh)?;
+                // Durably in the inbox: `delivered` receipts, parked with the batch.
+                if let Some(peer) = peers.get(&did) {
+                    later.parked.extend(self.receipts_for(
+                        peer,
+                        ReceiptState::Delivered,
+                        &fresh.iter().collect::<Vec<_>>(),
+                    )?);
+                }
+            }
+            for (did, record) in later.receipts.drain(..) {
+                self.home.record_sent(&did, &[record])?;
             }
             for (did, id) in later.seen.drain(..) {
                 self.home.remember_protocol_ids(&did, &[id])?;
@@ -275,6 +286,12 @@ impl Endpoint {
                             Err(why) => {
                                 return reject(format!("re-introduction from {}: {why}", Face::of(&sender).nickname));
                             }
+                        }
+                    }
+                    Ok(control) if control.kind == super::receipts::RECEIPT && control.v == 1 => {
+                        match super::receipts::receipt_record(&control.fields, verified.signed(), self.home.now()) {
+                            Ok(record) => later.receipts.push((sender.clone(), record)),
+                            Err(why) => return reject(format!("receipt from {}: {why}", Face::of(&sender).nickname)),
                         }
                     }
                     Ok(control) => {
@@ -423,7 +440,11 @@ impl Endpoint {
         match sent {
             Ok(()) => {
                 self.home.unqueue(&item.event_id)?;
-                if item.answer.is_none() {
+                if item.logged {
+                    self.home
+                        .record_sent(&item.to, &[SentRecord::Relayed { id: item.event_id, at: self.home.now() }])?;
+                }
+                if item.answer.is_none() && !item.receipt {
                     report.flushed += 1;
                 }
                 Ok(true)
@@ -465,4 +486,6 @@ pub(super) struct After {
     due: Vec<Did>,
     /// Protocol events applied in this batch (recorded before the ack).
     seen: Vec<(Did, EventId)>,
+    /// Receipts for what we sent (written to the sent log before the ack).
+    receipts: Vec<(Did, SentRecord)>,
 }

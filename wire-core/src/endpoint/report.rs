@@ -94,8 +94,8 @@ pub struct PeerReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// The peer's relay stored it.
-    Delivered,
+    /// The peer's relay stored it. Only the peer's signed receipt says more (`wire sent`).
+    Sent,
     /// In the outbox, sent at a later sync.
     Queued,
 }
@@ -159,7 +159,7 @@ impl PullReport {
     pub(crate) fn count_waiting(&mut self, item: &crate::home::OutboxItem) {
         if item.answer.is_some() {
             self.answers_waiting += 1;
-        } else {
+        } else if !item.receipt {
             self.still_queued += 1;
         }
     }
@@ -422,6 +422,10 @@ pub struct StatusReport {
     pub peers: usize,
     /// Inbox events.
     pub inbox: usize,
+    /// Inbox events the agent has not read (up to 1,000 counted).
+    pub unread: usize,
+    /// Our sent events by state (queued, sent, delivered, read, failed).
+    pub sent: std::collections::BTreeMap<crate::home::SentState, usize>,
     /// The outbox.
     pub outbox: OutboxStatus,
     /// Pairings in progress.
@@ -516,6 +520,8 @@ mod tests {
             },
             peers: 1,
             inbox: 2,
+            unread: 1,
+            sent: [(crate::home::SentState::Read, 1)].into_iter().collect(),
             outbox: OutboxStatus { queued: 0, failing: vec![] },
             pending: PendingCounts { requests: 0, outgoing: 0, invites_open: 0 },
             rejected: RejectedCounts { total: 0, reasons: Default::default() },
@@ -525,8 +531,21 @@ mod tests {
         let v = serde_json::to_value(&status).unwrap();
         assert_eq!(
             keys(&v),
-            ["identity", "inbox", "needs_repair", "outbox", "peers", "pending", "reintroductions", "rejected", "relay"]
+            [
+                "identity",
+                "inbox",
+                "needs_repair",
+                "outbox",
+                "peers",
+                "pending",
+                "reintroductions",
+                "rejected",
+                "relay",
+                "sent",
+                "unread"
+            ]
         );
+        assert_eq!(v["sent"], serde_json::json!({ "read": 1 }));
         assert_eq!(keys(&v["relay"]), ["cursor", "mailbox", "reachable", "url"]);
         assert_eq!(
             (v["relay"]["reachable"].to_string(), v["relay"]["mailbox"].as_str()),

@@ -32,7 +32,7 @@ pub struct InboxLine {
 }
 
 impl Home {
-    fn inbox_path(&self, peer: &Did) -> PathBuf {
+    pub(super) fn inbox_path(&self, peer: &Did) -> PathBuf {
         let name = peer.as_str().trim_start_matches("did:key:");
         self.path("inbox").join(format!("{name}.jsonl"))
     }
@@ -42,7 +42,7 @@ impl Home {
     }
 
     /// The previous generation of a peer's inbox.
-    fn rotated_path(&self, peer: &Did) -> PathBuf {
+    pub(super) fn rotated_path(&self, peer: &Did) -> PathBuf {
         self.inbox_path(peer).with_extension("jsonl.1")
     }
 
@@ -266,7 +266,7 @@ impl Home {
     }
 
     /// The peers that have an inbox file.
-    fn inbox_peers(&self) -> Result<Vec<Did>, HomeError> {
+    pub(super) fn inbox_peers(&self) -> Result<Vec<Did>, HomeError> {
         Ok(self
             .list_dir("inbox")?
             .into_iter()

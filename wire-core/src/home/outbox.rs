@@ -46,6 +46,13 @@ pub struct OutboxItem {
     /// peer then needs re-pairing) after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reintro: Option<UnixMillis>,
+    /// Set when the event is in the sent log (`wire send`): reaching the relay is recorded
+    /// there as `relayed`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logged: bool,
+    /// Set when this carries our receipt (not counted as a flushed message).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receipt: bool,
 }
 
 /// A pairing answer waiting in the outbox: the peer is pinned with `grant_id`, and the
@@ -78,6 +85,8 @@ impl OutboxItem {
             not_before: None,
             answer: None,
             reintro: None,
+            logged: false,
+            receipt: false,
         })
     }
 

@@ -69,8 +69,8 @@ kinds! {
 }
 
 /// Feature flags a card lists beside its kinds (docs/PROTOCOL.md, "Formats that evolve").
-/// None yet: the first ones arrive with receipts and prekeys.
-pub const FEATURES: &[&str] = &[];
+/// `receipts`: reads signed receipts (control type `receipt`) and wants them.
+pub const FEATURES: &[&str] = &["receipts"];
 
 /// What this build puts in its card's `capabilities`: every kind it reads, then its
 /// feature flags. A new kind or field is sent only to peers whose card lists it.

@@ -198,6 +198,8 @@ async fn connected(
                     cursor = report(events, ep.pull().await?).max(cursor);
                 } else if !batch.is_empty() {
                     cursor = report(events, ep.pull_streamed(batch).await?).max(cursor);
+                    // Readers were told; now what the batch queued (receipts, answers) goes out.
+                    ep.flush().await?;
                 }
             }
             _ = housekeeping.tick() => {

@@ -5,7 +5,9 @@ Two paired homes (A sends, B waits), each behind its own `wire mcp` driven by th
 `mcp` client. Per round: B is waiting in `wire_wait` and subscribed to its inbox resource;
 A calls `wire_send`; we time from the call to (a) `wire_send` returning (the relay has the
 envelope: the arrival), (b) B's `notifications/resources/updated`, (c) B's `wire_wait`
-returning the message. Prints one JSON object of percentiles in milliseconds.
+returning the message; and, for scale, (d) the round trip of a `wire_peek` call that finds
+nothing (what any tool call costs through this client). Prints one JSON object of
+percentiles in milliseconds.
 
     python wait_latency.py WIRE_BIN A_HOME B_HOME B_NICK A_DID ROUNDS
 """
@@ -40,7 +42,7 @@ async def main():
             await updated.put(time.perf_counter())
 
     uri = f"wire://inbox/{A_DID}"
-    sent_ms, notified_ms, waited_ms = [], [], []
+    sent_ms, notified_ms, waited_ms, peek_ms = [], [], [], []
     async with Client(server(A_HOME), mode="legacy") as a, Client(
         server(B_HOME), mode="legacy", message_handler=on_message
     ) as b:
@@ -63,11 +65,19 @@ async def main():
             events = json.loads(result.content[0].text)["events"]
             if [e["body"] for e in events] != [f"round {i}"]:
                 sys.exit(f"round {i}: wait returned {events}")
+            t1 = time.perf_counter()
+            await b.call_tool("wire_peek", {})
+            peek_ms.append(time.perf_counter() - t1)
             sent_ms.append(t_sent - t0)
             notified_ms.append(t_note - t0)
             waited_ms.append(t_wait - t0)
     out = {"rounds": ROUNDS}
-    for name, xs in (("send_returned", sent_ms), ("notification", notified_ms), ("wire_wait_returned", waited_ms)):
+    for name, xs in (
+        ("send_returned", sent_ms),
+        ("notification", notified_ms),
+        ("wire_wait_returned", waited_ms),
+        ("peek_round_trip", peek_ms),
+    ):
         out[name] = {"p50": pct(xs, 0.5), "p90": pct(xs, 0.9), "p99": pct(xs, 0.99), "mean": round(statistics.mean(xs) * 1000, 2)}
     out["wait_over_notification_p50"] = round(out["wire_wait_returned"]["p50"] / out["notification"]["p50"], 2)
     print(json.dumps(out))

@@ -641,6 +641,20 @@ async fn confirm(ep: &Endpoint, host: &impl Host, code: &str) -> Result<Value, T
     }
 }
 
+/// Sends the `read` receipts of what the agent just read, in the background: the agent
+/// has its answer first.
+fn receipts_later(ep: &Endpoint, lines: &[wire_core::home::InboxLine]) {
+    if lines.is_empty() {
+        return;
+    }
+    let (home, lines) = (ep.home.clone(), lines.to_vec());
+    tokio::spawn(async move {
+        if let Ok(ep) = Endpoint::open(home) {
+            let _ = ep.send_read_receipts(&lines).await;
+        }
+    });
+}
+
 /// Runs tool `name`.
 pub async fn call(
     ep: Option<&Endpoint>,
@@ -695,6 +709,7 @@ pub async fn call(
                 .wait_unread(Consumer::Agent, a.peer.as_deref(), limit, timeout(a.timeout_secs), &mut wake)
                 .await
                 .map_err(e)?;
+            receipts_later(ep, &lines);
             json!({ "events": events(&lines, a.full)?, "timed_out": lines.is_empty() })
         }
         "wire_tail" => {
@@ -703,7 +718,9 @@ pub async fn call(
             let pulled = ep.pull().await.map_err(e);
             let limit = a.limit.unwrap_or(20).clamp(1, 1000);
             let lines = if a.unread.unwrap_or(true) {
-                ep.read_unread(Consumer::Agent, a.peer.as_deref(), limit, true).await.map_err(e)?
+                let lines = ep.read_unread(Consumer::Agent, a.peer.as_deref(), limit, true).await.map_err(e)?;
+                receipts_later(ep, &lines);
+                lines
             } else {
                 ep.tail(a.peer.as_deref(), limit).map_err(e)?
             };

@@ -451,6 +451,8 @@ pub fn wait(peer: Option<&str>, limit: usize, timeout: Duration, full: bool, jso
     } else {
         lines.iter().for_each(print_line);
     }
+    // The agent read them: `read` receipts (a failure stays queued for the next sync).
+    rt.block_on(ep.send_read_receipts(&lines))?;
     Ok(())
 }
 

@@ -145,8 +145,9 @@ impl Endpoint {
     }
 
     /// What `consumer` has not read (of one peer, or all), oldest first, at most `limit`.
-    /// With `mark`, the lines are marked read for `consumer`; the agent's reads then send
-    /// `read` receipts (queued first, then tried once; the outbox retries a failure).
+    /// With `mark`, the lines are marked read for `consumer` (durably, before they are
+    /// returned). The agent's reads earn `read` receipts: the caller sends them with
+    /// [`Endpoint::send_read_receipts`] once it has answered.
     pub async fn read_unread(
         &self,
         consumer: Consumer,
@@ -155,34 +156,38 @@ impl Endpoint {
         mark: bool,
     ) -> Result<Vec<InboxLine>> {
         let only = self.resolve(peer)?;
-        let peers = self.home.load::<Peers>()?.unwrap_or_default();
-        let lock = self.home.lock()?;
+        let _lock = self.home.lock()?;
         let unread = self.home.unread(consumer, only.as_ref(), limit)?;
-        if !mark || unread.lines.is_empty() {
-            return Ok(unread.lines.into_iter().map(|(_, l)| l).collect());
+        if mark {
+            self.home.mark_read(consumer, &unread.marks)?;
+        }
+        Ok(unread.lines.into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// Queues `read` receipts for lines the agent read (to the peers that get receipts)
+    /// and posts what the outbox holds; a failure stays queued for the next sync.
+    pub async fn send_read_receipts(&self, lines: &[InboxLine]) -> Result<()> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let mut by_peer: BTreeMap<&Did, Vec<&InboxLine>> = BTreeMap::new();
+        for line in lines {
+            by_peer.entry(&line.event.from).or_default().push(line);
         }
         let mut items = Vec::new();
-        if consumer == Consumer::Agent {
-            let mut by_peer: BTreeMap<&Did, Vec<&InboxLine>> = BTreeMap::new();
-            for (did, line) in &unread.lines {
-                by_peer.entry(did).or_default().push(line);
-            }
-            for (did, lines) in by_peer {
-                if let Some(p) = peers.get(did) {
-                    items.extend(self.receipts_for(p, ReceiptState::Read, &lines)?);
-                }
+        for (did, lines) in by_peer {
+            if let Some(p) = peers.get(did) {
+                items.extend(self.receipts_for(p, ReceiptState::Read, &lines)?);
             }
         }
-        for item in &items {
-            self.home.queue(item)?;
+        if items.is_empty() {
+            return Ok(());
         }
-        self.home.mark_read(consumer, &unread.marks)?;
-        let mut report = super::PullReport::default();
-        for item in &items {
-            self.try_item(item, &mut report).await?;
+        {
+            let _lock = self.home.lock()?;
+            for item in &items {
+                self.home.queue(item)?;
+            }
         }
-        drop(lock);
-        Ok(unread.lines.into_iter().map(|(_, l)| l).collect())
+        self.flush().await.map(|_| ())
     }
 
     /// Waits until `consumer` has something unread (then reads and marks it, as

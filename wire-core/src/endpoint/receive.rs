@@ -38,20 +38,32 @@ impl Endpoint {
     /// `wire pull`: delivers queued envelopes, then fetches, opens, verifies and appends
     /// everything waiting on our slot, answers pairing messages, and acks.
     pub async fn pull(&self) -> Result<PullReport> {
-        self.receive_batches(None).await
+        self.receive_batches(None, true).await
     }
 
     /// Receives envelopes that arrived whole on our event stream, in order, without fetching
     /// them again (what the sync engine does on each wake). Those at or below our cursor are
-    /// skipped (another process took them first).
+    /// skipped (another process took them first). It only stores and acks: the caller tells
+    /// its readers, then posts what the batch queued with [`Endpoint::flush`], so a reader
+    /// waiting for the message does not wait for our receipts to go out.
     pub async fn pull_streamed(&self, streamed: Vec<StoredEnvelope>) -> Result<PullReport> {
-        self.receive_batches(Some(streamed)).await
+        self.receive_batches(Some(streamed), false).await
     }
 
-    async fn receive_batches(&self, mut streamed: Option<Vec<StoredEnvelope>>) -> Result<PullReport> {
+    /// Posts what the outbox holds that is due (each item on its own, as a pull does).
+    pub async fn flush(&self) -> Result<PullReport> {
         let _lock = self.home.lock()?;
         let mut report = PullReport::default();
         self.flush_outbox(&mut report).await?;
+        Ok(report)
+    }
+
+    async fn receive_batches(&self, mut streamed: Option<Vec<StoredEnvelope>>, act: bool) -> Result<PullReport> {
+        let _lock = self.home.lock()?;
+        let mut report = PullReport::default();
+        if act {
+            self.flush_outbox(&mut report).await?;
+        }
         let mut account = self.account()?;
         let client = self.our_client(&account)?;
         let gone = |e: ClientError| match e.code() {
@@ -181,7 +193,9 @@ impl Endpoint {
         for grant in later.revoke {
             let _ = ours.revoke(&account.slot, &account.owner_token, &grant).await;
         }
-        self.flush_outbox(&mut report).await?;
+        if act {
+            self.flush_outbox(&mut report).await?;
+        }
         report.cursor = account.cursor;
         Ok(report)
     }

@@ -111,7 +111,7 @@ pub(crate) async fn accept_loop(
                     if let Ok(Ok(tls)) = tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
                         // Boxed too: the connection state moves between the steps of a
                         // connection's life, and each step would keep its own copy.
-                        serve_any(Box::new(tls), peer, relay, watcher, permit).await;
+                        serve_tls(Box::new(tls), peer, relay, watcher, permit).await;
                     }
                 });
             }
@@ -191,6 +191,38 @@ async fn serve_any<S>(
             counted(&metrics, permit, crate::lean::serve_head(io, head, relay, peer)).await;
         }
         // Boxed: hyper's connection state would otherwise size every stream's task.
+        Some(crate::lean::First::Other(io)) => Box::pin(serve_connection(io, peer, relay, watcher, permit)).await,
+        None => {}
+    }
+}
+
+/// A TLS connection: as [`serve_any`], and a stream is handed from rustls to
+/// [`crate::sealed::Sealed`] when it can be (an idle stream then holds no TLS buffers).
+async fn serve_tls(
+    io: Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    peer: IpAddr,
+    relay: Arc<Relay>,
+    watcher: hyper_util::server::graceful::Watcher,
+    permit: Place,
+) {
+    use crate::sealed::Taken;
+    match crate::lean::first_request(io, relay.config.request_timeout, &relay.metrics).await {
+        Some(crate::lean::First::Stream(mut io, head)) => {
+            Metrics::inc(&relay.metrics.requests_total);
+            let metrics = relay.metrics.clone();
+            // What rustls still holds to send (session tickets) goes out first.
+            if tokio::io::AsyncWriteExt::flush(&mut io).await.is_err() {
+                return;
+            }
+            match crate::sealed::seal(io) {
+                Taken::Sealed(io) => {
+                    Metrics::inc(&metrics.tls_streams_sealed_total);
+                    counted(&metrics, permit, crate::lean::serve_head(io, head, relay, peer)).await
+                }
+                Taken::Kept(io) => counted(&metrics, permit, crate::lean::serve_head(io, head, relay, peer)).await,
+                Taken::Lost => {}
+            }
+        }
         Some(crate::lean::First::Other(io)) => Box::pin(serve_connection(io, peer, relay, watcher, permit)).await,
         None => {}
     }

@@ -237,6 +237,11 @@ impl Watch for TcpStream {
     }
 }
 
+/// [`Watch::readable`] for a TCP socket under something else (TLS).
+pub(crate) async fn watch_tcp(tcp: &TcpStream) {
+    watch_socket!(tcp).await
+}
+
 impl Watch for tokio::net::UnixStream {
     async fn readable(&self) {
         watch_socket!(self).await

@@ -28,6 +28,7 @@ mod limit;
 mod metrics;
 mod rendezvous;
 mod routes;
+mod sealed;
 mod sse;
 mod state;
 pub mod store;
@@ -222,11 +223,13 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Se
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| ServeError::Tls(format!("cannot read the private key from {}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ServeError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| ServeError::Tls(format!("certificate and key do not fit together: {e}")))?;
+    // Streams leave rustls after their request (`sealed`): they need the traffic secrets.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }

@@ -139,6 +139,7 @@ metrics! {
     grants_active: "gauge", "Grants not revoked (send and intro; expired ones count until revoked).";
     connections_open: "gauge", "Open client connections.";
     streams_open: "gauge", "Open SSE streams.";
+    tls_streams_sealed_total: "counter", "TLS 1.3 streams handed from rustls to the relay's own record sealing after their request.";
     nameplates_open: "gauge", "Open rendezvous nameplates.";
     rendezvous_waiting: "gauge", "Rendezvous long polls waiting for a message.";
     rendezvous_bytes: "gauge", "Bytes of rendezvous messages held in memory.";

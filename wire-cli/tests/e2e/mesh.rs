@@ -193,7 +193,9 @@ fn a_mesh_on_one_machine_fits_under_the_relays_per_address_limits() {
         })
     });
     let metric = |name: &str| crate::common::metric(&relay.addr, name);
-    assert!(metric("wire_relay_streams_open") >= 8, "one stream per session");
+    // A session's catch-up pull (which may already fetch the message, and posts its receipt)
+    // comes before its stream opens: wait for the streams too.
+    crate::common::wait_until(crate::common::WAIT, "one stream per session", || metric("wire_relay_streams_open") >= 8);
     let refused = ["connections_refused_total", "rate_limited_total", "rendezvous_refused_total"];
     for name in refused {
         assert_eq!(metric(&format!("wire_relay_{name}")), 0, "{name}");

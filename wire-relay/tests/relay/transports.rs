@@ -80,6 +80,75 @@ fn tls_from_certificate_files() {
         assert!(!text.contains("transfer-encoding"), "hyper would chunk the body: {text}");
         drop(stream);
 
+        // Over TLS 1.3 the stream leaves rustls after its request and the relay seals its
+        // records itself: a standard client reads the answer, the hello and then envelopes
+        // (record after record, so the sequence numbers line up), under every TLS 1.3 suite;
+        // a TLS 1.2 stream stays with rustls and reads the same.
+        static TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        static TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+        let provider = rustls::crypto::ring::default_provider();
+        // The test certificate is ECDSA: the TLS 1.2 suites that sign with RSA cannot be used.
+        let suites: Vec<_> = provider
+            .cipher_suites
+            .iter()
+            .filter(|s| !format!("{:?}", s.suite()).contains("_RSA_"))
+            .map(|s| (*s, if s.version() == &rustls::version::TLS13 { TLS13 } else { TLS12 }))
+            .collect();
+        assert_eq!(suites.len(), 6, "three TLS 1.3 suites, three ECDSA TLS 1.2 suites");
+        let rounds = suites.len();
+        let owner = slot["owner_token"].as_str().unwrap().to_owned();
+        let slot_id = slot["slot"].as_str().unwrap().to_owned();
+        let mut appended = 0;
+        for (suite, versions) in suites {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls::pki_types::CertificateDer::pem_file_iter(data("test-ca.pem")).unwrap() {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let only = rustls::crypto::CryptoProvider { cipher_suites: vec![suite], ..rustls::crypto::ring::default_provider() };
+            let client = rustls::ClientConfig::builder_with_provider(Arc::new(only))
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut stream = connector.connect(name, tcp).await.unwrap();
+            let head = format!(
+                "GET /v1/slots/{slot_id}/stream?after={appended} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {owner}\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut got = Vec::new();
+            let mut read_until = async |want: &str, got: &mut Vec<u8>| {
+                while !String::from_utf8_lossy(got).contains(want) {
+                    let mut buf = [0u8; 4096];
+                    let n = stream.read(&mut buf).await.unwrap_or_else(|e| panic!("{suite:?}: {e}"));
+                    assert!(n > 0, "{suite:?}: {}", String::from_utf8_lossy(got));
+                    got.extend_from_slice(&buf[..n]);
+                }
+            };
+            read_until("event: hello", &mut got).await;
+            for _ in 0..3 {
+                appended += 1;
+                let post = format!(
+                    "POST /v1/slots/{slot_id}/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {owner}\r\nContent-Length: 305\r\n\r\n"
+                );
+                let mut tls = connect().await;
+                let mut body = post.into_bytes();
+                body.extend_from_slice(&wire_testkit::relay::envelope(256));
+                tls.write_all(&body).await.unwrap();
+                let mut out = Vec::new();
+                let _ = tls.read_to_end(&mut out).await;
+                assert_eq!(crate::common::Resp::parse(&out).status, 201);
+                read_until(&format!("id: {appended}\n"), &mut got).await;
+            }
+        }
+        assert_eq!(appended, 3 * rounds);
+        // The TLS 1.3 streams (the first one and one per TLS 1.3 suite) were sealed here;
+        // the TLS 1.2 ones stayed with rustls.
+        let metrics = String::from_utf8(ask("GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.body).unwrap();
+        assert!(metrics.contains("wire_relay_tls_streams_sealed_total 4\n"), "{metrics}");
+
         // Plain HTTP on the TLS port gets nowhere.
         let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
         plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();

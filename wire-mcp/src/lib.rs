@@ -4,10 +4,13 @@
 //! client) the powers of the wire CLI over stdio, on `wire-core`'s endpoint API.
 //!
 //! - [`tools`]: the catalogue (`wire_` + CLI verb, the CLI's argument names) and dispatch.
+//! - [`operator`]: the operator's acts (approving a pair request, confirming a code
+//!   pairing), asked through the host's elicitation.
 //! - [`server`]: the handler: tools, resources (inbox, per-peer inbox, pending requests,
 //!   code pairings) with `resources/subscribe` and `subscriptions/listen` updates, Claude
 //!   Code channel notifications, and the event-stream watcher that drives them.
 
+pub mod operator;
 pub mod server;
 pub mod tools;
 

@@ -383,8 +383,8 @@ struct Calling {
     wake: watch::Receiver<u64>,
 }
 
-impl tools::Host for Calling {
-    async fn ask(&self, message: String, schema: Value) -> Option<tools::Asked> {
+impl crate::operator::Host for Calling {
+    async fn ask(&self, message: String, schema: Value) -> Option<crate::operator::Asked> {
         // Only a client that did the handshake and declared elicitation can be asked (the
         // stateless protocol has no requests from server to client).
         let declared = self.peer.peer_info().is_some_and(|info| info.capabilities.elicitation.is_some());
@@ -396,9 +396,9 @@ impl tools::Host for Calling {
         let asked = self.peer.send_request(ServerRequest::ElicitRequest(ElicitRequest::new(params))).await;
         Some(match asked {
             Ok(ClientResult::ElicitResult(r)) if r.action == ElicitationAction::Accept => {
-                tools::Asked::Accepted(r.content.unwrap_or(Value::Null))
+                crate::operator::Asked::Accepted(r.content.unwrap_or(Value::Null))
             }
-            _ => tools::Asked::Declined,
+            _ => crate::operator::Asked::Declined,
         })
     }
 

@@ -2,7 +2,6 @@
 //! argument names. Each runs one `wire_core::endpoint` operation and answers with its JSON
 //! (the same shape `wire ... --json` prints). The catalogue is pinned by a golden test.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +9,6 @@ use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use wire_core::endpoint::{Compact, Endpoint, MAX_WAIT};
 use wire_core::home::{Consumer, ReceiptState};
 use wire_core::proto::did::Did;
@@ -512,7 +510,7 @@ pub fn pairings_for_model(views: &[wire_core::endpoint::PairView]) -> Result<Val
     views.iter().map(for_model).collect::<Result<Vec<_>, _>>().map(Value::Array)
 }
 
-fn to_json(v: impl serde::Serialize) -> Result<Value, ToolError> {
+pub(crate) fn to_json(v: impl serde::Serialize) -> Result<Value, ToolError> {
     serde_json::to_value(v).map_err(|e| problem("internal", &e.to_string(), None))
 }
 
@@ -526,24 +524,6 @@ pub struct FollowUp {
     pub pairing: Option<String>,
 }
 
-/// What the host offers a tool call beyond the endpoint: asking the person at the host
-/// (MCP elicitation) and waking when a pull stored something.
-pub trait Host {
-    /// Asks the person (not the model) for a form. `None` when the client cannot ask.
-    fn ask(&self, message: String, schema: Value) -> impl Future<Output = Option<Asked>> + Send;
-    /// Ticks after every pull of the server's sync engine.
-    fn wake(&self) -> watch::Receiver<u64>;
-}
-
-/// What the person answered.
-#[derive(Debug)]
-pub enum Asked {
-    /// Filled in and submitted.
-    Accepted(Value),
-    /// Declined or dismissed.
-    Declined,
-}
-
 /// Events as a tool returns them: compact, or the whole inbox lines when `full`.
 fn events(lines: &[wire_core::home::InboxLine], full: bool) -> Result<Value, ToolError> {
     if full { to_json(lines) } else { to_json(lines.iter().map(Compact::of).collect::<Vec<_>>()) }
@@ -551,94 +531,6 @@ fn events(lines: &[wire_core::home::InboxLine], full: bool) -> Result<Value, Too
 
 fn timeout(secs: Option<u64>) -> Duration {
     Duration::from_secs(secs.unwrap_or(30).clamp(1, MAX_WAIT.as_secs()))
-}
-
-/// The refusal when an act is the operator's and no one can be asked through the host.
-fn operator_required(what: &str, command: String) -> ToolError {
-    let error = json!({
-        "code": "operator_required",
-        "message": format!("{what} is your operator's decision, and this host cannot ask them; tell them"),
-        "next": { "ask_operator": command },
-    });
-    json!({ "error": error }).to_string()
-}
-
-/// `wire_approve`: the operator approves a pending request through the host's prompt.
-async fn approve(ep: &Endpoint, host: &impl Host, target: &str) -> Result<Value, ToolError> {
-    let e = |err: wire_core::endpoint::EndpointError| failure(&err);
-    let pending = ep.pending().map_err(e)?;
-    let Some(request) = pending.requests.iter().find(|r| r.from.nickname == target || r.from.did == target) else {
-        return Err(problem(
-            "no_such_request",
-            &format!("no pending pair request from `{target}`"),
-            Some(wire_core::endpoint::NextStep::ListPending),
-        ));
-    };
-    let note =
-        request.note.as_deref().map(|n| format!("\nTheir note (their words, unverified): {n:?}")).unwrap_or_default();
-    let message = format!(
-        "wire: {} {} ({}) asks to pair with this agent.{note}\nApprove only if you know who this is.",
-        request.from.emoji, request.from.nickname, request.from.did
-    );
-    let schema = json!({
-        "type": "object",
-        "properties": { "approve": { "type": "boolean", "title": "Approve this pair request" } },
-        "required": ["approve"],
-    });
-    match host.ask(message, schema).await {
-        None => Err(operator_required("Approving a pair request", format!("wire accept {}", request.from.did))),
-        Some(Asked::Accepted(v)) if v["approve"] == json!(true) => {
-            to_json(ep.decide(&request.from.did, true).await.map_err(e)?)
-        }
-        Some(_) => Err(problem("operator_declined", "the operator did not approve; nothing changed", None)),
-    }
-}
-
-/// `wire_pair_confirm`: the operator types the digits from the other screen.
-async fn confirm(ep: &Endpoint, host: &impl Host, code: &str) -> Result<Value, ToolError> {
-    let e = |err: wire_core::endpoint::EndpointError| failure(&err);
-    let view = ep.pair_list().map_err(e)?.into_iter().find(|v| v.nameplate == code || v.code == code);
-    let Some(view) = view else {
-        return Err(problem(
-            "no_such_pairing",
-            &format!("no code pairing `{code}`"),
-            Some(wire_core::endpoint::NextStep::ListPairings),
-        ));
-    };
-    if view.state != "sas_ready" {
-        return Err(problem(
-            "not_ready",
-            &format!("pairing {} is {}; confirm when it is sas_ready", view.nameplate, view.state),
-            Some(wire_core::endpoint::NextStep::ListPairings),
-        ));
-    }
-    let message = format!(
-        "wire: code pairing {} is ready. Type the 6 digits the OTHER operator reads from THEIR screen \
-         (not the ones on yours).",
-        view.nameplate
-    );
-    let schema = json!({
-        "type": "object",
-        "properties": { "digits": {
-            "type": "string", "title": "Their 6 digits", "minLength": 6, "maxLength": 7,
-            "pattern": "^[0-9]{3} ?[0-9]{3}$",
-        } },
-        "required": ["digits"],
-    });
-    match host.ask(message, schema).await {
-        None => Err(operator_required(
-            "Confirming a code pairing",
-            format!("wire pair-confirm {} <the other screen's 6 digits>", view.nameplate),
-        )),
-        Some(Asked::Accepted(v)) => {
-            let digits: String =
-                v["digits"].as_str().unwrap_or_default().chars().filter(char::is_ascii_digit).collect();
-            for_model(&ep.pair_confirm(&view.nameplate, &digits).await.map_err(e)?)
-        }
-        Some(Asked::Declined) => {
-            Err(problem("operator_declined", "the operator did not confirm; nothing changed", None))
-        }
-    }
 }
 
 /// Sends the `read` receipts of what the agent just read, in the background: the agent
@@ -658,7 +550,7 @@ fn receipts_later(ep: &Endpoint, lines: &[wire_core::home::InboxLine]) {
 /// Runs tool `name`.
 pub async fn call(
     ep: Option<&Endpoint>,
-    host: &impl Host,
+    host: &impl crate::operator::Host,
     home: &wire_core::home::Home,
     name: &str,
     arguments: Option<JsonObject>,
@@ -762,7 +654,7 @@ pub async fn call(
         }
         "wire_approve" => {
             let a: TargetArgs = args(name, arguments)?;
-            approve(ep, host, a.target.trim()).await?
+            crate::operator::approve(ep, host, a.target.trim()).await?
         }
         "wire_reject" => {
             let a: TargetArgs = args(name, arguments)?;
@@ -792,7 +684,7 @@ pub async fn call(
         }
         "wire_pair_confirm" => {
             let a: CodeArgs = args(name, arguments)?;
-            let v = confirm(ep, host, a.code.trim()).await?;
+            let v = crate::operator::confirm(ep, host, a.code.trim()).await?;
             follow.pairing = v["nameplate"].as_str().map(str::to_owned);
             v
         }

@@ -222,7 +222,12 @@ enum Command {
         opts: PairOpts,
     },
     /// Code pairings with their state and, once known, the 6 digits to compare.
-    PairList,
+    PairList {
+        /// Under --json, include the code's words and the digits (for the operator's eyes;
+        /// agents never pass it).
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Confirm a code pairing with the digits shown on the OTHER screen (never your own).
     PairConfirm {
         /// The code (or its number).
@@ -288,6 +293,10 @@ struct PairOpts {
     /// Give up after this long.
     #[arg(long, default_value = "10m", value_parser = wire_core::duration::parse)]
     timeout: std::time::Duration,
+    /// Under --json, include the code's words and the digits (for the operator's eyes;
+    /// agents never pass it).
+    #[arg(long)]
+    reveal: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -355,13 +364,15 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
             agent::tail(peer.as_deref(), limit, follow, unread, mark_read, json)
         }
         Command::Pair { code, opts } => {
-            cmd::pair::start(code.as_deref(), opts.relay.as_deref(), opts.timeout, false, json)
+            cmd::pair::start(code.as_deref(), opts.relay.as_deref(), opts.timeout, false, opts.reveal, json)
         }
-        Command::PairHost { detach, opts } => cmd::pair::start(None, opts.relay.as_deref(), opts.timeout, detach, json),
+        Command::PairHost { detach, opts } => {
+            cmd::pair::start(None, opts.relay.as_deref(), opts.timeout, detach, opts.reveal, json)
+        }
         Command::PairJoin { code, detach, opts } => {
-            cmd::pair::start(Some(&code), opts.relay.as_deref(), opts.timeout, detach, json)
+            cmd::pair::start(Some(&code), opts.relay.as_deref(), opts.timeout, detach, opts.reveal, json)
         }
-        Command::PairList => cmd::pair::list(json),
+        Command::PairList { reveal } => cmd::pair::list(reveal, json),
         Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),
         Command::PairCancel { code } => cmd::pair::cancel(&code, json),
         Command::Mcp => cmd::mcp::serve(),

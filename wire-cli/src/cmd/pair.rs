@@ -15,8 +15,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 use super::agent::open;
 
-fn event(name: &str, view: &PairView) {
+/// A pairing view as `--json` prints it: without the code's words and the six digits
+/// unless `reveal` (`--reveal`). Agents read `--json`; the spoken secret and the digits to
+/// compare are the operators', who read them in human output or ask for them.
+fn shown(view: &PairView, reveal: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(view).expect("views serialize");
+    if !reveal {
+        v["code"] = serde_json::Value::Null;
+        v["sas"] = serde_json::Value::Null;
+    }
+    v
+}
+
+fn event(name: &str, view: &PairView, reveal: bool) {
+    let mut v = shown(view, reveal);
     v["event"] = name.into();
     output::json(&v);
 }
@@ -32,6 +44,7 @@ pub fn start(
     relay: Option<&str>,
     timeout: Duration,
     detach: bool,
+    reveal: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let ep = open()?;
@@ -41,7 +54,7 @@ pub fn start(
         Some(code) => rt.block_on(ep.pair_join(code, relay, timeout))?,
     };
     if json {
-        event(if code.is_none() { "code" } else { "joined" }, &view);
+        event(if code.is_none() { "code" } else { "joined" }, &view, reveal);
     } else if code.is_none() {
         println!("{}", view.code);
         eprintln!("Read this code to the other operator. They run: wire pair --code {}", view.code);
@@ -57,10 +70,10 @@ pub fn start(
         }
         return Ok(());
     }
-    drive(&ep, &rt, &view.nameplate, json)
+    drive(&ep, &rt, &view.nameplate, reveal, json)
 }
 
-fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, json: bool) -> anyhow::Result<()> {
+fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, reveal: bool, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut asked = false;
     let mut said_waiting = false;
@@ -81,8 +94,11 @@ fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, json: bool) -> 
             Status::SasReady { sas } if !asked => {
                 asked = true;
                 if json {
-                    event("sas", &view);
-                } else {
+                    event("sas", &view, reveal);
+                }
+                // The operator compares on their terminal (under --json too, where stdout
+                // does not carry the digits).
+                if !json || reveal || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                     eprintln!();
                     eprintln!("Compare with the other screen. Both must show:  {}", spaced(sas));
                 }
@@ -106,7 +122,7 @@ fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, json: bool) -> 
             Status::SasReady { .. } | Status::Confirmed { .. } => {}
             Status::Paired => {
                 if json {
-                    event("paired", &view);
+                    event("paired", &view, reveal);
                 } else {
                     eprintln!();
                     let peer = view.peer.as_ref().map(output::face).unwrap_or_default();
@@ -116,7 +132,7 @@ fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, json: bool) -> 
             }
             Status::Aborted { .. } => {
                 if json {
-                    event("aborted", &view);
+                    event("aborted", &view, reveal);
                 } else {
                     eprintln!();
                 }
@@ -130,10 +146,10 @@ fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, json: bool) -> 
 }
 
 /// `wire pair-list`: drives every pairing one step, then lists them.
-pub fn list(json: bool) -> anyhow::Result<()> {
+pub fn list(reveal: bool, json: bool) -> anyhow::Result<()> {
     let views = runtime()?.block_on(open()?.pair_drive_all(Duration::from_secs(1)))?;
     if json {
-        output::json(&views);
+        output::json(&views.iter().map(|v| shown(v, reveal)).collect::<Vec<_>>());
         return Ok(());
     }
     if views.is_empty() {
@@ -161,7 +177,7 @@ pub fn list(json: bool) -> anyhow::Result<()> {
 pub fn confirm(code: &str, digits: &str, json: bool) -> anyhow::Result<()> {
     let view = runtime()?.block_on(open()?.pair_confirm(code, digits))?;
     if json {
-        output::json(&view);
+        output::json(&shown(&view, false));
     }
     match view.status {
         Status::Aborted { .. } => bail!("pairing aborted: {}", view.message.unwrap_or_default()),
@@ -180,7 +196,7 @@ pub fn confirm(code: &str, digits: &str, json: bool) -> anyhow::Result<()> {
 pub fn cancel(code: &str, json: bool) -> anyhow::Result<()> {
     let view = runtime()?.block_on(open()?.pair_cancel(code))?;
     if json {
-        output::json(&view)
+        output::json(&shown(&view, false))
     } else {
         println!("cancelled pairing {}; nothing was pinned", view.nameplate)
     }

@@ -42,9 +42,9 @@ fn peers(w: &Wire) -> usize {
 fn wait_for(w: &Wire, also: Option<&Wire>, pred: impl Fn(&Value) -> bool) -> Value {
     crate::common::eventually(crate::common::WAIT, "the pairing to reach the expected state", || {
         if let Some(other) = also {
-            other.run(&["pair-list", "--json"]);
+            other.run(&["pair-list", "--json", "--reveal"]);
         }
-        let list = w.json(&["pair-list"]);
+        let list = w.json(&["pair-list", "--reveal"]);
         let last = list.as_array().unwrap().last().cloned().unwrap_or(Value::Null);
         pred(&last).then_some(last)
     })
@@ -55,7 +55,7 @@ fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 fn detached(s: &Setup) -> String {
-    let code = s.a.json(&["pair-host", "--detach"])["code"].as_str().unwrap().to_owned();
+    let code = s.a.json(&["pair-host", "--detach", "--reveal"])["code"].as_str().unwrap().to_owned();
     s.b.json(&["pair-join", &code, "--detach"]);
     code
 }
@@ -111,9 +111,9 @@ impl Interactive {
 #[test]
 fn interactive_host_and_guest_complete() {
     let s = setup("interactive");
-    let mut host = interactive(&s.a, &["pair"]);
+    let mut host = interactive(&s.a, &["pair", "--reveal"]);
     let code = host.next("code")["code"].as_str().unwrap().to_owned();
-    let mut guest = interactive(&s.b, &["pair", "--code", &code]);
+    let mut guest = interactive(&s.b, &["pair", "--code", &code, "--reveal"]);
     let (hs, gs) = (host.next("sas"), guest.next("sas"));
     assert_eq!(hs["sas"], gs["sas"]);
     assert_eq!(hs["sas"].as_str().unwrap().len(), 6);
@@ -136,6 +136,14 @@ fn detached_host_and_guest_complete_via_list_and_confirm() {
     let b_view = wait_for(&s.b, Some(&s.a), state_is("sas_ready"));
     assert_eq!(a_view["sas"], b_view["sas"]);
     assert_eq!(a_view["code"], code);
+    // Without --reveal, --json (what agents read) carries neither the code nor the digits.
+    let plain = s.a.json(&["pair-list"]);
+    let plain = plain.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (plain["state"].as_str(), &plain["code"], &plain["sas"]),
+        (Some("sas_ready"), &Value::Null, &Value::Null)
+    );
+    assert!(!plain.to_string().contains(a_view["sas"].as_str().unwrap()), "{plain}");
     // Each operator types the digits read from the other screen.
     let confirmed = s.a.json(&["pair-confirm", &code, b_view["sas"].as_str().unwrap()]);
     assert_eq!(confirmed["state"], "confirmed");
@@ -150,7 +158,7 @@ fn detached_host_and_guest_complete_via_list_and_confirm() {
 #[test]
 fn a_wrong_code_aborts_both_and_burns_the_nameplate() {
     let s = setup("wrong-code");
-    let code = s.a.json(&["pair-host", "--detach"])["code"].as_str().unwrap().to_owned();
+    let code = s.a.json(&["pair-host", "--detach", "--reveal"])["code"].as_str().unwrap().to_owned();
     let nameplate = code.split('-').next().unwrap();
     let wrong =
         if code.ends_with("-acorn") { format!("{nameplate}-brave-anchor") } else { format!("{nameplate}-brave-acorn") };
@@ -264,10 +272,10 @@ fn a_driver_that_dies_before_saving_loses_no_step() {
     let nameplate = code.split('-').next().unwrap().to_owned();
     let session = s.a.home.join("pairings").join(format!("{nameplate}.json"));
     // Drive the guest so the host has messages waiting, then snapshot the host's state.
-    s.b.json(&["pair-list"]);
+    s.b.json(&["pair-list", "--reveal"]);
     let before = std::fs::read(&session).unwrap();
     // The host applies them and posts its replies...
-    s.a.json(&["pair-list"]);
+    s.a.json(&["pair-list", "--reveal"]);
     // ...and "crashes" before its save reached the disk: the old state comes back.
     std::fs::write(&session, &before).unwrap();
     let a_view = wait_for(&s.a, Some(&s.b), state_is("sas_ready"));

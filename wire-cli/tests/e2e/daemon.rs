@@ -269,7 +269,7 @@ fn notifications_one_per_batch_and_none_with_no_notify() {
 fn the_daemon_drives_detached_code_pairings() {
     let s = Setup::new("daemon-pairing");
     s.daemon(&["start", "--no-notify"]);
-    let code = s.cli(&s.a, &["pair-host", "--detach"]).ok().json()["code"].as_str().unwrap().to_owned();
+    let code = s.cli(&s.a, &["pair-host", "--detach", "--reveal"]).ok().json()["code"].as_str().unwrap().to_owned();
     s.cli(&s.b, &["pair-join", &code, "--detach"]).ok();
     let nameplate = code.split('-').next().unwrap().to_owned();
     // No `pair-list` here: only the daemon moves the pairings forward.

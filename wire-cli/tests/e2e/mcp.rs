@@ -221,7 +221,7 @@ fn two_agents_pair_by_code_through_their_mcp_servers() {
     assert!(hosted["code"].is_null(), "{hosted}");
     assert!(hosted["next"].as_str().unwrap().contains("wire pair-list"), "{hosted}");
     let nameplate = hosted["nameplate"].as_str().unwrap().to_owned();
-    let code = a.json(&["pair-list"])[0]["code"].as_str().unwrap().to_owned();
+    let code = a.json(&["pair-list", "--reveal"])[0]["code"].as_str().unwrap().to_owned();
     assert!(code.starts_with(&format!("{nameplate}-")), "{code}");
     b.json(&["pair-join", &code, "--detach"]);
     // Nothing drives B's detached pairing but B's own server: list on both sides in turn.
@@ -236,7 +236,7 @@ fn two_agents_pair_by_code_through_their_mcp_servers() {
         assert!(view["code"].is_null() && !view.to_string().contains(&code[nameplate.len() + 1..]), "{view}");
     }
     // Each operator reads their digits in a terminal...
-    let digits = |w: &Wire| w.json(&["pair-list"])[0]["sas"].as_str().unwrap().to_owned();
+    let digits = |w: &Wire| w.json(&["pair-list", "--reveal"])[0]["sas"].as_str().unwrap().to_owned();
     let (da, db) = (digits(&a), digits(&b));
     assert_eq!(da, db);
     // ...and each agent's wire_pair_confirm asks its operator (elicitation), who types the

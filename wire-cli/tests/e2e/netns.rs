@@ -180,12 +180,12 @@ impl Agent {
 }
 
 fn pair_list_last(w: &Agent) -> Value {
-    w.json(&["pair-list"]).as_array().unwrap().last().cloned().unwrap_or(Value::Null)
+    w.json(&["pair-list", "--reveal"]).as_array().unwrap().last().cloned().unwrap_or(Value::Null)
 }
 
 fn wait_state(w: &Agent, other: &Agent, state: &str) -> Value {
     crate::common::eventually(crate::common::WAIT, &format!("the pairing to reach {state}"), || {
-        other.run(&["pair-list", "--json"]);
+        other.run(&["pair-list", "--json", "--reveal"]);
         let last = pair_list_last(w);
         (last["state"] == state).then_some(last)
     })
@@ -232,7 +232,7 @@ fn two_hosts_pair_and_talk_through_a_tls_relay_and_survive_a_cut_link() {
     let (a2, b2) = (Agent::new(&net.a, &root, "a2"), Agent::new(&net.b, &root, "b2"));
     a2.json(&["init", "--relay", &relay]);
     b2.json(&["init", "--relay", &relay]);
-    let code = a2.json(&["pair-host", "--detach"])["code"].as_str().unwrap().to_owned();
+    let code = a2.json(&["pair-host", "--detach", "--reveal"])["code"].as_str().unwrap().to_owned();
     b2.json(&["pair-join", &code, "--detach"]);
     let a2_view = wait_state(&a2, &b2, "sas_ready");
     let b2_view = wait_state(&b2, &a2, "sas_ready");

@@ -254,7 +254,7 @@ async def confirm_round(findings):
     ) as c:
         hosted = structured(await b.call_tool("wire_pair_host", {}), "wire_pair_host")
         nameplate = hosted["nameplate"]
-        _, listed = await wire(CFG["b_home"], "pair-list")
+        _, listed = await wire(CFG["b_home"], "pair-list", "--reveal")
         code = [p for p in listed if p["nameplate"] == nameplate][0]["code"]
         await wire(CFG["c_home"], "pair-join", code, "--detach")
 
@@ -269,7 +269,7 @@ async def confirm_round(findings):
         await until("both sides to reach sas_ready", both_ready)
         digits = {}
         for name in ("b", "c"):
-            _, listed = await wire(CFG[f"{name}_home"], "pair-list")
+            _, listed = await wire(CFG[f"{name}_home"], "pair-list", "--reveal")
             digits[name] = [p for p in listed if p["nameplate"] == nameplate][0]["sas"]
         findings["_b_digits"] = digits["b"]
         findings["digits_match"] = digits["b"] == digits["c"]

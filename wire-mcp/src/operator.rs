@@ -2,6 +2,10 @@
 //! pairing are decisions for the person at the host, asked through MCP elicitation, never
 //! taken from the model (which never sees the code or the digits). A host that cannot ask
 //! gets `operator_required` and the terminal command to run.
+//!
+//! Only form mode is used (a yes/no, six digits). The spoken code never passes through MCP
+//! at all: the operator reads it in a terminal (`wire pair-list`), so there is nothing to
+//! send a URL-mode elicitation for until `wire ui` can show it in the operator's browser.
 
 use std::future::Future;
 

@@ -142,13 +142,19 @@ pub async fn run(
     }
 }
 
+/// How long an item just queued is left to the process that queued it (it posts it at
+/// once, `Endpoint::flush`) before the engine takes it up.
+const FRESH: Duration = Duration::from_secs(2);
+
 /// Whether an outbox item is due now (or a parked answer has expired and must be dropped).
+/// An item queued in the last [`FRESH`] and never tried is its queuer's to post.
 fn due(ep: &Endpoint) -> Result<bool, Failure> {
     let now = ep.home.now();
     let outbox = ep.home.outbox().map_err(|e| Failure::Other(e.to_string()))?;
-    Ok(outbox
-        .iter()
-        .any(|i| i.not_before.is_none_or(|t| t <= now) || i.answer.as_ref().is_some_and(|a| a.expires_at <= now)))
+    let fresh = |i: &crate::home::OutboxItem| i.attempts == 0 && i.queued_at.saturating_add(FRESH) > now;
+    Ok(outbox.iter().any(|i| {
+        (i.not_before.is_none_or(|t| t <= now) && !fresh(i)) || i.answer.as_ref().is_some_and(|a| a.expires_at <= now)
+    }))
 }
 
 /// One connection's life: catch up, hold the stream, take what it delivers. `Ok` when the

@@ -74,17 +74,19 @@ impl Engine {
                         }
                     }
                     if !writes.is_empty() {
-                        let ops: Vec<Op> = writes.iter().map(|(op, _)| op.clone()).collect();
+                        // Moved apart, not cloned: an append's envelope is copied once, into
+                        // the store.
+                        let (ops, replies): (Vec<Op>, Vec<Reply<Outcome>>) = writes.into_iter().unzip();
                         match store.apply(&ops) {
                             Ok(outcomes) => {
-                                for ((op, reply), outcome) in writes.into_iter().zip(outcomes) {
-                                    on_commit(&op, &outcome);
+                                for ((op, reply), outcome) in ops.iter().zip(replies).zip(outcomes) {
+                                    on_commit(op, &outcome);
                                     let _ = reply.send(Ok(outcome));
                                 }
                             }
                             Err(e) => {
                                 let e = Arc::new(e);
-                                for (_, reply) in writes {
+                                for reply in replies {
                                     let _ = reply.send(Err(e.clone()));
                                 }
                             }

@@ -173,10 +173,14 @@ LIST_COUNT = 'wire_relay_request_duration_seconds_count{route="list"}'
 
 async def wait_round(findings):
     """wire_wait woken by the stream, its timeout, unread-once tails, read receipts."""
+    # The servers of the rounds before have closed their streams...
+    async def no_streams():
+        return metric("wire_relay_streams_open") == 0
+    await until("earlier streams to close", no_streams)
     async with Client(server(CFG["b_home"]), mode="legacy") as b:
-        # B's server is up once its stream is open (after its catch-up pull).
+        # ...so B's server is up once one is open (after its catch-up pull).
         async def stream_open():
-            return metric("wire_relay_streams_open") >= 1
+            return metric("wire_relay_streams_open") == 1
         await until("B's stream to open", stream_open)
         # What earlier rounds left unread is read first.
         earlier = structured(await b.call_tool("wire_tail", {}), "wire_tail")
@@ -223,8 +227,12 @@ async def wait_round(findings):
         async def a_state():
             _, sent = await wire(CFG["a_home"], "sent", "--limit", "1")
             last = sent["sent"][-1] if sent and sent["sent"] else None
-            return last and last["body"] == "read me" and last["state"]
-        findings["state_before_any_read"] = await until("the delivered receipt", a_state)
+            return last["state"] if last and last["body"] == "read me" else None
+
+        async def receipted():
+            state = await a_state()
+            return state if state not in (None, "queued", "sent") else None
+        findings["state_before_any_read"] = await until("the delivered receipt", receipted)
         # B's operator reads it in a terminal: that sends no receipt (no append at all).
         appends = metric("wire_relay_appends_total")
         code, shown = await wire(CFG["b_home"], "tail", "--mark-read")

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::{Endpoint, Face, Result, seal_for};
 use crate::home::{Consumer, InboxLine, OutboxItem, Peer, Peers, ReceiptState, SentRecord};
 use crate::proto::did::Did;
-use crate::proto::event::{Event, EventId, Kind};
+use crate::proto::event::{ControlBody, Event, EventId, Kind};
 use crate::proto::pairing::Tier;
 use crate::proto::signed::Signed;
 use crate::proto::time::UnixMillis;
@@ -42,18 +42,23 @@ fn owes_receipts(peer: &Peer) -> bool {
     peer.tier != Tier::Tofu && peer.card.speaks(FEATURE) && crate::home::receipts_setting().unwrap_or(false)
 }
 
+/// A receipt's own fields (beside the control message's `type` and `v`).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct ReceiptBody {
+    state: ReceiptState,
+    ids: Vec<EventId>,
+}
+
 /// A receipt's fields, parsed from a control message.
 pub(crate) fn parse_receipt(
     fields: &serde_json::Map<String, serde_json::Value>,
 ) -> std::result::Result<(ReceiptState, Vec<EventId>), String> {
-    let state = fields.get("state").cloned().ok_or("no state")?;
-    let state: ReceiptState = serde_json::from_value(state).map_err(|e| format!("state: {e}"))?;
-    let ids = fields.get("ids").cloned().ok_or("no ids")?;
-    let ids: Vec<EventId> = serde_json::from_value(ids).map_err(|e| format!("ids: {e}"))?;
-    if ids.is_empty() || ids.len() > MAX_IDS {
-        return Err(format!("{} ids (1 to {MAX_IDS} allowed)", ids.len()));
+    let body: ReceiptBody =
+        serde_json::from_value(serde_json::Value::Object(fields.clone())).map_err(|e| e.to_string())?;
+    if body.ids.is_empty() || body.ids.len() > MAX_IDS {
+        return Err(format!("{} ids (1 to {MAX_IDS} allowed)", body.ids.len()));
     }
-    Ok((state, ids))
+    Ok((body.state, body.ids))
 }
 
 /// A receipt as the sent log keeps it.
@@ -116,7 +121,12 @@ impl Endpoint {
         let ids: Vec<EventId> = lines.iter().filter(|l| earns_receipt(l.event.kind)).map(|l| l.event.id).collect();
         let mut items = Vec::new();
         for chunk in ids.chunks(MAX_IDS) {
-            let body = serde_json::json!({ "type": RECEIPT, "v": 1, "state": state, "ids": chunk });
+            let body = ReceiptBody { state, ids: chunk.to_vec() };
+            let serde_json::Value::Object(fields) = serde_json::to_value(&body).expect("serializes") else {
+                unreachable!("a struct serializes to an object")
+            };
+            let control = ControlBody { kind: RECEIPT.into(), v: 1, fields };
+            let body = serde_json::to_value(control).expect("serializes");
             let event =
                 Event::new(&self.identity, peer.card.did().clone(), Kind::Control, body, self.home.now(), &mut OsRng);
             let (event_id, envelope) = seal_for(&self.identity, peer, event)?;

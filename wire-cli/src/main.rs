@@ -5,6 +5,7 @@ mod cmd;
 mod daemon;
 mod output;
 mod service;
+mod setup;
 mod signals;
 
 use std::time::Duration;
@@ -250,18 +251,28 @@ enum Command {
     /// Serve MCP on stdin/stdout for agent hosts (Claude Code, Cursor, ...): the wire_* tools,
     /// inbox resources with update notifications. Acts as the identity `wire whoami` shows.
     Mcp,
-    /// Register `wire mcp` with agent hosts: Claude Code (~/.claude.json, or ./.mcp.json with
-    /// --project) and Cursor (~/.cursor/mcp.json). Without --apply, prints what it would do.
+    /// Register `wire mcp` with agent hosts: Claude Code, Cursor, VS Code, Codex CLI, Gemini
+    /// CLI, Windsurf and Zed (those installed). Without --apply, prints what it would do.
+    ///
+    /// Comments, key order and other servers are kept; the previous version of each file is
+    /// kept beside it (`<file>.wire-backup`); `--remove` gives back the file as it was.
     Setup {
-        /// Write the config files (other entries are kept; a second run changes nothing).
-        #[arg(long)]
+        /// Write the config files (a second run changes nothing).
+        #[arg(long, conflicts_with = "remove")]
         apply: bool,
-        /// With --apply: show what would be written, write nothing.
+        /// Take the wire entry out of the config files.
+        #[arg(long)]
+        remove: bool,
+        /// Show what would be written, write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Claude Code: this project's .mcp.json instead of the user's ~/.claude.json.
+        /// This project's files (.mcp.json, .vscode/mcp.json, ...) instead of the user's:
+        /// they name `wire` and pin no WIRE_HOME, so they can be committed.
         #[arg(long)]
         project: bool,
+        /// Only these hosts (repeatable); a named host is written even if not detected.
+        #[arg(long = "host", value_enum, value_name = "HOST")]
+        hosts: Vec<setup::Host>,
     },
     /// Run the daemon (and with --local-relay a loopback relay) as user services: systemd,
     /// launchd or Task Scheduler.
@@ -376,7 +387,9 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::PairConfirm { code, digits } => cmd::pair::confirm(&code, &digits, json),
         Command::PairCancel { code } => cmd::pair::cancel(&code, json),
         Command::Mcp => cmd::mcp::serve(),
-        Command::Setup { apply, dry_run, project } => cmd::mcp::setup(apply, dry_run, project, json),
+        Command::Setup { apply, remove, dry_run, project, hosts } => {
+            setup::run(setup::Request { apply, dry_run, remove, project, hosts }, json)
+        }
         Command::Service(c) => service::run(c, json),
         Command::Session(c) => cmd::session::session(c, json),
         Command::Mesh(c) => cmd::session::mesh(c, json),

@@ -185,6 +185,28 @@ fn render(template: &str, bin: &Path, state: &Path, relay_bind: &str) -> String 
         .replace("@RELAY_BIND@", relay_bind)
 }
 
+/// Carries a private relay's CA (`WIRE_CA_FILE`, as set now) into a unit, so the service
+/// trusts what the shell trusts. Task Scheduler tasks have no environment of their own:
+/// there it must be a user environment variable.
+fn with_ca_file(text: String, platform: Platform, ca: Option<&Path>) -> String {
+    let Some(ca) = ca else { return text };
+    let ca = ca.display().to_string();
+    match platform {
+        Platform::Systemd => {
+            let line = format!("Environment=\"WIRE_CA_FILE={}\"\n", ca.replace('\\', "\\\\").replace('"', "\\\""));
+            text.replacen("[Service]\n", &format!("[Service]\n{line}"), 1)
+        }
+        Platform::Launchd => {
+            let xml = ca.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let dict = format!(
+                "    <key>EnvironmentVariables</key>\n    <dict>\n        <key>WIRE_CA_FILE</key>\n        <string>{xml}</string>\n    </dict>\n"
+            );
+            text.replacen("    <key>ProgramArguments</key>\n", &format!("{dict}    <key>ProgramArguments</key>\n"), 1)
+        }
+        Platform::Windows => text,
+    }
+}
+
 /// What install wrote (kept for uninstall).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Installed {
@@ -285,8 +307,9 @@ fn install(
         bail!("--relay-bind must be a loopback address: the local relay serves this machine only");
     }
     let layout = Layout::of(platform)?;
-    let bin = std::env::current_exe().context("finding the wire binary")?;
-    let bin = std::fs::canonicalize(&bin).unwrap_or(bin);
+    // A path that survives a package manager's upgrade (not the versioned file behind it).
+    let bin = crate::setup::stable_binary()?;
+    let ca = std::env::var_os("WIRE_CA_FILE").filter(|v| !v.is_empty()).map(PathBuf::from);
     let mut record = load_record(&layout.record)?;
     if record.platform.is_some_and(|p| p != platform) && !record.files.is_empty() {
         bail!("services are installed for {:?}; run `wire service uninstall` first", record.platform);
@@ -296,7 +319,7 @@ fn install(
     let mut files = Vec::new();
     for unit in &units {
         let path = layout.units.join(unit.file_name(platform));
-        let text = render(unit.template(platform), &bin, &layout.state, relay_bind);
+        let text = with_ca_file(render(unit.template(platform), &bin, &layout.state, relay_bind), platform, ca.as_deref());
         let changed = std::fs::read_to_string(&path).map_or(true, |old| old != text);
         files.push((path, text, changed));
     }
@@ -436,8 +459,7 @@ fn status(json: bool, runner: &dyn Runner) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    let bin = std::env::current_exe().context("finding the wire binary")?;
-    let bin = std::fs::canonicalize(&bin).unwrap_or(bin);
+    let bin = crate::setup::stable_binary()?;
     let mut units = Vec::new();
     for file in &record.files {
         let unit = if file.to_string_lossy().contains("relay") { Unit::Relay } else { Unit::Daemon };
@@ -493,6 +515,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_private_ca_is_carried_into_systemd_and_launchd_units() {
+        let ca = Path::new("/etc/wire/ca & co.pem");
+        for platform in [Platform::Systemd, Platform::Launchd] {
+            let text = render(Unit::Daemon.template(platform), Path::new("/w"), Path::new("/s"), "127.0.0.1:9");
+            let carried = with_ca_file(text.clone(), platform, Some(ca));
+            assert!(carried.len() > text.len(), "{platform:?}: {carried}");
+            assert_eq!(with_ca_file(text.clone(), platform, None), text);
+        }
+        let unit = with_ca_file("[Service]\nType=simple\n".into(), Platform::Systemd, Some(ca));
+        assert_eq!(unit, "[Service]\nEnvironment=\"WIRE_CA_FILE=/etc/wire/ca & co.pem\"\nType=simple\n");
+        let plist = render(Unit::Daemon.template(Platform::Launchd), Path::new("/w"), Path::new("/s"), "x");
+        assert!(with_ca_file(plist, Platform::Launchd, Some(ca)).contains("<string>/etc/wire/ca &amp; co.pem</string>"));
     }
 
     #[test]

@@ -201,6 +201,11 @@ impl Wire {
 }
 
 /// A free loopback port (bound then released).
+/// The workspace root (where `target/test-deps` lives).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

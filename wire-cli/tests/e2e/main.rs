@@ -28,5 +28,6 @@ mod receive;
 mod relay_process;
 mod replay;
 mod service;
+mod setup;
 mod snapshots;
 mod strangers;

@@ -7,12 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{McpSession, RelayProcess, Wire, tempdir};
+use crate::common::{McpSession, RelayProcess, Wire, tempdir, workspace};
 use serde_json::{Value, json};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn python() -> PathBuf {
     let path = std::env::var_os("WIRE_TEST_PYTHON")
@@ -308,78 +304,6 @@ fn the_mcp_inspector_cli_lists_the_tools() {
     let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     let want: Vec<String> = wire_mcp::catalogue().iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, want);
-    std::fs::remove_dir_all(&root).ok();
-}
-
-/// `wire setup` with HOME (and the current directory) in a temporary directory.
-fn setup(root: &Path, args: &[&str]) -> crate::common::Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_wire"))
-        .arg("setup")
-        .args(args)
-        .current_dir(root.join("project"))
-        .env("HOME", root.join("home"))
-        .env_remove("WIRE_HOME")
-        .env_remove("WIRE_SESSION_ID")
-        .env_remove("WIRE_SESSIONS_DIR")
-        .output()
-        .unwrap();
-    crate::common::Run::from(out)
-}
-
-#[test]
-fn setup_merges_preserves_is_idempotent_and_refuses_non_json() {
-    let root = tempdir("setup");
-    let home = root.join("home");
-    std::fs::create_dir_all(home.join(".cursor")).unwrap();
-    std::fs::create_dir_all(root.join("project")).unwrap();
-    let claude = home.join(".claude.json");
-    let cursor = home.join(".cursor/mcp.json");
-    std::fs::write(&claude, r#"{"numStartups": 7, "mcpServers": {"github": {"command": "gh-mcp", "args": []}}}"#)
-        .unwrap();
-
-    // Without --apply: the snippet and the plan, nothing written.
-    let preview = setup(&root, &[]);
-    assert_eq!(preview.code, 0, "{preview:?}");
-    assert!(preview.stdout.contains("\"mcpServers\"") && preview.stdout.contains("would add it to"), "{preview:?}");
-    assert!(!cursor.exists());
-    let before = std::fs::read(&claude).unwrap();
-    assert_eq!(std::fs::read(&claude).unwrap(), before);
-
-    let applied = setup(&root, &["--apply", "--json"]);
-    assert_eq!(applied.code, 0, "{applied:?}");
-    let report = applied.json();
-    assert!(report["targets"].as_array().unwrap().iter().all(|t| t["action"] == "written"), "{report}");
-    let merged: Value = serde_json::from_slice(&std::fs::read(&claude).unwrap()).unwrap();
-    assert_eq!(merged["numStartups"], 7);
-    assert_eq!(merged["mcpServers"]["github"]["command"], "gh-mcp");
-    assert_eq!(merged["mcpServers"]["wire"]["args"], json!(["mcp"]));
-    let command = merged["mcpServers"]["wire"]["command"].as_str().unwrap();
-    assert_eq!(Path::new(command), std::fs::canonicalize(env!("CARGO_BIN_EXE_wire")).unwrap());
-    let cursor_doc: Value = serde_json::from_slice(&std::fs::read(&cursor).unwrap()).unwrap();
-    assert_eq!(cursor_doc["mcpServers"]["wire"], merged["mcpServers"]["wire"]);
-
-    // Again: nothing changes, byte for byte.
-    let files = (std::fs::read(&claude).unwrap(), std::fs::read(&cursor).unwrap());
-    let again = setup(&root, &["--apply", "--json"]).json();
-    assert!(again["targets"].as_array().unwrap().iter().all(|t| t["action"] == "unchanged"), "{again}");
-    assert_eq!((std::fs::read(&claude).unwrap(), std::fs::read(&cursor).unwrap()), files);
-
-    // --project writes ./.mcp.json instead of ~/.claude.json.
-    let project = setup(&root, &["--apply", "--project", "--json"]).json();
-    assert_eq!(project["targets"][0]["action"], "written");
-    assert!(root.join("project/.mcp.json").exists());
-
-    // A file that is not JSON: a clear error, and nothing is written anywhere.
-    std::fs::remove_file(&cursor).unwrap();
-    std::fs::write(&claude, "{ this is not json").unwrap();
-    let refused = setup(&root, &["--apply"]);
-    assert_ne!(refused.code, 0);
-    assert!(
-        refused.stderr.contains(".claude.json is not JSON") && refused.stderr.contains("Nothing was changed"),
-        "{refused:?}"
-    );
-    assert_eq!(std::fs::read_to_string(&claude).unwrap(), "{ this is not json");
-    assert!(!cursor.exists(), "a refused run wrote another file");
     std::fs::remove_dir_all(&root).ok();
 }
 

@@ -45,7 +45,7 @@ if [ -n "$from_source" ] || { [ -f "$here/Cargo.toml" ] && [ -d "$here/wire-cli"
     command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust from https://rustup.rs, or run this script outside a source checkout to download a release"
     say "building wire from $here (this takes a few minutes the first time)"
     # shellcheck disable=SC2086 # an empty profile flag must vanish
-    cargo install --locked --quiet --force $profile_flag --path "$here/wire-cli" --root "$prefix" \
+    cargo install --locked --force $profile_flag --path "$here/wire-cli" --root "$prefix" \
         || die "cargo install failed (see the messages above)"
 else
     os=$(uname -s)

@@ -126,6 +126,19 @@ impl Log {
     }
 }
 
+/// Whether a running daemon keeps `home` in sync (it serves every registered home).
+pub fn serves(home: &Path) -> bool {
+    let Ok(dir) = dir() else { return false };
+    if !lock_is_held(&dir) {
+        return false;
+    }
+    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
+    std::fs::read(dir.join("homes.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Registry>(&b).ok())
+        .is_some_and(|r| r.homes.contains(&home))
+}
+
 fn lock_is_held(dir: &Path) -> bool {
     match OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("daemon.lock")) {
         Ok(f) => f.try_lock().is_err(),

@@ -46,10 +46,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// See wire work in seconds: an embedded relay, two agents, pairing by invite and by
-    /// code, an encrypted message each way, and what the relay saw. Leaves nothing behind.
+    /// See wire work in seconds: an embedded relay, three agents, pairing by invite and (two
+    /// that never met) by code, an encrypted message each way, and what the relay saw.
+    /// Leaves nothing behind.
     Demo {
-        /// Keep the relay running and the two agents' homes, and print how to continue.
+        /// Keep the relay running and the agents' homes, and print how to continue.
         #[arg(long)]
         keep: bool,
     },
@@ -59,8 +60,9 @@ enum Command {
     /// (default: the platform data directory).
     Init {
         /// Relay address (`https://relay.example`, or `host:port`; loopback hosts use http).
-        #[arg(long, env = "WIRE_RELAY", default_value = "127.0.0.1:8771")]
-        relay: String,
+        /// Default: the relay this identity is on, or a local relay at 127.0.0.1:8771.
+        #[arg(long, env = "WIRE_RELAY")]
+        relay: Option<String>,
     },
     /// `wire init` on the given relay; with `--reregister`, recover after the relay lost
     /// this agent's mailbox.
@@ -134,11 +136,14 @@ enum Command {
     Send {
         /// Nickname, `nick@relay` or DID.
         peer: String,
-        /// The message; `-` reads it from stdin.
-        body: String,
-        /// message, claim, decision, question, ack or heartbeat.
-        #[arg(long, default_value = "message")]
-        kind: String,
+        /// The message (several words are joined with spaces; words starting with `-` are
+        /// text too); `-` reads it from stdin. A first word that names a kind (`claim`,
+        /// `decision`, `question`, ...) followed by more words sets the kind.
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        body: Vec<String>,
+        /// message, claim, decision, question, ack or heartbeat (default: message).
+        #[arg(long)]
+        kind: Option<String>,
         /// If the relay is unreachable, queue it; `wire pull` or the daemon delivers it later.
         #[arg(long)]
         queue: bool,
@@ -351,9 +356,9 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
     use cmd::agent;
     match command {
         Command::Demo { keep } => cmd::demo::run(keep, json),
-        Command::Init { relay } => agent::init(&relay, &[], json),
+        Command::Init { relay } => agent::init(relay.as_deref(), &[], json),
         Command::Up { reregister: true, .. } => agent::reregister(json),
-        Command::Up { relay, also, .. } => agent::init(relay.as_deref().unwrap_or_default(), &also, json),
+        Command::Up { relay, also, .. } => agent::init(Some(relay.as_deref().unwrap_or_default()), &also, json),
         Command::Whoami => agent::whoami(json),
         Command::Whois { target } => agent::whois(&target, json),
         Command::Peers => agent::peers(json),
@@ -366,6 +371,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Verify { peer, fingerprint } => agent::verify(&peer, &fingerprint, json),
         Command::Forget { peer } => agent::forget(&peer, json),
         Command::Send { peer, body, kind, queue, wait, timeout } => {
+            let (kind, body) = agent::kind_and_body(kind, body);
             agent::send(&peer, &kind, &body, queue, wait, timeout, json)
         }
         Command::Sent { peer, limit } => agent::sent(peer.as_deref(), limit, json),
@@ -403,16 +409,79 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(anyhow::Error::from)
+            use std::io::Write;
+            std::io::stdout().write_all(man_page()?.as_bytes()).map_err(anyhow::Error::from)
         }
         Command::RelayServer(args) => cmd::relay_server::run(args, json),
     }
 }
 
+/// One man page for the whole command: every subcommand is a section of it (there are no
+/// `wire-<command>(1)` pages to point at), and `code` in help text is set in bold.
+fn man_page() -> anyhow::Result<String> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    out.extend_from_slice(b".SH COMMANDS\n");
+    fn section(cmd: &clap::Command, path: &str, out: &mut Vec<u8>) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+            let name = format!("{path} {}", sub.get_name());
+            let man = clap_mangen::Man::new(sub.clone().bin_name(&name));
+            writeln!(out, ".SS {}", name.replace('-', "\\-"))?;
+            let mut part = Vec::new();
+            man.render_synopsis_section(&mut part)?;
+            man.render_description_section(&mut part)?;
+            man.render_options_section(&mut part)?;
+            // Sub-headings inside a section read as paragraphs.
+            let text =
+                String::from_utf8_lossy(&part).replace(".SH SYNOPSIS\n", "").replace(".SH DESCRIPTION\n", ".PP\n");
+            out.extend_from_slice(text.replace(".SH OPTIONS\n", ".PP\nOptions:\n").as_bytes());
+            section(sub, &name, out)?;
+        }
+        Ok(())
+    }
+    use std::io::Write;
+    section(&cmd, "wire", &mut out)?;
+    man.render_version_section(&mut out)?;
+    let text = String::from_utf8(out)?;
+    // `code` -> bold, pair by pair; a lone backtick stays.
+    let mut bold = String::with_capacity(text.len());
+    let mut parts = text.split('`').peekable();
+    let mut inside = false;
+    while let Some(part) = parts.next() {
+        bold.push_str(part);
+        if parts.peek().is_some() {
+            bold.push_str(if inside { "\\fR" } else { "\\fB" });
+            inside = !inside;
+        }
+    }
+    Ok(bold)
+}
+
 fn report(result: anyhow::Result<()>, json: bool) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<output::Usage>().is_some() => {
+            // A command line that parsed but says something impossible: like clap's refusals.
+            if json {
+                let error = serde_json::json!({
+                    "code": "usage",
+                    "message": e.to_string(),
+                    "next": { "step": NextStep::FixArgument, "command": NextStep::FixArgument.command() },
+                });
+                println!("{}", serde_json::json!({ "error": error }));
+            } else {
+                eprintln!("{} {e}", output::error_label());
+            }
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             // The code and next step of the innermost error of ours; the message keeps the
             // whole chain of context.
@@ -426,7 +495,7 @@ fn report(result: anyhow::Result<()>, json: bool) -> std::process::ExitCode {
                 }
                 println!("{}", serde_json::json!({ "error": error }));
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("{} {e:#}", output::error_label());
                 if let Some(step) = next.filter(|s| !format!("{e:#}").contains(s.command())) {
                     eprintln!("next: {}", step.command());
                 }

@@ -12,6 +12,25 @@ pub fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// `error:`, in red on a terminal (stderr's, with NO_COLOR honoured).
+pub fn error_label() -> &'static str {
+    let tty = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
+    if tty { "\x1b[1;31merror:\x1b[0m" } else { "error:" }
+}
+
+/// A command line that parsed but cannot be carried out as given: exit code 2 and code
+/// `usage`, like the parser's own refusals; nothing was changed.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// `emoji nickname`, coloured.
 pub fn face(f: &Face) -> String {
     if color() {
@@ -35,6 +54,56 @@ pub fn untrusted_block(text: &str) -> String {
     text.split('\n').map(untrusted).collect::<Vec<_>>().join("\n    | ")
 }
 
+/// The columns a string takes on a terminal: colour codes none, wide characters (the
+/// emoji of faces) two, joiners and variation selectors none.
+pub fn width(s: &str) -> usize {
+    let mut cols = 0;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                // CSI: up to and including the final letter.
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            '\u{200d}' | '\u{fe00}'..='\u{fe0f}' => {}
+            '\u{1100}'..='\u{115f}' | '\u{2e80}'..='\u{a4cf}' | '\u{ac00}'..='\u{d7a3}' | '\u{f900}'..='\u{faff}' => {
+                cols += 2
+            }
+            '\u{1f000}'..='\u{1faff}' | '\u{2600}'..='\u{27bf}' => cols += 2,
+            _ => cols += 1,
+        }
+    }
+    cols
+}
+
+/// Rows as aligned columns, two spaces apart (the last column is not padded).
+pub fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..columns).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| width(c)).max().unwrap_or(0)).collect();
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                line.push_str(cell);
+                if i + 1 < row.len() {
+                    line.push_str(&" ".repeat(widths[i] - width(cell) + 2));
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+/// A time for people: `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn when(t: UnixMillis) -> String {
+    t.to_string()
+}
+
 /// Prints a value as one line of JSON on stdout.
 pub fn json(value: &impl Serialize) {
     println!("{}", serde_json::to_string(value).expect("output types serialize"));
@@ -42,19 +111,7 @@ pub fn json(value: &impl Serialize) {
 
 /// `YYYY-MM-DD HH:MM:SS` UTC.
 pub fn time(t: UnixMillis) -> String {
-    let secs = t.0 / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    t.utc()
 }
 
 #[cfg(test)]
@@ -72,7 +129,20 @@ mod tests {
     #[test]
     fn utc_times() {
         assert_eq!(time(UnixMillis(0)), "1970-01-01 00:00:00");
+        assert_eq!(when(UnixMillis(0)), "1970-01-01 00:00:00 UTC");
         assert_eq!(time(UnixMillis(1_790_000_000_000)), "2026-09-21 14:13:20");
         assert_eq!(time(UnixMillis(951_782_400_000)), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn tables_align_on_what_the_terminal_shows() {
+        assert_eq!(width("\x1b[38;5;68m🐖 legal-kiln\x1b[0m"), 13);
+        let rows = vec![
+            vec!["🐖 legal-kiln".to_owned(), "TOFU".to_owned(), "x".to_owned()],
+            vec!["\x1b[1m🦊 ox\x1b[0m".to_owned(), "VERIFIED".to_owned(), "y".to_owned()],
+        ];
+        let lines = table(&rows);
+        assert_eq!(lines[0], "🐖 legal-kiln  TOFU      x");
+        assert_eq!(lines[1], "\x1b[1m🦊 ox\x1b[0m         VERIFIED  y");
     }
 }

@@ -319,7 +319,8 @@ fn install(
     let mut files = Vec::new();
     for unit in &units {
         let path = layout.units.join(unit.file_name(platform));
-        let text = with_ca_file(render(unit.template(platform), &bin, &layout.state, relay_bind), platform, ca.as_deref());
+        let text =
+            with_ca_file(render(unit.template(platform), &bin, &layout.state, relay_bind), platform, ca.as_deref());
         let changed = std::fs::read_to_string(&path).map_or(true, |old| old != text);
         files.push((path, text, changed));
     }
@@ -529,7 +530,9 @@ mod tests {
         let unit = with_ca_file("[Service]\nType=simple\n".into(), Platform::Systemd, Some(ca));
         assert_eq!(unit, "[Service]\nEnvironment=\"WIRE_CA_FILE=/etc/wire/ca & co.pem\"\nType=simple\n");
         let plist = render(Unit::Daemon.template(Platform::Launchd), Path::new("/w"), Path::new("/s"), "x");
-        assert!(with_ca_file(plist, Platform::Launchd, Some(ca)).contains("<string>/etc/wire/ca &amp; co.pem</string>"));
+        assert!(
+            with_ca_file(plist, Platform::Launchd, Some(ca)).contains("<string>/etc/wire/ca &amp; co.pem</string>")
+        );
     }
 
     #[test]

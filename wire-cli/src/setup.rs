@@ -135,7 +135,9 @@ pub fn stable_binary() -> anyhow::Result<PathBuf> {
     let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|c| c == real);
     let name = exe.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("wire"));
     if let Some(paths) = std::env::var_os("PATH") {
-        if let Some(hit) = std::env::split_paths(&paths).filter(|d| d.is_absolute()).map(|d| d.join(&name)).find(|p| same(p)) {
+        if let Some(hit) =
+            std::env::split_paths(&paths).filter(|d| d.is_absolute()).map(|d| d.join(&name)).find(|p| same(p))
+        {
             return Ok(hit);
         }
     }
@@ -250,9 +252,10 @@ pub fn run(req: Request, json: bool) -> anyhow::Result<()> {
         }
         let file = through_links(&t.path)?;
         let text = match std::fs::read(&file) {
-            Ok(bytes) => Some(String::from_utf8(bytes).map_err(|_| {
-                anyhow::anyhow!("{} is not UTF-8 text; nothing was changed", file.display())
-            })?),
+            Ok(bytes) => Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text; nothing was changed", file.display()))?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
         };
@@ -331,8 +334,13 @@ fn print_human(req: &Request, act: bool, scope: Scope, base: &Value, pinned: &Ma
             _ => format!("skipped ({})", r.why.unwrap_or("")),
         };
         let through = r.target.as_ref().map(|t| format!(" (a link: wrote {})", t.display())).unwrap_or_default();
-        let backup = r.backup.as_ref().map(|b| format!("; the previous version is in {}", b.display())).unwrap_or_default();
-        println!("{:<width$}  {what}{}{backup}", r.name, if r.action == "written" || r.action == "removed" { through } else { String::new() });
+        let backup =
+            r.backup.as_ref().map(|b| format!("; the previous version is in {}", b.display())).unwrap_or_default();
+        println!(
+            "{:<width$}  {what}{}{backup}",
+            r.name,
+            if r.action == "written" || r.action == "removed" { through } else { String::new() }
+        );
     }
     if !req.remove {
         if scope == Scope::Project {

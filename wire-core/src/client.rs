@@ -189,7 +189,7 @@ pub enum ClientError {
     )]
     PlainHttp(String),
     /// The relay answered with an error.
-    #[error("relay refused: {message} ({code:?}, HTTP {status})")]
+    #[error("the relay refused: {message}")]
     Api {
         /// HTTP status.
         status: u16,

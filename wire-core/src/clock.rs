@@ -35,6 +35,28 @@ pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
 
+/// The system clock moved by the offset written in a file (milliseconds, may be negative):
+/// how process tests move the time of a real `wire` binary without waiting. Set by
+/// `WIRE_CLOCK_OFFSET_FILE`; a missing or unreadable file reads as no offset.
+#[derive(Debug, Clone)]
+pub struct OffsetFileClock(std::path::PathBuf);
+
+impl Clock for OffsetFileClock {
+    fn now(&self) -> UnixMillis {
+        let offset: i64 = std::fs::read_to_string(&self.0).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        UnixMillis(SystemClock.now().0.saturating_add_signed(offset))
+    }
+}
+
+/// The clock a home reads: the system's, or [`OffsetFileClock`] under
+/// `WIRE_CLOCK_OFFSET_FILE`.
+pub fn from_env() -> SharedClock {
+    match std::env::var_os("WIRE_CLOCK_OFFSET_FILE").filter(|f| !f.is_empty()) {
+        Some(file) => Arc::new(OffsetFileClock(file.into())),
+        None => system(),
+    }
+}
+
 /// A clock that moves only when told to. Clones share the same time.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<AtomicU64>);

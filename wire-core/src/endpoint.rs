@@ -13,7 +13,7 @@ mod report;
 mod route;
 
 pub use code_pair::{CodeSession, PairView};
-pub use error::{EndpointError, NextStep, Problem};
+pub use error::{DidYouMean, EndpointError, NextStep, Problem};
 pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
 pub use receipts::{Compact, MAX_WAIT};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
@@ -85,17 +85,16 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
         id
     };
     if let Some(account) = home.load::<Account>()? {
+        if RelayUrl::parse(&account.relay).ok().as_ref() != Some(&url) {
+            return Err(EndpointError::OtherRelay { current: account.relay, asked: url.to_string() });
+        }
         return Ok(InitReport {
             created: false,
             face: Face::of(identity.did()),
             relay: account.relay.clone(),
             slot: account.slot.to_string(),
             handle: account.handle.clone(),
-            notes: if account.relay == url.to_string() {
-                vec![]
-            } else {
-                vec![format!("already set up on {}; a second relay is not supported yet", account.relay)]
-            },
+            notes: vec![],
         });
     }
     let client = Client::new(url.clone());
@@ -330,7 +329,7 @@ impl Endpoint {
     pub fn find_peer<'a>(&self, peers: &'a Peers, name: &str) -> Result<&'a Peer> {
         let name = name.trim();
         if let Ok(did) = Did::parse(name) {
-            return peers.get(&did).ok_or_else(|| EndpointError::UnknownPeer(name.to_owned()));
+            return peers.get(&did).ok_or_else(|| EndpointError::UnknownPeer(name.to_owned(), DidYouMean::default()));
         }
         let (nick, relay) = match name.split_once('@') {
             Some((n, r)) => (n, Some(RelayUrl::parse(r)?)),
@@ -348,7 +347,13 @@ impl Endpoint {
             .collect();
         match matches.as_slice() {
             [one] => Ok(one),
-            [] => Err(EndpointError::UnknownPeer(name.to_owned())),
+            [] => {
+                let nicks: Vec<String> = peers.peers.iter().map(|p| p.card.character().nickname()).collect();
+                Err(EndpointError::UnknownPeer(
+                    name.to_owned(),
+                    DidYouMean::among(nick, nicks.iter().map(String::as_str)),
+                ))
+            }
             _ => Err(EndpointError::AmbiguousPeer(name.to_owned())),
         }
     }
@@ -377,6 +382,9 @@ impl Endpoint {
                     });
                 }
             }
+        } else if !target.contains('@') {
+            // A bare nickname: a pinned peer (`nick@relay` asks the relay's directory).
+            (Some(self.find_peer(&peers, target)?.card.clone()), WhoisSource::Pinned)
         } else {
             let (nick, relay) =
                 target.split_once('@').ok_or_else(|| EndpointError::BadHandle(target.to_owned(), " nor a DID"))?;
@@ -407,6 +415,10 @@ impl Endpoint {
 
     /// `wire invite`: mints a single-use (or `uses`-use) intro token and prints a URL.
     pub async fn invite(&self, uses: u32, ttl: Duration) -> Result<InviteReport> {
+        let max_ttl = Duration::from_secs(crate::proto::api::MAX_INTRO_TTL_SECS);
+        if !(1..=crate::proto::api::MAX_INTRO_USES).contains(&uses) || ttl < Duration::from_secs(1) || ttl > max_ttl {
+            return Err(EndpointError::InviteLimits);
+        }
         let _lock = self.home.lock()?;
         let account = self.account()?;
         let client = self.our_client(&account)?;

@@ -306,7 +306,7 @@ impl Home {
             .ok()
             .flatten()
             .map_or(crate::proto::pairing::dial::MAX_PENDING_REQUESTS, |n| n as usize);
-        Self { root: root.into(), clock: crate::clock::system(), inbox_cap, pending_cap }
+        Self { root: root.into(), clock: crate::clock::from_env(), inbox_cap, pending_cap }
     }
 
     /// Most dial requests kept waiting for the operator (`WIRE_MAX_PENDING_REQUESTS`,

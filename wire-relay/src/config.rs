@@ -88,6 +88,9 @@ pub struct Config {
     pub rendezvous_per_ip: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// No lifecycle lines (loaded, shutting down, stopped) on stderr; errors still print.
+    /// For a relay embedded in a command with output of its own (`wire demo`).
+    pub quiet: bool,
     /// How often retention, nameplate expiry and rate-limit sweeps run.
     pub maintenance_interval: Duration,
     /// Wall-clock time for retention, grant and nameplate expiry (tests pass a
@@ -120,6 +123,7 @@ impl Default for Config {
             rendezvous_max_bytes: 64 << 20,
             rendezvous_per_ip: 32,
             drain_timeout: Duration::from_secs(10),
+            quiet: false,
             maintenance_interval: Duration::from_secs(15),
             clock: wire_core::clock::system(),
         }

@@ -60,7 +60,7 @@ use store::{Op, Outcome, Store};
 #[non_exhaustive]
 pub enum ServeError {
     /// The store could not be opened or loaded.
-    #[error("cannot open the relay store: {0}")]
+    #[error("cannot open the relay store")]
     Store(#[from] store::StoreError),
     /// `local_only` with a non-loopback listener.
     #[error("--local-only refuses to listen on {0}: bind a loopback address (127.0.0.1 or ::1)")]
@@ -106,7 +106,13 @@ pub async fn serve_many(
     };
     let started = Instant::now();
     let snapshot = store.load()?;
-    log(&format!(
+    let quiet = config.quiet;
+    let lifecycle = move |line: &str| {
+        if !quiet {
+            log(line);
+        }
+    };
+    lifecycle(&format!(
         "loaded {} slots and {} grants in {:?}",
         snapshot.slots.len(),
         snapshot.grants.len(),
@@ -140,7 +146,7 @@ pub async fn serve_many(
         loops.spawn(http::accept_loop(listener, relay.clone(), tls, stopped));
     }
     shutdown.await;
-    log("shutting down: draining in-flight requests");
+    lifecycle("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
     drop(relay);
@@ -148,7 +154,7 @@ pub async fn serve_many(
     // The store thread exits once every engine handle is gone; wait for it so the last
     // batch is committed before we return.
     let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
-    log("stopped");
+    lifecycle("stopped");
     Ok(())
 }
 

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use wire_core::proto::api::{
     AckRequest, AckResponse, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorCode, GrantKind,
     GrantRequest, GrantResponse, INTRO_POW_BITS_HEADER, INTRO_POW_HEADER, INTRO_TAG_HEADER, JoinResponse, Lane,
-    ListResponse, NameplateResponse, RendezvousMessage, RendezvousPoll, ResolveHandleResponse, RevokeResponse, SlotId,
-    StoredEnvelope,
+    ListResponse, MAX_INTRO_TTL_SECS, MAX_INTRO_USES, NameplateResponse, RendezvousMessage, RendezvousPoll,
+    ResolveHandleResponse, RevokeResponse, SlotId, StoredEnvelope,
 };
 use wire_core::proto::card::Card;
 use wire_core::proto::envelope::{BUCKETS, ENVELOPE_VERSION, OVERHEAD};
@@ -32,9 +32,7 @@ use crate::state::{Caller, Relay, lock, random_id, sha256};
 use crate::store::{GrantRow, Op, Outcome, Quota};
 
 /// Longest an intro grant may live.
-const MAX_INTRO_TTL: u64 = 30 * 86_400;
 /// Most uses of one intro grant.
-const MAX_INTRO_USES: u32 = 100;
 /// Default and largest page of `GET /events`.
 const PAGE: usize = 100;
 const MAX_PAGE: usize = 1_000;
@@ -231,8 +229,8 @@ async fn grant(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Resp
     let (expires_at, uses) = match body.kind {
         GrantKind::Intro => {
             let ttl = body.ttl_secs.ok_or_else(|| ApiError::bad_request("an intro grant needs `ttl_secs`"))?;
-            if ttl == 0 || ttl > MAX_INTRO_TTL {
-                return Err(ApiError::bad_request(format!("`ttl_secs` must be 1 to {MAX_INTRO_TTL}")));
+            if ttl == 0 || ttl > MAX_INTRO_TTL_SECS {
+                return Err(ApiError::bad_request(format!("`ttl_secs` must be 1 to {MAX_INTRO_TTL_SECS}")));
             }
             let uses = body.uses.unwrap_or(1);
             if uses == 0 || uses > MAX_INTRO_USES {

@@ -10,6 +10,7 @@ use wire_core::endpoint::{
     self, AnswerState, Compact, Decision, Endpoint, Face, Flow, Mailbox, ReintroState, RequestState, Verdict,
 };
 use wire_core::home::{Consumer, Home, ReceiptState, SentState};
+use wire_core::proto::pairing::code::Status;
 use wire_core::session::Chosen;
 use wire_core::sync;
 
@@ -34,10 +35,40 @@ pub(crate) fn open() -> anyhow::Result<Endpoint> {
     Ok(Endpoint::open(home()?)?)
 }
 
+/// Before a look at the inbox or the pending requests: without a daemon keeping this home in
+/// sync, pull first, so what is shown is what the relay holds now. A failed pull is said
+/// and what arrived before is shown.
+fn pull_unless_daemon(ep: &Endpoint) -> anyhow::Result<()> {
+    if crate::daemon::serves(ep.home.root()) {
+        return Ok(());
+    }
+    if let Err(e) = runtime()?.block_on(ep.pull()) {
+        eprintln!("note: could not pull ({e:#}); showing what arrived by the last pull");
+    }
+    Ok(())
+}
+
+/// Where `wire init` looks for a relay when none is named: `wire relay-server`'s default.
+const DEFAULT_RELAY: &str = "127.0.0.1:8771";
+
 /// `wire init` / `wire up`.
-pub fn init(relay: &str, also: &[String], json: bool) -> anyhow::Result<()> {
+pub fn init(relay: Option<&str>, also: &[String], json: bool) -> anyhow::Result<()> {
     let home = home()?;
-    let report = runtime()?.block_on(endpoint::init_with(&home, relay, also, true))?;
+    // Not named: where this identity already is, else the local relay's default address.
+    let current = home.load::<wire_core::home::Account>().ok().flatten().map(|a| a.relay);
+    let relay = relay.map(str::to_owned).or(current).unwrap_or_else(|| DEFAULT_RELAY.to_owned());
+    let report = runtime()?.block_on(endpoint::init_with(&home, &relay, also, true)).map_err(|e| {
+        let unreachable =
+            matches!(&e, endpoint::EndpointError::Client(wire_core::client::ClientError::Unreachable { .. }));
+        let e = anyhow::Error::from(e);
+        if unreachable {
+            e.context(format!(
+                "no relay at {relay}: start one with `wire relay-server`, or `wire up <relay>` for another"
+            ))
+        } else {
+            e
+        }
+    })?;
     // The daemon (if any, now or later) serves every home that was set up.
     if let Err(e) = crate::daemon::register(home.root()) {
         eprintln!("note: could not register this home with the daemon: {e:#}");
@@ -59,7 +90,7 @@ pub fn init(relay: &str, also: &[String], json: bool) -> anyhow::Result<()> {
     }
     if report.created {
         eprintln!(
-            "next: `wire invite` to pair with another agent, or `wire accept <URL>` with an invite you were given"
+            "next: `wire invite` to pair with another agent, or `wire accept '<URL>'` with an invite you were given"
         );
     }
     Ok(())
@@ -144,13 +175,21 @@ pub fn peers(json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if peers.is_empty() {
-        println!("no peers yet; pair with `wire invite`, `wire accept <URL>` or `wire dial <nick@relay>`");
+        println!("no peers yet; pair with `wire invite`, `wire accept '<URL>'` or `wire dial <nick@relay>`");
     }
-    for p in &peers {
-        let contact = p.last_contact.map(output::time).unwrap_or_else(|| "never".into());
-        let tier = tier_name(p.tier);
-        println!("{}  {tier}  paired {}  last contact {}", face(&p.face), output::time(p.paired_at), contact);
-    }
+    let rows: Vec<Vec<String>> = peers
+        .iter()
+        .map(|p| {
+            let contact = p.last_contact.map(output::when).unwrap_or_else(|| "never".into());
+            vec![
+                face(&p.face),
+                tier_name(p.tier).to_owned(),
+                format!("paired {}", output::when(p.paired_at)),
+                format!("last contact {contact}"),
+            ]
+        })
+        .collect();
+    output::table(&rows).iter().for_each(|l| println!("{l}"));
     Ok(())
 }
 
@@ -205,7 +244,9 @@ pub fn invite(uses: u32, ttl: Duration, json: bool) -> anyhow::Result<()> {
         println!("{}", v.url);
         let when = output::time(v.expires_at);
         eprintln!("Give this URL to the other operator (it is a secret). It works {uses} time(s), until {when} UTC.");
-        eprintln!("They run `wire accept <URL>`; your next `wire pull` completes the pairing.");
+        eprintln!(
+            "They run `wire accept '<URL>'` (quoted: the URL holds `&`); your next `wire pull` completes the pairing."
+        );
     }
     Ok(())
 }
@@ -267,7 +308,9 @@ pub fn dial(handle: &str, note: Option<String>, json: bool) -> anyhow::Result<()
 
 /// `wire pending`.
 pub fn pending(json: bool) -> anyhow::Result<()> {
-    let p = open()?.pending()?;
+    let ep = open()?;
+    pull_unless_daemon(&ep)?;
+    let p = ep.pending()?;
     if json {
         output::json(&p);
         return Ok(());
@@ -325,6 +368,20 @@ pub fn forget(target: &str, json: bool) -> anyhow::Result<()> {
 }
 
 /// `wire send`, and with `wait` the wait for the peer's signed receipt.
+/// `wire send PEER [KIND] WORDS...`: the anchor's form `send <peer> <kind> <body>` is read
+/// when the first word is an agent kind and more words follow (so `wire send bob hello
+/// world` stays a message); `--kind` wins over both.
+pub fn kind_and_body(kind: Option<String>, words: Vec<String>) -> (String, String) {
+    if let Some(kind) = kind {
+        return (kind, words.join(" "));
+    }
+    let agent_kind = |w: &str| w.parse::<wire_core::proto::event::Kind>().is_ok_and(|k| !k.is_protocol());
+    match words.split_first() {
+        Some((first, rest)) if !rest.is_empty() && agent_kind(first) => (first.clone(), rest.join(" ")),
+        _ => ("message".to_owned(), words.join(" ")),
+    }
+}
+
 pub fn send(
     peer: &str,
     kind: &str,
@@ -337,6 +394,12 @@ pub fn send(
     let text = if body == "-" {
         let mut buf = String::new();
         std::io::stdin().read_to_string(&mut buf).context("reading the message from stdin")?;
+        if buf.trim().is_empty() {
+            return Err(output::Usage(
+                "stdin was empty: nothing to send (pipe the message in, or give it as words)".into(),
+            )
+            .into());
+        }
         buf
     } else {
         body.to_owned()
@@ -414,6 +477,10 @@ pub fn sent(peer: Option<&str>, limit: usize, json: bool) -> anyhow::Result<()> 
         output::json(&serde_json::json!({ "sent": views }));
         return Ok(());
     }
+    if views.is_empty() {
+        eprintln!("nothing sent yet");
+    }
+    let mut rows = Vec::new();
     for v in &views {
         let state = serde_json::to_value(v.state)?;
         let body = match &v.body {
@@ -421,14 +488,15 @@ pub fn sent(peer: Option<&str>, limit: usize, json: bool) -> anyhow::Result<()> 
             other => output::untrusted(&other.to_string()),
         };
         let why = v.reason.as_deref().map(|r| format!(" ({})", output::untrusted(r))).unwrap_or_default();
-        println!(
-            "{} to {} [{}] {}{why}: {body}",
-            output::time(v.created_at),
-            face(&Face::of(&v.to)),
-            v.kind,
-            state.as_str().unwrap_or("?")
-        );
+        rows.push(vec![
+            output::when(v.created_at),
+            format!("to {}", face(&Face::of(&v.to))),
+            format!("[{}]", v.kind),
+            format!("{}{why}", state.as_str().unwrap_or("?")),
+            body,
+        ]);
     }
+    output::table(&rows).iter().for_each(|l| println!("{l}"));
     Ok(())
 }
 
@@ -449,36 +517,60 @@ pub fn wait(peer: Option<&str>, limit: usize, timeout: Duration, full: bool, jso
     } else if lines.is_empty() {
         eprintln!("nothing arrived in {}s", timeout.as_secs());
     } else {
-        lines.iter().for_each(print_line);
+        print_lines(&lines);
     }
     // The agent read them: `read` receipts (a failure stays queued for the next sync).
     rt.block_on(ep.send_read_receipts(&lines))?;
     Ok(())
 }
 
-fn print_line(line: &wire_core::home::InboxLine) {
+/// An inbox line as columns: time, face, kind, body.
+fn line_row(line: &wire_core::home::InboxLine) -> Vec<String> {
     // Peer-authored: escape sequences and control characters print inert.
     let body = match &line.event.body {
         Value::String(s) => output::untrusted_block(s),
         other => output::untrusted(&other.to_string()),
     };
-    println!(
-        "{} {} [{}] {body}",
-        output::time(line.event.created_at),
-        face(&Face::of(&line.event.from)),
-        line.event.kind
-    );
+    vec![output::when(line.event.created_at), face(&Face::of(&line.event.from)), format!("[{}]", line.event.kind), body]
+}
+
+fn print_line(line: &wire_core::home::InboxLine) {
+    println!("{}", line_row(line).join("  "));
+}
+
+/// Inbox lines as an aligned table.
+fn print_lines(lines: &[wire_core::home::InboxLine]) {
+    let rows: Vec<Vec<String>> = lines.iter().map(line_row).collect();
+    output::table(&rows).iter().for_each(|l| println!("{l}"));
 }
 
 /// `wire pull`.
 pub fn pull(json: bool) -> anyhow::Result<()> {
     let ep = open()?;
-    let report = runtime()?.block_on(ep.pull())?;
+    let rt = runtime()?;
+    let report = rt.block_on(ep.pull())?;
+    // Detached code pairings move on at every pull too (the daemon drives them as well).
+    let open_pairings: Vec<String> = ep
+        .pair_list()?
+        .into_iter()
+        .filter(|v| !matches!(v.status, Status::Paired | Status::Aborted { .. }))
+        .map(|v| v.nameplate)
+        .collect();
+    let mut pairings = Vec::new();
+    for key in &open_pairings {
+        pairings.push(rt.block_on(ep.pair_drive(key, Duration::ZERO))?);
+    }
     if json {
-        output::json(&report);
+        let mut v = serde_json::to_value(&report)?;
+        v["pairings"] =
+            serde_json::to_value(pairings.iter().map(|p| crate::cmd::pair::shown(p, false)).collect::<Vec<_>>())?;
+        output::json(&v);
         return Ok(());
     }
     println!("received {} new event(s)", report.received);
+    for p in &pairings {
+        println!("code pairing {}: {}", p.nameplate, crate::cmd::pair::state_words(p));
+    }
     let list = |faces: &[Face]| faces.iter().map(face).collect::<Vec<_>>().join(", ");
     let pinned = ep.peers()?;
     for f in &report.paired {
@@ -517,6 +609,7 @@ pub fn tail(
     json: bool,
 ) -> anyhow::Result<()> {
     let ep = open()?;
+    pull_unless_daemon(&ep)?;
     let print = |line: &wire_core::home::InboxLine| {
         if json {
             output::json(line);
@@ -531,7 +624,15 @@ pub fn tail(
     }
     // Read from the end of the inbox: the cost follows `limit`, not the history.
     if !follow {
-        ep.tail(peer, limit)?.iter().for_each(print);
+        let lines = ep.tail(peer, limit)?;
+        if lines.is_empty() && !json {
+            eprintln!("no messages yet{}", peer.map(|p| format!(" from {p}")).unwrap_or_default());
+        }
+        if json {
+            lines.iter().for_each(print);
+        } else {
+            print_lines(&lines);
+        }
         return Ok(());
     }
     // Following remembers the ids of a window at the end of the inbox; events arrive at the

@@ -1,6 +1,6 @@
 //! `wire demo`: the whole product in one command, nothing to set up. An embedded relay on
-//! a free loopback port with its data in a temporary directory, two agents, pairing by
-//! invite URL and by spoken code (both SAS screens side by side), an encrypted message
+//! a free loopback port with its data in a temporary directory, three agents, pairing by
+//! invite URL and, between two that never met, by spoken code (both SAS screens side by side), an encrypted message
 //! each way, and what the relay stored next to what each agent read. Everything is removed
 //! at the end unless `--keep`. Exits non-zero if any step fails.
 
@@ -61,6 +61,8 @@ async fn demo(root: &Path, keep: bool, json: bool) -> anyhow::Result<()> {
         store: wire_relay::StoreConfig::Sqlite { dir: root.join("relay") },
         ip_rate: wire_relay::Rate::OFF,
         token_rate: wire_relay::Rate::OFF,
+        // The story is the demo's; the relay's own lifecycle lines stay out of it.
+        quiet: true,
         ..wire_relay::Config::default()
     };
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -72,15 +74,15 @@ async fn demo(root: &Path, keep: bool, json: bool) -> anyhow::Result<()> {
     d.step("relay", json!({ "url": format!("http://{relay_addr}") }));
 
     let mut agents = Vec::new();
-    for name in ["alice", "bob"] {
+    for name in ["alice", "bob", "carol"] {
         let home = Home::at(root.join(name));
         let report = endpoint::init(&home, &relay_addr).await.with_context(|| format!("creating {name}"))?;
         d.say(&format!("   {name}: {}  ({})", output::face(&report.face), report.face.did));
         agents.push(Endpoint::open(home)?);
     }
-    let (alice, bob) = (&agents[0], &agents[1]);
+    let (alice, bob, carol) = (&agents[0], &agents[1], &agents[2]);
     let (alice_face, bob_face) = (Face::of(alice.identity.did()), Face::of(bob.identity.did()));
-    d.step("agents", json!({ "alice": alice_face, "bob": bob_face }));
+    d.step("agents", json!({ "alice": alice_face, "bob": bob_face, "carol": Face::of(carol.identity.did()) }));
 
     // Invite URL.
     let invite = alice.invite(1, Duration::from_secs(600)).await?;
@@ -99,41 +101,43 @@ async fn demo(root: &Path, keep: bool, json: bool) -> anyhow::Result<()> {
     d.say("   bob accepts it; each side pins the other: VERIFIED");
     d.step("invite_pairing", json!({ "alice_pinned": a.paired, "bob_pinned": b.paired }));
 
-    // Spoken code with SAS.
-    let host = alice.pair_host(None, Duration::from_secs(60)).await?;
-    d.say(&format!("3. pairing by code: alice reads out `{}`; bob types it", host.code));
-    bob.pair_join(&host.code, None, Duration::from_secs(60)).await?;
-    let (mut av, mut bv) = (host.clone(), bob.pair_list()?.pop().context("bob's pairing")?);
-    for _ in 0..100 {
-        av = alice.pair_drive(&host.nameplate, Duration::ZERO).await?;
-        bv = bob.pair_drive(&host.nameplate, Duration::ZERO).await?;
-        if av.sas.is_some() && bv.sas.is_some() {
-            break;
+    // Spoken code with SAS, between two agents that have never met: bob and carol.
+    {
+        let host = bob.pair_host(None, Duration::from_secs(60)).await?;
+        d.say(&format!("3. pairing by code: bob reads out `{}` to carol's operator, who types it", host.code));
+        carol.pair_join(&host.code, None, Duration::from_secs(60)).await?;
+        let (mut bv, mut cv) = (host.clone(), carol.pair_list()?.pop().context("carol's pairing")?);
+        for _ in 0..100 {
+            bv = bob.pair_drive(&host.nameplate, Duration::ZERO).await?;
+            cv = carol.pair_drive(&host.nameplate, Duration::ZERO).await?;
+            if bv.sas.is_some() && cv.sas.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (a_sas, b_sas) =
-        (av.sas.clone().context("alice never saw digits")?, bv.sas.clone().context("bob never saw digits")?);
-    d.say(&format!(
-        "   alice's screen: {}    bob's screen: {}   (each operator compares, then confirms)",
-        spaced(&a_sas),
-        spaced(&b_sas)
-    ));
-    alice.pair_confirm(&host.nameplate, &b_sas).await?;
-    bob.pair_confirm(&host.nameplate, &a_sas).await?;
-    for _ in 0..100 {
-        av = alice.pair_drive(&host.nameplate, Duration::ZERO).await?;
-        bv = bob.pair_drive(&host.nameplate, Duration::ZERO).await?;
-        if av.status == Status::Paired && bv.status == Status::Paired {
-            break;
+        let (b_sas, c_sas) =
+            (bv.sas.clone().context("bob never saw digits")?, cv.sas.clone().context("carol never saw digits")?);
+        d.say(&format!(
+            "   bob's screen: {}    carol's screen: {}   (each operator compares, then confirms)",
+            spaced(&b_sas),
+            spaced(&c_sas)
+        ));
+        bob.pair_confirm(&host.nameplate, &c_sas).await?;
+        carol.pair_confirm(&host.nameplate, &b_sas).await?;
+        for _ in 0..100 {
+            bv = bob.pair_drive(&host.nameplate, Duration::ZERO).await?;
+            cv = carol.pair_drive(&host.nameplate, Duration::ZERO).await?;
+            if bv.status == Status::Paired && cv.status == Status::Paired {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if bv.status != Status::Paired || cv.status != Status::Paired {
+            bail!("code pairing did not complete: bob {}, carol {}", bv.state, cv.state);
+        }
+        d.say("   both confirmed: paired (the relay saw only the number, never the words)");
+        d.step("code_pairing", json!({ "nameplate": host.nameplate, "bob_sas": b_sas, "carol_sas": c_sas }));
     }
-    if av.status != Status::Paired || bv.status != Status::Paired {
-        bail!("code pairing did not complete: alice {}, bob {}", av.state, bv.state);
-    }
-    d.say("   both confirmed: paired (the relay saw only the number, never the words)");
-    d.step("code_pairing", json!({ "nameplate": host.nameplate, "alice_sas": a_sas, "bob_sas": b_sas }));
 
     // A message each way, showing the relay's view before the recipient pulls.
     let client = Client::new(RelayUrl::parse(&relay_addr)?);
@@ -171,13 +175,15 @@ async fn demo(root: &Path, keep: bool, json: bool) -> anyhow::Result<()> {
     d.step("messages", json!(exchange));
 
     if keep {
+        // This very binary: `wire` may not be on PATH (a fresh clone runs target/.../wire).
+        let wire = crate::setup::stable_binary()?;
+        let wire = wire.display();
         d.say(&format!(
-            "\n--keep: the relay runs until Ctrl-C; the agents live in {}. Try:\n  WIRE_HOME={} wire send {} \"hi\"\n  WIRE_HOME={} wire pull && WIRE_HOME={} wire tail",
+            "\n--keep: the relay runs until Ctrl-C; the agents live in {}. Try:\n  WIRE_HOME={} {wire} send {} \"hi\"\n  WIRE_HOME={} {wire} tail",
             root.display(),
             root.join("alice").display(),
             bob_face.nickname,
             root.join("bob").display(),
-            root.join("bob").display()
         ));
         if json {
             output::json(

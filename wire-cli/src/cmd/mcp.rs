@@ -17,4 +17,3 @@ pub fn serve() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(wire_mcp::serve_stdio(chosen.home, roots_may_choose)).map_err(anyhow::Error::msg)
 }
-

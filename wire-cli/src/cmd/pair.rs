@@ -1,11 +1,11 @@
 //! `wire pair` and the detached `pair-*` commands (SPAKE2 code + SAS).
 
 use std::io::{BufRead, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
-use wire_core::endpoint::{Endpoint, PairView};
-use wire_core::proto::pairing::code::Status;
+use wire_core::endpoint::{Endpoint, EndpointError, PairView};
+use wire_core::proto::pairing::code::{ConfirmError, Status};
 
 use crate::output;
 
@@ -18,7 +18,7 @@ use super::agent::open;
 /// A pairing view as `--json` prints it: without the code's words and the six digits
 /// unless `reveal` (`--reveal`). Agents read `--json`; the spoken secret and the digits to
 /// compare are the operators', who read them in human output or ask for them.
-fn shown(view: &PairView, reveal: bool) -> serde_json::Value {
+pub(crate) fn shown(view: &PairView, reveal: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(view).expect("views serialize");
     if !reveal {
         v["code"] = serde_json::Value::Null;
@@ -73,12 +73,55 @@ pub fn start(
     drive(&ep, &rt, &view.nameplate, reveal, json)
 }
 
+/// The operator's answer at the digits prompt, read on a thread of its own so the pairing
+/// keeps being driven (the other side's cancel, the deadline) while the prompt waits.
+fn ask_operator() -> tokio::sync::oneshot::Receiver<Option<String>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::stdin().lock().read_line(&mut answer);
+        let _ = tx.send(match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(answer),
+        });
+    });
+    rx
+}
+
+/// Drives a pairing to its end here. Ctrl-C (or SIGTERM) cancels it on both sides.
 fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, reveal: bool, json: bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut asked = false;
+    rt.block_on(async {
+        let stop = crate::signals::stop_requested();
+        tokio::pin!(stop);
+        tokio::select! {
+            result = drive_until_done(ep, key, reveal, json) => result,
+            () = &mut stop => {
+                if !json {
+                    eprintln!();
+                }
+                match ep.pair_cancel(key).await {
+                    Ok(view) => {
+                        if json {
+                            event("aborted", &view, reveal);
+                        }
+                        bail!("pairing cancelled (interrupted); the other side was told and nothing was pinned")
+                    }
+                    Err(e) => bail!("interrupted, but the pairing could not be cancelled: {e}"),
+                }
+            }
+        }
+    })
+}
+
+async fn drive_until_done(ep: &Endpoint, key: &str, reveal: bool, json: bool) -> anyhow::Result<()> {
+    let mut prompt: Option<(String, tokio::sync::oneshot::Receiver<Option<String>>)> = None;
+    let mut answered = false;
     let mut said_waiting = false;
     loop {
-        let view = rt.block_on(ep.pair_drive(key, Duration::from_secs(5)))?;
+        // While the operator looks at the digits, short polls: an abort from the other side
+        // or the deadline ends the prompt too.
+        let wait = if prompt.is_some() && !answered { Duration::from_secs(1) } else { Duration::from_secs(5) };
+        let view = ep.pair_drive(key, wait).await?;
         match &view.status {
             Status::Waiting => {
                 if !json {
@@ -91,8 +134,7 @@ fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, reveal: bool, j
                     let _ = std::io::stderr().flush();
                 }
             }
-            Status::SasReady { sas } if !asked => {
-                asked = true;
+            Status::SasReady { sas } if prompt.is_none() => {
                 if json {
                     event("sas", &view, reveal);
                 }
@@ -104,20 +146,7 @@ fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, reveal: bool, j
                 }
                 eprint!("Do both screens show these digits? [y/N] ");
                 let _ = std::io::stderr().flush();
-                let mut answer = String::new();
-                let read = std::io::stdin().lock().read_line(&mut answer)?;
-                let view = if read == 0 {
-                    rt.block_on(ep.pair_cancel(key))?
-                } else if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-                    rt.block_on(ep.pair_confirm(key, sas))?
-                } else {
-                    rt.block_on(ep.pair_confirm(key, "mismatch"))?
-                };
-                if let Status::Confirmed { .. } = view.status
-                    && !json
-                {
-                    eprint!("confirmed; waiting for the other operator");
-                }
+                prompt = Some((sas.clone(), ask_operator()));
             }
             Status::SasReady { .. } | Status::Confirmed { .. } => {}
             Status::Paired => {
@@ -139,8 +168,20 @@ fn drive(ep: &Endpoint, rt: &tokio::runtime::Runtime, key: &str, reveal: bool, j
                 bail!("pairing aborted: {}", view.message.unwrap_or_default());
             }
         }
-        if started.elapsed() > Duration::from_secs(3600) {
-            bail!("gave up after an hour");
+        let Some((sas, answer)) = prompt.as_mut().filter(|_| !answered) else { continue };
+        let Ok(answer) = tokio::time::timeout(Duration::from_millis(200), answer).await else { continue };
+        answered = true;
+        let view = match answer.ok().flatten() {
+            None => ep.pair_cancel(key).await?,
+            Some(a) if matches!(a.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
+                ep.pair_confirm(key, sas).await?
+            }
+            Some(_) => ep.pair_mismatch(key).await?,
+        };
+        if let Status::Confirmed { .. } = view.status
+            && !json
+        {
+            eprint!("confirmed; waiting for the other operator");
         }
     }
 }
@@ -156,26 +197,34 @@ pub fn list(reveal: bool, json: bool) -> anyhow::Result<()> {
         println!("no code pairings; start one with `wire pair` or `wire pair-host --detach`");
     }
     for v in &views {
-        let state = match &v.status {
-            Status::Waiting => "waiting for the other side".to_owned(),
-            Status::SasReady { sas } => format!(
-                "compare digits {}, then `wire pair-confirm {} <digits on the other screen>`",
-                spaced(sas),
-                v.nameplate
-            ),
-            Status::Confirmed { sas } => format!("confirmed {}; waiting for the other operator", spaced(sas)),
-            Status::Paired => format!("paired with {}", v.peer.as_ref().map(output::face).unwrap_or_default()),
-            Status::Aborted { .. } => format!("aborted: {}", v.message.as_deref().unwrap_or_default()),
-        };
         let role = serde_json::to_value(v.role).ok().and_then(|r| r.as_str().map(str::to_owned)).unwrap_or_default();
-        println!("{}  {role}  {state}", v.code);
+        println!("{}  {role}  {}", v.code, state_words(v));
     }
     Ok(())
 }
 
+/// Where a pairing stands, and the next step, in words.
+pub(crate) fn state_words(v: &PairView) -> String {
+    match &v.status {
+        Status::Waiting => "waiting for the other side".to_owned(),
+        Status::SasReady { sas } => format!(
+            "compare digits {}, then `wire pair-confirm {} <digits on the other screen>`",
+            spaced(sas),
+            v.nameplate
+        ),
+        Status::Confirmed { sas } => format!("confirmed {}; waiting for the other operator", spaced(sas)),
+        Status::Paired => format!("paired with {}", v.peer.as_ref().map(output::face).unwrap_or_default()),
+        Status::Aborted { .. } => format!("aborted: {}", v.message.as_deref().unwrap_or_default()),
+    }
+}
+
 /// `wire pair-confirm CODE DIGITS`.
 pub fn confirm(code: &str, digits: &str, json: bool) -> anyhow::Result<()> {
-    let view = runtime()?.block_on(open()?.pair_confirm(code, digits))?;
+    let view = match runtime()?.block_on(open()?.pair_confirm(code, digits)) {
+        // A typo, not a mismatch: a usage error, and the pairing stays open.
+        Err(e @ EndpointError::Confirm(ConfirmError::BadDigits)) => return Err(output::Usage(e.to_string()).into()),
+        other => other?,
+    };
     if json {
         output::json(&shown(&view, false));
     }

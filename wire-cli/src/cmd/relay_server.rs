@@ -104,6 +104,8 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
                 .data_dir()
                 .join("relay"),
         };
+        // Before the port is announced: a second relay on the same data is refused.
+        wire_relay::store::sqlite::check_free(&dir).context("cannot use this --data")?;
         StoreConfig::Sqlite { dir }
     };
     let config = Config {

@@ -302,7 +302,8 @@ pub fn mesh(command: MeshCommand, json: bool) -> anyhow::Result<()> {
                 let who = m.face.as_ref().map(face).unwrap_or_else(|| "(not set up)".into());
                 let role = m.role.as_deref().map(|r| format!(" role={r}")).unwrap_or_default();
                 let heard = match m.last_heard {
-                    Some(t) => format!("last heard {}", output::time(t)),
+                    Some(t) => format!("last heard {}", output::when(t)),
+                    None if m.new => "new, nothing heard yet".into(),
                     None => "never heard".into(),
                 };
                 let silent = if m.silent { " SILENT" } else { "" };

@@ -235,12 +235,7 @@ fn line_indent(text: &str, at: usize) -> Option<&str> {
 
 /// The file's indentation unit: that of the root's first member on its own line.
 fn unit(text: &str, root: &Obj) -> String {
-    root.members
-        .first()
-        .and_then(|m| line_indent(text, m.key_at))
-        .filter(|i| !i.is_empty())
-        .unwrap_or("  ")
-        .to_owned()
+    root.members.first().and_then(|m| line_indent(text, m.key_at)).filter(|i| !i.is_empty()).unwrap_or("  ").to_owned()
 }
 
 /// `"key": value` rendered at `indent` (None: on one line).
@@ -421,8 +416,13 @@ mod tests {
 
     #[test]
     fn add_then_remove_gives_back_the_bytes() {
-        let added = round_trip("{\n  // servers\n  \"mcpServers\": {\n    \"gh\": { \"command\": \"gh\" } // GitHub\n  },\n  \"z\": 1\n}\n");
-        assert!(added.contains("\"gh\": { \"command\": \"gh\" }, // GitHub\n    \"wire\": {\n      \"args\""), "{added}");
+        let added = round_trip(
+            "{\n  // servers\n  \"mcpServers\": {\n    \"gh\": { \"command\": \"gh\" } // GitHub\n  },\n  \"z\": 1\n}\n",
+        );
+        assert!(
+            added.contains("\"gh\": { \"command\": \"gh\" }, // GitHub\n    \"wire\": {\n      \"args\""),
+            "{added}"
+        );
         round_trip("{\"numStartups\": 7, \"mcpServers\": {\"github\": {\"command\": \"gh-mcp\", \"args\": []}}}");
         round_trip("{\n\t\"mcpServers\": {\n\t\t\"a\": {},\n\t},\n}\n");
         round_trip("{\n    \"theme\": \"dark\" /* a note */\n}\n");

@@ -56,6 +56,7 @@ fn commands(path: &str) -> Vec<Vec<String>> {
             if let Some(cut) = args.iter().position(|a| {
                 a.starts_with('<') && a.len() == 1
                     || a == "<"
+                    || a == "&"
                     || a.starts_with('>')
                     || a.ends_with(')') && !a.starts_with('(')
             }) {

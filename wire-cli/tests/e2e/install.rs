@@ -39,6 +39,8 @@ fn installs_from_source_into_a_prefix_twice() {
         );
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stderr(&out).contains("next: 'wire demo'"), "{}", stderr(&out));
+        // cargo's own progress shows (a first build takes minutes).
+        assert!(stderr(&out).contains("Installing") || stderr(&out).contains("Replacing"), "{}", stderr(&out));
         assert!(stderr(&out).contains("'wire setup --apply'"), "{}", stderr(&out));
     }
     let version = Command::new(prefix.join("bin/wire")).arg("--version").output().unwrap();

@@ -71,8 +71,15 @@ impl Fixture {
     fn run_as(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(bin);
         cmd.arg("setup").args(args).current_dir(&self.project).env("HOME", &self.home);
-        for var in ["WIRE_HOME", "WIRE_SESSION_ID", "WIRE_SESSIONS_DIR", "WIRE_CA_FILE", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "XDG_CONFIG_HOME"]
-        {
+        for var in [
+            "WIRE_HOME",
+            "WIRE_SESSION_ID",
+            "WIRE_SESSIONS_DIR",
+            "WIRE_CA_FILE",
+            "CLAUDE_CONFIG_DIR",
+            "CODEX_HOME",
+            "XDG_CONFIG_HOME",
+        ] {
             cmd.env_remove(var);
         }
         cmd.envs(env.iter().copied());
@@ -132,7 +139,8 @@ fn apply_then_remove_gives_every_host_config_back_byte_for_byte() {
 
     let applied = fx.run(&["--apply"], &env).ok();
     assert!(
-        applied.stderr.contains("the entries pin") && applied.stderr.contains(&format!("  WIRE_HOME={}\n", wire_home.display())),
+        applied.stderr.contains("the entries pin")
+            && applied.stderr.contains(&format!("  WIRE_HOME={}\n", wire_home.display())),
         "setup must say it pins WIRE_HOME: {applied:?}"
     );
     for (host, link, real) in &files {
@@ -216,7 +224,10 @@ fn the_entry_names_the_path_that_survives_an_upgrade_and_project_files_stay_port
     // CLAUDE_CONFIG_DIR moves Claude Code's file.
     let claude_dir = fx.root.join("claude-config");
     std::fs::create_dir_all(&claude_dir).unwrap();
-    let moved = fx.run(&["--apply", "--host", "claude", "--json"], &[("CLAUDE_CONFIG_DIR", claude_dir.to_str().unwrap())]).ok().json();
+    let moved = fx
+        .run(&["--apply", "--host", "claude", "--json"], &[("CLAUDE_CONFIG_DIR", claude_dir.to_str().unwrap())])
+        .ok()
+        .json();
     assert_eq!(moved["targets"][0]["path"], claude_dir.join(".claude.json").to_str().unwrap(), "{moved}");
     assert!(!fx.home.join(".claude.json").exists());
 

@@ -340,6 +340,17 @@ impl Endpoint {
         self.pair_drive(key, Duration::ZERO).await
     }
 
+    /// The operator saw different digits on the two screens: ends the pairing (both sides).
+    pub async fn pair_mismatch(&self, key: &str) -> Result<PairView> {
+        let _lock = self.home.lock()?;
+        let mut session = self.find_session(key)?;
+        let progress = session.pairing.mismatch(self.home.now())?;
+        let client = Client::new(RelayUrl::parse(&session.relay)?);
+        self.post_and_settle(&client, &mut session, progress.send).await?;
+        self.save_pairing(&session)?;
+        Ok(session.view())
+    }
+
     /// `wire pair-cancel CODE`.
     pub async fn pair_cancel(&self, key: &str) -> Result<PairView> {
         let _lock = self.home.lock()?;

@@ -2,6 +2,8 @@
 //! (docs/CLI.md, "Error codes") and, where there is one, a structured next step that each
 //! surface says in its own words: a command for the terminal, a tool for an MCP host.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::client::ClientError;
@@ -44,11 +46,11 @@ pub enum EndpointError {
         /// How long we waited.
         secs: u64,
     },
-    /// No pinned peer by that name.
+    /// No pinned peer by that name (and the pinned nickname it was probably meant to be).
     #[error(
-        "no paired peer `{0}`; `wire peers` lists them (pair first with `wire invite`, `wire accept` or `wire dial`)"
+        "no paired peer `{0}`; {1}`wire peers` lists them (pair first with `wire invite`, `wire accept` or `wire dial`)"
     )]
-    UnknownPeer(String),
+    UnknownPeer(String, DidYouMean),
     /// Several pinned peers share that nickname.
     #[error("`{0}` names several peers; use the full DID (`wire peers` shows them)")]
     AmbiguousPeer(String),
@@ -96,6 +98,19 @@ pub enum EndpointError {
     /// `pair-join` without a code.
     #[error("joining needs the code")]
     CodeMissing,
+    /// `wire init`/`wire up` named another relay than the one this identity is on.
+    #[error(
+        "this identity is on {current}, not {asked}; moving to another relay is not supported yet (`wire status` shows where it is)"
+    )]
+    OtherRelay {
+        /// Where it is.
+        current: String,
+        /// What was asked.
+        asked: String,
+    },
+    /// An invite asked for more than a relay grants.
+    #[error("an invite works 1 to {max_uses} time(s) (--uses) and for 1s to 30d (--ttl)", max_uses = crate::proto::api::MAX_INTRO_USES)]
+    InviteLimits,
     /// Not a mesh role name.
     #[error("`{0}` is not a role: use 1-32 lowercase letters, digits, `-` or `_` (e.g. reviewer)")]
     BadRole(String),
@@ -245,6 +260,48 @@ impl NextStep {
     }
 }
 
+/// The pinned nickname a mistyped one was probably meant to be, said as "did you mean".
+#[derive(Debug, Clone, Default)]
+pub struct DidYouMean(pub Option<String>);
+
+impl fmt::Display for DidYouMean {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(nick) => write!(f, "did you mean `{nick}`? "),
+            None => Ok(()),
+        }
+    }
+}
+
+impl DidYouMean {
+    /// The candidate closest to `name` within two edits (case ignored), if any.
+    pub fn among<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        let name = name.to_lowercase();
+        let best = candidates
+            .into_iter()
+            .map(|c| (edit_distance(&name, &c.to_lowercase()), c))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d);
+        DidYouMean(best.map(|(_, c)| c.to_owned()))
+    }
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// A failure as every surface reports it (`--json`, MCP): code, message, next step.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -347,7 +404,7 @@ impl EndpointError {
             EndpointError::Pairing(_) => "pairing_refused",
             EndpointError::Invite(InviteError::Expired { .. }) => "invite_expired",
             EndpointError::Invite(_) => "bad_invite",
-            EndpointError::UnknownPeer(_) => "not_paired",
+            EndpointError::UnknownPeer(..) => "not_paired",
             EndpointError::AmbiguousPeer(_) => "ambiguous_peer",
             EndpointError::NoSuchRequest(_) => "no_such_request",
             EndpointError::ProtocolKind(_) => "protocol_kind",
@@ -359,10 +416,13 @@ impl EndpointError {
             EndpointError::NoSuchNameplate { .. } => "no_such_nameplate",
             EndpointError::NameplateTaken(_) => "nameplate_taken",
             EndpointError::CodeMissing => "code_missing",
+            EndpointError::InviteLimits => "bad_invite_limits",
+            EndpointError::OtherRelay { .. } => "other_relay",
             EndpointError::BadRole(_) => "bad_role",
             EndpointError::Internal(_) => "internal",
             EndpointError::Code(_) => "bad_code",
             EndpointError::NoSuchPairing(_) => "no_such_pairing",
+            EndpointError::Confirm(crate::proto::pairing::code::ConfirmError::BadDigits) => "bad_digits",
             EndpointError::Confirm(_) => "confirm_failed",
             EndpointError::Cancel(_) => "cancel_refused",
             EndpointError::Revoked(_) => "revoked",
@@ -386,7 +446,7 @@ impl EndpointError {
             EndpointError::Pairing(PairingError::InviteUsedUp | PairingError::InviteExpired(_))
             | EndpointError::Invite(_)
             | EndpointError::InviteSpent => Some(NextStep::AskForInvite),
-            EndpointError::UnknownPeer(_) | EndpointError::AmbiguousPeer(_) => Some(NextStep::ListPeers),
+            EndpointError::UnknownPeer(..) | EndpointError::AmbiguousPeer(_) => Some(NextStep::ListPeers),
             EndpointError::NoSuchRequest(_) => Some(NextStep::ListPending),
             EndpointError::NoSuchPairing(_) => Some(NextStep::ListPairings),
             EndpointError::NoSuchNameplate { .. } | EndpointError::NameplateTaken(_) | EndpointError::Code(_) => {
@@ -396,15 +456,34 @@ impl EndpointError {
             | EndpointError::Kind(_)
             | EndpointError::BadHandle(..)
             | EndpointError::BadRole(_)
-            | EndpointError::CodeMissing => Some(NextStep::FixArgument),
+            | EndpointError::CodeMissing
+            | EndpointError::InviteLimits
+            | EndpointError::Confirm(crate::proto::pairing::code::ConfirmError::BadDigits) => {
+                Some(NextStep::FixArgument)
+            }
             EndpointError::Revoked(_) => Some(NextStep::PairAgain),
             EndpointError::PeerLacksKind { .. } => Some(NextStep::PeerUpgrades),
             EndpointError::PeerUnreachable(..) | EndpointError::PeerSlotGone(_) => Some(NextStep::SendQueued),
             EndpointError::MailboxFull(_) => Some(NextStep::RetryLater),
             EndpointError::SlotGone { .. } => Some(NextStep::Reregister),
-            EndpointError::SlotAlive { .. } => Some(NextStep::Status),
+            EndpointError::SlotAlive { .. } | EndpointError::OtherRelay { .. } => Some(NextStep::Status),
             EndpointError::ReceiptTimeout { .. } => Some(NextStep::ListSent),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_picks_the_closest_nickname_within_two_edits() {
+        let nicks = ["ardent-fawn", "legal-kiln", "ardent-lark"];
+        assert_eq!(DidYouMean::among("ardnet-fawn", nicks).0.as_deref(), Some("ardent-fawn"));
+        assert_eq!(DidYouMean::among("Legal-Kiln", nicks).0.as_deref(), Some("legal-kiln"));
+        assert_eq!(DidYouMean::among("bob", nicks).0, None);
+        let e = EndpointError::UnknownPeer("ardent-fwan".into(), DidYouMean::among("ardent-fwan", nicks));
+        assert!(e.to_string().starts_with("no paired peer `ardent-fwan`; did you mean `ardent-fawn`? "), "{e}");
     }
 }

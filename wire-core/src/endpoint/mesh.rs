@@ -147,8 +147,11 @@ pub struct MeshMember {
     pub not_paired_with: Vec<String>,
     /// The latest time any sister received an event from it.
     pub last_heard: Option<crate::proto::time::UnixMillis>,
-    /// Nothing heard from it within the window.
+    /// Nothing heard from it within the window (a session made within the window and not
+    /// heard yet is `new` instead).
     pub silent: bool,
+    /// Made within the window and not heard from yet.
+    pub new: bool,
 }
 
 /// `wire mesh status`: every session, who it is paired with, and who has gone silent.
@@ -184,13 +187,16 @@ pub fn mesh_status(sessions: &Sessions, silent_after: Duration) -> Result<Vec<Me
                     last_heard = last_heard.max(Some(heard));
                 }
             }
+            let made = ep.as_ref().and_then(|e| e.account().ok()).map(|a| a.card.body().created_at);
+            let new = last_heard.is_none() && made.is_some_and(|t| t.0 >= cutoff);
             MeshMember {
                 session: name.clone(),
                 face: did.as_ref().map(Face::of),
                 role: ep.as_ref().and_then(|e| e.account().ok()).and_then(|a| a.role),
                 paired_with,
                 not_paired_with,
-                silent: last_heard.is_none_or(|t| t.0 < cutoff),
+                silent: !new && last_heard.is_none_or(|t| t.0 < cutoff),
+                new,
                 last_heard,
             }
         })

@@ -77,6 +77,11 @@ pub enum GrantKind {
     Intro,
 }
 
+/// The longest an intro grant (an invite) may live: 30 days.
+pub const MAX_INTRO_TTL_SECS: u64 = 30 * 86_400;
+/// The most agents one intro grant (an invite) may admit.
+pub const MAX_INTRO_USES: u32 = 100;
+
 /// `POST /v1/slots/{id}/grants` request (owner token).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -64,6 +64,12 @@ pub enum InviteError {
     /// Longer than [`MAX_URL_LEN`].
     #[error("invite URL is too long ({0} bytes); ask for a new invite")]
     TooLong(usize),
+    /// Only `v=1` arrived: an unquoted URL was cut by the shell at `&`.
+    #[error(
+        "invite URL stops before `&inv=`: the shell cut it at `&`. Quote the whole URL: \
+         wire accept 'wire://pair?v=1&inv=...'"
+    )]
+    CutAtAmpersand,
     /// A required query parameter is missing.
     #[error("invite URL is missing `{0}=`; it was probably cut off when copied: copy the whole URL")]
     MissingParameter(&'static str),
@@ -142,7 +148,11 @@ impl Invite {
         if version != "1" {
             return Err(InviteError::WrongVersion(version.chars().take(16).collect()));
         }
-        let inv = inv.ok_or(InviteError::MissingParameter("inv"))?;
+        let inv = match inv {
+            Some(inv) => inv,
+            None if !query.contains('&') => return Err(InviteError::CutAtAmpersand),
+            None => return Err(InviteError::MissingParameter("inv")),
+        };
         let raw = b64::decode(inv).map_err(|e| match e {
             base64::DecodeError::InvalidByte(..) => InviteError::Corrupted,
             _ => InviteError::Truncated,

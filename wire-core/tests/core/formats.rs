@@ -95,7 +95,10 @@ fn invite_errors_are_distinct() {
 
     let err = |u: &str| Invite::parse_url(u, now).unwrap_err();
     assert!(matches!(err("https://example.com/pair?v=1"), InviteError::NotAnInvite));
-    assert!(matches!(err("wire://pair?v=1"), InviteError::MissingParameter("inv")));
+    // An unquoted URL in a shell stops at `&`: the error says to quote it.
+    let cut = err(&url[..url.find('&').unwrap()]);
+    assert!(matches!(cut, InviteError::CutAtAmpersand) && cut.to_string().contains("Quote the whole URL"), "{cut}");
+    assert!(matches!(err("wire://pair?v=1&x=2"), InviteError::MissingParameter("inv")));
     assert!(matches!(err(&url.replace("v=1", "v=2")), InviteError::WrongVersion(v) if v == "2"));
     assert!(matches!(err(&url[..url.len() * 2 / 3]), InviteError::Truncated));
     assert!(matches!(err(&url.replace("inv=", "inv=%%")), InviteError::Corrupted));

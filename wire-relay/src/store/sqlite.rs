@@ -151,6 +151,8 @@ pub struct SqliteStore {
     checkpointer: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     /// WAL frames as of the background thread's last checkpoint.
     wal_frames: Arc<AtomicI64>,
+    /// `relay.lock`, held exclusively while open: one relay per data directory.
+    _lock: std::fs::File,
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -184,11 +186,35 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Takes `dir/relay.lock` exclusively (one relay per data directory), held while the file is.
+fn take_lock(dir: &Path) -> Result<std::fs::File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("relay.lock"))
+        .map_err(|e| StoreError(format!("cannot open {}: {e}", dir.join("relay.lock").display())))?;
+    if lock.try_lock().is_err() {
+        return Err(StoreError(format!(
+            "another relay is running on {} (it holds relay.lock); stop it first, or give this one another --data",
+            dir.display()
+        )));
+    }
+    Ok(lock)
+}
+
+/// Refuses a data directory another relay holds, before anything is announced.
+pub fn check_free(dir: &Path) -> Result<(), StoreError> {
+    take_lock(dir).map(drop)
+}
+
 impl SqliteStore {
     /// Opens (or creates) `dir/relay.sqlite3`, runs pending migrations and rebuilds the
     /// per-slot counters from the index.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        let lock = take_lock(dir)?;
         let path = dir.join("relay.sqlite3");
         let conn = connect(&path)?;
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
@@ -259,7 +285,7 @@ impl SqliteStore {
         }
         let wal_frames = Arc::new(AtomicI64::new(0));
         let checkpointer = Some(spawn_checkpointer(path, wal_frames.clone())?);
-        Ok(Self { conn, slots, held, checkpointer, wal_frames })
+        Ok(Self { conn, slots, held, checkpointer, wal_frames, _lock: lock })
     }
 }
 

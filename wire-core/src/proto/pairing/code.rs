@@ -360,6 +360,15 @@ pub enum ConfirmError {
     /// Paired or aborted.
     #[error("this pairing has already finished")]
     Finished,
+    /// Not six digits: a typo, not a mismatch. The pairing is kept.
+    #[error("type the 6 digits shown on the other screen (e.g. 123 456); the pairing is still open")]
+    BadDigits,
+}
+
+/// The six digits in what an operator typed (spaces and dashes forgiven), if that is all it is.
+fn six_digits(typed: &str) -> Option<String> {
+    let kept: String = typed.chars().filter(|c| !matches!(c, ' ' | '-' | '\t')).collect();
+    (kept.len() == 6 && kept.bytes().all(|b| b.is_ascii_digit())).then_some(kept)
 }
 
 /// A cancel that would split the two sides.
@@ -580,6 +589,21 @@ impl CodePairing {
         if let Some(p) = self.expire(now) {
             return Ok(p);
         }
+        let typed = six_digits(typed_digits).ok_or(ConfirmError::BadDigits)?;
+        self.settle_vote(Some(typed))
+    }
+
+    /// The operator says the two screens show different digits: the channel may be
+    /// intercepted, and the pairing ends.
+    pub fn mismatch(&mut self, now: UnixMillis) -> Result<Progress, ConfirmError> {
+        if let Some(p) = self.expire(now) {
+            return Ok(p);
+        }
+        self.settle_vote(None)
+    }
+
+    /// Votes yes when `typed` equals the SAS, else aborts with a mismatch.
+    fn settle_vote(&mut self, typed: Option<String>) -> Result<Progress, ConfirmError> {
         let state = core::mem::replace(&mut self.state, State::AwaitingPeerPake);
         let (mut keys, peer, sas, peer_voted) = match state {
             State::AwaitingOperator { keys, peer, sas, peer_voted } => (keys, peer, sas, peer_voted),
@@ -593,9 +617,8 @@ impl CodePairing {
                 return Err(err);
             }
         };
-        let typed: String = typed_digits.chars().filter(|c| c.is_ascii_digit()).collect();
         // Both values are public to the operators; a plain comparison leaks nothing.
-        if typed != sas {
+        if typed.as_deref() != Some(sas.as_str()) {
             self.state = State::AwaitingOperator { keys, peer, sas, peer_voted };
             return Ok(self.abort(AbortReason::SasMismatch));
         }

@@ -139,7 +139,7 @@ enum Command {
         /// The message (several words are joined with spaces; words starting with `-` are
         /// text too); `-` reads it from stdin. A first word that names a kind (`claim`,
         /// `decision`, `question`, ...) followed by more words sets the kind.
-        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        #[arg(required = true, num_args = 1..)]
         body: Vec<String>,
         /// message, claim, decision, question, ack or heartbeat (default: message).
         #[arg(long)]
@@ -335,8 +335,43 @@ enum DaemonCommand {
     },
 }
 
+/// `wire send PEER -x` sends the text `-x`: in `send`, a word that starts with `-` and is
+/// not one of its options is message text. The options are moved before a `--` so the
+/// parser reads every other word as text (`wire send bob -x --json` stays JSON).
+fn send_words_as_text(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const FLAGS: [&str; 4] = ["--json", "--queue", "-h", "--help"];
+    const VALUED: [&str; 3] = ["--kind", "--wait", "--timeout"];
+    let Some(at) = args.iter().skip(1).position(|a| a != "--json").map(|i| i + 1) else { return args };
+    if args[at] != "send" {
+        return args;
+    }
+    let (mut options, mut words) = (Vec::new(), Vec::new());
+    let mut rest = args[at + 1..].iter();
+    while let Some(a) = rest.next() {
+        let text = a.to_string_lossy();
+        if text == "--" {
+            words.extend(rest.by_ref().cloned());
+        } else if FLAGS.contains(&text.as_ref()) || VALUED.iter().any(|v| text.starts_with(&format!("{v}="))) {
+            options.push(a.clone());
+        } else if VALUED.contains(&text.as_ref()) {
+            options.push(a.clone());
+            options.extend(rest.next().cloned());
+        } else {
+            words.push(a.clone());
+        }
+    }
+    if !words.iter().any(|w| w.to_string_lossy().starts_with('-') && w != "-") {
+        return args;
+    }
+    let mut out = args[..=at].to_vec();
+    out.extend(options);
+    out.push("--".into());
+    out.extend(words);
+    out
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(send_words_as_text(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };

@@ -17,6 +17,7 @@ mod daemon;
 mod demo;
 mod docs_commands;
 mod errors;
+mod first_hour;
 mod flows;
 mod install;
 mod json_shapes;

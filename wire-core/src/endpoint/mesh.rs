@@ -165,7 +165,7 @@ pub fn mesh_status(sessions: &Sessions, silent_after: Duration) -> Result<Vec<Me
         .iter()
         .map(|(_, e)| e.as_ref().and_then(|e| e.home.load::<Peers>().ok().flatten()).unwrap_or_default())
         .collect();
-    let cutoff = super::now().0.saturating_sub(silent_after.as_millis() as u64);
+    let cutoff = crate::clock::from_env().now().0.saturating_sub(silent_after.as_millis() as u64);
     Ok(members
         .iter()
         .enumerate()

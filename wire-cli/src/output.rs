@@ -143,6 +143,6 @@ mod tests {
         ];
         let lines = table(&rows);
         assert_eq!(lines[0], "🐖 legal-kiln  TOFU      x");
-        assert_eq!(lines[1], "\x1b[1m🦊 ox\x1b[0m         VERIFIED  y");
+        assert_eq!(lines[1], "\x1b[1m🦊 ox\x1b[0m          VERIFIED  y");
     }
 }

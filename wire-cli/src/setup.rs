@@ -134,12 +134,11 @@ pub fn stable_binary() -> anyhow::Result<PathBuf> {
     let real = std::fs::canonicalize(&exe).unwrap_or_else(|_| exe.clone());
     let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|c| c == real);
     let name = exe.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("wire"));
-    if let Some(paths) = std::env::var_os("PATH") {
-        if let Some(hit) =
+    if let Some(paths) = std::env::var_os("PATH")
+        && let Some(hit) =
             std::env::split_paths(&paths).filter(|d| d.is_absolute()).map(|d| d.join(&name)).find(|p| same(p))
-        {
-            return Ok(hit);
-        }
+    {
+        return Ok(hit);
     }
     if let Some(argv0) = std::env::args_os().next().map(PathBuf::from).filter(|p| p.components().count() > 1) {
         let abs = if argv0.is_absolute() { argv0 } else { std::env::current_dir()?.join(argv0) };

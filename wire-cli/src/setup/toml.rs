@@ -15,8 +15,11 @@ struct Header {
     name: String,
 }
 
-/// Table headers, and the lines that are not headers with the table they sit in.
-fn scan(text: &str) -> anyhow::Result<(Vec<Header>, Vec<(String, String)>)> {
+/// A `key = ...` line: the table it sits in (empty at the root) and its dotted key.
+type KeyLine = (String, String);
+
+/// Table headers, and the key lines with the table they sit in.
+fn scan(text: &str) -> anyhow::Result<(Vec<Header>, Vec<KeyLine>)> {
     let mut headers = Vec::new();
     let mut keys = Vec::new();
     let mut open: Option<&str> = None; // inside a multi-line string with this delimiter

@@ -97,7 +97,11 @@ fn nicknames_are_forgiven_and_every_body_is_text() {
     assert!(missed.stderr.contains(&format!("did you mean `{b_nick}`?")), "{missed:?}");
     // whois takes a pinned peer's nickname.
     let who = w.a.json(&["whois", &b_nick]);
-    assert_eq!((who["source"].as_str(), who["face"]["did"].as_str()), (Some("pinned"), Some(w.b.did().as_str())), "{who}");
+    assert_eq!(
+        (who["source"].as_str(), who["face"]["did"].as_str()),
+        (Some("pinned"), Some(w.b.did().as_str())),
+        "{who}"
+    );
 
     // A body that starts with `-`, several words, the kind-first form, and --json after them.
     w.a.json(&["send", &b_nick, "-1 is not a flag"]);
@@ -110,7 +114,12 @@ fn nicknames_are_forgiven_and_every_body_is_text() {
         .iter()
         .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["body"].as_str().unwrap_or_default().to_owned()))
         .collect();
-    let want = [("message", "-1 is not a flag"), ("message", "--also text"), ("message", "hello world"), ("question", "ready to deploy?")];
+    let want = [
+        ("message", "-1 is not a flag"),
+        ("message", "--also text"),
+        ("message", "hello world"),
+        ("question", "ready to deploy?"),
+    ];
     assert_eq!(got, want.map(|(k, b)| (k.to_owned(), b.to_owned())));
 
     // Nothing on stdin: refused as a usage error, nothing sent.
@@ -189,7 +198,9 @@ fn init_without_a_relay_up_to_another_relay_and_a_second_relay_on_one_data_dir()
     let refused = x.run(&["init", "--relay", &nowhere]);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(
-        refused.stderr.contains(&format!("no relay at {nowhere}: start one with `wire relay-server`, or `wire up <relay>`")),
+        refused
+            .stderr
+            .contains(&format!("no relay at {nowhere}: start one with `wire relay-server`, or `wire up <relay>`")),
         "{refused:?}"
     );
 
@@ -291,7 +302,8 @@ fn a_guest_with_a_wrong_code_learns_it() {
     let mut host = Pairing::start(&w.a, &["pair"], &[]);
     let code = host.next("code")["code"].as_str().unwrap().to_owned();
     let nameplate = code.split('-').next().unwrap();
-    let wrong = if code.ends_with("-acorn") { format!("{nameplate}-brave-anchor") } else { format!("{nameplate}-brave-acorn") };
+    let wrong =
+        if code.ends_with("-acorn") { format!("{nameplate}-brave-anchor") } else { format!("{nameplate}-brave-acorn") };
     let mut guest = Pairing::start(&w.b, &["pair", "--code", &wrong], &[]);
     assert_eq!(guest.next("aborted")["reason"], "wrong_code");
     assert_eq!(guest.exit_code(), Some(1));
@@ -361,7 +373,8 @@ fn readme_install_lines_make_their_directories_and_the_man_page_stands_alone() {
     let readme = std::fs::read_to_string(crate::common::workspace().join("README.md")).unwrap();
     for (i, line) in readme.lines().enumerate() {
         if let Some(target) = line.split("> ").nth(1).filter(|_| line.starts_with("wire ")) {
-            let dir = Path::new(target.split_whitespace().next().unwrap()).parent().unwrap().to_str().unwrap().to_owned();
+            let dir =
+                Path::new(target.split_whitespace().next().unwrap()).parent().unwrap().to_str().unwrap().to_owned();
             let made = readme.lines().take(i).any(|l| l.starts_with("mkdir -p") && l.contains(&dir));
             assert!(made, "README line {} writes into {dir} without a `mkdir -p` before it", i + 1);
         }

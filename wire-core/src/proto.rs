@@ -15,6 +15,7 @@ pub mod event;
 pub mod identity;
 pub mod invite;
 pub mod labels;
+pub mod lineage;
 pub mod pairing;
 pub mod rng;
 pub mod secret;

@@ -96,6 +96,13 @@ impl Identity {
         Ok(Self::from_secret_bytes(&seed, x))
     }
 
+    /// These keys as the current keys of `lineage` (an identity after a rotation): the DID
+    /// stays the inception DID while the keys are new (docs/PROTOCOL.md, "Identity
+    /// lineage").
+    pub fn in_lineage(self, lineage: Did) -> Self {
+        Self { signing: self.signing.clone(), encryption: self.encryption.clone(), did: lineage }
+    }
+
     /// This identity's DID.
     pub fn did(&self) -> &Did {
         &self.did

@@ -36,3 +36,9 @@ pub const FINGERPRINT: &[u8] = b"wire/v1/fingerprint";
 pub const INTRO_TAG: &[u8] = b"wire/v1/intro-tag";
 /// The machine tag a card carries (`machine:<hex>` capability): hashes the OS machine id.
 pub const MACHINE_TAG: &[u8] = b"wire/v1/machine-tag";
+/// Prefix of the bytes a lineage statement's signature covers (by the current key).
+pub const SIGN_LINEAGE: &[u8] = b"wire/v1/lineage";
+/// Prefix of the bytes a rotation's second signature covers (by the new key).
+pub const SIGN_LINEAGE_NEW: &[u8] = b"wire/v1/lineage-new";
+/// Hash prefix of the commitment to a lineage's next signing key.
+pub const NEXT_KEY: &[u8] = b"wire/v1/next-key";

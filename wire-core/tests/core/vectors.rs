@@ -15,6 +15,7 @@ use wire_core::proto::envelope;
 use wire_core::proto::event::{Acceptance, Event, Kind};
 use wire_core::proto::identity::Identity;
 use wire_core::proto::invite::Invite;
+use wire_core::proto::lineage::{Change, Keys, Pin, SignedStatement};
 use wire_core::proto::pairing::code::{Code, CodePairing, Role, Status};
 use wire_core::proto::rng::SeededRng;
 use wire_core::proto::secret::{Secret32, Token};
@@ -62,7 +63,20 @@ fn generate() -> Value {
     let (host_seed, guest_seed) = ([0x11; 32], [0x22; 32]);
     let sas = run_code_pairing(code, (&alice_card, host_seed), (&bob_card, guest_seed));
 
+    // A lineage: alice incepts committing to key 0x03, rotates to it committing to 0x04,
+    // and signs a revocation under the new key.
+    let keyed = |seed: u8| Identity::from_secret_bytes(&[seed; 32], [seed ^ 0xff; 32]);
+    let (keys, inception) = Keys::incept(keyed(0x01), keyed(0x03), NOW);
+    let (keys, rotation) = keys.rotate(keyed(0x04), NOW.saturating_add(Duration::from_secs(60)));
+    let revocation = keys.revocation(NOW.saturating_add(Duration::from_secs(120)));
+
     json!({
+        "lineage": {
+            "comment": "identities by their ed25519 seed byte (x25519 secret = seed ^ 0xff): inception 0x01 -> 0x03 -> next 0x04",
+            "inception": inception,
+            "rotation": rotation,
+            "revocation": revocation,
+        },
         "comment": "wire v1 format vectors; see docs/PROTOCOL.md. Random inputs come from SeededRng(seed = 0x42 * 32, label).",
         "now": NOW.0,
         "identities": [identity_json(&alice, &alice_card, 0x01), identity_json(&bob, &bob_card, 0x02)],
@@ -166,6 +180,13 @@ fn committed_vectors_verify_independently() {
     // The epk in the envelope is X25519(ephemeral_secret, 9).
     let esk = x25519_dalek::StaticSecret::from(hex32(&v["envelope"]["ephemeral_secret"]));
     assert_eq!(&sealed[1..33], x25519_dalek::PublicKey::from(&esk).as_bytes());
+    // The lineage statements apply in order to a pin of alice's DID.
+    let mut pin = Pin::of(&alice_did);
+    let statement = |k: &str| -> SignedStatement { serde_json::from_value(v["lineage"][k].clone()).unwrap() };
+    assert_eq!(pin.apply(&statement("inception"), NOW).unwrap(), Change::Committed);
+    assert_eq!(pin.apply(&statement("rotation"), NOW).unwrap(), Change::Rotated { seq: 1 });
+    assert_eq!(pin.key, Identity::from_secret_bytes(&[3; 32], [3 ^ 0xff; 32]).verifying_key().to_bytes());
+    assert_eq!(pin.apply(&statement("revocation"), NOW).unwrap(), Change::Revoked);
     // The invite parses at `now`.
     let invite = Invite::parse_url(v["invite"]["url"].as_str().unwrap(), NOW).unwrap();
     assert_eq!(invite.issuer().did(), &alice_did);

@@ -90,6 +90,19 @@ enum Command {
     Peers,
     /// Identity, relay reachability, inbox/outbox/pending counts, refused events.
     Status,
+    /// Move this identity to the keys it committed to in advance, and commit to new ones.
+    /// Peers follow (same face, same inbox); one that is offline catches up when it returns.
+    Rotate,
+    /// Revocation for a lost home: `--export FILE` now (keep the file offline), `--publish
+    /// FILE` after the loss (no home needed): every peer then stops trusting this identity.
+    Revoke {
+        /// Sign a revocation now and write it, with what it takes to reach every peer, to FILE.
+        #[arg(long, value_name = "FILE", conflicts_with = "publish", required_unless_present = "publish")]
+        export: Option<std::path::PathBuf>,
+        /// Deliver a revocation exported earlier to every peer it names.
+        #[arg(long, value_name = "FILE")]
+        publish: Option<std::path::PathBuf>,
+    },
     /// Print a `wire://pair?...` URL that lets one agent (or --uses N) pair with you.
     Invite {
         /// How many agents may use it.
@@ -399,6 +412,8 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Peers => agent::peers(json),
         Command::Status => agent::status(json),
         Command::Invite { uses, ttl } => agent::invite(uses, ttl, json),
+        Command::Rotate => agent::rotate(json),
+        Command::Revoke { export, publish } => agent::revoke(export.as_deref(), publish.as_deref(), json),
         Command::Accept { target } => agent::accept(&target, json),
         Command::Reject { target } => agent::reject(&target, json),
         Command::Dial { handle, note } => agent::dial(&handle, note, json),

@@ -94,6 +94,7 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
                     line.push_str(&" ".repeat(widths[i] - width(cell) + 2));
                 }
             }
+            line.truncate(line.trim_end().len());
             line
         })
         .collect()

@@ -5,6 +5,7 @@
 
 mod code_pair;
 mod error;
+pub mod lineage;
 mod mesh;
 mod receipts;
 mod receive;
@@ -18,10 +19,10 @@ pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, 
 pub use receipts::{Compact, MAX_WAIT};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
 pub use report::{
-    AnswerState, Decision, DecisionReport, Face, FailingItem, Flow, ForgetReport, InitReport, InviteReport, Mailbox,
-    OutboxStatus, OutgoingRequest, PeerReport, PendingCounts, PendingReport, PendingRequest, PullReport, Reachability,
-    RejectedCounts, RelayStatus, RequestReport, RequestState, SendReport, StatusReport, Verdict, WaitingAnswer,
-    WaitingReintro, Whoami, WhoisReport, WhoisSource,
+    AnswerState, Decision, DecisionReport, Face, FailingItem, Flow, ForgetReport, InitReport, InviteReport,
+    LineageView, Mailbox, OutboxStatus, OutgoingRequest, PeerReport, PendingCounts, PendingReport, PendingRequest,
+    PullReport, Reachability, RejectedCounts, RelayStatus, RequestReport, RequestState, SendReport, StatusReport,
+    Verdict, WaitingAnswer, WaitingReintro, Whoami, WhoisReport, WhoisSource,
 };
 use route::refusal;
 pub(crate) use route::{deliver, post, seal_for};
@@ -162,8 +163,14 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
 pub struct Endpoint {
     /// The home directory.
     pub home: Home,
-    /// Our keys.
+    /// Our keys: the current keys of our lineage (the DID is the inception DID).
     pub identity: Identity,
+    /// Key pairs a rotation retired less than [`lineage::GRACE`] ago: envelopes sealed to
+    /// them still open.
+    pub(crate) past: Vec<Identity>,
+    /// When `identity.json` was last written, as of opening: a long-lived holder (the sync
+    /// engine) reopens when it changes (another process rotated the keys).
+    pub(crate) keys_written: Option<std::time::SystemTime>,
 }
 
 fn intro_tag(me: &Did, slot: &str) -> Vec<u8> {
@@ -176,11 +183,23 @@ fn intro_tag(me: &Did, slot: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// Refuses a peer whose identity is frozen or revoked: nothing goes to it.
+fn closed_lineage(peer: &Peer) -> Result<()> {
+    let standing = match peer.pin().standing {
+        crate::proto::lineage::Standing::Active => return Ok(()),
+        crate::proto::lineage::Standing::Frozen { .. } => "frozen (two different key rotations were seen)",
+        crate::proto::lineage::Standing::Revoked { .. } => "revoked by its owner",
+    };
+    Err(EndpointError::PeerLineageClosed { peer: Face::of(peer.card.did()).nickname, standing })
+}
+
 /// Pins a freshly paired peer (the one place that builds a [`Peer`] from a pairing), with
 /// the grant we minted for it when there is one; returns its face. `heard` is true when the
 /// pairing ended with a message from the peer (it counts as last contact).
 pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, at: UnixMillis, heard: bool) -> Face {
     let face = Face::of(paired.card.did());
+    // A card that carries statements (a rotated peer) pins its lineage from the start.
+    let paired_lineage = (!paired.card.lineage().is_empty()).then(|| paired.card.lineage_pin());
     peers.pin(Peer {
         card: paired.card,
         send_token: paired.send_token,
@@ -189,6 +208,8 @@ pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, 
         paired_at: at,
         last_contact: heard.then_some(at),
         needs_repair: false,
+        lineage: paired_lineage,
+        told: None,
     });
     face
 }
@@ -248,6 +269,7 @@ fn peer_report(p: &Peer) -> PeerReport {
         paired_at: p.paired_at,
         last_contact: p.last_contact,
         relay: p.card.body().endpoints.first().map(|e| e.relay.clone()),
+        lineage: report::LineageView::of(&p.pin()),
     }
 }
 
@@ -258,12 +280,24 @@ fn face_of_peer(p: &Peer) -> Face {
 impl Endpoint {
     /// Opens an initialized home.
     pub fn open(home: Home) -> Result<Self> {
-        let identity = home.identity()?;
+        if !home.exists() {
+            return Err(HomeError::NotInitialized(home.root().to_owned()).into());
+        }
         let Some(account) = home.load::<Account>()? else {
             return Err(HomeError::NotInitialized(home.root().to_owned()).into());
         };
-        let ep = Self { home, identity };
-        if account.card.body().capabilities != card_capabilities() {
+        let held = lineage::migrate(&home)?;
+        let now = home.now();
+        let past = held
+            .past
+            .into_iter()
+            .filter(|(_, until)| now <= until.saturating_add(lineage::GRACE))
+            .map(|(id, _)| id)
+            .collect();
+        let rotated_card_missing = held.keys.seq > 0 && account.card.lineage().len() != held.statements.len();
+        let keys_written = lineage::keys_written(&home);
+        let ep = Self { home, identity: held.keys.current, past, keys_written };
+        if account.card.body().capabilities != card_capabilities() || rotated_card_missing {
             ep.migrate_card()?;
         }
         Ok(ep)
@@ -276,11 +310,15 @@ impl Endpoint {
         let _lock = self.home.lock()?;
         let mut account = self.account()?;
         let wanted = card_capabilities();
-        if account.card.body().capabilities == wanted {
+        let held = lineage::held(&self.home)?;
+        let chain = if held.keys.seq > 0 { held.statements } else { Vec::new() };
+        if account.card.body().capabilities == wanted && account.card.lineage() == chain.as_slice() {
             return Ok(()); // another process migrated it first
         }
         let now = self.home.now().max(account.card.body().created_at.saturating_add(Duration::from_millis(1)));
-        account.card = Card::issue(&self.identity, account.card.body().endpoints.clone(), wanted, now);
+        // A rotated identity's card carries its statements (it is signed by the current key).
+        account.card =
+            Card::issue_in_lineage(&self.identity, account.card.body().endpoints.clone(), wanted, now, chain);
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         for peer in &peers.peers {
             let body = serde_json::to_value(account.card.signed()).expect("a signed card serializes");
@@ -379,6 +417,7 @@ impl Endpoint {
                         endpoints: None,
                         card_created_at: None,
                         nickname_collides_with: None,
+                        lineage: None,
                     });
                 }
             }
@@ -410,6 +449,9 @@ impl Endpoint {
             endpoints: Some(card.body().endpoints.clone()),
             card_created_at: Some(card.body().created_at),
             nickname_collides_with: Some(collisions),
+            lineage: Some(report::LineageView::of(
+                &peers.get(card.did()).map_or_else(|| card.lineage_pin(), |p| p.pin()),
+            )),
         })
     }
 
@@ -646,6 +688,7 @@ impl Endpoint {
         }
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         let peer = self.find_peer(&peers, name)?.clone();
+        closed_lineage(&peer)?;
         let event = Event::new(&self.identity, peer.card.did().clone(), kind, body, self.home.now(), &mut OsRng);
         let to = peer.card.did().clone();
         let sent = |queued| SentRecord::Sent { event: event.clone(), at: self.home.now(), queued };

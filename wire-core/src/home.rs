@@ -217,6 +217,22 @@ pub struct Peer {
     /// needs a new pairing (cleared when its own re-introduction reaches us).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_repair: bool,
+    /// Its identity lineage as we follow it (docs/PROTOCOL.md, "Identity lineage"): absent
+    /// until it sent its first statement, then its current key, the commitment to its next
+    /// one, and whether it is frozen or revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<crate::proto::lineage::Pin>,
+    /// The `seq` of our own lineage we last sent it (with a card that carries the
+    /// statements), so each peer that follows lineages hears each statement once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told: Option<u64>,
+}
+
+impl Peer {
+    /// Its lineage pin: the one we hold, or the DID's own key if it sent none yet.
+    pub fn pin(&self) -> crate::proto::lineage::Pin {
+        self.lineage.clone().unwrap_or_else(|| crate::proto::lineage::Pin::of(self.card.did()))
+    }
 }
 
 /// Pinned peers, keyed by full DID.

@@ -39,7 +39,7 @@ pub enum SyncEvent {
         nickname: String,
     },
     /// A pull finished.
-    Synced(PullReport),
+    Synced(Box<PullReport>),
     /// Something failed; the engine reconnects after a backoff.
     Failed(String),
     /// Our relay no longer knows our slot. Reported once per slot; the engine then waits
@@ -184,6 +184,11 @@ async fn connected(
         tokio::select! {
             next = stream.next() => {
                 let Some(first) = next else { return Ok(()) };
+                // Our keys moved under us (`wire rotate` elsewhere): reconnect with the new
+                // ones before opening anything; the cursor keeps what arrived.
+                if ep.keys_changed() {
+                    return Ok(());
+                }
                 // What arrived together is one batch (bounded), taken as delivered.
                 let (mut batch, mut relist) = (Vec::new(), false);
                 stream.drain_ready().await;
@@ -209,6 +214,9 @@ async fn connected(
                 }
             }
             _ = housekeeping.tick() => {
+                if ep.keys_changed() {
+                    return Ok(());
+                }
                 if due(&ep)? {
                     cursor = report(events, ep.pull().await?).max(cursor);
                 }
@@ -261,7 +269,7 @@ pub fn waker(home: Home, options: Options) -> Waker {
 /// Sends a pull's report; returns its cursor.
 fn report(events: &mpsc::UnboundedSender<SyncEvent>, report: PullReport) -> u64 {
     let cursor = report.cursor;
-    let _ = events.send(SyncEvent::Synced(report));
+    let _ = events.send(SyncEvent::Synced(Box::new(report)));
     cursor
 }
 

@@ -147,6 +147,59 @@ pub fn whoami(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wire rotate`.
+pub fn rotate(json: bool) -> anyhow::Result<()> {
+    let report = runtime()?.block_on(open()?.rotate())?;
+    if json {
+        output::json(&report);
+        return Ok(());
+    }
+    println!("{} rotated to key {} (rotation {})", face(&report.face), report.key_fingerprint, report.seq);
+    if !report.told.is_empty() {
+        let told: Vec<String> = report.told.iter().map(face).collect();
+        println!("told: {} (an offline peer gets it when it returns)", told.join(", "));
+    }
+    if !report.cannot_follow.is_empty() {
+        let left: Vec<String> = report.cannot_follow.iter().map(face).collect();
+        eprintln!("these peers run a wire that cannot follow a rotation; pair with them again: {}", left.join(", "));
+    }
+    Ok(())
+}
+
+/// `wire revoke --export FILE` / `--publish FILE`.
+pub fn revoke(export: Option<&std::path::Path>, publish: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
+    if let Some(file) = export {
+        let report = open()?.export_revocation(file)?;
+        if json {
+            output::json(&report);
+        } else {
+            println!("wrote a signed revocation for {} peer(s) to {}", report.peers, report.file);
+            eprintln!(
+                "keep it offline (it holds send tokens): if this home is lost, `wire revoke --publish {}` from any machine makes every peer stop trusting this identity",
+                report.file
+            );
+        }
+        return Ok(());
+    }
+    let file = publish.expect("clap requires --export or --publish");
+    let report = runtime()?.block_on(endpoint::lineage::publish_revocation(file))?;
+    let failed = report.peers.iter().filter(|p| p.verdict != "sent").count();
+    if json {
+        output::json(&report);
+    } else {
+        for p in &report.peers {
+            match &p.error {
+                None => println!("{}: revocation delivered", face(&p.peer)),
+                Some(e) => println!("{}: failed: {}", face(&p.peer), output::untrusted(e)),
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} peer(s) did not get the revocation; run `wire revoke --publish` again later");
+    }
+    Ok(())
+}
+
 /// `wire whois`.
 pub fn whois(target: &str, json: bool) -> anyhow::Result<()> {
     let w = runtime()?.block_on(open()?.whois(target))?;
@@ -158,6 +211,9 @@ pub fn whois(target: &str, json: bool) -> anyhow::Result<()> {
     println!("  did          {}", w.face.did);
     println!("  fingerprint  {}", w.face.fingerprint);
     println!("  pinned       {}", if w.pinned { "yes" } else { "no" });
+    if let Some(l) = &w.lineage {
+        println!("  key          {} (rotation {}, {})", l.key_fingerprint, l.seq, l.standing);
+    }
     if let Some(c) = w.nickname_collides_with.as_ref().filter(|c| !c.is_empty()) {
         eprintln!(
             "warning: this nickname is also worn by {} pinned peer(s); compare the fingerprint before trusting it",
@@ -186,11 +242,23 @@ pub fn peers(json: bool) -> anyhow::Result<()> {
                 tier_name(p.tier).to_owned(),
                 format!("paired {}", output::when(p.paired_at)),
                 format!("last contact {contact}"),
+                lineage_words(&p.lineage),
             ]
         })
         .collect();
     output::table(&rows).iter().for_each(|l| println!("{l}"));
     Ok(())
+}
+
+/// A peer's lineage in a few words: nothing while it keeps its first key; both
+/// fingerprints once it rotated; FROZEN or REVOKED when it can no longer be trusted.
+fn lineage_words(l: &endpoint::LineageView) -> String {
+    match l.standing {
+        "frozen" => "FROZEN: two different key rotations seen; pair again".to_owned(),
+        "revoked" => "REVOKED by its owner".to_owned(),
+        _ if l.seq > 0 => format!("rotated {}x, now key {}", l.seq, l.key_fingerprint),
+        _ => String::new(),
+    }
 }
 
 /// How an item that waits for delivery has fared so far.
@@ -585,6 +653,15 @@ pub fn pull(json: bool) -> anyhow::Result<()> {
     }
     if !report.closed.is_empty() {
         println!("{} unpaired you", list(&report.closed));
+    }
+    if !report.rotated.is_empty() {
+        println!("{} rotated its keys (same identity; followed)", list(&report.rotated));
+    }
+    if !report.frozen.is_empty() {
+        println!("{}: two different key rotations seen; pinned identity FROZEN (pair again)", list(&report.frozen));
+    }
+    if !report.revoked.is_empty() {
+        println!("{}: identity REVOKED by its owner; nothing more is taken from it", list(&report.revoked));
     }
     if report.flushed > 0 || report.still_queued > 0 {
         println!("outbox: {} delivered, {} still queued", report.flushed, report.still_queued);

@@ -21,6 +21,7 @@ mod first_hour;
 mod flows;
 mod install;
 mod json_shapes;
+mod lineage;
 mod mcp;
 mod mesh;
 mod netns;

@@ -290,6 +290,8 @@ impl Endpoint {
                     paired_at: self.home.now(),
                     last_contact: None,
                     needs_repair: false,
+                    lineage: None,
+                    told: None,
                 };
                 let close = Event::new(
                     &self.identity,

@@ -108,6 +108,19 @@ pub enum EndpointError {
         /// What was asked.
         asked: String,
     },
+    /// Not a file `wire revoke --export` wrote.
+    #[error("{0} is not a revocation file written by `wire revoke --export`")]
+    BadRevocationFile(String),
+    /// The peer's identity is frozen (two successors seen) or revoked.
+    #[error(
+        "{peer}'s identity is {standing}; nothing is sent to it or taken from it. Pair again if its operator asks you to"
+    )]
+    PeerLineageClosed {
+        /// The peer's nickname.
+        peer: String,
+        /// `frozen (two different key rotations were seen)` or `revoked by its owner`.
+        standing: &'static str,
+    },
     /// An invite asked for more than a relay grants.
     #[error("an invite works 1 to {max_uses} time(s) (--uses) and for 1s to 30d (--ttl)", max_uses = crate::proto::api::MAX_INTRO_USES)]
     InviteLimits,
@@ -417,6 +430,8 @@ impl EndpointError {
             EndpointError::NameplateTaken(_) => "nameplate_taken",
             EndpointError::CodeMissing => "code_missing",
             EndpointError::InviteLimits => "bad_invite_limits",
+            EndpointError::BadRevocationFile(_) => "bad_revocation_file",
+            EndpointError::PeerLineageClosed { .. } => "peer_lineage_closed",
             EndpointError::OtherRelay { .. } => "other_relay",
             EndpointError::BadRole(_) => "bad_role",
             EndpointError::Internal(_) => "internal",

@@ -17,8 +17,7 @@ use crate::home::{Account, InboxLine, OutboxItem, ParkedAnswer, Peers, Pending, 
 use crate::proto::api::{ErrorCode, Lane, StoredEnvelope};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
-use crate::proto::envelope;
-use crate::proto::event::{ControlBody, EventError, EventId, Kind, SignedEvent};
+use crate::proto::event::{Acceptance, ControlBody, EventError, EventId, Kind, SignedEvent};
 use crate::proto::pairing::dial::DialAnswer;
 use crate::proto::pairing::{IncomingRequest, receive_request};
 use crate::proto::time::UnixMillis;
@@ -54,6 +53,10 @@ impl Endpoint {
     pub async fn flush(&self) -> Result<PullReport> {
         let _lock = self.home.lock()?;
         let mut report = PullReport::default();
+        let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
+        if !self.tell_lineage(&mut peers)?.is_empty() {
+            self.home.save(&peers)?;
+        }
         self.flush_outbox(&mut report).await?;
         Ok(report)
     }
@@ -194,6 +197,12 @@ impl Endpoint {
             let _ = ours.revoke(&account.slot, &account.owner_token, &grant).await;
         }
         if act {
+            // Peers that follow lineages and have not heard our latest statement (a new
+            // pairing, an upgrade, a rotation) get it with the outbox.
+            let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
+            if !self.tell_lineage(&mut peers)?.is_empty() {
+                self.home.save(&peers)?;
+            }
             self.flush_outbox(&mut report).await?;
         }
         report.cursor = account.cursor;
@@ -218,7 +227,7 @@ impl Endpoint {
             self.home.reject(&Rejected { at: self.home.now(), seq, reason })?;
             Ok(())
         };
-        let Ok(signed) = envelope::open_signed(&self.identity, bytes) else {
+        let Some(signed) = super::lineage::open_any(self, bytes) else {
             return reject("could not open envelope (not sealed to us, or damaged)".into());
         };
         let event = match SignedEvent::parse(signed) {
@@ -240,13 +249,67 @@ impl Endpoint {
         };
         let sender = event.claimed_sender().clone();
         if let Some(peer) = peers.peers.iter_mut().find(|p| p.card.did() == &sender) {
-            let verified = match event.verify(&sender.verifying_key(), &self.rules()) {
-                Ok(v) => v,
-                Err(e) => return reject(format!("from {}: {e}", Face::of(&sender).nickname)),
+            let nick = Face::of(&sender).nickname;
+            let mut pin = peer.pin();
+            // A revocation may be signed long ago (kept offline), by any key the lineage held.
+            if let Some(control) = event.claimed_control().filter(|c| c.kind == super::lineage::REVOCATION && c.v == 1)
+            {
+                let key = control
+                    .fields
+                    .get("statement")
+                    .and_then(|s| serde_json::from_value::<crate::proto::lineage::SignedStatement>(s.clone()).ok())
+                    .and_then(|s| s.statement().ok())
+                    .map(|s| s.key)
+                    .filter(|k| pin.held(k))
+                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok());
+                let Some(key) = key else { return reject(format!("revocation from {nick}: not signed by its keys")) };
+                let rules = Acceptance { max_age: std::time::Duration::MAX, ..self.rules() };
+                if let Err(e) = event.verify_under(&key, &rules) {
+                    return reject(format!("revocation from {nick}: {e}"));
+                }
+                return match super::lineage::apply_revocation(&mut pin, &control.fields, self.home.now()) {
+                    Ok(revoked) => {
+                        peer.lineage = Some(pin);
+                        if revoked {
+                            report.revoked.push(Face::of(&sender));
+                        }
+                        Ok(())
+                    }
+                    Err(why) => reject(format!("revocation from {nick}: {why}")),
+                };
+            }
+            if pin.standing != crate::proto::lineage::Standing::Active {
+                return reject(format!("from {nick}: its identity is frozen or revoked"));
+            }
+            // A card update that carries a rotation is signed by the new key: the statements
+            // in it (signed by the pinned key and the committed next one) name that key.
+            let mut keys = vec![pin.key];
+            let mut refused_statements = None;
+            if event.claimed_kind() == Kind::CardUpdate {
+                match super::lineage::announced_key(&pin, event.claimed_body(), self.home.now()) {
+                    Ok(key) => keys.extend(key),
+                    Err(why) => refused_statements = Some(why),
+                }
+            }
+            let rules = self.rules();
+            // The pinned key's verdict is the one reported when no key verifies.
+            let mut verdict = Err(EventError::BadSignature);
+            for (i, key) in keys.iter().filter_map(|k| ed25519_dalek::VerifyingKey::from_bytes(k).ok()).enumerate() {
+                let attempt = event.clone().verify_under(&key, &rules);
+                if attempt.is_ok() || i == 0 {
+                    verdict = attempt;
+                }
+                if verdict.is_ok() {
+                    break;
+                }
+            }
+            let verified = match (verdict, refused_statements) {
+                (Ok(v), _) => v,
+                (Err(_), Some(why)) => return reject(format!("card update from {nick}: {why}")),
+                (Err(e), None) => return reject(format!("from {nick}: {e}")),
             };
             peer.last_contact = Some(self.home.now());
             let e = verified.event();
-            let nick = Face::of(&sender).nickname;
             // Replay rules (docs/PROTOCOL.md, "Receiving"). A paired peer writes to the inbox
             // lane; only a re-introduction (its proof of freshness is a newer card) comes on
             // the intro lane, where a peer whose token died has to knock.
@@ -282,11 +345,29 @@ impl Endpoint {
                     .map_err(|e| e.to_string())
                     .and_then(|s| Card::verify(s).map_err(|e| e.to_string()))
                 {
-                    Ok(card) if card.did() == &sender && card.body().created_at > peer.card.body().created_at => {
-                        peer.card = card
+                    Ok(card) if card.did() == &sender => {
+                        // Its statements move (or freeze) our pin first; a card signed by a
+                        // key the pin does not hold now is not taken.
+                        match super::lineage::follow_card(peer, &card, self.home.now()) {
+                            Ok(Some(crate::proto::lineage::Change::Rotated { .. })) => {
+                                report.rotated.push(Face::of(&sender))
+                            }
+                            Ok(Some(crate::proto::lineage::Change::Frozen)) => {
+                                report.frozen.push(Face::of(&sender));
+                                return reject(format!(
+                                    "card update from {nick}: a second, different key rotation; its pin is frozen"
+                                ));
+                            }
+                            Ok(_) => {}
+                            Err(reason) => return reject(format!("card update from {nick}: {reason}")),
+                        }
+                        let current = card.lineage().is_empty() || card.lineage_pin().key == peer.pin().key;
+                        if current && card.body().created_at > peer.card.body().created_at {
+                            peer.card = card
+                        }
                     }
                     Ok(_) => {}
-                    Err(reason) => return reject(format!("card update from {}: {reason}", Face::of(&sender).nickname)),
+                    Err(reason) => return reject(format!("card update from {nick}: {reason}")),
                 },
                 Kind::PairRequest | Kind::PairAccept | Kind::PairReject => {} // a repeat of a finished pairing
                 Kind::Control => match serde_json::from_value::<ControlBody>(e.body.clone()) {

@@ -313,6 +313,8 @@ mod tests {
             paired_at: UnixMillis(1),
             last_contact: None,
             needs_repair: true,
+            lineage: None,
+            told: None,
         };
         let (new, fresh) = (card_at(&peer_id, 20), Token::random("send", &mut OsRng));
         assert!(matches!(apply_reintro(&mut peer, &fields(&new, &fresh)), Ok(Reintro::Accepted)));

@@ -88,6 +88,43 @@ pub struct PeerReport {
     pub last_contact: Option<UnixMillis>,
     /// Its relay.
     pub relay: Option<String>,
+    /// Its identity lineage as we follow it.
+    pub lineage: LineageView,
+}
+
+/// A lineage as `wire peers` and `wire whois` show it: the face is the inception DID's,
+/// the key below is the one it signs with now.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineageView {
+    /// Rotations so far (0: its first key).
+    pub seq: u64,
+    /// The fingerprint of its current signing key (the face's fingerprint until it rotates).
+    pub key_fingerprint: String,
+    /// `active`, `frozen` (two different rotations were seen: pair again) or `revoked`.
+    pub standing: &'static str,
+    /// Whether it committed to its next key (its statements reached us): only then can a
+    /// rotation be checked.
+    pub committed: bool,
+}
+
+impl LineageView {
+    /// The view of a pin.
+    pub fn of(pin: &crate::proto::lineage::Pin) -> Self {
+        use crate::proto::lineage::Standing;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&pin.key)
+            .map(|k| crate::proto::did::Did::from_verifying_key(&k).fingerprint())
+            .unwrap_or_default();
+        LineageView {
+            seq: pin.seq,
+            key_fingerprint: key,
+            standing: match pin.standing {
+                Standing::Active => "active",
+                Standing::Frozen { .. } => "frozen",
+                Standing::Revoked { .. } => "revoked",
+            },
+            committed: pin.next.is_some(),
+        }
+    }
 }
 
 /// What became of a sent message.
@@ -146,6 +183,12 @@ pub struct PullReport {
     /// Peers whose re-introduction (a new card and send token after their relay lost
     /// their mailbox) was accepted.
     pub reintroduced: Vec<Face>,
+    /// Peers whose key rotation was followed (same face, new keys).
+    pub rotated: Vec<Face>,
+    /// Peers whose pin froze: two different rotations were seen; pair again.
+    pub frozen: Vec<Face>,
+    /// Peers whose identity was revoked by its owner.
+    pub revoked: Vec<Face>,
     /// The relay restarted, or its store was replaced or lost data, since the last pull
     /// (another store incarnation, or our cursor outside its window): what it holds was read
     /// again from its floor, repeats dropped against the whole inbox.
@@ -284,6 +327,9 @@ pub struct WhoisReport {
     /// Pinned peers that wear the same nickname (compare fingerprints).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nickname_collides_with: Option<Vec<String>>,
+    /// Its lineage: as pinned, or as its card alone shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<LineageView>,
 }
 
 /// `wire invite`.
@@ -479,6 +525,7 @@ mod tests {
             endpoints: None,
             card_created_at: None,
             nickname_collides_with: None,
+            lineage: None,
         };
         let v = serde_json::to_value(&whois).unwrap();
         assert_eq!(

@@ -10,8 +10,10 @@ use super::character::Character;
 use super::did::Did;
 use super::identity::Identity;
 use super::labels;
+use super::lineage::{LineageError, Pin, SignedStatement, Standing};
 use super::signed::{Signed, peek_version};
 use super::time::UnixMillis;
+use ed25519_dalek::VerifyingKey;
 
 /// The capability prefix of a card's machine tag.
 pub const MACHINE_PREFIX: &str = "machine:";
@@ -46,6 +48,12 @@ pub struct CardBody {
     pub capabilities: Vec<String>,
     /// When the card was issued. A newer card from the same DID supersedes an older one.
     pub created_at: UnixMillis,
+    /// The identity's lineage statements, inception first (docs/PROTOCOL.md, "Identity
+    /// lineage"): present once the identity rotated, or to hand a peer the commitment to
+    /// its next key. Then the card is signed by the key the statements make current, and
+    /// `x25519` is theirs. Absent: signed by the DID's own key, as before lineages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<SignedStatement>,
 }
 
 /// A card whose signature has been verified against its own DID.
@@ -69,6 +77,9 @@ pub enum CardError {
     /// altered, or signed by a key other than the DID it claims.
     #[error("agent card signature does not match its DID (tampered, or signed by another key)")]
     BadSignature,
+    /// The lineage statements it carries do not lead from its DID to the key that signed it.
+    #[error("agent card lineage does not verify: {0}")]
+    Lineage(LineageError),
     /// Larger than any card this build issues: refused before it is kept anywhere.
     #[error("agent card is {0} bytes; at most {MAX_CARD_BYTES} are accepted")]
     TooLarge(usize),
@@ -82,6 +93,18 @@ pub const MAX_CARD_BYTES: usize = 16 * 1024;
 impl Card {
     /// Issues and signs a card for `identity`.
     pub fn issue(identity: &Identity, endpoints: Vec<Endpoint>, capabilities: Vec<String>, now: UnixMillis) -> Self {
+        Self::issue_in_lineage(identity, endpoints, capabilities, now, Vec::new())
+    }
+
+    /// Issues a card that carries `lineage` (inception first); `identity` holds the keys
+    /// the statements make current.
+    pub fn issue_in_lineage(
+        identity: &Identity,
+        endpoints: Vec<Endpoint>,
+        capabilities: Vec<String>,
+        now: UnixMillis,
+        lineage: Vec<SignedStatement>,
+    ) -> Self {
         let body = CardBody {
             v: CARD_VERSION,
             did: identity.did().clone(),
@@ -89,6 +112,7 @@ impl Card {
             endpoints,
             capabilities,
             created_at: now,
+            lineage,
         };
         let payload = serde_json::to_vec(&body).expect("card body serializes");
         Self { signed: Signed::sign(identity, labels::SIGN_CARD, payload), body }
@@ -104,8 +128,42 @@ impl Card {
             return Err(CardError::UnsupportedVersion(v));
         }
         let body: CardBody = serde_json::from_slice(&signed.payload).map_err(CardError::Malformed)?;
-        signed.verify(labels::SIGN_CARD, &body.did.verifying_key()).map_err(|_| CardError::BadSignature)?;
+        let key = match body.lineage.as_slice() {
+            [] => body.did.verifying_key(),
+            statements => {
+                let pin = Self::replay(&body.did, statements, body.created_at)?;
+                if pin.x25519.is_some_and(|x| x != body.x25519) {
+                    return Err(CardError::Lineage(LineageError::Malformed));
+                }
+                VerifyingKey::from_bytes(&pin.key).map_err(|_| CardError::BadSignature)?
+            }
+        };
+        signed.verify(labels::SIGN_CARD, &key).map_err(|_| CardError::BadSignature)?;
         Ok(Self { signed, body })
+    }
+
+    /// The pin a stranger derives from a card's statements alone, from its DID on.
+    fn replay(did: &Did, statements: &[SignedStatement], at: UnixMillis) -> Result<Pin, CardError> {
+        let mut pin = Pin::of(did);
+        for statement in statements {
+            pin.apply(statement, at).map_err(CardError::Lineage)?;
+        }
+        if pin.standing != Standing::Active {
+            return Err(CardError::Lineage(LineageError::Closed("not active")));
+        }
+        Ok(pin)
+    }
+
+    /// The lineage as this card alone shows it: its statements replayed from its DID (for a
+    /// card without statements, the DID's own key and no commitment).
+    pub fn lineage_pin(&self) -> Pin {
+        Self::replay(&self.body.did, &self.body.lineage, self.body.created_at)
+            .unwrap_or_else(|_| Pin::of(&self.body.did))
+    }
+
+    /// The lineage statements the card carries (empty for a card signed by its DID's key).
+    pub fn lineage(&self) -> &[SignedStatement] {
+        &self.body.lineage
     }
 
     /// Parses and verifies the JSON form `{"payload":..,"sig":..}`.

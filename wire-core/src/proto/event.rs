@@ -70,7 +70,7 @@ kinds! {
 
 /// Feature flags a card lists beside its kinds (docs/PROTOCOL.md, "Formats that evolve").
 /// `receipts`: reads signed receipts (control type `receipt`) and wants them.
-pub const FEATURES: &[&str] = &["receipts"];
+pub const FEATURES: &[&str] = &["receipts", "lineage"];
 
 /// What this build puts in its card's `capabilities`: every kind it reads, then its
 /// feature flags. A new kind or field is sent only to peers whose card lists it.
@@ -384,13 +384,31 @@ impl SignedEvent {
         self.event.kind
     }
 
+    /// The claimed body (unverified: for routing only, as [`Self::claimed_control`]).
+    pub fn claimed_body(&self) -> &serde_json::Value {
+        &self.event.body
+    }
+
+    /// The claimed control body, if this is a control message (unverified: for routing
+    /// only, before the signature is checked under the right key).
+    pub fn claimed_control(&self) -> Option<ControlBody> {
+        (self.event.kind == Kind::Control).then(|| serde_json::from_value(self.event.body.clone()).ok()).flatten()
+    }
+
     /// Verifies the signature against the `pinned` key of the expected sender, and checks
     /// the recipient and the time window.
     pub fn verify(self, pinned: &VerifyingKey, rules: &Acceptance<'_>) -> Result<VerifiedEvent, EventError> {
         if self.event.from.key_bytes() != pinned.as_bytes() {
             return Err(EventError::UnexpectedSender { claimed: self.event.from });
         }
-        self.signed.verify(labels::SIGN_EVENT, pinned).map_err(|_| EventError::BadSignature)?;
+        self.verify_under(pinned, rules)
+    }
+
+    /// Verifies the signature against `key`, the current key of the sender's lineage (the
+    /// caller matched `from`, the lineage's inception DID, to the pin), and checks the
+    /// recipient and the time window.
+    pub fn verify_under(self, key: &VerifyingKey, rules: &Acceptance<'_>) -> Result<VerifiedEvent, EventError> {
+        self.signed.verify(labels::SIGN_EVENT, key).map_err(|_| EventError::BadSignature)?;
         if &self.event.to != rules.me {
             return Err(EventError::WrongRecipient(self.event.to));
         }

@@ -13,8 +13,10 @@ use super::did::Did;
 
 /// The secret file's `format` field.
 pub const SECRET_FILE_FORMAT: &str = "wire-identity";
-/// The secret file's current version.
+/// The secret file's version before any rotation.
 pub const SECRET_FILE_VERSION: u32 = 1;
+/// The secret file's version once the identity rotated (its current key is not its DID's).
+pub const SECRET_FILE_LINEAGE_VERSION: u32 = 2;
 
 /// An agent's key pair set. Both secrets zeroize on drop; `Debug` prints only the DID.
 pub struct Identity {
@@ -41,13 +43,120 @@ pub enum SecretFileError {
     BadKey(&'static str),
 }
 
-/// On-disk shape of the secret file (docs/PROTOCOL.md, "Identity file").
+/// On-disk shape of the secret file (docs/PROTOCOL.md, "Identity file"). `v` is 2 once
+/// the identity rotated: a build that predates lineages would take the current key for the
+/// DID, so it must refuse the file.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct SecretFile {
     format: String,
     v: u32,
     ed25519_seed: String,
     x25519_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[zeroize(skip)]
+    lineage: Option<LineageFile>,
+}
+
+/// The lineage part of the secret file: the next keys (secret until the rotation that
+/// reveals them), the statements so far, and earlier key pairs kept for their grace period.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct LineageFile {
+    #[zeroize(skip)]
+    did: Did,
+    #[zeroize(skip)]
+    seq: u64,
+    #[serde(with = "b64::fixed")]
+    #[zeroize(skip)]
+    last: [u8; 32],
+    next_ed25519_seed: String,
+    next_x25519_secret: String,
+    #[zeroize(skip)]
+    statements: Vec<super::lineage::SignedStatement>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    past: Vec<PastFile>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PastFile {
+    ed25519_seed: String,
+    x25519_secret: String,
+    #[zeroize(skip)]
+    until: super::time::UnixMillis,
+}
+
+/// An identity's lineage as its home holds it (docs/PROTOCOL.md, "Identity lineage").
+pub struct Held {
+    /// The keys in use and the committed next ones.
+    pub keys: super::lineage::Keys,
+    /// Every statement so far, inception first (cards carry them).
+    pub statements: Vec<super::lineage::SignedStatement>,
+    /// Earlier key pairs and when they stopped being current: envelopes sealed to them are
+    /// still opened for a grace period.
+    pub past: Vec<(Identity, super::time::UnixMillis)>,
+}
+
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Held").field("keys", &self.keys).field("past", &self.past.len()).finish_non_exhaustive()
+    }
+}
+
+fn seed_of(id: &Identity) -> String {
+    b64::encode(id.signing.to_bytes())
+}
+
+fn x_of(id: &Identity) -> String {
+    b64::encode(id.encryption.to_bytes())
+}
+
+fn pair(seed: &str, x: &str) -> Result<Identity, SecretFileError> {
+    let seed = Zeroizing::new(b64::decode_array::<32>(seed).ok_or(SecretFileError::BadKey("ed25519_seed"))?);
+    let x = b64::decode_array::<32>(x).ok_or(SecretFileError::BadKey("x25519_secret"))?;
+    Ok(Identity::from_secret_bytes(&seed, x))
+}
+
+impl Held {
+    /// The whole secret file: the current keys as version 1 fields, the lineage beside them.
+    pub fn to_secret_file(&self) -> Zeroizing<Vec<u8>> {
+        let current = &self.keys.current;
+        let file = SecretFile {
+            format: SECRET_FILE_FORMAT.to_owned(),
+            v: if self.keys.seq > 0 { SECRET_FILE_LINEAGE_VERSION } else { SECRET_FILE_VERSION },
+            ed25519_seed: b64::encode(current.signing.to_bytes()),
+            x25519_secret: b64::encode(current.encryption.to_bytes()),
+            lineage: Some(LineageFile {
+                did: current.did().clone(),
+                seq: self.keys.seq,
+                last: self.keys.last,
+                next_ed25519_seed: seed_of(&self.keys.next),
+                next_x25519_secret: x_of(&self.keys.next),
+                statements: self.statements.clone(),
+                past: self
+                    .past
+                    .iter()
+                    .map(|(id, until)| PastFile { ed25519_seed: seed_of(id), x25519_secret: x_of(id), until: *until })
+                    .collect(),
+            }),
+        };
+        let mut out = serde_json::to_vec_pretty(&file).expect("plain struct serializes");
+        out.push(b'\n');
+        Zeroizing::new(out)
+    }
+
+    /// The lineage in a secret file, if it has one (a file from before lineages has none).
+    pub fn from_secret_file(bytes: &[u8]) -> Result<Option<Self>, SecretFileError> {
+        let current = Identity::from_secret_file(bytes)?;
+        let mut file: SecretFile = serde_json::from_slice(bytes).map_err(SecretFileError::Malformed)?;
+        let Some(l) = file.lineage.take() else { return Ok(None) };
+        let next = pair(&l.next_ed25519_seed, &l.next_x25519_secret)?;
+        let past = l
+            .past
+            .iter()
+            .map(|p| pair(&p.ed25519_seed, &p.x25519_secret).map(|id| (id.in_lineage(l.did.clone()), p.until)))
+            .collect::<Result<_, _>>()?;
+        let keys = super::lineage::Keys { current, next, seq: l.seq, last: l.last };
+        Ok(Some(Held { keys, statements: l.statements.clone(), past }))
+    }
 }
 
 impl Identity {
@@ -75,6 +184,7 @@ impl Identity {
             v: SECRET_FILE_VERSION,
             ed25519_seed: b64::encode(self.signing.to_bytes()),
             x25519_secret: b64::encode(self.encryption.to_bytes()),
+            lineage: None,
         };
         let mut out = serde_json::to_vec_pretty(&file).expect("plain struct serializes");
         out.push(b'\n');
@@ -87,13 +197,18 @@ impl Identity {
         if file.format != SECRET_FILE_FORMAT {
             return Err(SecretFileError::WrongFormat(file.format.clone()));
         }
-        if file.v != SECRET_FILE_VERSION {
+        if file.v != SECRET_FILE_VERSION && file.v != SECRET_FILE_LINEAGE_VERSION {
             return Err(SecretFileError::UnsupportedVersion(file.v));
         }
         let seed =
             Zeroizing::new(b64::decode_array::<32>(&file.ed25519_seed).ok_or(SecretFileError::BadKey("ed25519_seed"))?);
         let x = b64::decode_array::<32>(&file.x25519_secret).ok_or(SecretFileError::BadKey("x25519_secret"))?;
-        Ok(Self::from_secret_bytes(&seed, x))
+        let current = Self::from_secret_bytes(&seed, x);
+        // After a rotation the current keys act for the inception DID.
+        Ok(match file.lineage.as_ref() {
+            Some(l) => current.in_lineage(l.did.clone()),
+            None => current,
+        })
     }
 
     /// These keys as the current keys of `lineage` (an identity after a rotation): the DID

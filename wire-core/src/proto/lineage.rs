@@ -225,6 +225,13 @@ impl Keys {
     /// Rotates to the committed next keys; `after` becomes the new next key pair. The
     /// rotation is signed by the current key and by the new one.
     pub fn rotate(self, after: Identity, at: UnixMillis) -> (Self, SignedStatement) {
+        let (keys, statement, _) = self.rotate_retiring(after, at);
+        (keys, statement)
+    }
+
+    /// [`Self::rotate`], also handing back the retired key pair (its encryption key still
+    /// opens what was sealed to it for a while).
+    pub fn rotate_retiring(self, after: Identity, at: UnixMillis) -> (Self, SignedStatement, Identity) {
         let lineage = self.current.did().clone();
         let new = self.next.in_lineage(lineage.clone());
         let statement = Statement {
@@ -239,7 +246,7 @@ impl Keys {
             at,
         };
         let signed = SignedStatement::sign(&self.current, &statement, Some(&new));
-        (Self { last: signed.digest(), current: new, next: after, seq: statement.seq }, signed)
+        (Self { last: signed.digest(), current: new, next: after, seq: statement.seq }, signed, self.current)
     }
 
     /// A revocation under the current key: sign it now, keep it offline, publish it after
@@ -280,8 +287,7 @@ pub enum Standing {
 }
 
 /// A peer's lineage as pinned: the current keys, the commitment to the next one, and every
-/// key it held before (a revocation may be signed by any of them; events sealed or signed
-/// under a predecessor are accepted for a grace period by the runtime).
+/// key it held before (a revocation may be signed by any of them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pin {
@@ -319,7 +325,7 @@ pub struct PastKey {
     /// Its X25519 key, if a statement named it.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
     pub x25519: Option<Bytes32>,
-    /// When the rotation away from it was applied (the runtime's grace period starts here).
+    /// When the rotation away from it was applied.
     pub until: UnixMillis,
 }
 
@@ -356,12 +362,18 @@ impl Pin {
         }
     }
 
-    /// Whether events signed by `key` may be accepted now: the current key, or (for a
-    /// grace period after a rotation, `grace` long) a predecessor. A frozen or revoked pin
-    /// accepts none.
-    pub fn accepts(&self, key: &Bytes32, now: UnixMillis, grace: core::time::Duration) -> bool {
-        self.standing == Standing::Active
-            && (key == &self.key || self.before.iter().any(|p| &p.key == key && now <= p.until.saturating_add(grace)))
+    /// Whether events signed by `key` are accepted: only the current key of an active pin.
+    /// (A predecessor's key may be the stolen one the rotation ended: nothing it signs
+    /// counts after the pin moved. The grace period after a rotation is the other way
+    /// round: the rotated side still opens envelopes sealed to its old encryption key.)
+    pub fn accepts(&self, key: &Bytes32) -> bool {
+        self.standing == Standing::Active && key == &self.key
+    }
+
+    /// Whether `key` is one this lineage has held, now or before (a revocation may be signed
+    /// by any of them).
+    pub fn held(&self, key: &Bytes32) -> bool {
+        key == &self.key || self.before.iter().any(|p| &p.key == key)
     }
 
     /// Applies a statement received at `now`.
@@ -375,8 +387,7 @@ impl Pin {
         }
         match s.act {
             Act::Revocation => {
-                let known = s.key == self.key || self.before.iter().any(|p| p.key == s.key);
-                if !known {
+                if !self.held(&s.key) {
                     return Err(LineageError::BadSignature);
                 }
                 signed.verify_by(&s.key)?;
@@ -453,7 +464,6 @@ impl Pin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::time::Duration;
 
     const T: UnixMillis = UnixMillis(1_790_000_000_000);
 
@@ -466,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rotation_moves_the_pin_and_keeps_the_predecessor_for_a_while() {
+    fn a_rotation_moves_the_pin_and_retires_the_predecessor() {
         let (keys, inception) = lineage();
         let mut pin = Pin::of(keys.current.did());
         assert_eq!(pin.apply(&inception, T).unwrap(), Change::Committed);
@@ -477,10 +487,7 @@ mod tests {
         assert_eq!(pin.apply(&rotation, T).unwrap(), Change::Rotated { seq: 1 });
         assert_eq!(pin.key, keys.current.verifying_key().to_bytes());
         assert_eq!(pin.apply(&rotation, T).unwrap(), Change::Unchanged);
-        let grace = Duration::from_secs(3600);
-        assert!(
-            pin.accepts(&old, T.saturating_add(grace), grace) && !pin.accepts(&old, T.saturating_add(grace * 2), grace)
-        );
+        assert!(!pin.accepts(&old) && pin.held(&old) && pin.accepts(&pin.key.clone()));
         // And again: the chain continues from the new state.
         let (_, second) = keys.rotate(id(4), T);
         assert_eq!(pin.apply(&second, T).unwrap(), Change::Rotated { seq: 2 });
@@ -514,7 +521,7 @@ mod tests {
         assert_eq!(pin.apply(&one, T).unwrap(), Change::Rotated { seq: 1 });
         assert_eq!(pin.apply(&other, T).unwrap(), Change::Frozen);
         assert_eq!(pin.standing, Standing::Frozen { seq: 1 });
-        assert!(!pin.accepts(&pin.key.clone(), T, Duration::ZERO));
+        assert!(!pin.accepts(&pin.key.clone()));
         assert_eq!(pin.apply(&one, T), Err(LineageError::Closed("frozen")));
     }
 
@@ -527,7 +534,7 @@ mod tests {
         let (keys, rotation) = keys.rotate(id(3), T);
         pin.apply(&rotation, T).unwrap();
         assert_eq!(pin.apply(&revocation, T).unwrap(), Change::Revoked);
-        assert!(!pin.accepts(&keys.current.verifying_key().to_bytes(), T, Duration::ZERO));
+        assert!(!pin.accepts(&keys.current.verifying_key().to_bytes()));
         // A revocation by a key the lineage never held is refused.
         let stranger = Keys::incept(id(50), id(51), T).0.revocation(T);
         let mut forged = stranger.clone();

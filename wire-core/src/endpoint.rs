@@ -258,7 +258,7 @@ pub(crate) fn parked_answer(
         answer: Some(crate::home::ParkedAnswer { grant_id, expires_at }),
         reintro: None,
         logged: false,
-        receipt: false,
+        quiet: false,
     })
 }
 
@@ -769,7 +769,7 @@ impl Endpoint {
         };
         let pending = self.home.load::<Pending>()?.unwrap_or_default();
         // Our receipts wait in the outbox too; the counts here are of messages.
-        let outbox: Vec<OutboxItem> = self.home.outbox()?.into_iter().filter(|i| !i.receipt).collect();
+        let outbox: Vec<OutboxItem> = self.home.outbox()?.into_iter().filter(|i| !i.quiet).collect();
         let failing = outbox
             .iter()
             .filter(|i| i.attempts > 0)

@@ -19,6 +19,9 @@ fn pair(w: &World, a: &Endpoint, b: &Endpoint) {
     w.rt.block_on(b.accept_invite(&url)).unwrap();
     w.rt.block_on(a.pull()).unwrap();
     w.rt.block_on(b.pull()).unwrap();
+    // Each side's first pull after pinning tells the other its lineage: take those too.
+    w.rt.block_on(a.pull()).unwrap();
+    w.rt.block_on(b.pull()).unwrap();
 }
 
 fn pinned(ep: &Endpoint) -> usize {

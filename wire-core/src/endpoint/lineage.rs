@@ -186,8 +186,9 @@ impl Endpoint {
             let body = serde_json::to_value(card.signed()).expect("a signed card serializes");
             let event = Event::new(&self.identity, peer.card.did().clone(), Kind::CardUpdate, body, now, &mut OsRng);
             let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
-            let item = OutboxItem::to_peer(peer, event_id, envelope, now)
+            let mut item = OutboxItem::to_peer(peer, event_id, envelope, now)
                 .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+            item.quiet = true;
             self.home.queue(&item)?;
             peer.told = Some(seq);
             told.push(Face::of(peer.card.did()));

@@ -131,7 +131,7 @@ impl Endpoint {
                 Event::new(&self.identity, peer.card.did().clone(), Kind::Control, body, self.home.now(), &mut OsRng);
             let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
             if let Some(mut item) = OutboxItem::to_peer(peer, event_id, envelope, self.home.now()) {
-                item.receipt = true;
+                item.quiet = true;
                 items.push(item);
             }
         }

@@ -539,7 +539,7 @@ impl Endpoint {
                     self.home
                         .record_sent(&item.to, &[SentRecord::Relayed { id: item.event_id, at: self.home.now() }])?;
                 }
-                if item.answer.is_none() && !item.receipt {
+                if item.answer.is_none() && !item.quiet {
                     report.flushed += 1;
                 }
                 Ok(true)

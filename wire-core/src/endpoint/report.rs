@@ -202,7 +202,7 @@ impl PullReport {
     pub(crate) fn count_waiting(&mut self, item: &crate::home::OutboxItem) {
         if item.answer.is_some() {
             self.answers_waiting += 1;
-        } else if !item.receipt {
+        } else if !item.quiet {
             self.still_queued += 1;
         }
     }

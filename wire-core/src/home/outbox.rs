@@ -50,9 +50,11 @@ pub struct OutboxItem {
     /// there as `relayed`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub logged: bool,
-    /// Set when this carries our receipt (not counted as a flushed message).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub receipt: bool,
+    /// Set when this carries bookkeeping of the protocol, not a message: our receipt, or
+    /// our lineage statements. Not counted as a message waiting or flushed. (Stored as
+    /// `receipt`, its first use.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", rename = "receipt")]
+    pub quiet: bool,
 }
 
 /// A pairing answer waiting in the outbox: the peer is pinned with `grant_id`, and the
@@ -86,7 +88,7 @@ impl OutboxItem {
             answer: None,
             reintro: None,
             logged: false,
-            receipt: false,
+            quiet: false,
         })
     }
 

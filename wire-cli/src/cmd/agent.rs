@@ -242,7 +242,7 @@ pub fn peers(json: bool) -> anyhow::Result<()> {
                 tier_name(p.tier).to_owned(),
                 format!("paired {}", output::when(p.paired_at)),
                 format!("last contact {contact}"),
-                lineage_words(&p.lineage),
+                lineage_words(&p.lineage, &p.face.fingerprint),
             ]
         })
         .collect();
@@ -252,11 +252,11 @@ pub fn peers(json: bool) -> anyhow::Result<()> {
 
 /// A peer's lineage in a few words: nothing while it keeps its first key; both
 /// fingerprints once it rotated; FROZEN or REVOKED when it can no longer be trusted.
-fn lineage_words(l: &endpoint::LineageView) -> String {
+fn lineage_words(l: &endpoint::LineageView, first: &str) -> String {
     match l.standing {
         "frozen" => "FROZEN: two different key rotations seen; pair again".to_owned(),
         "revoked" => "REVOKED by its owner".to_owned(),
-        _ if l.seq > 0 => format!("rotated {}x, now key {}", l.seq, l.key_fingerprint),
+        _ if l.seq > 0 => format!("rotated {}x, now key {} (first key {first})", l.seq, l.key_fingerprint),
         _ => String::new(),
     }
 }

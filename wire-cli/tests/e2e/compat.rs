@@ -124,6 +124,8 @@ fn a_home_written_by_release_0_1_migrates_in_place() {
     let peers_before = std::fs::read(a.home.join("peers.json")).unwrap();
     let account: Value = serde_json::from_slice(&std::fs::read(a.home.join("account.json")).unwrap()).unwrap();
     let card_before = account["card"].clone();
+    let identity_before: Value = serde_json::from_slice(&std::fs::read(a.home.join("identity.json")).unwrap()).unwrap();
+    assert!(identity_before.get("lineage").is_none(), "a 0.1 home has no lineage");
     let inbox_before: Vec<String> = std::fs::read_dir(a.home.join("inbox"))
         .unwrap()
         .flat_map(|e| {
@@ -141,6 +143,13 @@ fn a_home_written_by_release_0_1_migrates_in_place() {
     let card = wire_core::proto::card::Card::verify(serde_json::from_value(account["card"].clone()).unwrap()).unwrap();
     assert!(card.speaks("control"));
     assert_eq!(std::fs::read(a.home.join("peers.json")).unwrap(), peers_before, "pins untouched");
+    // Its identity became its own lineage: the same keys and DID, a committed next key,
+    // still a version 1 file (0.1 reads it as before).
+    let identity: Value = serde_json::from_slice(&std::fs::read(a.home.join("identity.json")).unwrap()).unwrap();
+    assert_eq!((identity["v"].as_u64(), &identity["ed25519_seed"]), (Some(1), &identity_before["ed25519_seed"]));
+    assert_eq!(identity["lineage"]["seq"], 0);
+    assert_eq!(identity["lineage"]["statements"].as_array().unwrap().len(), 1, "the inception statement");
+    assert_eq!(identity["lineage"]["did"].as_str(), Some(a.did().as_str()));
     assert_eq!(bodies(a.run(&["tail", "--json"])), inbox_before, "the inbox reads as before");
     // A second open changes nothing more.
     a.json(&["status"]);

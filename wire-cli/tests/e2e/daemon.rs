@@ -352,3 +352,28 @@ fn the_relay_loses_its_data_and_both_agents_recover_with_reregister_keeping_thei
     }
     assert_eq!(log_count(&s, "no longer knows this agent's mailbox"), 2, "said once per home, not in a loop");
 }
+
+#[test]
+fn a_rotation_under_a_running_daemon_loses_nothing_and_the_daemon_takes_the_new_keys() {
+    let s = Setup::new("daemon-rotate");
+    s.daemon(&["start", "--no-notify"]);
+    s.pair();
+    let (a_nick, b_nick) = (s.a.nickname(), s.b.nickname());
+    // Both daemons' first syncs told each side the other's commitment.
+    wait(
+        || s.cli(&s.b, &["peers"]).json()[0]["lineage"]["committed"] == true,
+        "B to hold A's commitment to its next key",
+    );
+    let rotated = s.cli(&s.a, &["rotate"]).ok().json();
+    assert_eq!(rotated["seq"], 1, "{rotated}");
+    wait(|| s.cli(&s.b, &["peers"]).json()[0]["lineage"]["seq"] == 1, "B's daemon to follow the rotation");
+    // B seals to A's new key; A's daemon, opened before the rotation, must use the new keys.
+    let seq = s.send(&s.b, &a_nick, "sealed to the new key");
+    s.caught_up(&s.a, seq);
+    assert_eq!(s.inbox(&s.a), ["sealed to the new key"]);
+    // And what A signs now, B takes.
+    s.send(&s.a, &b_nick, "signed by the new key");
+    wait(|| s.inbox(&s.b).contains(&"signed by the new key".to_owned()), "A's message under the new key at B");
+    assert_eq!(s.cli(&s.a, &["status"]).ok().json()["rejected"]["total"], 0);
+    assert_eq!(s.cli(&s.b, &["status"]).ok().json()["rejected"]["total"], 0);
+}

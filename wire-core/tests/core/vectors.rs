@@ -69,6 +69,15 @@ fn generate() -> Value {
     let (keys, inception) = Keys::incept(keyed(0x01), keyed(0x03), NOW);
     let (keys, rotation) = keys.rotate(keyed(0x04), NOW.saturating_add(Duration::from_secs(60)));
     let revocation = keys.revocation(NOW.saturating_add(Duration::from_secs(120)));
+    let endpoint =
+        Endpoint { relay: "https://relay.example".into(), slot: SlotId::new("aaaaaaaaaaaaaaaaaaaaaa").unwrap() };
+    let rotated_card = Card::issue_in_lineage(
+        &keys.current,
+        vec![endpoint],
+        vec!["message".into(), "lineage".into()],
+        NOW.saturating_add(Duration::from_secs(60)),
+        vec![inception.clone(), rotation.clone()],
+    );
 
     json!({
         "lineage": {
@@ -76,6 +85,7 @@ fn generate() -> Value {
             "inception": inception,
             "rotation": rotation,
             "revocation": revocation,
+            "rotated_card": rotated_card.signed(),
         },
         "comment": "wire v1 format vectors; see docs/PROTOCOL.md. Random inputs come from SeededRng(seed = 0x42 * 32, label).",
         "now": NOW.0,
@@ -187,6 +197,9 @@ fn committed_vectors_verify_independently() {
     assert_eq!(pin.apply(&statement("rotation"), NOW).unwrap(), Change::Rotated { seq: 1 });
     assert_eq!(pin.key, Identity::from_secret_bytes(&[3; 32], [3 ^ 0xff; 32]).verifying_key().to_bytes());
     assert_eq!(pin.apply(&statement("revocation"), NOW).unwrap(), Change::Revoked);
+    // The rotated card verifies on its own, under the new key, for alice's DID.
+    let card: Card = serde_json::from_value(v["lineage"]["rotated_card"].clone()).unwrap();
+    assert_eq!((card.did(), card.lineage().len()), (&alice_did, 2));
     // The invite parses at `now`.
     let invite = Invite::parse_url(v["invite"]["url"].as_str().unwrap(), NOW).unwrap();
     assert_eq!(invite.issuer().did(), &alice_did);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wire_core::home::{Home, Peers};
 use wire_core::proto::{envelope, labels, signed::Signed};
 
-use crate::common::{RelayProcess, Run, Wire, request, tempdir};
+use crate::common::{RelayProcess, Run, Wire, copy_dir, request, tempdir};
 
 const OLD: &[(&str, &str)] = &[("WIRE_COMPAT_RELEASE", "0.1")];
 
@@ -97,19 +97,6 @@ fn a_release_0_1_peer_and_this_release_talk_both_ways_and_newer_kinds_are_report
     assert_eq!(bodies(b.run(&["tail", "--json"])), ["from 0.1", "upgraded"]);
     drop(relay);
     std::fs::remove_dir_all(&dir).ok();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn fixture() -> PathBuf {

@@ -4,11 +4,11 @@
 //! the home was deleted (docs/PROTOCOL.md, "Identity lineage").
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::common::{RelayProcess, Wire, tempdir};
+use crate::common::{RelayProcess, Wire, copy_dir, tempdir};
 
 struct World {
     root: PathBuf,
@@ -57,19 +57,6 @@ fn bodies(w: &Wire) -> Vec<String> {
 
 fn peer_lineage(w: &Wire) -> Value {
     w.json(&["peers"])[0]["lineage"].clone()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]

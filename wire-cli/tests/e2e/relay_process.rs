@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{RelayProcess, tempdir};
+use crate::common::{RelayProcess, copy_dir, tempdir};
 use rand_core::OsRng;
 use serde_json::{Value, json};
 use wire_core::proto::api::SlotId;
@@ -229,14 +229,6 @@ fn the_relay_keeps_no_plaintext_no_token_and_no_did() {
         assert!(!found, "the relay's files or log contain {what}");
     }
     std::fs::remove_dir_all(&dir).ok();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 #[test]

@@ -35,6 +35,25 @@ pub mod bytes {
     }
 }
 
+/// `#[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]` for
+/// `Option<[u8; N]>` fields.
+pub mod opt_fixed {
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes a present value as a base64url string.
+    pub fn serialize<S: Serializer, const N: usize>(value: &Option<[u8; N]>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => super::fixed::serialize(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializes a base64url string of exactly `N` bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Option<[u8; N]>, D::Error> {
+        super::fixed::deserialize(d).map(Some)
+    }
+}
+
 /// `#[serde(with = "b64::fixed")]` for `[u8; N]` fields.
 pub mod fixed {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};

@@ -64,32 +64,16 @@ pub struct Statement {
     #[serde(with = "b64::fixed")]
     pub key: Bytes32,
     /// The X25519 key envelopes are sealed to from now on (inception, rotation).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub x25519: Option<Bytes32>,
     /// [`commit`] of the next signing key (inception, rotation).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub next: Option<Bytes32>,
     /// The digest of the statement this one succeeds (rotation).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub prior: Option<Bytes32>,
     /// When it was made.
     pub at: UnixMillis,
-}
-
-mod opt32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(bytes) => s.serialize_str(&crate::proto::b64::encode(bytes)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
-        let text = String::deserialize(d)?;
-        crate::proto::b64::decode_array::<32>(&text).map(Some).ok_or_else(|| serde::de::Error::custom("not 32 bytes"))
-    }
 }
 
 /// A signed statement: signed by the key it is made under, and for a rotation also by the
@@ -102,24 +86,8 @@ pub struct SignedStatement {
     #[serde(flatten)]
     pub signed: Signed,
     /// A rotation's signature by the new key over `wire/v1/lineage-new` and the same bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_sig")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub new_sig: Option<[u8; 64]>,
-}
-
-mod opt_sig {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<[u8; 64]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(bytes) => s.serialize_str(&crate::proto::b64::encode(bytes)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 64]>, D::Error> {
-        let text = String::deserialize(d)?;
-        crate::proto::b64::decode_array::<64>(&text).map(Some).ok_or_else(|| serde::de::Error::custom("not 64 bytes"))
-    }
 }
 
 /// Why a statement was not applied.
@@ -299,14 +267,14 @@ pub struct Pin {
     #[serde(with = "b64::fixed")]
     pub key: Bytes32,
     /// The current X25519 key, once a statement named it (else the card's).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub x25519: Option<Bytes32>,
     /// The commitment to the next signing key, once known.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub next: Option<Bytes32>,
     /// The digest of the statement that made `key` current (none before the inception
     /// statement is seen).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub last: Option<Bytes32>,
     /// Earlier signing keys, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -323,7 +291,7 @@ pub struct PastKey {
     #[serde(with = "b64::fixed")]
     pub key: Bytes32,
     /// Its X25519 key, if a statement named it.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt32")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]
     pub x25519: Option<Bytes32>,
     /// When the rotation away from it was applied.
     pub until: UnixMillis,

@@ -106,6 +106,30 @@ fn a_rotation_mid_conversation_is_followed_by_a_peer_that_was_offline() {
     let human = w.c.run(&["peers"]).ok().stdout;
     assert!(human.contains("rotated 1x, now key"), "{human}");
     assert_eq!(w.a.json(&["status"])["rejected"]["total"], 0);
+
+    // Strangers meet the rotated identity as it is now: by invite (signed by the new key),
+    // and by dialing its handle (the directory hands out the new card).
+    let relay = w.a.json(&["whoami"])["relay"].as_str().unwrap().to_owned();
+    let d = Wire::new(&w.root, "d");
+    d.json(&["init", "--relay", &relay]);
+    let url = w.a.json(&["invite"])["url"].as_str().unwrap().to_owned();
+    d.json(&["accept", &url]);
+    w.a.json(&["pull"]);
+    d.json(&["pull"]);
+    let seen = &d.json(&["peers"])[0];
+    assert_eq!((seen["did"].as_str(), seen["lineage"]["seq"].as_u64()), (Some(a_did.as_str()), Some(1)), "{seen}");
+    let e = Wire::new(&w.root, "e");
+    e.json(&["init", "--relay", &relay]);
+    let handle = w.a.json(&["whoami"])["handle"].as_str().unwrap().to_owned();
+    let who = e.json(&["whois", &handle]);
+    assert_eq!(who["lineage"]["seq"], 1, "the directory has the rotated card: {who}");
+    e.json(&["dial", &handle]);
+    w.a.json(&["pull"]);
+    w.a.json(&["accept", &e.nickname()]);
+    e.json(&["pull"]);
+    assert_eq!(e.json(&["peers"])[0]["lineage"]["seq"], 1);
+    w.a.json(&["send", &e.nickname(), "hello, dialer"]);
+    assert_eq!(bodies(&e), ["hello, dialer"]);
 }
 
 #[test]

@@ -233,8 +233,12 @@ impl Endpoint {
         let event = match SignedEvent::parse(signed) {
             Ok(event) => event,
             Err(EventError::UnsupportedKind(unknown)) => {
-                let pinned = peers.get(&unknown.from).is_some();
-                return match unknown.verify(&unknown.from.verifying_key(), self.identity.did()) {
+                let pin = peers.get(&unknown.from).map(|p| p.pin());
+                let pinned = pin.is_some();
+                let key = pin
+                    .and_then(|p| ed25519_dalek::VerifyingKey::from_bytes(&p.key).ok())
+                    .unwrap_or_else(|| unknown.from.verifying_key());
+                return match unknown.verify_under(&key, self.identity.did()) {
                     Ok(()) if pinned => {
                         report.unsupported += 1;
                         reject(format!("unsupported kind `{}` from a newer peer", unknown.kind))

@@ -161,6 +161,12 @@ impl Card {
             .unwrap_or_else(|_| Pin::of(&self.body.did))
     }
 
+    /// The key its owner signs with now: the one its statements make current (the DID's
+    /// own key for a card without statements).
+    pub fn current_key(&self) -> VerifyingKey {
+        VerifyingKey::from_bytes(&self.lineage_pin().key).unwrap_or_else(|_| self.body.did.verifying_key())
+    }
+
     /// The lineage statements the card carries (empty for a card signed by its DID's key).
     pub fn lineage(&self) -> &[SignedStatement] {
         &self.body.lineage

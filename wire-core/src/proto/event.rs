@@ -343,7 +343,13 @@ impl UnsupportedEvent {
         if self.from.key_bytes() != pinned.as_bytes() {
             return Err(EventError::UnexpectedSender { claimed: self.from.clone() });
         }
-        self.signed.verify(labels::SIGN_EVENT, pinned).map_err(|_| EventError::BadSignature)?;
+        self.verify_under(pinned, me)
+    }
+
+    /// [`Self::verify`] under `key`, the current key of the sender's lineage (the caller
+    /// matched `from` to the pin).
+    pub fn verify_under(&self, key: &VerifyingKey, me: &Did) -> Result<(), EventError> {
+        self.signed.verify(labels::SIGN_EVENT, key).map_err(|_| EventError::BadSignature)?;
         if &self.to != me {
             return Err(EventError::WrongRecipient(self.to.clone()));
         }
@@ -422,13 +428,34 @@ impl SignedEvent {
     }
 
     /// Verifies a `pair_request` from a sender nobody has pinned yet, against the key its
-    /// own DID encodes (a DID is self-certifying). Any other kind is refused.
+    /// own DID encodes (a DID is self-certifying), or, when the card it carries has lineage
+    /// statements (a rotated identity), the key they make current. Any other kind is refused.
     pub fn verify_from_stranger(self, rules: &Acceptance<'_>) -> Result<VerifiedEvent, EventError> {
         if self.event.kind != Kind::PairRequest {
             return Err(EventError::NotFromStranger(self.event.kind));
         }
-        let key = self.event.from.verifying_key();
-        self.verify(&key, rules)
+        let carried = self
+            .event
+            .body
+            .get("card")
+            .and_then(|c| serde_json::from_value::<Signed>(c.clone()).ok())
+            .and_then(|c| super::card::Card::verify(c).ok())
+            .filter(|c| c.did() == &self.event.from);
+        match carried {
+            Some(card) => self.verify_as(&card, rules),
+            None => {
+                let key = self.event.from.verifying_key();
+                self.verify(&key, rules)
+            }
+        }
+    }
+
+    /// Verifies an event claimed to be from `card`'s owner, under the key it signs with now.
+    pub fn verify_as(self, card: &super::card::Card, rules: &Acceptance<'_>) -> Result<VerifiedEvent, EventError> {
+        if &self.event.from != card.did() {
+            return Err(EventError::UnexpectedSender { claimed: self.event.from });
+        }
+        self.verify_under(&card.current_key(), rules)
     }
 
     /// The signed document (to seal or to store).

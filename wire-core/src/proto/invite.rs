@@ -173,7 +173,8 @@ impl Invite {
             CardError::UnsupportedVersion(v) => InviteError::WrongVersion(format!("card {v}")),
             _ => InviteError::Tampered,
         })?;
-        signed.verify(labels::SIGN_INVITE, &issuer.did().verifying_key()).map_err(|_| InviteError::Tampered)?;
+        // Signed by the key the issuer signs with now (its card's lineage, if it rotated).
+        signed.verify(labels::SIGN_INVITE, &issuer.current_key()).map_err(|_| InviteError::Tampered)?;
         if now >= body.expires_at {
             return Err(InviteError::Expired { expired_at: body.expires_at });
         }

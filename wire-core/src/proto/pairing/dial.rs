@@ -125,7 +125,7 @@ impl PendingDial {
 impl AwaitingDialAnswer {
     /// Checks the stranger's answer. On error the state is unchanged.
     pub fn receive(&self, me: &Identity, event: SignedEvent, now: UnixMillis) -> Result<DialAnswer, PairingError> {
-        let verified = event.verify(&self.peer.did().verifying_key(), &Acceptance::new(me.did(), now))?;
+        let verified = event.verify_as(&self.peer, &Acceptance::new(me.did(), now))?;
         if verified.event().reply_to != Some(self.request_id) {
             return Err(PairingError::NotAReply);
         }

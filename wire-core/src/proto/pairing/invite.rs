@@ -183,7 +183,7 @@ impl AwaitingInviteAccept {
     /// Checks the issuer's `pair_accept`. On error the state is unchanged (a stray or forged
     /// message does not end the wait).
     pub fn receive(&self, me: &Identity, event: SignedEvent, now: UnixMillis) -> Result<Paired, PairingError> {
-        let verified = event.verify(&self.issuer.did().verifying_key(), &Acceptance::new(me.did(), now))?;
+        let verified = event.verify_as(&self.issuer, &Acceptance::new(me.did(), now))?;
         let body: PairAcceptBody = body_of(&verified, Kind::PairAccept)?;
         if verified.event().reply_to != Some(self.request_id) {
             return Err(PairingError::NotAReply);

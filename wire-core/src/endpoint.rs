@@ -354,12 +354,19 @@ impl Endpoint {
     /// `wire whoami`.
     pub fn whoami(&self) -> Result<Whoami> {
         let a = self.account()?;
+        let held = lineage::held(&self.home)?;
         Ok(Whoami {
             face: Face::of(self.identity.did()),
             relay: a.relay,
             slot: a.slot.to_string(),
             handle: a.handle,
             home: self.home.root().display().to_string(),
+            lineage: LineageView {
+                seq: held.keys.seq,
+                key_fingerprint: Did::from_verifying_key(&held.keys.current.verifying_key()).fingerprint(),
+                standing: "active",
+                committed: true,
+            },
         })
     }
 

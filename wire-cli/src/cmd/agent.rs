@@ -136,6 +136,9 @@ pub fn whoami(json: bool) -> anyhow::Result<()> {
         println!("{}", face(&me.face));
         println!("  did          {}", me.face.did);
         println!("  fingerprint  {}", me.face.fingerprint);
+        if me.lineage.seq > 0 {
+            println!("  key          {} (rotation {})", me.lineage.key_fingerprint, me.lineage.seq);
+        }
         println!("  relay        {} (slot {})", me.relay, me.slot);
         println!("  handle       {}", me.handle.as_deref().unwrap_or("(none)"));
         println!("  home         {}", me.home);

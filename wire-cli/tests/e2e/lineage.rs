@@ -70,6 +70,11 @@ fn a_rotation_mid_conversation_is_followed_by_a_peer_that_was_offline() {
     assert_eq!(rotated["seq"], 1, "{rotated}");
     assert_eq!(rotated["told"].as_array().unwrap().len(), 2, "{rotated}");
     assert_eq!(w.a.did(), a_did, "the DID stays the inception DID");
+    let me = w.a.json(&["whoami"]);
+    assert_eq!(
+        (me["lineage"]["seq"].as_u64(), &me["lineage"]["key_fingerprint"]),
+        (Some(1), &rotated["key_fingerprint"])
+    );
 
     // c is offline: it has not pulled, and sends under what it knows (sealed to a's old key).
     w.c.json(&["send", &a_nick, "from c, not knowing"]);

@@ -72,6 +72,8 @@ pub struct Whoami {
     pub handle: Option<String>,
     /// WIRE_HOME in use.
     pub home: String,
+    /// Our lineage: rotations so far and the key we sign with now.
+    pub lineage: LineageView,
 }
 
 /// A pinned peer, for output.

@@ -560,6 +560,7 @@ mod tests {
                 slot: "s".into(),
                 handle: None,
                 home: "h".into(),
+                lineage: LineageView { seq: 0, key_fingerprint: "f".into(), standing: "active", committed: true },
             },
             relay: RelayStatus {
                 url: "r".into(),

@@ -7,6 +7,7 @@ a message on the first failed check.
 
 import asyncio
 import json
+import os
 import re
 import sys
 import urllib.request
@@ -185,6 +186,15 @@ async def wait_round(findings):
         # What earlier rounds left unread is read first.
         earlier = structured(await b.call_tool("wire_tail", {}), "wire_tail")
         findings["read_first"] = [e["body"] for e in earlier["events"]]
+        # That read queued `read` receipts, which B's server posts in the background. Once
+        # its outbox is empty nothing of B's is due, so no catch-up list can fall into the
+        # window below (on a busy machine the post can take longer than the engine waits
+        # before taking up an item itself).
+        outbox = os.path.join(CFG["b_home"], "outbox")
+
+        async def b_outbox_empty():
+            return not os.path.isdir(outbox) or not [f for f in os.listdir(outbox) if f.endswith(".json")]
+        await until("B's read receipts to be posted", b_outbox_empty)
         lists_before = metric(LIST_COUNT)
         appends_before = metric("wire_relay_appends_total")
         waiting = asyncio.create_task(b.call_tool("wire_wait", {"timeout_secs": 60}))

@@ -172,6 +172,8 @@ pub struct Endpoint {
     /// When `identity.json` was last written, as of opening: a long-lived holder (the sync
     /// engine) reopens when it changes (another process rotated the keys).
     pub(crate) keys_written: Option<std::time::SystemTime>,
+    /// Our lineage's `seq` as of opening (it moves only with the keys).
+    pub(crate) seq: u64,
 }
 
 fn intro_tag(me: &Did, slot: &str) -> Vec<u8> {
@@ -297,7 +299,8 @@ impl Endpoint {
             .collect();
         let rotated_card_missing = held.keys.seq > 0 && account.card.lineage().len() != held.statements.len();
         let keys_written = lineage::keys_written(&home);
-        let ep = Self { home, identity: held.keys.current, past, keys_written };
+        let seq = held.keys.seq;
+        let ep = Self { home, identity: held.keys.current, past, keys_written, seq };
         if account.card.body().capabilities != card_capabilities() || rotated_card_missing {
             ep.migrate_card()?;
         }

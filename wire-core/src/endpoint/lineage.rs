@@ -163,9 +163,14 @@ impl Endpoint {
     /// Queues, for each peer that follows lineages and has not heard our latest statement,
     /// a card update carrying our statements. Hold the lock; the caller saves `peers`.
     pub(crate) fn tell_lineage(&self, peers: &mut Peers) -> Result<Vec<Face>> {
-        let held = held(&self.home)?;
-        let seq = held.keys.seq;
+        // Every flush asks; the keys file is read only when some peer is due.
+        let seq = self.seq;
         if !peers.peers.iter().any(|p| p.card.speaks(FEATURE) && p.told.is_none_or(|t| t < seq)) {
+            return Ok(Vec::new());
+        }
+        let held = held(&self.home)?;
+        if held.keys.seq != seq {
+            // Rotated by another process: these keys are stale; whoever reopens tells.
             return Ok(Vec::new());
         }
         let account = self.account()?;
@@ -218,8 +223,13 @@ impl Endpoint {
             self.home.save(&account)?;
             let seq = held.keys.seq;
             let key_fingerprint = Did::from_verifying_key(&held.keys.current.verifying_key()).fingerprint();
-            let rotated =
-                Endpoint { home: self.home.clone(), identity: held.keys.current, past: Vec::new(), keys_written: None };
+            let rotated = Endpoint {
+                home: self.home.clone(),
+                identity: held.keys.current,
+                past: Vec::new(),
+                keys_written: None,
+                seq,
+            };
             let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
             let told = rotated.tell_card(&mut peers, &account.card, seq)?;
             self.home.save(&peers)?;

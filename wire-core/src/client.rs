@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::proto::api::{
-    AckRequest, AckResponse, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorBody, ErrorCode,
-    GrantRequest, GrantResponse, INTRO_TAG_HEADER, ListResponse, ResolveHandleResponse, RevokeResponse, SlotId,
-    StoredEnvelope, StreamHello,
+    AckRequest, AckResponse, AllocateSlotRequest, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorBody,
+    ErrorCode, GrantRequest, GrantResponse, INTRO_TAG_HEADER, ListResponse, ResolveHandleResponse, RevokeResponse,
+    SlotId, StoredEnvelope, StreamHello, StreamMissed,
 };
 use crate::proto::api::{JoinResponse, NameplateResponse, RendezvousPoll};
 use crate::proto::secret::Token;
@@ -432,6 +432,11 @@ impl Client {
         self.call("POST", "/v1/slots", None, &[], Vec::new()).await
     }
 
+    /// Allocates a room slot (read by member grants, kept by retention).
+    pub async fn allocate_room(&self) -> Result<AllocateSlotResponse, ClientError> {
+        self.json("POST", "/v1/slots", None, &AllocateSlotRequest { room: true }).await
+    }
+
     /// Mints a grant on our slot.
     pub async fn grant(
         &self,
@@ -596,6 +601,8 @@ pub enum StreamItem {
     /// A frame with a sequence number whose data could not be read (a relay that sends
     /// ids only): the receiver lists from its cursor instead.
     Wake(u64),
+    /// Room slots: envelopes the reader still wanted were evicted by retention.
+    Missed(StreamMissed),
 }
 
 impl EventStream {
@@ -664,6 +671,7 @@ fn parse_frame(frame: &str) -> Option<StreamItem> {
     let data = field("data:").unwrap_or_default();
     match field("event:") {
         Some("hello") => serde_json::from_str(data).ok().map(StreamItem::Hello),
+        Some("missed") => serde_json::from_str(data).ok().map(StreamItem::Missed),
         _ => {
             let id = field("id:")?.parse::<u64>().ok()?;
             match serde_json::from_str::<StoredEnvelope>(data) {

@@ -198,6 +198,7 @@ async fn connected(
                         StreamItem::Envelope(e) if e.seq > cursor => batch.push(e),
                         StreamItem::Envelope(_) => {}
                         StreamItem::Wake(seq) => relist |= seq > cursor,
+                        StreamItem::Missed(_) => relist = true,
                         // A relay that restarted under a live stream: read it through a list.
                         StreamItem::Hello(h) => relist |= ep.account()?.incarnation.is_some_and(|i| i != h.incarnation),
                     }

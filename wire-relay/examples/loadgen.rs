@@ -412,7 +412,7 @@ fn fill(args: &Args) {
     store
         .apply(
             &(0..slots)
-                .map(|i| Op::CreateSlot { id: format!("fill-slot-{i:0>12}"), owner_hash: [0; 32], now })
+                .map(|i| Op::CreateSlot { id: format!("fill-slot-{i:0>12}"), owner_hash: [0; 32], now, room: false })
                 .collect::<Vec<_>>(),
         )
         .unwrap();

@@ -54,6 +54,10 @@ pub struct Config {
     pub slot_max_events: u64,
     /// Per-slot quota: stored bytes.
     pub slot_max_bytes: u64,
+    /// Room slots: envelopes kept (past it the oldest are evicted, never refused).
+    pub room_max_events: u64,
+    /// Room slots: bytes kept (past it the oldest are evicted).
+    pub room_max_bytes: u64,
     /// Pending intro-lane requests per slot.
     pub intro_max_pending: u64,
     /// Leading zero bits of proof of work required on the intro lane (0 = none).
@@ -73,8 +77,11 @@ pub struct Config {
     /// Slots one client IP may allocate: a rate, so the store cannot be filled from one
     /// address.
     pub slot_rate: Rate,
-    /// Simultaneous SSE streams per slot.
+    /// Simultaneous SSE streams per mailbox slot.
     pub max_streams_per_slot: usize,
+    /// Simultaneous SSE streams per token on a room slot (a member's; the room has no cap
+    /// of its own, so one member cannot take the others' streams).
+    pub max_streams_per_grant: usize,
     /// SSE keep-alive comment interval.
     pub keepalive: Duration,
     /// Lifetime of a rendezvous nameplate.
@@ -108,6 +115,8 @@ impl Default for Config {
             retention: Duration::from_secs(14 * 86_400),
             slot_max_events: 10_000,
             slot_max_bytes: 256 * 1024 * 1024,
+            room_max_events: 10_000,
+            room_max_bytes: 64 * 1024 * 1024,
             intro_max_pending: 32,
             intro_pow_bits: 0,
             ip_rate: Rate { per_sec: 100.0, burst: 400.0 },
@@ -117,6 +126,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             slot_rate: Rate { per_sec: 120.0 / 3600.0, burst: 100.0 },
             max_streams_per_slot: 8,
+            max_streams_per_grant: 2,
             keepalive: Duration::from_secs(15),
             rendezvous_ttl: Duration::from_secs(10 * 60),
             rendezvous_wait: Duration::from_secs(30),

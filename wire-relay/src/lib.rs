@@ -123,10 +123,10 @@ pub async fn serve_many(
     let metrics = Arc::new(metrics::Metrics::default());
     let (subs, m) = (subscribers.clone(), metrics.clone());
     let on_commit: engine::OnCommit = Box::new(move |op, outcome| {
-        if let (Op::Append { slot, envelope, .. }, Outcome::Appended { seq, duplicate: false }) = (op, outcome) {
+        if let (Op::Append { slot, envelope, .. }, Some(seq)) = (op, outcome.fresh_seq()) {
             metrics::Metrics::inc(&m.appends_total);
             m.append_bytes_total.fetch_add(envelope.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            if let Some(stored) = state::stored_from(op, *seq) {
+            if let Some(stored) = state::stored_from(op, seq) {
                 state::fan_out(&subs, slot, stored);
             }
         }

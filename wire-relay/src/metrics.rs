@@ -128,6 +128,7 @@ metrics! {
     append_bytes_total: "counter", "Bytes of envelopes stored.";
     acked_total: "counter", "Envelopes deleted by acks.";
     expired_total: "counter", "Envelope deletions by retention (slots affected).";
+    room_evicted_total: "counter", "Envelopes a room slot evicted to keep within its retention size.";
     rate_limited_total: "counter", "Requests refused by a rate limit.";
     connections_refused_total: "counter", "Connections closed at once: their client IP held its share.";
     request_timeouts_total: "counter", "Requests whose head or body did not arrive within the request timeout.";

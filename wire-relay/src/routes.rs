@@ -13,9 +13,9 @@ use rand_core::OsRng;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use wire_core::proto::api::{
-    AckRequest, AckResponse, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorCode, GrantKind,
-    GrantRequest, GrantResponse, INTRO_POW_BITS_HEADER, INTRO_POW_HEADER, INTRO_TAG_HEADER, JoinResponse, Lane,
-    ListResponse, MAX_INTRO_TTL_SECS, MAX_INTRO_USES, NameplateResponse, RendezvousMessage, RendezvousPoll,
+    AckRequest, AckResponse, AllocateSlotRequest, AllocateSlotResponse, AppendResponse, ClaimHandleRequest, ErrorCode,
+    GrantKind, GrantRequest, GrantResponse, INTRO_POW_BITS_HEADER, INTRO_POW_HEADER, INTRO_TAG_HEADER, JoinResponse,
+    Lane, ListResponse, MAX_INTRO_TTL_SECS, MAX_INTRO_USES, NameplateResponse, RendezvousMessage, RendezvousPoll,
     ResolveHandleResponse, RevokeResponse, SlotId, StoredEnvelope,
 };
 use wire_core::proto::card::Card;
@@ -78,7 +78,7 @@ async fn route(
     }
     relay.rate_limit_ip(peer)?;
     match (&method, segs) {
-        (&Method::POST, ["v1", "slots"]) => allocate(relay, peer).await,
+        (&Method::POST, ["v1", "slots"]) => allocate(relay, peer, req).await,
         (&Method::POST, ["v1", "slots", id, "grants"]) => grant(relay, &slot_id(id)?, req).await,
         (&Method::DELETE, ["v1", "slots", id, "grants", grant_id]) => {
             revoke(relay, &slot_id(id)?, grant_id, &req).await
@@ -208,23 +208,31 @@ impl Relay {
 
 // ------------------------------------------------------------------ slots and grants
 
-async fn allocate(relay: &Relay, peer: IpAddr) -> Result<Response<Body>, ApiError> {
+async fn allocate(relay: &Relay, peer: IpAddr, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     relay.slot_limit.check(peer, std::time::Instant::now()).map_err(|secs| {
         Metrics::inc(&relay.metrics.rate_limited_total);
         ApiError::rate_limited(secs)
     })?;
+    // No body (older clients, mailboxes) or `{"room": true}`.
+    let body = read_body(relay, req, relay.config.max_json_body).await?;
+    let request: AllocateSlotRequest = if body.is_empty() {
+        AllocateSlotRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON request: {e}")))?
+    };
     let id = random_id(16);
     let token = Token::random("own", &mut OsRng);
-    relay
-        .write(Op::CreateSlot { id: id.clone(), owner_hash: sha256(token.expose().as_bytes()), now: relay.now_ms() })
-        .await?;
+    let owner_hash = sha256(token.expose().as_bytes());
+    relay.write(Op::CreateSlot { id: id.clone(), owner_hash, now: relay.now_ms(), room: request.room }).await?;
     let slot = SlotId::new(id).map_err(|_| ApiError::internal())?;
     Ok(json(StatusCode::CREATED, &AllocateSlotResponse { slot, owner_token: token }))
 }
 
 async fn grant(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    relay.owner(slot, bearer(&req))?;
+    let token = bearer(&req).map(str::to_owned);
+    relay.caller(slot, token.as_deref())?;
     let body: GrantRequest = read_json(relay, req, relay.config.max_json_body).await?;
+    relay.minter(slot, token.as_deref(), body.kind)?;
     let now = relay.now_ms();
     let (expires_at, uses) = match body.kind {
         GrantKind::Intro => {
@@ -238,15 +246,14 @@ async fn grant(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Resp
             }
             (Some(now + ttl * 1000), Some(uses))
         }
-        GrantKind::Send => {
+        GrantKind::Send | GrantKind::Member | GrantKind::Admin => {
             if body.uses.is_some() {
-                return Err(ApiError::bad_request("send grants have no `uses`; revoke them instead"));
+                return Err(ApiError::bad_request("only intro grants have `uses`; revoke the others instead"));
             }
             (body.ttl_secs.map(|t| now.saturating_add(t.saturating_mul(1000))), None)
         }
     };
-    let prefix = if body.kind == GrantKind::Send { "send" } else { "intro" };
-    let token = Token::random(prefix, &mut OsRng);
+    let token = Token::random(body.kind.token_prefix(), &mut OsRng);
     let row = GrantRow {
         id: random_id(12),
         slot: slot.to_owned(),
@@ -267,7 +274,7 @@ async fn revoke(
     grant_id: &str,
     req: &Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    relay.owner(slot, bearer(req))?;
+    relay.revoker(slot, bearer(req), grant_id)?;
     match relay.write(Op::RevokeGrant { slot: slot.to_owned(), id: grant_id.to_owned() }).await? {
         Outcome::Done => Ok(json(StatusCode::OK, &RevokeResponse { revoked: grant_id.to_owned() })),
         _ => Err(ApiError::not_found("no such grant on this slot")),
@@ -281,17 +288,7 @@ async fn append(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Res
     let (consume, rate_key) = match relay.caller(slot, token.as_deref())? {
         Caller::Owner => (None, sha256(token.unwrap_or_default().as_bytes())),
         Caller::Grant(g) => {
-            if g.revoked {
-                return Err(ApiError::forbidden(
-                    "this token was revoked by the slot's owner; you are no longer paired",
-                ));
-            }
-            if g.expires_at.is_some_and(|e| relay.now_ms() >= e) {
-                return Err(ApiError::new(ErrorCode::Gone, "this token has expired; ask for a new invite"));
-            }
-            if g.kind == GrantKind::Intro && g.uses_left == Some(0) {
-                return Err(ApiError::new(ErrorCode::Gone, "this invite was already used; ask for a new one"));
-            }
+            relay.live(&g)?;
             (if g.kind == GrantKind::Intro { Some(g.id.clone()) } else { None }, g.token_hash)
         }
     };
@@ -310,7 +307,10 @@ async fn store_envelope(
     consume_grant: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let c = &relay.config;
-    let quota = Quota { max_events: c.slot_max_events, max_bytes: c.slot_max_bytes, max_intro: c.intro_max_pending };
+    let quota = match relay.is_room(slot) {
+        Some(true) => Quota { max_events: c.room_max_events, max_bytes: c.room_max_bytes, max_intro: 0 },
+        _ => Quota { max_events: c.slot_max_events, max_bytes: c.slot_max_bytes, max_intro: c.intro_max_pending },
+    };
     let op = Op::Append {
         slot: slot.to_owned(),
         lane,
@@ -322,6 +322,9 @@ async fn store_envelope(
         quota,
     };
     match relay.write(op).await? {
+        Outcome::AppendedEvicting { seq, .. } => {
+            Ok(json(StatusCode::CREATED, &AppendResponse { seq, duplicate: false }))
+        }
         Outcome::Appended { seq, duplicate } => {
             if duplicate {
                 Metrics::inc(&relay.metrics.duplicate_appends_total);
@@ -348,8 +351,10 @@ async fn store_envelope(
 }
 
 async fn intro(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    if relay.bounds(slot).is_none() {
-        return Err(ApiError::not_found("no such slot on this relay"));
+    match relay.is_room(slot) {
+        None => return Err(ApiError::not_found("no such slot on this relay")),
+        Some(true) => return Err(ApiError::bad_request("a room slot has no intro lane; ask a member for an invite")),
+        Some(false) => {}
     }
     let tag = req
         .headers()
@@ -395,9 +400,13 @@ pub(crate) fn pow_ok(slot: &str, tag: &[u8], envelope: &[u8], nonce: Option<&str
     zeros.unwrap_or_else(|n| n) >= u32::from(bits)
 }
 
-/// Checks a cursor against the slot's bounds: never a silent replay from zero.
-pub(crate) fn check_cursor(relay: &Relay, slot: &str, after: u64) -> Result<(), ApiError> {
+/// Checks a cursor against the slot's bounds: never a silent replay from zero. A room
+/// reader behind the floor resumes there, told how many events it missed (`.1`).
+pub(crate) fn check_cursor(relay: &Relay, slot: &str, after: u64, room: bool) -> Result<(u64, u64), ApiError> {
     let (floor, last) = relay.bounds(slot).ok_or_else(|| ApiError::not_found("no such slot on this relay"))?;
+    if after < floor && room {
+        return Ok((floor, floor - after));
+    }
     if after < floor {
         return Err(ApiError::new(
             ErrorCode::CursorExpired,
@@ -410,17 +419,17 @@ pub(crate) fn check_cursor(relay: &Relay, slot: &str, after: u64) -> Result<(), 
             format!("cursor {after} is ahead of this slot (its last event is {last}); this relay may have lost data"),
         ));
     }
-    Ok(())
+    Ok((after, 0))
 }
 
 async fn list(relay: &Relay, slot: &str, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    relay.owner(slot, bearer(req))?;
+    let reader = relay.reader(slot, bearer(req))?;
     let floor = relay.bounds(slot).map(|b| b.0).unwrap_or(0);
     let after = query_u64(req, "after")?.unwrap_or(floor);
     let limit = query_u64(req, "limit")?.map_or(PAGE, |l| (l as usize).clamp(1, MAX_PAGE));
     // A byte budget for the page's envelopes (clients cap what they read); at least one.
     let max_bytes = query_u64(req, "max_bytes")?.map_or(usize::MAX, |b| b as usize);
-    check_cursor(relay, slot, after)?;
+    let (after, missed) = check_cursor(relay, slot, after, reader.room)?;
     let mut events = relay.engine.list(slot, after, limit + 1).await?;
     let mut more = events.len() > limit;
     events.truncate(limit);
@@ -434,7 +443,8 @@ async fn list(relay: &Relay, slot: &str, req: &Request<Incoming>) -> Result<Resp
         events.truncate(keep);
     }
     let events = events.into_iter().map(to_api).collect();
-    Ok(json(StatusCode::OK, &ListResponse { events, more, incarnation: Some(relay.incarnation.clone()) }))
+    let missed = (missed > 0).then_some(missed);
+    Ok(json(StatusCode::OK, &ListResponse { events, more, incarnation: Some(relay.incarnation.clone()), missed }))
 }
 
 pub(crate) fn to_api(s: crate::store::Stored) -> StoredEnvelope {
@@ -443,6 +453,11 @@ pub(crate) fn to_api(s: crate::store::Stored) -> StoredEnvelope {
 
 async fn ack(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     relay.owner(slot, bearer(&req))?;
+    if relay.is_room(slot) == Some(true) {
+        return Err(ApiError::forbidden(
+            "a room is never acked (that would delete for every member); it keeps by retention",
+        ));
+    }
     let body: AckRequest = read_json(relay, req, relay.config.max_json_body).await?;
     let last = relay.bounds(slot).map(|b| b.1).unwrap_or(0);
     if body.through > last {

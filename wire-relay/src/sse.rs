@@ -12,14 +12,14 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::sync::mpsc;
-use wire_core::proto::api::{ErrorCode, StreamHello};
+use wire_core::proto::api::{ErrorCode, StreamHello, StreamMissed};
 
 use crate::error::ApiError;
 use crate::http::{Body, StreamBody};
 use crate::metrics::Metrics;
 use crate::routes::{bearer, check_cursor, query_u64, to_api};
 use crate::state::{Relay, lock};
-use crate::store::Stored;
+use crate::store::{Hash, Stored};
 
 /// Live envelopes buffered per subscriber before it counts as slow.
 const LIVE_QUEUE: usize = 64;
@@ -33,15 +33,35 @@ const PAGE: usize = 256;
 pub struct StreamGuard {
     relay: Arc<Relay>,
     slot: String,
+    /// Counted against its token (a room member), not the slot.
+    token: Option<Hash>,
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        if let Some(meta) = lock(&self.relay.index).slots.get_mut(&self.slot) {
-            meta.streams = meta.streams.saturating_sub(1);
+        let mut index = lock(&self.relay.index);
+        match self.token {
+            Some(token) => {
+                if let Some(n) = index.token_streams.get_mut(&token) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        index.token_streams.remove(&token);
+                    }
+                }
+            }
+            None => {
+                if let Some(meta) = index.slots.get_mut(&self.slot) {
+                    meta.streams = meta.streams.saturating_sub(1);
+                }
+            }
         }
+        drop(index);
         Metrics::dec(&self.relay.metrics.streams_open);
     }
+}
+
+fn too_many(what: &str) -> ApiError {
+    ApiError { retry_after: Some(5), ..ApiError::new(ErrorCode::RateLimited, format!("too many open streams {what}")) }
 }
 
 pub(crate) async fn stream(
@@ -69,31 +89,66 @@ pub(crate) fn open(
     last_event_id: Option<&str>,
     after: Option<u64>,
 ) -> Result<(StreamGuard, mpsc::Receiver<Bytes>), ApiError> {
-    relay.owner(slot, token)?;
+    let reader = relay.reader(slot, token)?;
     let from_header = last_event_id
         .map(|v| v.trim().parse::<u64>().map_err(|_| ApiError::bad_request("Last-Event-ID must be a sequence number")))
         .transpose()?;
     let floor = relay.bounds(slot).map(|b| b.0).unwrap_or(0);
     let cursor = from_header.or(after).unwrap_or(floor);
-    check_cursor(relay, slot, cursor)?;
+    let (cursor, missed) = check_cursor(relay, slot, cursor, reader.room)?;
     {
         let mut index = lock(&relay.index);
-        let meta = index.slots.get_mut(slot).ok_or_else(|| ApiError::not_found("no such slot on this relay"))?;
-        if meta.streams >= relay.config.max_streams_per_slot {
-            return Err(ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(ErrorCode::RateLimited, "too many open streams for this slot; close one first")
-            });
+        if reader.room {
+            // A room caps streams per member, so one member cannot take the others'.
+            let n = index.token_streams.entry(reader.token_hash).or_insert(0);
+            if *n >= relay.config.max_streams_per_grant {
+                return Err(too_many("for this token; close one first"));
+            }
+            *n += 1;
+        } else {
+            let meta = index.slots.get_mut(slot).ok_or_else(|| ApiError::not_found("no such slot on this relay"))?;
+            if meta.streams >= relay.config.max_streams_per_slot {
+                return Err(too_many("for this slot; close one first"));
+            }
+            meta.streams += 1;
         }
-        meta.streams += 1;
     }
     Metrics::inc(&relay.metrics.streams_open);
-    let guard = StreamGuard { relay: relay.clone(), slot: slot.to_owned() };
+    let token = reader.room.then_some(reader.token_hash);
+    let guard = StreamGuard { relay: relay.clone(), slot: slot.to_owned(), token };
     let (live_tx, live_rx) = mpsc::channel(LIVE_QUEUE);
-    lock(&relay.subscribers).entry(slot.to_owned()).or_default().push(live_tx);
+    lock(&relay.subscribers).entry(slot.to_owned()).or_default().push((reader.token_hash, live_tx));
     let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
-    tokio::spawn(run(relay.clone(), slot.to_owned(), cursor, live_rx, body_tx));
+    let missed = (missed > 0).then_some(StreamMissed { missed, floor: cursor });
+    let room = reader.room;
+    tokio::spawn(run(relay.clone(), slot.to_owned(), Cursor { at: cursor, room }, missed, live_rx, body_tx));
     Ok((guard, body_rx))
+}
+
+/// Where a subscriber is. In a room, a gap before the next envelope (evicted while the
+/// reader caught up) is announced as a `missed` frame.
+struct Cursor {
+    at: u64,
+    room: bool,
+}
+
+impl Cursor {
+    /// The frames for `stored`: a `missed` frame first if envelopes were evicted in between.
+    fn frames(&mut self, metrics: &Metrics, stored: &Stored) -> Vec<Bytes> {
+        let mut out = Vec::with_capacity(1);
+        if self.room && stored.seq > self.at + 1 {
+            let missed = StreamMissed { missed: stored.seq - self.at - 1, floor: stored.seq - 1 };
+            out.push(missed_frame(&missed));
+        }
+        self.at = stored.seq;
+        out.push(frame(metrics, stored));
+        out
+    }
+}
+
+fn missed_frame(missed: &StreamMissed) -> Bytes {
+    let data = serde_json::to_string(missed).expect("serializes");
+    Bytes::from(format!("event: missed\ndata: {data}\n\n"))
 }
 
 fn frame(metrics: &Metrics, stored: &Stored) -> Bytes {
@@ -106,7 +161,8 @@ fn frame(metrics: &Metrics, stored: &Stored) -> Bytes {
 async fn run(
     relay: Arc<Relay>,
     slot: String,
-    mut cursor: u64,
+    mut cursor: Cursor,
+    missed: Option<StreamMissed>,
     mut live: mpsc::Receiver<Arc<Stored>>,
     body: mpsc::Sender<Bytes>,
 ) {
@@ -114,13 +170,19 @@ async fn run(
     if body.send(Bytes::from(format!("retry: 1000\nevent: hello\ndata: {hello}\n\n"))).await.is_err() {
         return;
     }
+    if let Some(missed) = missed
+        && body.send(missed_frame(&missed)).await.is_err()
+    {
+        return;
+    }
     loop {
-        let Ok(page) = relay.engine.list(&slot, cursor, PAGE).await else { return };
+        let Ok(page) = relay.engine.list(&slot, cursor.at, PAGE).await else { return };
         let done = page.len() < PAGE;
         for stored in page {
-            cursor = stored.seq;
-            if body.send(frame(&relay.metrics, &stored)).await.is_err() {
-                return;
+            for frame in cursor.frames(&relay.metrics, &stored) {
+                if body.send(frame).await.is_err() {
+                    return;
+                }
             }
         }
         if done {
@@ -135,10 +197,11 @@ async fn run(
     loop {
         tokio::select! {
             next = live.recv() => match next {
-                Some(stored) if stored.seq > cursor => {
-                    cursor = stored.seq;
-                    if body.send(frame(&metrics, &stored)).await.is_err() {
-                        return;
+                Some(stored) if stored.seq > cursor.at => {
+                    for frame in cursor.frames(&metrics, &stored) {
+                        if body.send(frame).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Some(_) => {}

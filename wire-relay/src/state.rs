@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
-use wire_core::proto::api::GrantKind;
+use wire_core::proto::api::{ErrorCode, GrantKind};
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -25,18 +25,33 @@ pub(crate) struct SlotMeta {
     pub(crate) owner_hash: Hash,
     pub(crate) last_seq: u64,
     pub(crate) floor: u64,
+    /// Open streams (mailboxes; a room counts them per token).
     pub(crate) streams: usize,
+    /// A room slot: read by member grants, evicts by retention, never acked.
+    pub(crate) room: bool,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     pub(crate) slots: HashMap<String, SlotMeta>,
     pub(crate) grants: HashMap<Hash, GrantRow>,
+    /// Open streams per token on room slots.
+    pub(crate) token_streams: HashMap<Hash, usize>,
 }
 
-/// Live SSE subscribers per slot. Senders whose queue is full are dropped: the slow
+/// Live SSE subscribers per slot, each with the hash of the token it streams with (a
+/// revoked member's stream ends). Senders whose queue is full are dropped: the slow
 /// subscriber's stream ends and it resumes from its cursor; writers never wait on it.
-pub(crate) type Subscribers = Mutex<HashMap<String, Vec<mpsc::Sender<Arc<Stored>>>>>;
+pub(crate) type Subscribers = Mutex<HashMap<String, Vec<(Hash, mpsc::Sender<Arc<Stored>>)>>>;
+
+/// Who may read a slot (list, stream): its owner, or a member of a room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reader {
+    /// The slot is a room.
+    pub(crate) room: bool,
+    /// SHA-256 of the bearer token.
+    pub(crate) token_hash: Hash,
+}
 
 /// Shared by every connection.
 #[derive(Debug)]
@@ -93,9 +108,9 @@ impl Relay {
     ) -> Self {
         let mut index = Index::default();
         for s in snapshot.slots {
-            index
-                .slots
-                .insert(s.id, SlotMeta { owner_hash: s.owner_hash, last_seq: s.last_seq, floor: s.floor, streams: 0 });
+            let meta =
+                SlotMeta { owner_hash: s.owner_hash, last_seq: s.last_seq, floor: s.floor, streams: 0, room: s.room };
+            index.slots.insert(s.id, meta);
         }
         for g in snapshot.grants {
             index.grants.insert(g.token_hash, g);
@@ -144,7 +159,89 @@ impl Relay {
             Caller::Grant(g) => Err(ApiError::forbidden(match g.kind {
                 GrantKind::Send => "a send token can only append; this needs the slot's owner token",
                 GrantKind::Intro => "an intro token can only append once; this needs the slot's owner token",
+                GrantKind::Member | GrantKind::Admin => {
+                    "a member token appends to, lists and streams its room; this needs the room's owner token"
+                }
             })),
+        }
+    }
+
+    /// Whether `slot` is a room (`None`: no such slot).
+    pub(crate) fn is_room(&self, slot: &str) -> Option<bool> {
+        lock(&self.index).slots.get(slot).map(|m| m.room)
+    }
+
+    /// Refuses a grant that no longer grants anything: revoked, expired, used up.
+    pub(crate) fn live(&self, g: &GrantRow) -> Result<(), ApiError> {
+        if g.revoked {
+            let what = if g.kind.reads_room() {
+                "this token was revoked: you were removed from the room"
+            } else {
+                "this token was revoked by the slot's owner; you are no longer paired"
+            };
+            return Err(ApiError::forbidden(what));
+        }
+        if g.expires_at.is_some_and(|e| self.now_ms() >= e) {
+            return Err(ApiError::new(ErrorCode::Gone, "this token has expired; ask for a new invite"));
+        }
+        if g.kind == GrantKind::Intro && g.uses_left == Some(0) {
+            return Err(ApiError::new(ErrorCode::Gone, "this invite was already used; ask for a new one"));
+        }
+        Ok(())
+    }
+
+    /// Requires a token that may read `slot`: the owner's, or a live member or admin grant
+    /// of a room.
+    pub(crate) fn reader(&self, slot: &str, token: Option<&str>) -> Result<Reader, ApiError> {
+        let token_hash = sha256(token.unwrap_or_default().as_bytes());
+        let room = self.is_room(slot).unwrap_or(false);
+        match self.caller(slot, token)? {
+            Caller::Owner => Ok(Reader { room, token_hash }),
+            Caller::Grant(g) if room && g.kind.reads_room() => {
+                self.live(&g)?;
+                Ok(Reader { room, token_hash })
+            }
+            Caller::Grant(_) => self.owner(slot, token).map(|()| Reader { room, token_hash }),
+        }
+    }
+
+    /// Requires a token that may mint a grant of `kind` on `slot`: the owner (send and
+    /// intro on a mailbox, member and admin on a room), or a room's admin (members only).
+    pub(crate) fn minter(&self, slot: &str, token: Option<&str>, kind: GrantKind) -> Result<(), ApiError> {
+        let room = self.is_room(slot).unwrap_or(false);
+        if room != kind.reads_room() {
+            return Err(ApiError::bad_request(if room {
+                "a room slot takes member and admin grants only"
+            } else {
+                "member and admin grants exist on room slots only"
+            }));
+        }
+        match self.caller(slot, token)? {
+            Caller::Owner => Ok(()),
+            Caller::Grant(g) if g.kind == GrantKind::Admin && kind == GrantKind::Member => self.live(&g),
+            Caller::Grant(g) if g.kind == GrantKind::Admin => {
+                self.live(&g)?;
+                Err(ApiError::forbidden("an admin mints member grants only; admins are the owner's to make"))
+            }
+            Caller::Grant(_) => self.owner(slot, token),
+        }
+    }
+
+    /// Requires a token that may revoke grant `id` of `slot`: the owner, or a room's admin
+    /// revoking a member grant.
+    pub(crate) fn revoker(&self, slot: &str, token: Option<&str>, id: &str) -> Result<(), ApiError> {
+        match self.caller(slot, token)? {
+            Caller::Owner => Ok(()),
+            Caller::Grant(g) if g.kind == GrantKind::Admin => {
+                self.live(&g)?;
+                let target = lock(&self.index).grants.values().find(|t| t.id == id && t.slot == slot).map(|t| t.kind);
+                match target {
+                    Some(GrantKind::Member) => Ok(()),
+                    Some(_) => Err(ApiError::forbidden("an admin revokes member grants only")),
+                    None => Err(ApiError::not_found("no such grant on this slot")),
+                }
+            }
+            Caller::Grant(_) => self.owner(slot, token),
         }
     }
 
@@ -187,18 +284,24 @@ impl Relay {
     pub(crate) fn observe(&self, op: &Op, outcome: &Outcome) {
         let mut index = lock(&self.index);
         match (op, outcome) {
-            (Op::CreateSlot { id, owner_hash, .. }, Outcome::Done) => {
-                index.slots.insert(id.clone(), SlotMeta { owner_hash: *owner_hash, last_seq: 0, floor: 0, streams: 0 });
+            (Op::CreateSlot { id, owner_hash, room, .. }, Outcome::Done) => {
+                let meta = SlotMeta { owner_hash: *owner_hash, last_seq: 0, floor: 0, streams: 0, room: *room };
+                index.slots.insert(id.clone(), meta);
                 self.metrics.slots_total.store(index.slots.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
             (Op::PutGrant(g), Outcome::Done) => {
                 let fresh = index.grants.insert(g.token_hash, g.clone()).is_none();
                 self.metrics.grants_active.fetch_add(u64::from(fresh), std::sync::atomic::Ordering::Relaxed);
             }
-            (Op::RevokeGrant { id, .. }, Outcome::Done) => {
+            (Op::RevokeGrant { id, slot }, Outcome::Done) => {
                 if let Some(g) = index.grants.values_mut().find(|g| &g.id == id && !g.revoked) {
                     g.revoked = true;
                     Metrics::dec(&self.metrics.grants_active);
+                    // A removed member's open streams end with the revocation.
+                    let hash = g.token_hash;
+                    if let Some(list) = lock(&self.subscribers).get_mut(slot) {
+                        list.retain(|(h, _)| *h != hash);
+                    }
                 }
             }
             (Op::PurgeGrants { ids }, Outcome::Done) => {
@@ -210,6 +313,13 @@ impl Relay {
                     !purged
                 });
                 self.metrics.grants_purged_total.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            (Op::Append { slot, .. }, Outcome::AppendedEvicting { seq, floor, evicted }) => {
+                if let Some(meta) = index.slots.get_mut(slot) {
+                    meta.last_seq = meta.last_seq.max(*seq);
+                    meta.floor = meta.floor.max(*floor);
+                }
+                self.metrics.room_evicted_total.fetch_add(*evicted, std::sync::atomic::Ordering::Relaxed);
             }
             (Op::Append { slot, consume_grant, .. }, Outcome::Appended { seq, duplicate: false }) => {
                 if let Some(meta) = index.slots.get_mut(slot) {
@@ -275,7 +385,7 @@ pub(crate) fn fan_out(subscribers: &Subscribers, slot: &str, stored: Stored) {
     let mut subs = lock(subscribers);
     if let Some(list) = subs.get_mut(slot) {
         let stored = Arc::new(stored);
-        list.retain(|tx| tx.try_send(stored.clone()).is_ok());
+        list.retain(|(_, tx)| tx.try_send(stored.clone()).is_ok());
         if list.is_empty() {
             subs.remove(slot);
         }

@@ -26,6 +26,8 @@ pub struct SlotRow {
     pub last_seq: u64,
     /// Highest sequence number deleted (acked or expired); cursors below it are gone.
     pub floor: u64,
+    /// A room slot: evicts its oldest instead of refusing, never acked.
+    pub room: bool,
 }
 
 /// A grant as the index needs it.
@@ -80,6 +82,13 @@ pub struct Quota {
     pub max_intro: u64,
 }
 
+impl Quota {
+    /// Whether a slot holding `count` envelopes of `bytes` has room for one of `len`.
+    pub(crate) fn fits(&self, count: u64, bytes: u64, len: u64) -> bool {
+        count < self.max_events && bytes + len <= self.max_bytes
+    }
+}
+
 /// A write. A batch of writes is applied in one transaction.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -91,6 +100,8 @@ pub enum Op {
         owner_hash: Hash,
         /// Unix ms.
         now: u64,
+        /// A room slot ([`SlotRow::room`]).
+        room: bool,
     },
     /// A new grant.
     PutGrant(GrantRow),
@@ -106,7 +117,9 @@ pub enum Op {
         /// Grant ids.
         ids: Vec<String>,
     },
-    /// Append an envelope (idempotent by hash).
+    /// Append an envelope (idempotent by hash). On a room slot over its quota the oldest
+    /// envelopes are evicted to make room (never refused, unless the envelope alone is too
+    /// large).
     Append {
         /// Slot id.
         slot: String,
@@ -167,6 +180,15 @@ pub enum Outcome {
         /// Already stored; nothing changed.
         duplicate: bool,
     },
+    /// Stored on a room slot after evicting its oldest envelopes through `floor`.
+    AppendedEvicting {
+        /// Sequence number.
+        seq: u64,
+        /// New floor.
+        floor: u64,
+        /// Envelopes evicted.
+        evicted: u64,
+    },
     /// The slot is full.
     QuotaExceeded,
     /// The intro lane already holds a request with this tag.
@@ -189,6 +211,16 @@ pub enum Outcome {
     Claimed,
     /// The handle belongs to another DID.
     HandleTaken,
+}
+
+impl Outcome {
+    /// The sequence number of a newly stored envelope (not a duplicate).
+    pub fn fresh_seq(&self) -> Option<u64> {
+        match self {
+            Self::Appended { seq, duplicate: false } | Self::AppendedEvicting { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
 }
 
 /// A storage failure (disk, corruption). The whole batch failed; nothing was applied.
@@ -245,8 +277,11 @@ pub(crate) mod contract {
     }
 
     pub(crate) fn run(store: &mut dyn Store) {
-        assert_eq!(one(store, Op::CreateSlot { id: "s1".into(), owner_hash: [1; 32], now: 1 }), Outcome::Done);
-        one(store, Op::CreateSlot { id: "s2".into(), owner_hash: [2; 32], now: 1 });
+        assert_eq!(
+            one(store, Op::CreateSlot { id: "s1".into(), owner_hash: [1; 32], now: 1, room: false }),
+            Outcome::Done
+        );
+        one(store, Op::CreateSlot { id: "s2".into(), owner_hash: [2; 32], now: 1, room: false });
 
         // Sequence numbers per slot, idempotent by hash, in one batch.
         let out = store
@@ -337,5 +372,51 @@ pub(crate) mod contract {
         assert_eq!(one(store, claim("quiet-lantern", "did:a")), Outcome::Claimed);
         assert_eq!(store.handle("brave-otter").expect("handle"), None);
         assert!(store.handle("quiet-lantern").expect("handle").is_some());
+
+        rooms(store);
+    }
+
+    /// Room slots evict their oldest instead of refusing; member grants load back.
+    fn rooms(store: &mut dyn Store) {
+        one(store, Op::CreateSlot { id: "r1".into(), owner_hash: [4; 32], now: 1, room: true });
+        let out = store.apply(&[append("r1", 1, 30), append("r1", 2, 31), append("r1", 3, 32)]).expect("apply");
+        assert!(out.iter().all(|o| matches!(o, Outcome::Appended { duplicate: false, .. })), "{out:?}");
+        // A fourth: the first is evicted (3 events per slot), in the same batch as a fifth.
+        let out = store.apply(&[append("r1", 4, 33), append("r1", 5, 34)]).expect("apply");
+        assert_eq!(
+            out,
+            vec![
+                Outcome::AppendedEvicting { seq: 4, floor: 1, evicted: 1 },
+                Outcome::AppendedEvicting { seq: 5, floor: 2, evicted: 1 },
+            ]
+        );
+        assert_eq!(
+            store.list_after("r1", 0, 10).expect("list").iter().map(|s| s.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        // By bytes: a 900-byte envelope evicts as many as it takes (1,000 bytes per slot).
+        let big = append_with("r1", 6, 35, 900, Lane::Inbox, None, None);
+        assert_eq!(one(store, big), Outcome::AppendedEvicting { seq: 6, floor: 4, evicted: 2 });
+        // An evicted envelope is no longer a duplicate; one too large alone is refused.
+        assert!(matches!(one(store, append("r1", 3, 36)), Outcome::AppendedEvicting { seq: 7, .. }));
+        let huge = append_with("r1", 7, 37, 2_000, Lane::Inbox, None, None);
+        assert_eq!(one(store, huge), Outcome::QuotaExceeded);
+        let grant = |id: &str, kind: GrantKind, byte: u8| GrantRow {
+            id: id.into(),
+            slot: "r1".into(),
+            token_hash: [byte; 32],
+            kind,
+            expires_at: None,
+            uses_left: None,
+            revoked: false,
+        };
+        one(store, Op::PutGrant(grant("m1", GrantKind::Member, 40)));
+        one(store, Op::PutGrant(grant("a1", GrantKind::Admin, 41)));
+        let snap = store.load().expect("load");
+        let r1 = snap.slots.iter().find(|s| s.id == "r1").expect("room");
+        assert_eq!((r1.room, r1.floor, r1.last_seq), (true, 5, 7));
+        assert!(snap.slots.iter().filter(|s| s.id != "r1").all(|s| !s.room));
+        let kinds = |id: &str| snap.grants.iter().find(|g| g.id == id).map(|g| g.kind);
+        assert_eq!((kinds("m1"), kinds("a1")), (Some(GrantKind::Member), Some(GrantKind::Admin)));
     }
 }

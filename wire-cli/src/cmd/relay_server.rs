@@ -46,6 +46,13 @@ pub struct Args {
     /// Stored bytes per slot.
     #[arg(long, env = "WIRE_RELAY_SLOT_MAX_BYTES", default_value_t = Config::default().slot_max_bytes)]
     slot_max_bytes: u64,
+    /// Envelopes a room slot keeps; past it the oldest are evicted (members behind are told
+    /// how many they missed).
+    #[arg(long, env = "WIRE_RELAY_ROOM_MAX_EVENTS", default_value_t = Config::default().room_max_events)]
+    room_max_events: u64,
+    /// Bytes a room slot keeps; past it the oldest are evicted.
+    #[arg(long, env = "WIRE_RELAY_ROOM_MAX_BYTES", default_value_t = Config::default().room_max_bytes)]
+    room_max_bytes: u64,
     /// Requests per second per client IP (burst 4x); 0 turns the limit off.
     #[arg(long, env = "WIRE_RELAY_IP_RATE", default_value_t = Config::default().ip_rate.per_sec)]
     ip_rate: f64,
@@ -70,9 +77,12 @@ pub struct Args {
     /// Code pairings in progress one client IP may hold a side of.
     #[arg(long, env = "WIRE_RELAY_RENDEZVOUS_PER_IP", default_value_t = Config::default().rendezvous_per_ip)]
     rendezvous_per_ip: usize,
-    /// Most simultaneous event streams per slot.
+    /// Most simultaneous event streams per mailbox slot.
     #[arg(long, env = "WIRE_RELAY_MAX_STREAMS_PER_SLOT", default_value_t = Config::default().max_streams_per_slot)]
     max_streams_per_slot: usize,
+    /// Most simultaneous event streams per token on a room slot.
+    #[arg(long, env = "WIRE_RELAY_MAX_STREAMS_PER_GRANT", default_value_t = Config::default().max_streams_per_grant)]
+    max_streams_per_grant: usize,
     /// Most bytes of code-pairing messages held in memory, all nameplates together.
     #[arg(long, env = "WIRE_RELAY_RENDEZVOUS_MAX_BYTES", default_value_t = Config::default().rendezvous_max_bytes)]
     rendezvous_max_bytes: usize,
@@ -115,6 +125,8 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
         retention: args.retention,
         slot_max_events: args.slot_max_events,
         slot_max_bytes: args.slot_max_bytes,
+        room_max_events: args.room_max_events,
+        room_max_bytes: args.room_max_bytes,
         intro_pow_bits: args.pow_bits,
         ip_rate: rate(args.ip_rate),
         token_rate: rate(args.token_rate),
@@ -128,6 +140,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
         },
         rendezvous_per_ip: args.rendezvous_per_ip,
         max_streams_per_slot: args.max_streams_per_slot,
+        max_streams_per_grant: args.max_streams_per_grant,
         rendezvous_max_bytes: args.rendezvous_max_bytes,
         ..Config::default()
     };

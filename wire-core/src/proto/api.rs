@@ -58,6 +58,16 @@ impl<'de> Deserialize<'de> for SlotId {
     }
 }
 
+/// `POST /v1/slots` request body (optional: no body allocates a mailbox).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllocateSlotRequest {
+    /// A room slot: read by member grants, kept by retention (oldest evicted, never
+    /// refused), never acked. A mailbox when false.
+    #[serde(default)]
+    pub room: bool,
+}
+
 /// `POST /v1/slots` response.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AllocateSlotResponse {
@@ -75,6 +85,27 @@ pub enum GrantKind {
     Send,
     /// Append once to the slot's intro lane (invites), until it expires.
     Intro,
+    /// Room slots only: append, list and stream that slot, until revoked.
+    Member,
+    /// Room slots only: what a member may, and mint and revoke member grants (no delete).
+    Admin,
+}
+
+impl GrantKind {
+    /// The prefix of this kind's tokens.
+    pub fn token_prefix(self) -> &'static str {
+        match self {
+            Self::Send => "send",
+            Self::Intro => "intro",
+            Self::Member => "member",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Whether the kind reads a room slot (member or admin).
+    pub fn reads_room(self) -> bool {
+        matches!(self, Self::Member | Self::Admin)
+    }
 }
 
 /// The longest an intro grant (an invite) may live: 30 days.
@@ -158,6 +189,20 @@ pub struct ListResponse {
     /// sequence numbers of another store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incarnation: Option<String>,
+    /// Room slots: how many events past the cursor were evicted by retention before this
+    /// reader came for them (the page starts at the floor instead). Absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u64>,
+}
+
+/// A room stream's `event: missed` frame: events the reader's cursor still wanted were
+/// evicted by retention; the stream goes on from `floor`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StreamMissed {
+    /// How many events were lost to this reader.
+    pub missed: u64,
+    /// The highest evicted sequence number; envelopes follow from `floor + 1`.
+    pub floor: u64,
 }
 
 /// The first event of a slot's stream (`event: hello`), before any envelope.

@@ -39,8 +39,8 @@ impl MemoryStore {
 
     fn apply_one(&mut self, op: &Op) -> Outcome {
         match op {
-            Op::CreateSlot { id, owner_hash, .. } => {
-                let row = SlotRow { id: id.clone(), owner_hash: *owner_hash, last_seq: 0, floor: 0 };
+            Op::CreateSlot { id, owner_hash, room, .. } => {
+                let row = SlotRow { id: id.clone(), owner_hash: *owner_hash, last_seq: 0, floor: 0, room: *room };
                 self.slots.insert(id.clone(), Slot { row: Some(row), ..Slot::default() });
                 Outcome::Done
             }
@@ -71,10 +71,20 @@ impl MemoryStore {
                     return Outcome::TagTaken;
                 }
                 let len = envelope.len() as u64;
-                if s.events.len() as u64 >= quota.max_events
-                    || s.bytes + len > quota.max_bytes
-                    || (*lane == Lane::Intro && s.intro >= quota.max_intro)
-                {
+                let room = s.row.as_ref().is_some_and(|r| r.room) && *lane == Lane::Inbox;
+                let fits = |s: &Slot| quota.fits(s.events.len() as u64, s.bytes, len);
+                let mut evicted = 0;
+                if room && quota.fits(0, 0, len) {
+                    // A room keeps its newest: evict the oldest until the envelope fits.
+                    while !fits(s) {
+                        let Some((seq, e)) = s.events.pop_first() else { break };
+                        s.removed(&e);
+                        let row = s.row.as_mut().expect("slot row exists");
+                        row.floor = row.floor.max(seq);
+                        evicted += 1;
+                    }
+                }
+                if !fits(s) || (*lane == Lane::Intro && s.intro >= quota.max_intro) {
                     return Outcome::QuotaExceeded;
                 }
                 if let Some(id) = consume_grant {
@@ -93,7 +103,10 @@ impl MemoryStore {
                 s.by_hash.insert(*hash, seq);
                 s.bytes += len;
                 s.intro += u64::from(*lane == Lane::Intro);
-                Outcome::Appended { seq, duplicate: false }
+                match evicted {
+                    0 => Outcome::Appended { seq, duplicate: false },
+                    _ => Outcome::AppendedEvicting { seq, floor: s.row.as_ref().map_or(0, |r| r.floor), evicted },
+                }
             }
             Op::Ack { slot, through } => {
                 let Some(s) = self.slots.get_mut(slot) else { return Outcome::Acked { floor: 0, removed: 0 } };

@@ -74,6 +74,8 @@ const MIGRATIONS: &[&str] = &[
     // by slot and sequence number use the rows held in memory.
     "DROP INDEX events_by_seq;
     CREATE INDEX events_by_arrival ON events(id, slot, seq, lane, len, hash);",
+    // 4: room slots (evict by retention, read by member grants).
+    "ALTER TABLE slots ADD COLUMN room INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// A checkpoint is forced inside a commit only if the WAL passes this many pages (the
@@ -93,6 +95,7 @@ struct Counters {
     count: u64,
     bytes: u64,
     intro: u64,
+    room: bool,
 }
 
 /// Idempotency key: the first 16 bytes of the envelope's SHA-256.
@@ -171,9 +174,15 @@ fn hash_of(blob: Vec<u8>) -> Result<Hash, rusqlite::Error> {
 }
 
 fn kind_name(kind: GrantKind) -> &'static str {
-    match kind {
-        GrantKind::Send => "send",
-        GrantKind::Intro => "intro",
+    kind.token_prefix()
+}
+
+fn kind_of(name: &str) -> GrantKind {
+    match name {
+        "intro" => GrantKind::Intro,
+        "member" => GrantKind::Member,
+        "admin" => GrantKind::Admin,
+        _ => GrantKind::Send,
     }
 }
 
@@ -230,15 +239,21 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", WAL_HARD_LIMIT_PAGES).map_err(err)?;
         let mut slots: HashMap<String, Counters> = HashMap::new();
         {
-            let mut stmt = conn.prepare("SELECT key, id, owner_hash, floor FROM slots").map_err(err)?;
+            let mut stmt = conn.prepare("SELECT key, id, owner_hash, floor, room FROM slots").map_err(err)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, hash_of(r.get(2)?)?, r.get::<_, u64>(3)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        hash_of(r.get(2)?)?,
+                        r.get::<_, u64>(3)?,
+                        r.get::<_, bool>(4)?,
+                    ))
                 })
                 .map_err(err)?;
             for row in rows {
-                let (key, id, owner_hash, floor) = row.map_err(err)?;
-                slots.insert(id, Counters { key, owner_hash, last_seq: floor, floor, ..Counters::default() });
+                let (key, id, owner_hash, floor, room) = row.map_err(err)?;
+                slots.insert(id, Counters { key, owner_hash, last_seq: floor, floor, room, ..Counters::default() });
             }
         }
         let ids: HashMap<i64, String> = slots.iter().map(|(id, c)| (c.key, id.clone())).collect();
@@ -357,12 +372,17 @@ impl Overlay<'_> {
         self.added.entry(slot.to_owned()).or_default().push(row, k);
     }
 
+    /// The rows stored that this batch has not removed yet, oldest first.
+    fn rows(&self, slot: &str) -> impl Iterator<Item = Row> + '_ {
+        let removed = self.removed(slot);
+        let held = self.held.get(slot).into_iter().flat_map(move |h| h.after(removed));
+        let added = self.added.get(slot).into_iter().flat_map(|h| h.rows.iter());
+        held.chain(added).copied()
+    }
+
     /// The rows stored through `through` that this batch has not removed yet.
     fn rows_through(&self, slot: &str, through: u64) -> Vec<Row> {
-        let removed = self.removed(slot);
-        let held = self.held.get(slot).into_iter().flat_map(|h| h.after(removed));
-        let added = self.added.get(slot).into_iter().flat_map(|h| h.rows.iter());
-        held.chain(added).take_while(|r| r.seq <= through).copied().collect()
+        self.rows(slot).take_while(|r| r.seq <= through).collect()
     }
 
     fn remove_through(&mut self, slot: &str, through: u64) {
@@ -395,11 +415,14 @@ fn append(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<O
     let c = counters.get(slot).expect("checked above");
     let len = envelope.len() as u64;
     let seq = c.last_seq + 1;
-    let fits = c.count < quota.max_events
-        && c.bytes + len <= quota.max_bytes
-        && (*lane != Lane::Intro || c.intro < quota.max_intro);
+    let room = c.room;
+    let fits = quota.fits(c.count, c.bytes, len) && (*lane != Lane::Intro || c.intro < quota.max_intro);
+    let mut evicted = None;
     if !fits {
-        return Ok(Outcome::QuotaExceeded);
+        // A room keeps its newest: evict the oldest until the envelope fits.
+        let through = if room && *lane == Lane::Inbox { evict_through(counters, slot, quota, len) } else { None };
+        let Some(through) = through else { return Ok(Outcome::QuotaExceeded) };
+        evicted = Some(delete_through(tx, counters, slot, through)?);
     }
     if let Some(grant) = consume_grant {
         let changed = tx
@@ -421,7 +444,30 @@ fn append(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<O
     (c.last_seq, c.count, c.bytes) = (seq, c.count + 1, c.bytes + len);
     c.intro += u64::from(*lane == Lane::Intro);
     counters.record(slot, Row { seq, id, len: len as u32, intro: *lane == Lane::Intro }, k);
-    Ok(Outcome::Appended { seq, duplicate: false })
+    Ok(match evicted {
+        Some(evicted) => {
+            let floor = counters.get(slot).map_or(0, |c| c.floor);
+            Outcome::AppendedEvicting { seq, floor, evicted }
+        }
+        None => Outcome::Appended { seq, duplicate: false },
+    })
+}
+
+/// The sequence number through which a room must evict so an envelope of `len` bytes fits;
+/// `None` if it cannot fit even alone.
+fn evict_through(counters: &mut Overlay<'_>, slot: &str, quota: &super::Quota, len: u64) -> Option<u64> {
+    let (mut count, mut bytes) = counters.get(slot).map(|c| (c.count, c.bytes))?;
+    if !quota.fits(0, 0, len) {
+        return None;
+    }
+    let mut through = None;
+    for row in counters.rows(slot) {
+        if quota.fits(count, bytes, len) {
+            break;
+        }
+        (count, bytes, through) = (count - 1, bytes - u64::from(row.len), Some(row.seq));
+    }
+    through
 }
 
 /// Deletes `slot`'s envelopes through `through` (by row id), adjusting counters and the
@@ -451,11 +497,12 @@ fn delete_through(
 
 fn apply_one(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> {
     Ok(match op {
-        Op::CreateSlot { id, owner_hash, now } => {
-            tx.prepare_cached("INSERT INTO slots (id, owner_hash, created_at) VALUES (?1, ?2, ?3)")?
-                .execute(params![id, owner_hash.as_slice(), now])?;
+        Op::CreateSlot { id, owner_hash, now, room } => {
+            tx.prepare_cached("INSERT INTO slots (id, owner_hash, created_at, room) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![id, owner_hash.as_slice(), now, room])?;
             let key = tx.last_insert_rowid();
-            counters.changed.insert(id.clone(), Counters { key, owner_hash: *owner_hash, ..Counters::default() });
+            let c = Counters { key, owner_hash: *owner_hash, room: *room, ..Counters::default() };
+            counters.changed.insert(id.clone(), c);
             Outcome::Done
         }
         Op::PutGrant(g) => {
@@ -545,7 +592,13 @@ impl Store for SqliteStore {
         let slots = self
             .slots
             .iter()
-            .map(|(id, c)| SlotRow { id: id.clone(), owner_hash: c.owner_hash, last_seq: c.last_seq, floor: c.floor })
+            .map(|(id, c)| SlotRow {
+                id: id.clone(),
+                owner_hash: c.owner_hash,
+                last_seq: c.last_seq,
+                floor: c.floor,
+                room: c.room,
+            })
             .collect();
         let grants = self
             .conn
@@ -557,7 +610,7 @@ impl Store for SqliteStore {
                     id: r.get(0)?,
                     slot: r.get(1)?,
                     token_hash: hash_of(r.get(2)?)?,
-                    kind: if kind == "intro" { GrantKind::Intro } else { GrantKind::Send },
+                    kind: kind_of(&kind),
                     expires_at: r.get(4)?,
                     uses_left: r.get(5)?,
                     revoked: r.get(6)?,
@@ -652,7 +705,7 @@ mod tests {
         let dir = tempdir();
         {
             let mut s = SqliteStore::open(&dir).expect("open");
-            s.apply(&[Op::CreateSlot { id: "s".into(), owner_hash: [3; 32], now: 1 }]).expect("apply");
+            s.apply(&[Op::CreateSlot { id: "s".into(), owner_hash: [3; 32], now: 1, room: false }]).expect("apply");
         }
         let append = |byte: u8| Op::Append {
             slot: "s".into(),
@@ -690,12 +743,13 @@ mod tests {
         s.conn
             .execute_batch(
                 "DROP INDEX events_by_arrival; CREATE INDEX events_by_seq ON events(slot, seq, lane, len, hash);
-                 PRAGMA user_version = 2;",
+                 ALTER TABLE slots DROP COLUMN room; PRAGMA user_version = 2;",
             )
             .expect("downgrade");
         drop(s);
         let mut s = SqliteStore::open(&dir).expect("migrate");
         assert_eq!(seqs(&mut s, 0), vec![(4, 1)]);
+        assert!(!s.load().expect("load").slots[0].room, "slots from before rooms are mailboxes");
         assert_eq!(s.apply(&[append(1)]).expect("apply")[0], Outcome::Appended { seq: 4, duplicate: true });
         s.conn.pragma_update(None, "user_version", 99).expect("pragma");
         drop(s);

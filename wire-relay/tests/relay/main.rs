@@ -5,4 +5,5 @@
 mod api;
 mod common;
 mod limits;
+mod rooms;
 mod transports;

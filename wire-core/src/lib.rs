@@ -44,6 +44,8 @@ pub mod files;
 #[cfg(feature = "runtime")]
 pub mod home;
 #[cfg(feature = "runtime")]
+pub mod room;
+#[cfg(feature = "runtime")]
 pub mod session;
 #[cfg(feature = "runtime")]
 pub mod sync;

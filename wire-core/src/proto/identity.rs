@@ -239,6 +239,17 @@ impl Identity {
     }
 
     /// X25519 with our static secret.
+    /// Signs an MLS signature input (rooms sign with the identity key). MLS signs
+    /// `SignContent`, which starts with its label's length (under 64, one byte); every wire
+    /// signature input starts with `wire/`. Anything else is refused (`None`), so this can
+    /// never sign what a wire verifier would take.
+    #[cfg(feature = "runtime")]
+    pub(crate) fn sign_mls(&self, sign_content: &[u8]) -> Option<[u8; 64]> {
+        let first = *sign_content.first()?;
+        (first < 0x40 && sign_content.get(1..first as usize + 1)?.starts_with(b"MLS 1.0 "))
+            .then(|| self.signing.sign(sign_content).to_bytes())
+    }
+
     pub(crate) fn diffie_hellman(&self, their_public: &X25519Public) -> x25519_dalek::SharedSecret {
         self.encryption.diffie_hellman(their_public)
     }

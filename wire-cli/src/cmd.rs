@@ -5,4 +5,5 @@ pub mod demo;
 pub mod mcp;
 pub mod pair;
 pub mod relay_server;
+pub mod room;
 pub mod session;

@@ -259,6 +259,12 @@ enum Command {
         /// The code (or its number).
         code: String,
     },
+    /// Rooms: end-to-end encrypted group channels (MLS) with paired peers on any relays:
+    /// `create`, `add`, `send`, `tail`, `members`, `remove`, `leave`, `sync`.
+    #[command(subcommand)]
+    Room(cmd::room::RoomCommand),
+    /// List your rooms: role, members, epoch.
+    Rooms,
     /// Sessions: one identity per project on this machine (`new`, `list`, `current`, `bind`,
     /// `pair-all-local`).
     #[command(subcommand)]
@@ -447,6 +453,8 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
             setup::run(setup::Request { apply, dry_run, remove, project, hosts }, json)
         }
         Command::Service(c) => service::run(c, json),
+        Command::Room(c) => cmd::room::run(c, json),
+        Command::Rooms => cmd::room::list(json),
         Command::Session(c) => cmd::session::session(c, json),
         Command::Mesh(c) => cmd::session::mesh(c, json),
         Command::Daemon(DaemonCommand::Start { no_notify }) => daemon::start(no_notify, json),

@@ -11,6 +11,7 @@ mod receipts;
 mod receive;
 mod recover;
 mod report;
+mod rooms;
 mod route;
 mod who;
 
@@ -18,6 +19,7 @@ pub use code_pair::{CodeSession, PairView};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};
 pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
 pub use receipts::{Compact, MAX_WAIT};
+pub use rooms::{RoomAddReport, RoomMember, RoomSendReport, RoomSyncReport, RoomView};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
 pub use report::{
     AnswerState, Decision, DecisionReport, Face, FailingItem, Flow, ForgetReport, InitReport, InviteReport,

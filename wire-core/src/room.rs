@@ -1,4 +1,369 @@
 //! Rooms: end-to-end encrypted group channels on MLS (RFC 9420), carried by a relay room
 //! slot (docs/PROTOCOL.md, "Rooms").
+//!
+//! - A room is named by a key of its own: its id is the `did:key` of an Ed25519 key the
+//!   owner draws at creation. The room key signs the room's [`Policy`] (owner, admins,
+//!   owner-only-write, the welcome text, the per-member rate), which every member checks.
+//!   Messages are wire events `to` that DID, so they verify like 1:1 events.
+//! - The relay slot holds one envelope per message, in the 1:1 envelope format: version,
+//!   32 random bytes, the padded MLS message sealed under the room's wrap key (shared with
+//!   members in the Welcome), tag. The relay cannot tell a room envelope from a 1:1 one,
+//!   nor the MLS message's length within its size bucket.
+//! - Everything a member holds about its rooms, MLS store included, is one file written
+//!   atomically ([`RoomsFile`]): a crash leaves the state before or after a batch, never
+//!   between the MLS state and the cursor.
 
 pub mod mls;
+
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use hkdf::Hkdf;
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::proto::api::SlotId;
+use crate::proto::did::Did;
+use crate::proto::envelope::{BUCKETS, ENVELOPE_VERSION, OVERHEAD, bucket_for};
+use crate::proto::identity::Identity;
+use crate::proto::secret::Token;
+use crate::proto::signed::Signed;
+use crate::proto::time::UnixMillis;
+
+/// Signature label of room policies.
+pub const SIGN_POLICY: &[u8] = b"wire/v1/room-policy";
+/// HKDF label of the room wrap.
+const WRAP: &[u8] = b"wire/v1/room-wrap";
+/// Default posts per member per minute that every receiver accepts.
+pub const DEFAULT_RATE: u32 = 6;
+/// Longest room name.
+pub const MAX_NAME: usize = 64;
+/// Longest welcome text.
+pub const MAX_WELCOME: usize = 2_000;
+
+/// A room's rules, signed by the room key. Every member keeps the newest it has seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Format version.
+    pub v: u64,
+    /// The room (the room key's DID).
+    pub room: Did,
+    /// Its name, as the owner gave it.
+    pub name: String,
+    /// The owner's lineage.
+    pub owner: Did,
+    /// Members who may add and remove (besides the owner).
+    #[serde(default)]
+    pub admins: Vec<Did>,
+    /// Only the owner (and admins) may post.
+    #[serde(default)]
+    pub owner_only_write: bool,
+    /// Members join only when added or invited (always, this version).
+    pub invite_only: bool,
+    /// What a member reads on joining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<String>,
+    /// Posts per member per minute every receiver accepts; more are dropped.
+    pub rate_per_minute: u32,
+    /// When signed; a newer policy replaces an older one.
+    pub created_at: UnixMillis,
+}
+
+/// Why a room document was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// A policy that is not signed by its room's key, or malformed.
+    #[error("room policy: {0}")]
+    Policy(String),
+    /// A room name or welcome out of bounds.
+    #[error("{0}")]
+    Bad(String),
+}
+
+impl Policy {
+    /// Whether `did` may add and remove members.
+    pub fn manages(&self, did: &Did) -> bool {
+        &self.owner == did || self.admins.contains(did)
+    }
+
+    /// Whether `did` may post.
+    pub fn may_post(&self, did: &Did) -> bool {
+        !self.owner_only_write || self.manages(did)
+    }
+
+    /// Signs the policy with the room key.
+    pub fn sign(&self, room_key: &Identity) -> Signed {
+        Signed::sign(room_key, SIGN_POLICY, serde_json::to_vec(self).expect("policies serialize"))
+    }
+
+    /// Checks a signed policy for `room`.
+    pub fn verify(signed: &Signed, room: &Did) -> Result<Self, RoomError> {
+        signed.verify(SIGN_POLICY, &room.verifying_key()).map_err(|_| RoomError::Policy("bad signature".into()))?;
+        let policy: Policy = serde_json::from_slice(&signed.payload).map_err(|e| RoomError::Policy(e.to_string()))?;
+        if &policy.room != room || policy.v != 1 {
+            return Err(RoomError::Policy("for another room, or another version".into()));
+        }
+        Ok(policy)
+    }
+}
+
+/// Checks a room name: 1 to 64 characters, letters, digits, `-`, `_`, `.`.
+pub fn check_name(name: &str) -> Result<(), RoomError> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_NAME
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RoomError::Bad(format!(
+            "a room name is 1 to {MAX_NAME} letters, digits, `-`, `_` or `.` (got `{}`)",
+            name.escape_debug()
+        )))
+    }
+}
+
+// ------------------------------------------------------------------ the envelope wrap
+
+fn wrap_keys(wrap_key: &[u8; 32], nonce_seed: &[u8]) -> Zeroizing<[u8; 44]> {
+    let hk = Hkdf::<Sha256>::new(Some(WRAP), wrap_key);
+    let mut okm = Zeroizing::new([0u8; 44]);
+    let mut info = WRAP.to_vec();
+    info.push(ENVELOPE_VERSION);
+    info.extend_from_slice(nonce_seed);
+    hk.expand(&info, okm.as_mut()).expect("44 bytes is a valid HKDF length");
+    okm
+}
+
+/// Seals an MLS message for the room slot: `0x01 || r (32 random) || AEAD(padded) || tag`,
+/// key and nonce from HKDF(wrap key, r). `None` if it fits no bucket.
+pub fn wrap(wrap_key: &[u8; 32], mls: &[u8], rng: &mut impl CryptoRngCore) -> Option<Vec<u8>> {
+    let bucket = bucket_for(mls.len())?;
+    let mut padded = Zeroizing::new(Vec::with_capacity(bucket));
+    padded.extend_from_slice(&(mls.len() as u32).to_be_bytes());
+    padded.extend_from_slice(mls);
+    padded.resize(bucket, 0);
+    let mut r = [0u8; 32];
+    rng.fill_bytes(&mut r);
+    let okm = wrap_keys(wrap_key, &r);
+    let cipher = ChaCha20Poly1305::new_from_slice(&okm[..32]).expect("32-byte key");
+    let mut aad = vec![ENVELOPE_VERSION];
+    aad.extend_from_slice(&r);
+    let sealed = cipher.encrypt(okm[32..].into(), Payload { msg: &padded, aad: &aad }).ok()?;
+    let mut out = aad;
+    out.extend_from_slice(&sealed);
+    Some(out)
+}
+
+/// Opens what [`wrap`] sealed; `None` for anything else (another room, damage).
+pub fn unwrap(wrap_key: &[u8; 32], envelope: &[u8]) -> Option<Vec<u8>> {
+    if envelope.len() < OVERHEAD || envelope[0] != ENVELOPE_VERSION || !BUCKETS.contains(&(envelope.len() - OVERHEAD))
+    {
+        return None;
+    }
+    let (aad, sealed) = envelope.split_at(33);
+    let okm = wrap_keys(wrap_key, &aad[1..]);
+    let cipher = ChaCha20Poly1305::new_from_slice(&okm[..32]).expect("32-byte key");
+    let padded = Zeroizing::new(cipher.decrypt(okm[32..].into(), Payload { msg: sealed, aad }).ok()?);
+    let len = u32::from_be_bytes(padded.get(..4)?.try_into().ok()?) as usize;
+    padded.get(4..4 + len).map(<[u8]>::to_vec)
+}
+
+// ------------------------------------------------------------------ what a member keeps
+
+/// Our part in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created it: holds the room key and the slot's owner token.
+    Owner,
+    /// May add and remove members (holds an admin grant).
+    Admin,
+    /// Reads and posts.
+    Member,
+}
+
+/// Where a room stands for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// A member.
+    Active,
+    /// Removed by a commit.
+    Removed,
+    /// We left.
+    Left,
+}
+
+/// A member we are adding: asked for a key package, then committed, then welcomed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingAdd {
+    /// Who.
+    pub did: Did,
+    /// Its key package, once it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::proto::b64::opt_bytes")]
+    pub key_package: Option<Vec<u8>>,
+    /// When we asked.
+    pub asked_at: UnixMillis,
+}
+
+/// A commit of ours posted to the slot and not yet read back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingCommit {
+    /// SHA-256 of the envelope we posted: reading it back first in its epoch merges it.
+    #[serde(with = "crate::proto::b64::fixed")]
+    pub hash: [u8; 32],
+    /// The envelope, posted again if the post failed.
+    #[serde(with = "crate::proto::b64::bytes")]
+    pub envelope: Vec<u8>,
+    /// Whether the relay acknowledged it.
+    pub posted: bool,
+    /// The epoch it was made in.
+    pub epoch: u64,
+    /// Members it adds (their Welcome goes out once it is merged).
+    #[serde(default)]
+    pub adds: Vec<Did>,
+    /// Members it removes (their grants are revoked once it is merged).
+    #[serde(default)]
+    pub removes: Vec<Did>,
+    /// The Welcome for `adds`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::proto::b64::opt_bytes")]
+    pub welcome: Option<Vec<u8>>,
+    /// Set once it was read back and merged: its sequence number in the slot. What it owes
+    /// (Welcomes, revocations) is sent next, then the commit is forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_at: Option<u64>,
+}
+
+/// One room, as a member keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Room {
+    /// The room's DID (its key's).
+    pub id: Did,
+    /// The newest policy, signed by the room key.
+    pub policy: Signed,
+    /// Our part.
+    pub role: Role,
+    /// Where we stand.
+    pub standing: Standing,
+    /// The relay of the room slot.
+    pub relay: String,
+    /// The room slot.
+    pub slot: SlotId,
+    /// Our token on it: owner, admin or member.
+    pub token: Token,
+    /// The key of the envelope wrap.
+    #[serde(with = "crate::proto::b64::fixed")]
+    pub wrap_key: [u8; 32],
+    /// The room key (the owner's only): it signs policies.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::proto::b64::opt_fixed")]
+    pub room_secret: Option<[u8; 32]>,
+    /// The last slot sequence number we processed.
+    pub cursor: u64,
+    /// Members being added.
+    #[serde(default)]
+    pub adds: Vec<PendingAdd>,
+    /// Members to remove.
+    #[serde(default)]
+    pub removes: Vec<Did>,
+    /// Our commit in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<PendingCommit>,
+    /// Member grants we minted, by member (revoked on removal).
+    #[serde(default)]
+    pub grants: Vec<(Did, String)>,
+    /// Envelopes evicted before we read them, and refused ones.
+    #[serde(default)]
+    pub missed: u64,
+    /// Messages and commits refused (forged, over the rate, not allowed).
+    #[serde(default)]
+    pub refused: u64,
+    /// When we joined or created it.
+    pub joined_at: UnixMillis,
+}
+
+impl Room {
+    /// The policy (it was verified when stored).
+    pub fn policy(&self) -> Policy {
+        serde_json::from_slice(&self.policy.payload).expect("stored policies were verified")
+    }
+
+    /// Whether `name` names this room: its name, its DID, or a prefix of the DID's key.
+    pub fn named(&self, name: &str) -> bool {
+        let id = self.id.as_str();
+        self.policy().name == name || id == name || (name.len() >= 8 && id.trim_start_matches("did:key:").starts_with(name))
+    }
+}
+
+/// Rooms we were asked a key package for, by whom: a Welcome is taken only from a peer we
+/// gave a key package for that room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Asked {
+    /// The room.
+    pub room: Did,
+    /// The peer that asked.
+    pub by: Did,
+    /// When.
+    pub at: UnixMillis,
+}
+
+/// Everything about rooms in one home, written atomically (`rooms.json`, 0600).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RoomsFile {
+    /// Format version.
+    pub v: u64,
+    /// Our rooms.
+    #[serde(default)]
+    pub rooms: Vec<Room>,
+    /// Key packages handed out, not yet used.
+    #[serde(default)]
+    pub asked: Vec<Asked>,
+    /// The MLS store ([`mls::Provider::to_bytes`]).
+    #[serde(default, with = "crate::proto::b64::bytes")]
+    pub mls: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wrap_round_trips_and_looks_like_an_envelope() {
+        let key = [7u8; 32];
+        let mut rng = rand_core::OsRng;
+        let env = wrap(&key, b"an mls message", &mut rng).expect("fits");
+        assert_eq!(env.len(), 256 + OVERHEAD, "the smallest bucket");
+        assert_eq!(env[0], ENVELOPE_VERSION);
+        assert_eq!(unwrap(&key, &env).expect("opens"), b"an mls message");
+        assert!(unwrap(&[8u8; 32], &env).is_none(), "another room's key");
+        let mut bent = env.clone();
+        bent[40] ^= 1;
+        assert!(unwrap(&key, &bent).is_none(), "tampered");
+        assert!(wrap(&key, &vec![0u8; 1 << 20], &mut rng).is_none(), "too large");
+    }
+
+    #[test]
+    fn a_policy_verifies_under_its_room_key_only() {
+        let room = Identity::generate(&mut rand_core::OsRng);
+        let owner = Identity::generate(&mut rand_core::OsRng);
+        let policy = Policy {
+            v: 1,
+            room: room.did().clone(),
+            name: "lab".into(),
+            owner: owner.did().clone(),
+            admins: vec![],
+            owner_only_write: true,
+            invite_only: true,
+            welcome: Some("hi".into()),
+            rate_per_minute: DEFAULT_RATE,
+            created_at: UnixMillis(1),
+        };
+        let signed = policy.sign(&room);
+        assert_eq!(Policy::verify(&signed, room.did()).expect("verifies"), policy);
+        assert!(Policy::verify(&policy.sign(&owner), room.did()).is_err(), "signed by another key");
+        assert!(Policy::verify(&signed, owner.did()).is_err(), "for another room");
+        assert!(policy.may_post(owner.did()) && !policy.may_post(room.did()));
+        assert!(check_name("lab-1").is_ok() && check_name("").is_err() && check_name("a b").is_err());
+    }
+}

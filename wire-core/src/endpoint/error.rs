@@ -145,6 +145,21 @@ pub enum EndpointError {
     /// The peer revoked our send token.
     #[error("{0} revoked your access (you are no longer paired); pair again to talk")]
     Revoked(String),
+    /// No room of ours by that name.
+    #[error("no room `{0}` here; `wire rooms` lists them")]
+    NoSuchRoom(String),
+    /// A room name already in use here.
+    #[error("a room named `{0}` exists here already; pick another name")]
+    RoomExists(String),
+    /// Only the owner or an admin may do this in the room.
+    #[error("only the owner or an admin of `{0}` may add or remove members")]
+    NotRoomManager(String),
+    /// The room does not let us post (owner-only-write), or we are no longer in it.
+    #[error("{0}")]
+    RoomClosed(String),
+    /// A room name, welcome or message out of bounds, or a room document that does not hold.
+    #[error("{0}")]
+    Room(String),
     /// The peer's card does not list this kind: it runs an older wire.
     #[error("{peer} runs an older wire that cannot read `{kind}` events; it must upgrade first")]
     PeerLacksKind {
@@ -231,6 +246,10 @@ pub enum NextStep {
     PeerUpgrades,
     /// Correct the argument.
     FixArgument,
+    /// Look at our rooms.
+    ListRooms,
+    /// Look at a room's members and roles.
+    RoomMembers,
 }
 
 impl NextStep {
@@ -255,6 +274,8 @@ impl NextStep {
             NextStep::Upgrade => "upgrade wire",
             NextStep::PeerUpgrades => "ask the peer's operator to upgrade wire",
             NextStep::FixArgument => "wire <command> --help",
+            NextStep::ListRooms => "wire rooms",
+            NextStep::RoomMembers => "wire room members <room>",
         }
     }
 
@@ -267,6 +288,8 @@ impl NextStep {
             NextStep::Status | NextStep::CheckRelay => Some("wire_status"),
             NextStep::PairAgain => Some("wire_invite"),
             NextStep::ListSent => Some("wire_sent"),
+            NextStep::ListRooms => Some("wire_rooms"),
+            NextStep::RoomMembers => Some("wire_room_members"),
             NextStep::SetUp => Some("wire_init"),
             _ => None,
         }
@@ -442,6 +465,11 @@ impl EndpointError {
             EndpointError::Cancel(_) => "cancel_refused",
             EndpointError::Revoked(_) => "revoked",
             EndpointError::PeerLacksKind { .. } => "peer_lacks_kind",
+            EndpointError::NoSuchRoom(_) => "no_such_room",
+            EndpointError::RoomExists(_) => "room_exists",
+            EndpointError::NotRoomManager(_) => "not_room_manager",
+            EndpointError::RoomClosed(_) => "room_closed",
+            EndpointError::Room(_) => "room_refused",
             EndpointError::PeerUnreachable(..) => "peer_unreachable",
             EndpointError::MailboxFull(_) => "mailbox_full",
             EndpointError::SlotGone { .. } => "slot_gone",
@@ -478,6 +506,8 @@ impl EndpointError {
             }
             EndpointError::Revoked(_) => Some(NextStep::PairAgain),
             EndpointError::PeerLacksKind { .. } => Some(NextStep::PeerUpgrades),
+            EndpointError::NoSuchRoom(_) | EndpointError::RoomExists(_) => Some(NextStep::ListRooms),
+            EndpointError::NotRoomManager(_) | EndpointError::RoomClosed(_) => Some(NextStep::RoomMembers),
             EndpointError::PeerUnreachable(..) | EndpointError::PeerSlotGone(_) => Some(NextStep::SendQueued),
             EndpointError::MailboxFull(_) => Some(NextStep::RetryLater),
             EndpointError::SlotGone { .. } => Some(NextStep::Reregister),

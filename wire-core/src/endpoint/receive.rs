@@ -173,6 +173,10 @@ impl Endpoint {
             for item in later.parked.drain(..) {
                 self.home.queue(&item)?;
             }
+            // Room control messages change the rooms file and answer: also before the ack.
+            for item in self.take_room_controls(std::mem::take(&mut later.rooms), &peers, &mut report.rooms)? {
+                self.home.queue(&item)?;
+            }
             account.cursor = last;
             self.home.save(&peers)?;
             self.home.save(&pending)?;
@@ -204,6 +208,10 @@ impl Endpoint {
                 self.home.save(&peers)?;
             }
             self.flush_outbox(&mut report).await?;
+            // Rooms after the 1:1 work: a failing room relay is reported, never blocks it.
+            let mut rooms = std::mem::take(&mut report.rooms);
+            self.step_rooms(None, &mut rooms).await?;
+            report.rooms = rooms;
         }
         report.cursor = account.cursor;
         Ok(report)
@@ -387,6 +395,9 @@ impl Endpoint {
                             }
                         }
                     }
+                    Ok(control) if super::rooms::is_room_control(&control.kind) && control.v == 1 => {
+                        later.rooms.push((sender.clone(), control));
+                    }
                     Ok(control) if control.kind == super::receipts::RECEIPT && control.v == 1 => {
                         match super::receipts::receipt_record(&control.fields, verified.signed(), self.home.now()) {
                             Ok(record) => later.receipts.push((sender.clone(), record)),
@@ -502,7 +513,7 @@ impl Endpoint {
     /// (attempts, last error, the time of the next try) and the next item goes on. Parked
     /// pairing answers past their expiry are given up: grant revoked, peer unpinned. Hold
     /// the lock.
-    async fn flush_outbox(&self, report: &mut PullReport) -> Result<()> {
+    pub(super) async fn flush_outbox(&self, report: &mut PullReport) -> Result<()> {
         let now = self.home.now();
         for item in self.home.outbox()? {
             if let Some(answer) = item.answer.clone().filter(|a| a.expires_at <= now) {
@@ -587,4 +598,6 @@ pub(super) struct After {
     seen: Vec<(Did, EventId)>,
     /// Receipts for what we sent (written to the sent log before the ack).
     receipts: Vec<(Did, SentRecord)>,
+    /// Room control messages (applied with the batch, before the ack).
+    rooms: Vec<(Did, ControlBody)>,
 }

@@ -197,6 +197,8 @@ pub struct PullReport {
     pub reread: bool,
     /// Relay cursor after the pull.
     pub cursor: u64,
+    /// What rooms did: joined, received, committed, failing.
+    pub rooms: super::rooms::RoomSyncReport,
 }
 
 impl PullReport {

@@ -183,11 +183,34 @@ impl Home {
 
     /// Appends lines to a peer's inbox and fsyncs. Hold the lock.
     pub fn append_inbox(&self, peer: &Did, lines: &[InboxLine]) -> Result<(), HomeError> {
+        self.append_lines(&self.inbox_path(peer), &self.rotated_path(peer), &self.index_path(peer), lines)
+    }
+
+    /// A room's inbox (`inbox/room-<key>.jsonl`, the same line format as a peer's).
+    fn room_inbox_path(&self, room: &Did) -> PathBuf {
+        let name = room.as_str().trim_start_matches("did:key:");
+        self.path("inbox").join(format!("room-{name}.jsonl"))
+    }
+
+    /// Appends lines to a room's inbox and fsyncs. Hold the lock.
+    pub fn append_room_inbox(&self, room: &Did, lines: &[InboxLine]) -> Result<(), HomeError> {
+        let path = self.room_inbox_path(room);
+        self.append_lines(&path, &path.with_extension("jsonl.1"), &path.with_extension("ids"), lines)
+    }
+
+    /// The last `limit` lines of a room's inbox, oldest first.
+    pub fn read_room_tail(&self, room: &Did, limit: usize) -> Result<Vec<InboxLine>, HomeError> {
+        read_tail_at(&self.room_inbox_path(room), limit)
+    }
+
+    /// Appends to an inbox file, rotating it at the cap (`rotated`; `index` is its id
+    /// cache, dropped with it).
+    fn append_lines(&self, path: &Path, rotated: &Path, index: &Path, lines: &[InboxLine]) -> Result<(), HomeError> {
         if lines.is_empty() {
             return Ok(());
         }
         self.create()?;
-        let path = self.inbox_path(peer);
+        let path = path.to_owned();
         let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
         // A torn last line (a crash mid-append; its envelope was never acked and comes
         // again) is cut off first, so it cannot run into the next line.
@@ -207,8 +230,8 @@ impl Home {
             // A crash after the rename leaves an empty generation: the envelopes were not
             // acked, come again, and the dedupe window still sees the rotated lines.
             drop(file);
-            fs::rename(&path, self.rotated_path(peer)).map_err(io(&path))?;
-            let _ = fs::remove_file(self.index_path(peer));
+            fs::rename(&path, rotated).map_err(io(&path))?;
+            let _ = fs::remove_file(index);
             file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
         }
         file.write_all(&buf).and_then(|()| file.sync_all()).map_err(io(&path))
@@ -217,41 +240,7 @@ impl Home {
     /// The last `limit` lines of a peer's inbox, oldest first, reading the file from its
     /// end: the cost follows `limit`, not the length of the history.
     pub fn read_inbox_tail_of(&self, peer: &Did, limit: usize) -> Result<Vec<InboxLine>, HomeError> {
-        use std::io::{Read, Seek};
-        let path = self.inbox_path(peer);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&path)(e)),
-        };
-        let len = file.metadata().map_err(io(&path))?.len();
-        // Read backwards in chunks until the buffer holds `limit` complete lines (one more
-        // newline than that, or the start of the file).
-        let mut start = len;
-        let (mut chunks, mut newlines) = (Vec::new(), 0usize);
-        while start > 0 && newlines <= limit {
-            let step = (64 * 1024).min(start);
-            start -= step;
-            let mut chunk = vec![0; step as usize];
-            file.seek(std::io::SeekFrom::Start(start)).and_then(|_| file.read_exact(&mut chunk)).map_err(io(&path))?;
-            newlines += chunk.iter().filter(|b| **b == b'\n').count();
-            chunks.push(chunk);
-        }
-        chunks.reverse();
-        let buf = chunks.concat();
-        // Only whole lines: drop a partial first line (unless the buffer starts the file)
-        // and a torn last one.
-        let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let begin = if start == 0 { 0 } else { buf.iter().position(|b| *b == b'\n').map_or(end, |i| i + 1) };
-        let lines: Vec<&[u8]> = buf[begin.min(end)..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-        let skip = lines.len().saturating_sub(limit);
-        lines[skip..]
-            .iter()
-            .map(|l| {
-                serde_json::from_slice::<InboxLine>(l)
-                    .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: format!("a line near the end: {e}") })
-            })
-            .collect()
+        read_tail_at(&self.inbox_path(peer), limit)
     }
 
     /// The last `limit` lines of every inbox, ordered by the time we stored them.
@@ -368,6 +357,46 @@ fn read_tail(path: &Path, n: usize, chunk: u64) -> std::io::Result<Vec<String>> 
     let text = String::from_utf8_lossy(&buf[begin.min(end)..end]);
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     Ok(lines[lines.len().saturating_sub(n)..].to_vec())
+}
+
+/// The last `limit` lines of an inbox file, oldest first, reading the file from its end:
+/// the cost follows `limit`, not the length of the history.
+fn read_tail_at(path: &Path, limit: usize) -> Result<Vec<InboxLine>, HomeError> {
+    use std::io::{Read, Seek};
+    let path = path.to_owned();
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let len = file.metadata().map_err(io(&path))?.len();
+    // Read backwards in chunks until the buffer holds `limit` complete lines (one more
+    // newline than that, or the start of the file).
+    let mut start = len;
+    let (mut chunks, mut newlines) = (Vec::new(), 0usize);
+    while start > 0 && newlines <= limit {
+        let step = (64 * 1024).min(start);
+        start -= step;
+        let mut chunk = vec![0; step as usize];
+        file.seek(std::io::SeekFrom::Start(start)).and_then(|_| file.read_exact(&mut chunk)).map_err(io(&path))?;
+        newlines += chunk.iter().filter(|b| **b == b'\n').count();
+        chunks.push(chunk);
+    }
+    chunks.reverse();
+    let buf = chunks.concat();
+    // Only whole lines: drop a partial first line (unless the buffer starts the file)
+    // and a torn last one.
+    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let begin = if start == 0 { 0 } else { buf.iter().position(|b| *b == b'\n').map_or(end, |i| i + 1) };
+    let lines: Vec<&[u8]> = buf[begin.min(end)..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let skip = lines.len().saturating_sub(limit);
+    lines[skip..]
+        .iter()
+        .map(|l| {
+            serde_json::from_slice::<InboxLine>(l)
+                .map_err(|e| HomeError::Corrupt { path: path.clone(), detail: format!("a line near the end: {e}") })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -503,3 +532,4 @@ mod tests {
         fs::remove_dir_all(&root).unwrap();
     }
 }
+

@@ -35,6 +35,25 @@ pub mod bytes {
     }
 }
 
+/// `#[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_bytes")]` for
+/// `Option<Vec<u8>>` fields.
+pub mod opt_bytes {
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes a present value as a base64url string.
+    pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => super::bytes::serialize(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializes a base64url string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        super::bytes::deserialize(d).map(Some)
+    }
+}
+
 /// `#[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt_fixed")]` for
 /// `Option<[u8; N]>` fields.
 pub mod opt_fixed {

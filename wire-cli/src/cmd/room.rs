@@ -1,0 +1,252 @@
+//! `wire room ...` and `wire rooms`: end-to-end encrypted group channels (MLS) over a relay
+//! room slot. Members are added from paired peers; see docs/CLI.md.
+
+use clap::Subcommand;
+use serde_json::Value;
+use wire_core::endpoint::{Face, RoomSyncReport, RoomView};
+use wire_core::home::InboxLine;
+
+use super::agent::{open, runtime};
+use crate::output::{self, face};
+
+#[derive(Debug, Subcommand)]
+pub enum RoomCommand {
+    /// Create a room on your relay, with you as its owner and only member.
+    Create {
+        /// Its name (letters, digits, `-`, `_`, `.`).
+        name: String,
+        /// Only the owner (and admins) may post: an announcements room.
+        #[arg(long)]
+        owner_only_write: bool,
+        /// A text members read when they join.
+        #[arg(long)]
+        welcome: Option<String>,
+    },
+    /// Add paired peers: their wire answers with a key package, then they are committed and
+    /// welcomed (on the next pull of each side, or at once with the daemon).
+    Add {
+        /// The room.
+        room: String,
+        /// Paired peers (nickname, `nick@relay` or DID).
+        #[arg(required = true)]
+        peers: Vec<String>,
+    },
+    /// Post to a room: one signed event, encrypted for every member, one append.
+    Send {
+        /// The room.
+        room: String,
+        /// The message (several words are joined with spaces).
+        #[arg(required = true, num_args = 1..)]
+        body: Vec<String>,
+        /// message, claim, decision, question, ack or heartbeat (default: message).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Wake this member (repeatable): by default only mentioned members are woken.
+        #[arg(long = "mention", value_name = "MEMBER")]
+        mentions: Vec<String>,
+    },
+    /// Read a room: sync it, then show its latest messages (yours included).
+    Tail {
+        /// The room.
+        room: String,
+        /// How many of the latest.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// The members of a room with their roles (members known only through the room are not
+    /// paired peers).
+    Members {
+        /// The room.
+        room: String,
+    },
+    /// Remove a member (owner or admin): an MLS commit, and its grant revoked; it reads
+    /// nothing posted after.
+    Remove {
+        /// The room.
+        room: String,
+        /// The member (nickname or DID).
+        member: String,
+    },
+    /// Leave a room; what you received stays readable with `wire room tail`.
+    Leave {
+        /// The room.
+        room: String,
+    },
+    /// Sync every room now (the daemon and `wire pull` do it too).
+    Sync,
+}
+
+/// `wire rooms`.
+pub fn list(json: bool) -> anyhow::Result<()> {
+    let rooms = open()?.rooms()?;
+    if json {
+        output::json(&rooms);
+        return Ok(());
+    }
+    if rooms.is_empty() {
+        eprintln!("no rooms yet: `wire room create NAME`");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = rooms.iter().map(row).collect();
+    output::table(&rows).iter().for_each(|l| println!("{l}"));
+    Ok(())
+}
+
+fn row(r: &RoomView) -> Vec<String> {
+    let mut notes = Vec::new();
+    if r.owner_only_write {
+        notes.push("owner-only-write".to_owned());
+    }
+    if r.adding > 0 {
+        notes.push(format!("adding {}", r.adding));
+    }
+    if r.missed > 0 {
+        notes.push(format!("missed {}", r.missed));
+    }
+    vec![
+        output::untrusted(&r.name),
+        format!("{:?}", r.role).to_lowercase(),
+        format!("{:?}", r.standing).to_lowercase(),
+        format!("{} member(s)", r.members),
+        format!("epoch {}", r.epoch),
+        notes.join(", "),
+    ]
+}
+
+/// `wire room ...`.
+pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
+    let ep = open()?;
+    let rt = runtime()?;
+    match command {
+        RoomCommand::Create { name, owner_only_write, welcome } => {
+            let view = rt.block_on(ep.room_create(&name, owner_only_write, welcome.as_deref()))?;
+            if json {
+                output::json(&view);
+            } else {
+                println!("created room {} on {} (you own it; add peers with `wire room add {name} PEER`)", view.name, view.relay);
+            }
+        }
+        RoomCommand::Add { room, peers } => {
+            let report = rt.block_on(ep.room_add(&room, &peers))?;
+            if json {
+                output::json(&report);
+            } else {
+                let faces = |f: &[Face]| f.iter().map(face).collect::<Vec<_>>().join(", ");
+                if !report.asked.is_empty() {
+                    println!(
+                        "asked {} for a key package; they join when their wire answers (`wire pull` on both sides, or the daemon)",
+                        faces(&report.asked)
+                    );
+                }
+                if !report.already.is_empty() {
+                    println!("already in {}: {}", output::untrusted(&report.room), faces(&report.already));
+                }
+            }
+        }
+        RoomCommand::Send { room, body, kind, mentions } => {
+            let (kind, text) = super::agent::kind_and_body(kind, body);
+            let report = rt.block_on(ep.room_send(&room, &kind, Value::String(text), &mentions))?;
+            if json {
+                output::json(&report);
+            } else {
+                println!("posted to {} (seq {}, {} member(s))", output::untrusted(&report.room), report.seq, report.members);
+            }
+        }
+        RoomCommand::Tail { room, limit } => {
+            let sync = rt.block_on(ep.sync_rooms(Some(&room)));
+            let lines = ep.room_tail(&room, limit)?;
+            if json {
+                lines.iter().for_each(output::json);
+            } else {
+                if let Err(e) = &sync {
+                    eprintln!("could not sync the room now ({e}); showing what is here");
+                }
+                let rows: Vec<Vec<String>> = lines.iter().map(line_row).collect();
+                output::table(&rows).iter().for_each(|l| println!("{l}"));
+                if lines.is_empty() {
+                    eprintln!("no messages yet");
+                }
+            }
+        }
+        RoomCommand::Members { room } => {
+            let members = ep.room_members(&room)?;
+            if json {
+                output::json(&members);
+            } else {
+                let rows: Vec<Vec<String>> = members
+                    .iter()
+                    .map(|m| {
+                        let mut notes = Vec::new();
+                        if m.me {
+                            notes.push("you");
+                        } else if !m.paired {
+                            notes.push("not paired");
+                        }
+                        vec![face(&m.face), format!("{:?}", m.role).to_lowercase(), notes.join(", ")]
+                    })
+                    .collect();
+                output::table(&rows).iter().for_each(|l| println!("{l}"));
+            }
+        }
+        RoomCommand::Remove { room, member } => {
+            let report = rt.block_on(ep.room_remove(&room, &member))?;
+            say_sync(&report, json, &format!("removed {member} from {room}"));
+        }
+        RoomCommand::Leave { room } => {
+            let view = rt.block_on(ep.room_leave(&room))?;
+            if json {
+                output::json(&view);
+            } else {
+                println!("left {}; `wire room tail {room}` still shows what you received", output::untrusted(&view.name));
+            }
+        }
+        RoomCommand::Sync => {
+            let report = rt.block_on(ep.sync_rooms(None))?;
+            say_sync(&report, json, "rooms synced");
+        }
+    }
+    Ok(())
+}
+
+fn say_sync(report: &RoomSyncReport, json: bool, done: &str) {
+    if json {
+        output::json(report);
+        return;
+    }
+    println!("{done}: {} new message(s)", report.received);
+    for name in &report.joined {
+        println!("joined room {}", output::untrusted(name));
+    }
+    for name in &report.removed_from {
+        println!("you were removed from {}", output::untrusted(name));
+    }
+    if report.missed > 0 {
+        println!("missed {} message(s): the relay evicted them before this member read them", report.missed);
+    }
+    for (room, why) in &report.failing {
+        eprintln!("room {room}: {why} (tried again next time)");
+    }
+}
+
+/// A room line: time, face, kind, text (peer-authored: made inert), mentions.
+fn line_row(line: &InboxLine) -> Vec<String> {
+    let body = &line.event.body;
+    let text = match body.get("body") {
+        Some(Value::String(s)) => output::untrusted_block(s),
+        Some(other) => output::untrusted(&other.to_string()),
+        None => output::untrusted(&body.to_string()),
+    };
+    let mentions = body
+        .get("mentions")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .filter_map(Value::as_str)
+                .filter_map(|d| wire_core::proto::did::Did::parse(d).ok())
+                .map(|d| format!("@{}", Face::of(&d).nickname))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    vec![output::when(line.event.created_at), face(&Face::of(&line.event.from)), format!("[{}]", line.event.kind), text, mentions]
+}

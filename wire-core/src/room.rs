@@ -37,6 +37,8 @@ pub const SIGN_POLICY: &[u8] = b"wire/v1/room-policy";
 const WRAP: &[u8] = b"wire/v1/room-wrap";
 /// Default posts per member per minute that every receiver accepts.
 pub const DEFAULT_RATE: u32 = 6;
+/// The highest rate an owner may set.
+pub const MAX_RATE: u32 = 10_000;
 /// Longest room name.
 pub const MAX_NAME: usize = 64;
 /// Longest welcome text.

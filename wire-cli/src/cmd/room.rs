@@ -21,6 +21,10 @@ pub enum RoomCommand {
         /// A text members read when they join.
         #[arg(long)]
         welcome: Option<String>,
+        /// Posts per member per minute that every member's wire accepts (a loop guard for
+        /// agents; more are dropped and counted). Default 6.
+        #[arg(long)]
+        rate: Option<u32>,
     },
     /// Add paired peers: their wire answers with a key package, then they are committed and
     /// welcomed (on the next pull of each side, or at once with the daemon).
@@ -118,8 +122,8 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
     let ep = open()?;
     let rt = runtime()?;
     match command {
-        RoomCommand::Create { name, owner_only_write, welcome } => {
-            let view = rt.block_on(ep.room_create(&name, owner_only_write, welcome.as_deref()))?;
+        RoomCommand::Create { name, owner_only_write, welcome, rate } => {
+            let view = rt.block_on(ep.room_create(&name, owner_only_write, welcome.as_deref(), rate))?;
             if json {
                 output::json(&view);
             } else {

@@ -28,6 +28,7 @@ mod netns;
 mod packaging;
 mod receive;
 mod relay_process;
+mod rooms;
 mod replay;
 mod service;
 mod setup;

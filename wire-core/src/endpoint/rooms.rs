@@ -236,8 +236,18 @@ impl Endpoint {
 
     /// `wire room create`: a room slot on our relay, a new MLS group with us alone, and a
     /// policy signed by a fresh room key.
-    pub async fn room_create(&self, name: &str, owner_only_write: bool, welcome: Option<&str>) -> Result<RoomView> {
+    pub async fn room_create(
+        &self,
+        name: &str,
+        owner_only_write: bool,
+        welcome: Option<&str>,
+        rate_per_minute: Option<u32>,
+    ) -> Result<RoomView> {
         room::check_name(name).map_err(room_err)?;
+        let rate_per_minute = rate_per_minute.unwrap_or(room::DEFAULT_RATE);
+        if rate_per_minute == 0 || rate_per_minute > room::MAX_RATE {
+            return Err(room_err(format!("a room's rate is 1 to {} posts per member per minute", room::MAX_RATE)));
+        }
         if welcome.is_some_and(|w| w.chars().count() > room::MAX_WELCOME) {
             return Err(room_err(format!("a welcome is at most {} characters", room::MAX_WELCOME)));
         }
@@ -263,7 +273,7 @@ impl Endpoint {
             owner_only_write,
             invite_only: true,
             welcome: welcome.map(str::to_owned),
-            rate_per_minute: room::DEFAULT_RATE,
+            rate_per_minute,
             created_at: self.home.now(),
         };
         let mut wrap_key = [0u8; 32];
@@ -579,8 +589,13 @@ impl Endpoint {
         if !loaded.file.asked.iter().any(|a| a.room == room_id && &a.by == sender) {
             return Err(room_err("a welcome to a room we gave this peer no key package for"));
         }
-        if loaded.file.rooms.iter().any(|r| r.id == room_id && r.standing == Standing::Active) {
+        let after = field(c, "after")?.as_u64().ok_or_else(|| room_err("`after` is not a number"))?;
+        if loaded.file.rooms.iter().any(|r| r.id == room_id && r.standing == Standing::Active && r.cursor >= after) {
             return Ok(()); // a repeat
+        }
+        // Added again after a removal: the old group goes.
+        if let Some(mut old) = mls::load(&loaded.provider, room_id.as_str().as_bytes()).map_err(room_err)? {
+            mls::delete(&mut old, &loaded.provider).map_err(room_err)?;
         }
         let policy: Signed = serde_json::from_value(field(c, "policy")?.clone()).map_err(room_err)?;
         let parsed = Policy::verify(&policy, &room_id).map_err(room_err)?;
@@ -594,7 +609,6 @@ impl Endpoint {
         let slot = SlotId::new(field_str(c, "slot")?.to_owned()).map_err(room_err)?;
         let relay = RelayUrl::parse(field_str(c, "relay")?).map_err(room_err)?.to_string();
         let token: Token = serde_json::from_value(field(c, "token")?.clone()).map_err(room_err)?;
-        let after = field(c, "after")?.as_u64().ok_or_else(|| room_err("`after` is not a number"))?;
         let role = if parsed.admins.contains(self.identity.did()) { Role::Admin } else { Role::Member };
         loaded.file.rooms.retain(|r| r.id != room_id);
         loaded.file.asked.retain(|a| a.room != room_id);
@@ -944,6 +958,7 @@ impl Endpoint {
             // Saved before the post: after a crash the same commit is posted again (the
             // relay keeps one copy by hash).
             self.save_rooms(&mut loaded)?;
+            failpoint("room-commit-saved");
         }
         let room = loaded.file.rooms.iter_mut().find(|r| &r.id == id).expect("found above");
         let Some(commit) = room.commit.as_mut().filter(|c| c.merged_at.is_none()) else { return Ok(true) };
@@ -951,6 +966,7 @@ impl Endpoint {
             room_client(room)?.append(&room.slot, &room.token, &room.commit.as_ref().expect("set").envelope).await?;
             room.commit.as_mut().expect("set").posted = true;
             self.save_rooms(&mut loaded)?;
+            failpoint("room-commit-posted");
         }
         Ok(true)
     }

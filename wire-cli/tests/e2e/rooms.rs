@@ -260,3 +260,91 @@ fn a_room_older_than_its_relay_quota_keeps_working() {
     assert_eq!(bodies(&w.c, 1).last().map(String::as_str), Some("still working"));
     assert_eq!(bodies(&w.a, 1).last().map(String::as_str), Some("still working"));
 }
+
+/// A member's own keys and room state, used to post what its wire would refuse to: the
+/// rules are enforced by every receiver, not by the sender.
+struct Rogue {
+    id: wire_core::proto::identity::Identity,
+    room: wire_core::room::Room,
+    provider: wire_core::room::mls::Provider,
+}
+
+fn rogue(w: &Wire) -> Rogue {
+    let secret = std::fs::read(w.home.join("identity.json")).unwrap();
+    let id = wire_core::proto::identity::Identity::from_secret_file(&secret).unwrap();
+    let file: wire_core::room::RoomsFile =
+        serde_json::from_slice(&std::fs::read(w.home.join("rooms.json")).unwrap()).unwrap();
+    let provider = wire_core::room::mls::Provider::new();
+    provider.load(&file.mls).unwrap();
+    Rogue { id, room: file.rooms.into_iter().next().unwrap(), provider }
+}
+
+impl Rogue {
+    fn group(&self) -> wire_core::room::mls::MlsGroup {
+        wire_core::room::mls::load(&self.provider, self.room.id.as_str().as_bytes()).unwrap().unwrap()
+    }
+
+    /// A signed message, encrypted for the room as the member's wire would.
+    fn message(&self, text: &str) -> Vec<u8> {
+        use wire_core::proto::event::{Event, Kind};
+        let body = serde_json::json!({ "body": text, "mentions": [] });
+        let now = wire_core::endpoint::now();
+        let event = Event::new(&self.id, self.room.id.clone(), Kind::Message, body, now, &mut rand_core::OsRng);
+        let signed = event.sign(&self.id).unwrap();
+        let plaintext = serde_json::to_vec(signed.signed()).unwrap();
+        wire_core::room::mls::encrypt(&mut self.group(), &self.provider, &self.id, &plaintext).unwrap()
+    }
+
+    /// A commit removing `did`.
+    fn remove(&self, did: &str) -> Vec<u8> {
+        let mut group = self.group();
+        let leaf = wire_core::room::mls::members(&group).into_iter().find(|l| l.did.as_str() == did).unwrap();
+        let leaves = [wire_core::room::mls::LeafNodeIndex::new(leaf.index)];
+        wire_core::room::mls::remove(&mut group, &self.provider, &self.id, &leaves).unwrap().commit
+    }
+
+    /// Posts to the room slot with the member's own token.
+    fn post(&self, relay: &RelayProcess, mls: &[u8]) {
+        let env = wire_core::room::wrap(&self.room.wrap_key, mls, &mut rand_core::OsRng).unwrap();
+        let path = format!("/v1/slots/{}/events", self.room.slot);
+        let (status, body) = relay.req("POST", &path, Some(self.room.token.expose()), &env);
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    }
+}
+
+#[test]
+fn every_receiver_refuses_a_forbidden_post_and_a_forged_roster_change() {
+    let w = world("rooms-rules", &[]);
+    lab(&w, &["--owner-only-write"]);
+    // b's wire will not post to an announcements room...
+    let refused = w.b.run(&["room", "send", "lab", "--json", "may I?"]);
+    assert_ne!(refused.code, 0);
+    assert_eq!(refused.json()["error"]["code"], "room_closed", "{refused:?}");
+    // ...and when b's keys post anyway, every receiver drops it.
+    let b = rogue(&w.b);
+    b.post(&w.r1, &b.message("posted around the rule"));
+    // b, not an admin, commits c's removal: every other member refuses the commit.
+    b.post(&w.r1, &b.remove(&w.c.did()));
+    w.a.json(&["room", "send", "lab", "announcement"]);
+    for m in [&w.a, &w.c] {
+        m.json(&["room", "sync"]);
+        assert_eq!(bodies(m, 10), vec!["announcement"], "only the owner's post");
+        let r = room(m);
+        assert_eq!((r["refused"].as_u64(), r["epoch"].as_u64(), r["members"].as_u64()), (Some(2), Some(1), Some(3)), "{r}");
+    }
+    assert_eq!(roster(&w.a), roster(&w.c));
+    assert_eq!(bodies(&w.b, 10), vec!["announcement"], "b, still in the epoch, reads on");
+}
+
+#[test]
+fn a_member_over_the_rooms_rate_is_dropped_by_every_receiver() {
+    let w = world("rooms-rate", &[]);
+    lab(&w, &["--rate", "2"]);
+    for text in ["first", "second", "third, one too many"] {
+        w.b.json(&["room", "send", "lab", text]);
+    }
+    for m in [&w.a, &w.c] {
+        assert_eq!(bodies(m, 10), vec!["first", "second"], "the loop guard holds at every receiver");
+        assert_eq!(room(m)["refused"], 1);
+    }
+}

@@ -17,6 +17,9 @@
 
 use std::sync::Mutex;
 
+/// The openmls types callers hold (a group, a leaf index).
+pub use openmls::prelude::{LeafNodeIndex, MlsGroup};
+
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_rust_crypto::{MemoryStorage, RustCrypto};

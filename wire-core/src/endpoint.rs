@@ -19,7 +19,6 @@ pub use code_pair::{CodeSession, PairView};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};
 pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
 pub use receipts::{Compact, MAX_WAIT};
-pub use rooms::{RoomAddReport, RoomMember, RoomSendReport, RoomSyncReport, RoomView};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
 pub use report::{
     AnswerState, Decision, DecisionReport, Face, FailingItem, Flow, ForgetReport, InitReport, InviteReport,
@@ -27,6 +26,7 @@ pub use report::{
     PullReport, Reachability, RejectedCounts, RelayStatus, RequestReport, RequestState, SendReport, StatusReport,
     Verdict, WaitingAnswer, WaitingReintro, Whoami, WhoisReport, WhoisSource,
 };
+pub use rooms::{RoomAddReport, RoomMember, RoomSendReport, RoomSyncReport, RoomView};
 use route::refusal;
 pub(crate) use route::{deliver, post, seal_for};
 

@@ -160,8 +160,7 @@ pub fn wrap(wrap_key: &[u8; 32], mls: &[u8], rng: &mut impl CryptoRngCore) -> Op
 
 /// Opens what [`wrap`] sealed; `None` for anything else (another room, damage).
 pub fn unwrap(wrap_key: &[u8; 32], envelope: &[u8]) -> Option<Vec<u8>> {
-    if envelope.len() < OVERHEAD || envelope[0] != ENVELOPE_VERSION || !BUCKETS.contains(&(envelope.len() - OVERHEAD))
-    {
+    if envelope.len() < OVERHEAD || envelope[0] != ENVELOPE_VERSION || !BUCKETS.contains(&(envelope.len() - OVERHEAD)) {
         return None;
     }
     let (aad, sealed) = envelope.split_at(33);
@@ -294,7 +293,9 @@ impl Room {
     /// Whether `name` names this room: its name, its DID, or a prefix of the DID's key.
     pub fn named(&self, name: &str) -> bool {
         let id = self.id.as_str();
-        self.policy().name == name || id == name || (name.len() >= 8 && id.trim_start_matches("did:key:").starts_with(name))
+        self.policy().name == name
+            || id == name
+            || (name.len() >= 8 && id.trim_start_matches("did:key:").starts_with(name))
     }
 }
 

@@ -127,7 +127,10 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
             if json {
                 output::json(&view);
             } else {
-                println!("created room {} on {} (you own it; add peers with `wire room add {name} PEER`)", view.name, view.relay);
+                println!(
+                    "created room {} on {} (you own it; add peers with `wire room add {name} PEER`)",
+                    view.name, view.relay
+                );
             }
         }
         RoomCommand::Add { room, peers } => {
@@ -153,7 +156,12 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
             if json {
                 output::json(&report);
             } else {
-                println!("posted to {} (seq {}, {} member(s))", output::untrusted(&report.room), report.seq, report.members);
+                println!(
+                    "posted to {} (seq {}, {} member(s))",
+                    output::untrusted(&report.room),
+                    report.seq,
+                    report.members
+                );
             }
         }
         RoomCommand::Tail { room, limit } => {
@@ -201,7 +209,10 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
             if json {
                 output::json(&view);
             } else {
-                println!("left {}; `wire room tail {room}` still shows what you received", output::untrusted(&view.name));
+                println!(
+                    "left {}; `wire room tail {room}` still shows what you received",
+                    output::untrusted(&view.name)
+                );
             }
         }
         RoomCommand::Sync => {
@@ -252,5 +263,11 @@ fn line_row(line: &InboxLine) -> Vec<String> {
                 .join(" ")
         })
         .unwrap_or_default();
-    vec![output::when(line.event.created_at), face(&Face::of(&line.event.from)), format!("[{}]", line.event.kind), text, mentions]
+    vec![
+        output::when(line.event.created_at),
+        face(&Face::of(&line.event.from)),
+        format!("[{}]", line.event.kind),
+        text,
+        mentions,
+    ]
 }

@@ -118,8 +118,13 @@ fn three_members_on_two_relays_talk_and_the_room_relay_learns_nothing() {
     }
     assert_eq!(roster(&w.a), roster(&w.c));
     let members = w.c.json(&["room", "members", "lab"]);
-    let b_entry = members.as_array().unwrap().iter().find(|m| m["face"]["nickname"] == w.b.nickname().as_str()).unwrap();
-    assert_eq!((b_entry["role"].as_str(), b_entry["paired"].as_bool()), (Some("member"), Some(false)), "a room-only member is not a peer");
+    let b_entry =
+        members.as_array().unwrap().iter().find(|m| m["face"]["nickname"] == w.b.nickname().as_str()).unwrap();
+    assert_eq!(
+        (b_entry["role"].as_str(), b_entry["paired"].as_bool()),
+        (Some("member"), Some(false)),
+        "a room-only member is not a peer"
+    );
     assert_eq!(w.c.json(&["peers"]).as_array().unwrap().len(), 1, "c pinned nobody new");
     // One append per message: the room slot holds the commit and the three messages.
     let seq = w.c.json(&["room", "send", "lab", "one more"])["seq"].as_u64().unwrap();
@@ -330,7 +335,11 @@ fn every_receiver_refuses_a_forbidden_post_and_a_forged_roster_change() {
         m.json(&["room", "sync"]);
         assert_eq!(bodies(m, 10), vec!["announcement"], "only the owner's post");
         let r = room(m);
-        assert_eq!((r["refused"].as_u64(), r["epoch"].as_u64(), r["members"].as_u64()), (Some(2), Some(1), Some(3)), "{r}");
+        assert_eq!(
+            (r["refused"].as_u64(), r["epoch"].as_u64(), r["members"].as_u64()),
+            (Some(2), Some(1), Some(3)),
+            "{r}"
+        );
     }
     assert_eq!(roster(&w.a), roster(&w.c));
     assert_eq!(bodies(&w.b, 10), vec!["announcement"], "b, still in the epoch, reads on");

@@ -532,4 +532,3 @@ mod tests {
         fs::remove_dir_all(&root).unwrap();
     }
 }
-

@@ -1,0 +1,138 @@
+//! The 1:1 side of rooms: the control messages that add a member (`room_kp_request`,
+//! `room_key_package`, `room_welcome`), applied with a pull's batch before its ack.
+
+use super::{ASK_TTL_MS, KEY_PACKAGE, KP_REQUEST, Loaded, RoomSyncReport, WELCOME, control, room_err};
+use super::{field, field_bytes, field_did, field_str};
+use crate::client::RelayUrl;
+use crate::endpoint::{Endpoint, Face, Result};
+use crate::home::{OutboxItem, Peers};
+use crate::proto::api::SlotId;
+use crate::proto::did::Did;
+use crate::proto::event::ControlBody;
+use crate::proto::secret::Token;
+use crate::proto::signed::Signed;
+use crate::room::mls;
+use crate::room::{Asked, Policy, Role, Room, Standing};
+
+impl Endpoint {
+    /// Applies room control messages that came with a pull's batch; returns what to send
+    /// back (queued with the batch, before its ack). Hold the lock.
+    pub(crate) fn take_room_controls(
+        &self,
+        controls: Vec<(Did, ControlBody)>,
+        peers: &Peers,
+        report: &mut RoomSyncReport,
+    ) -> Result<Vec<OutboxItem>> {
+        if controls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut loaded = self.load_rooms()?;
+        let now = self.home.now();
+        loaded.file.asked.retain(|a| a.at.0 + ASK_TTL_MS > now.0);
+        let mut out = Vec::new();
+        for (sender, c) in controls {
+            let Some(peer) = peers.get(&sender) else { continue };
+            let applied = match c.kind.as_str() {
+                KP_REQUEST => (|| {
+                    let room = field_did(&c, "room")?;
+                    let kp = mls::key_package(&loaded.provider, &self.identity, &self.credential_lineage()?)
+                        .map_err(room_err)?;
+                    loaded.file.asked.retain(|a| !(a.room == room && a.by == sender));
+                    loaded.file.asked.push(Asked { room: room.clone(), by: sender.clone(), at: now });
+                    let body = control(
+                        KEY_PACKAGE,
+                        serde_json::json!({ "room": room, "key_package": crate::proto::b64::encode(kp) }),
+                    );
+                    out.push(self.control_item(peer, body)?);
+                    Ok(())
+                })(),
+                KEY_PACKAGE => (|| {
+                    let room_id = field_did(&c, "room")?;
+                    let bytes = field_bytes(&c, "key_package")?;
+                    let (_, did) = mls::read_key_package(&loaded.provider, &bytes).map_err(room_err)?;
+                    if did != sender {
+                        return Err(room_err("a key package for another identity than its sender"));
+                    }
+                    let room = loaded.file.rooms.iter_mut().find(|r| r.id == room_id);
+                    let add = room.and_then(|r| r.adds.iter_mut().find(|a| a.did == sender));
+                    match add {
+                        Some(add) => {
+                            add.key_package = Some(bytes);
+                            Ok(())
+                        }
+                        None => Err(room_err("a key package nobody asked for")),
+                    }
+                })(),
+                WELCOME => self.take_welcome(&mut loaded, &sender, &c, report),
+                _ => Ok(()),
+            };
+            if let Err(e) = applied {
+                report.refused += 1;
+                self.home.reject(&crate::home::Rejected {
+                    at: now,
+                    seq: 0,
+                    reason: format!("room message `{}` from {}: {e}", c.kind, Face::of(&sender).nickname),
+                })?;
+            }
+        }
+        self.save_rooms(&mut loaded)?;
+        Ok(out)
+    }
+
+    fn take_welcome(
+        &self,
+        loaded: &mut Loaded,
+        sender: &Did,
+        c: &ControlBody,
+        report: &mut RoomSyncReport,
+    ) -> Result<()> {
+        let room_id = field_did(c, "room")?;
+        if !loaded.file.asked.iter().any(|a| a.room == room_id && &a.by == sender) {
+            return Err(room_err("a welcome to a room we gave this peer no key package for"));
+        }
+        let after = field(c, "after")?.as_u64().ok_or_else(|| room_err("`after` is not a number"))?;
+        if loaded.file.rooms.iter().any(|r| r.id == room_id && r.standing == Standing::Active && r.cursor >= after) {
+            return Ok(()); // a repeat
+        }
+        // Added again after a removal: the old group goes.
+        if let Some(mut old) = mls::load(&loaded.provider, room_id.as_str().as_bytes()).map_err(room_err)? {
+            mls::delete(&mut old, &loaded.provider).map_err(room_err)?;
+        }
+        let policy: Signed = serde_json::from_value(field(c, "policy")?.clone()).map_err(room_err)?;
+        let parsed = Policy::verify(&policy, &room_id).map_err(room_err)?;
+        let welcome = field_bytes(c, "welcome")?;
+        let (group, adder) = mls::join(&loaded.provider, &welcome).map_err(room_err)?;
+        if &adder != sender || group.group_id().as_slice() != room_id.as_str().as_bytes() {
+            return Err(room_err("a welcome from another member than its sender, or to another group"));
+        }
+        let wrap_key = crate::proto::b64::decode_array::<32>(field_str(c, "wrap_key")?)
+            .ok_or_else(|| room_err("`wrap_key` is not 32 bytes"))?;
+        let slot = SlotId::new(field_str(c, "slot")?.to_owned()).map_err(room_err)?;
+        let relay = RelayUrl::parse(field_str(c, "relay")?).map_err(room_err)?.to_string();
+        let token: Token = serde_json::from_value(field(c, "token")?.clone()).map_err(room_err)?;
+        let role = if parsed.admins.contains(self.identity.did()) { Role::Admin } else { Role::Member };
+        loaded.file.rooms.retain(|r| r.id != room_id);
+        loaded.file.asked.retain(|a| a.room != room_id);
+        loaded.file.rooms.push(Room {
+            id: room_id,
+            policy,
+            role,
+            standing: Standing::Active,
+            relay,
+            slot,
+            token,
+            wrap_key,
+            room_secret: None,
+            cursor: after,
+            adds: Vec::new(),
+            removes: Vec::new(),
+            commit: None,
+            grants: Vec::new(),
+            missed: 0,
+            refused: 0,
+            joined_at: self.home.now(),
+        });
+        report.joined.push(parsed.name);
+        Ok(())
+    }
+}

@@ -274,6 +274,9 @@ pub struct Room {
     /// Member grants we minted, by member (revoked on removal).
     #[serde(default)]
     pub grants: Vec<(Did, String)>,
+    /// Grants of removed members still to revoke (the removal was merged).
+    #[serde(default)]
+    pub revoke: Vec<String>,
     /// Envelopes evicted before we read them, and refused ones.
     #[serde(default)]
     pub missed: u64,

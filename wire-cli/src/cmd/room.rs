@@ -71,6 +71,14 @@ pub enum RoomCommand {
         /// The member (nickname or DID).
         member: String,
     },
+    /// Make a member an admin (the owner only): it may then add and remove members. The
+    /// member must be a paired peer (its admin grant travels over your 1:1 channel).
+    Admin {
+        /// The room.
+        room: String,
+        /// The member (nickname, `nick@relay` or DID).
+        member: String,
+    },
     /// Leave a room; what you received stays readable with `wire room tail`.
     Leave {
         /// The room.
@@ -203,6 +211,14 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
         RoomCommand::Remove { room, member } => {
             let report = rt.block_on(ep.room_remove(&room, &member))?;
             say_sync(&report, json, &format!("removed {member} from {room}"));
+        }
+        RoomCommand::Admin { room, member } => {
+            let view = rt.block_on(ep.room_admin(&room, &member))?;
+            if json {
+                output::json(&view);
+            } else {
+                println!("{member} is now an admin of {}", output::untrusted(&view.name));
+            }
         }
         RoomCommand::Leave { room } => {
             let view = rt.block_on(ep.room_leave(&room))?;

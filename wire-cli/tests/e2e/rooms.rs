@@ -357,3 +357,49 @@ fn a_member_over_the_rooms_rate_is_dropped_by_every_receiver() {
         assert_eq!(room(m)["refused"], 1);
     }
 }
+
+#[test]
+fn two_managers_commit_in_the_same_epoch_and_every_member_ends_in_one_epoch_and_roster() {
+    let w = world("rooms-race", &[]);
+    let d = Wire::new(&w.root, "d");
+    d.json(&["init", "--relay", &w._r2.addr]);
+    let url = w.a.json(&["invite"])["url"].as_str().unwrap().to_owned();
+    d.json(&["accept", &url]);
+    w.a.json(&["pull"]);
+    lab(&w, &[]);
+    w.a.json(&["room", "add", "lab", &d.nickname()]);
+    d.json(&["pull"]);
+    w.a.json(&["pull"]);
+    d.json(&["pull"]);
+    // b becomes an admin: the policy reaches every member in the room, the grant b's wire.
+    w.a.json(&["room", "admin", "lab", &w.b.nickname()]);
+    w.b.json(&["pull"]);
+    w.c.json(&["room", "sync"]);
+    let b_members = w.c.json(&["room", "members", "lab"]);
+    let b_role =
+        b_members.as_array().unwrap().iter().find(|m| m["face"]["nickname"] == w.b.nickname().as_str()).unwrap();
+    assert_eq!(b_role["role"], "admin", "c learned the new policy from the room");
+    assert_eq!(room(&w.b)["role"], "admin");
+    let epoch = room(&w.a)["epoch"].as_u64().unwrap();
+    // Both commit in the same epoch: b's commit is saved (b dies before posting it), a's
+    // goes out and is merged; b's is posted after a's when b comes back.
+    dies_at(&w.b, &["room", "remove", "lab", &d.nickname()], "room-commit-saved");
+    w.a.json(&["room", "remove", "lab", &w.c.nickname()]);
+    let b_back = w.b.json(&["room", "sync"]);
+    assert!(b_back["failing"].as_array().unwrap().is_empty(), "{b_back}");
+    w.a.json(&["room", "sync"]);
+    // a's commit won its epoch; b's lost, was skipped by everyone, and b made it again.
+    for m in [&w.a, &w.b] {
+        let r = room(m);
+        assert_eq!((r["epoch"].as_u64(), r["members"].as_u64()), (Some(epoch + 2), Some(2)), "{r}");
+    }
+    assert_eq!(roster(&w.a), roster(&w.b));
+    w.b.json(&["room", "send", "lab", "after the race"]);
+    assert_eq!(bodies(&w.a, 1), vec!["after the race"]);
+    // The removed members' grants were revoked by their minter (a), whoever committed.
+    for gone in [&w.c, &d] {
+        let synced = gone.json(&["room", "sync"]);
+        assert!(!bodies(gone, 10).contains(&"after the race".to_owned()), "{synced}");
+        assert_eq!(room(gone)["standing"], "removed");
+    }
+}

@@ -16,10 +16,12 @@ use super::{Endpoint, EndpointError, Face, Result};
 use crate::client::{Client, RelayUrl};
 use crate::home::{HomeError, InboxLine, OutboxItem, Peer, Peers};
 
+use crate::proto::api::{GrantKind, GrantRequest};
 use crate::proto::did::Did;
 use crate::proto::event::{ControlBody, Event, Kind};
 use crate::proto::identity::Identity;
 use crate::proto::lineage::SignedStatement;
+use crate::proto::time::UnixMillis;
 use crate::room::mls::{self, Provider};
 use crate::room::{self, PendingAdd, Policy, Role, Room, RoomsFile, Standing};
 
@@ -32,6 +34,10 @@ pub(crate) const KP_REQUEST: &str = "room_kp_request";
 pub(crate) const KEY_PACKAGE: &str = "room_key_package";
 /// Control type: the Welcome, the room's policy, slot and a member grant.
 pub(crate) const WELCOME: &str = "room_welcome";
+/// Control type (1:1, from the owner): an admin grant for a member made admin.
+pub(crate) const ADMIN: &str = "room_admin";
+/// Control type inside a room (from the owner): a newer policy, signed by the room key.
+pub(crate) const POLICY: &str = "room_policy";
 /// The feature flag a card lists when its wire reads room control messages.
 pub(crate) const FEATURE: &str = "rooms";
 /// The rooms file in the home.
@@ -43,7 +49,7 @@ pub(super) const ASK_TTL_MS: u64 = 7 * 86_400_000;
 
 /// Whether a control type is one of rooms'.
 pub(crate) fn is_room_control(kind: &str) -> bool {
-    matches!(kind, KP_REQUEST | KEY_PACKAGE | WELCOME)
+    matches!(kind, KP_REQUEST | KEY_PACKAGE | WELCOME | ADMIN)
 }
 
 /// A room as `wire rooms` shows it.
@@ -297,6 +303,7 @@ impl Endpoint {
             removes: Vec::new(),
             commit: None,
             grants: Vec::new(),
+            revoke: Vec::new(),
             missed: 0,
             refused: 0,
             joined_at: self.home.now(),
@@ -383,6 +390,58 @@ impl Endpoint {
             self.flush().await?;
         }
         Ok(report)
+    }
+
+    /// `wire room admin`: (the owner) makes a member an admin. A newer policy, signed by the
+    /// room key, is posted in the room; the admin grant travels over our 1:1 channel, so the
+    /// member must be a paired peer.
+    pub async fn room_admin(&self, name: &str, member: &str) -> Result<RoomView> {
+        let view = {
+            let _lock = self.home.lock()?;
+            let mut loaded = self.load_rooms()?;
+            let peers = self.home.load::<Peers>()?.unwrap_or_default();
+            let room = Self::find_room(&mut loaded.file.rooms, name)?;
+            let (Some(seed), Standing::Active) = (room.room_secret, room.standing) else {
+                return Err(EndpointError::NotRoomManager(name.to_owned()));
+            };
+            let peer = self.find_peer(&peers, member)?;
+            let did = peer.card.did().clone();
+            let mut group = mls::load(&loaded.provider, room.id.as_str().as_bytes())
+                .map_err(room_err)?
+                .ok_or_else(|| room_err("the room's group state is missing"))?;
+            if !mls::members(&group).iter().any(|l| l.did == did) {
+                return Err(room_err(format!("{member} is not in `{name}`; add it first")));
+            }
+            let mut policy = room.policy();
+            if !policy.admins.contains(&did) {
+                policy.admins.push(did.clone());
+            }
+            policy.created_at = UnixMillis(self.home.now().0.max(policy.created_at.0 + 1));
+            let signed = policy.sign(&Identity::from_secret_bytes(&seed, [0; 32]));
+            let client = room_client(room)?;
+            let grant = client
+                .grant(&room.slot, &room.token, &GrantRequest { kind: GrantKind::Admin, ttl_secs: None, uses: None })
+                .await?;
+            room.grants.push((did.clone(), grant.grant_id));
+            let body = control(ADMIN, serde_json::json!({ "room": room.id, "token": grant.token }));
+            self.home.queue(&self.control_item(peer, body)?)?;
+            // The policy goes to every member inside the room.
+            let body = control(POLICY, serde_json::json!({ "policy": signed }));
+            let event = Event::new(&self.identity, room.id.clone(), Kind::Control, body, self.home.now(), &mut OsRng);
+            let signed_event = event.sign(&self.identity).map_err(room_err)?;
+            let plaintext = serde_json::to_vec(signed_event.signed()).expect("signed documents serialize");
+            let ciphertext =
+                mls::encrypt(&mut group, &loaded.provider, &self.identity, &plaintext).map_err(room_err)?;
+            let env = room::wrap(&room.wrap_key, &ciphertext, &mut OsRng)
+                .ok_or_else(|| room_err("the policy is too large for a room envelope"))?;
+            room.policy = signed;
+            self.save_rooms(&mut loaded)?;
+            let room = Self::find_room(&mut loaded.file.rooms, name)?;
+            client.append(&room.slot, &room.token, &env).await?;
+            view(room, &loaded.provider)
+        };
+        self.flush().await?;
+        Ok(view)
     }
 
     /// `wire room remove`: commits the removal and revokes the member's grant once the

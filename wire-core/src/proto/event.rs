@@ -480,6 +480,11 @@ impl VerifiedEvent {
         &self.0.signed
     }
 
+    /// The control body, if this is a control message (verified).
+    pub fn control(&self) -> Option<ControlBody> {
+        (self.event().kind == Kind::Control).then(|| serde_json::from_value(self.event().body.clone()).ok()).flatten()
+    }
+
     /// Unwraps into the event.
     pub fn into_event(self) -> Event {
         self.0.event

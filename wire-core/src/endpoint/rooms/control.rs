@@ -1,7 +1,7 @@
 //! The 1:1 side of rooms: the control messages that add a member (`room_kp_request`,
 //! `room_key_package`, `room_welcome`), applied with a pull's batch before its ack.
 
-use super::{ASK_TTL_MS, KEY_PACKAGE, KP_REQUEST, Loaded, RoomSyncReport, WELCOME, control, room_err};
+use super::{ADMIN, ASK_TTL_MS, KEY_PACKAGE, KP_REQUEST, Loaded, RoomSyncReport, WELCOME, control, room_err};
 use super::{field, field_bytes, field_did, field_str};
 use crate::client::RelayUrl;
 use crate::endpoint::{Endpoint, Face, Result};
@@ -64,6 +64,19 @@ impl Endpoint {
                     }
                 })(),
                 WELCOME => self.take_welcome(&mut loaded, &sender, &c, report),
+                ADMIN => (|| {
+                    let room_id = field_did(&c, "room")?;
+                    let token: Token = serde_json::from_value(field(&c, "token")?.clone()).map_err(room_err)?;
+                    let room = loaded.file.rooms.iter_mut().find(|r| r.id == room_id && r.standing == Standing::Active);
+                    match room {
+                        Some(room) if room.policy().owner == sender => {
+                            room.token = token;
+                            room.role = Role::Admin;
+                            Ok(())
+                        }
+                        _ => Err(room_err("an admin grant from someone who does not own that room")),
+                    }
+                })(),
                 _ => Ok(()),
             };
             if let Err(e) = applied {
@@ -128,6 +141,7 @@ impl Endpoint {
             removes: Vec::new(),
             commit: None,
             grants: Vec::new(),
+            revoke: Vec::new(),
             missed: 0,
             refused: 0,
             joined_at: self.home.now(),

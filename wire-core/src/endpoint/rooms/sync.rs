@@ -6,7 +6,7 @@
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 
-use super::{PAGE, RoomSyncReport, WELCOME, control, failpoint, room_client, room_err};
+use super::{PAGE, POLICY, RoomSyncReport, WELCOME, control, failpoint, room_client, room_err};
 use crate::client::ClientError;
 use crate::endpoint::{Endpoint, Face, Result};
 use crate::home::{InboxLine, Peers};
@@ -154,6 +154,7 @@ impl Endpoint {
                 let (adds, removes) = (commit.adds.clone(), commit.removes.clone());
                 room.adds.retain(|a| !adds.contains(&a.did));
                 room.removes.retain(|d| !removes.contains(d));
+                owe_revocations(room, &removes);
             } else {
                 room.commit = None;
             }
@@ -179,6 +180,21 @@ impl Endpoint {
                     .ok_or("a sender without a key in the roster")?;
                 let rules = Acceptance::new(&room.id, self.home.now());
                 let verified = event.verify_under(&key, &rules).map_err(|e| e.to_string())?;
+                if let Some(control) = verified.control() {
+                    // A newer policy signed by the room key (the owner's): roles, rules.
+                    if control.kind == POLICY && control.v == 1 {
+                        let signed: Signed = control
+                            .fields
+                            .get("policy")
+                            .and_then(|p| serde_json::from_value(p.clone()).ok())
+                            .ok_or("a policy message without a policy")?;
+                        let newer = Policy::verify(&signed, &room.id).map_err(|e| e.to_string())?;
+                        if newer.created_at > policy.created_at {
+                            room.policy = signed;
+                        }
+                    }
+                    return Ok(None);
+                }
                 if !policy.may_post(&sender) {
                     return Err(format!("{} may not post here (owner-only-write)", Face::of(&sender).nickname));
                 }
@@ -205,6 +221,7 @@ impl Endpoint {
                 mls::merge(group, provider, *staged).map_err(|e| e.to_string())?;
                 room.adds.retain(|a| !added.contains(&a.did));
                 room.removes.retain(|d| !removed.contains(d));
+                owe_revocations(room, &removed);
                 if removes_us {
                     room.standing = Standing::Removed;
                 }
@@ -228,10 +245,22 @@ impl Endpoint {
     async fn send_due(&self, id: &Did, report: &mut RoomSyncReport) -> Result<()> {
         let mut loaded = self.load_rooms()?;
         let Some(room) = loaded.file.rooms.iter_mut().find(|r| &r.id == id) else { return Ok(()) };
+        let client = room_client(room)?;
+        // Removed members' grants, whoever committed the removal: revoked by whoever minted them.
+        if !room.revoke.is_empty() {
+            for grant_id in &room.revoke {
+                match client.revoke(&room.slot, &room.token, grant_id).await {
+                    Ok(_) | Err(ClientError::Api { code: ErrorCode::NotFound, .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            room.revoke.clear();
+            self.save_rooms(&mut loaded)?;
+        }
+        let Some(room) = loaded.file.rooms.iter_mut().find(|r| &r.id == id) else { return Ok(()) };
         let Some((commit, after)) = room.commit.clone().and_then(|c| c.merged_at.map(|at| (c, at))) else {
             return Ok(());
         };
-        let client = room_client(room)?;
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         let mut items = Vec::new();
         for did in &commit.adds {
@@ -264,15 +293,6 @@ impl Endpoint {
                 }),
             );
             items.push(self.control_item(peer, body)?);
-        }
-        for did in &commit.removes {
-            for (_, grant_id) in room.grants.iter().filter(|(d, _)| d == did) {
-                match client.revoke(&room.slot, &room.token, grant_id).await {
-                    Ok(_) | Err(ClientError::Api { code: ErrorCode::NotFound, .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            room.grants.retain(|(d, _)| d != did);
         }
         room.commit = None;
         for item in &items {
@@ -373,6 +393,13 @@ impl Endpoint {
         }
         Ok(true)
     }
+}
+
+/// Moves the grants of `removed` members we minted to the list to revoke.
+fn owe_revocations(room: &mut Room, removed: &[Did]) {
+    let (owed, kept): (Vec<_>, Vec<_>) = room.grants.drain(..).partition(|(d, _)| removed.contains(d));
+    room.grants = kept;
+    room.revoke.extend(owed.into_iter().map(|(_, g)| g));
 }
 
 /// Whether `line` is one post too many for its sender within a minute (the room's rate,

@@ -239,6 +239,20 @@ async fn serve_home(
                 update(&|s| s.last_error = Some(message.clone()));
             }
             SyncEvent::Disconnected => update(&|s| s.stream_connected = false),
+            SyncEvent::RoomsSynced(r) => {
+                update(&|s| s.last_sync = Some(now()));
+                if r.received > 0 || !r.joined.is_empty() || r.committed > 0 || !r.failing.is_empty() {
+                    let failing: Vec<String> = r.failing.iter().map(|(room, why)| format!("{room}: {why}")).collect();
+                    log.line(&format!(
+                        "{}: rooms: received {}, joined {:?}, commits {}, failing {:?}",
+                        path.display(),
+                        r.received,
+                        r.joined,
+                        r.committed,
+                        failing
+                    ));
+                }
+            }
             _ => {}
         }
     }

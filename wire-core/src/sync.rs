@@ -7,15 +7,18 @@
 //! jitter). It reports what happens as [`SyncEvent`]s on a channel; the caller decides what
 //! to show (a status file and a log, MCP resource updates).
 //!
-//! One stream per identity today; the loop is written around "the streams of an
-//! identity" so room slots and a second mailbox during a move can join it.
+//! Besides the mailbox stream it holds one stream per active room (a task each, which
+//! only wakes the engine): a room that delivers something is synced through
+//! `Endpoint::sync_rooms`, and room work that arrives on the 1:1 channel (a key package,
+//! a Welcome) is taken up after the pull that brought it.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::client::StreamItem;
-use crate::endpoint::{Endpoint, EndpointError, PullReport};
+use crate::client::{Client, RelayUrl, StreamItem};
+use crate::endpoint::{Endpoint, EndpointError, PullReport, RoomStream, RoomSyncReport};
+use crate::proto::did::Did;
 use crate::home::{Account, Home};
 
 /// First wait after a failure.
@@ -40,6 +43,8 @@ pub enum SyncEvent {
     },
     /// A pull finished.
     Synced(Box<PullReport>),
+    /// Rooms were synced (a room stream woke, or room work arrived).
+    RoomsSynced(Box<RoomSyncReport>),
     /// Something failed; the engine reconnects after a backoff.
     Failed(String),
     /// Our relay no longer knows our slot. Reported once per slot; the engine then waits
@@ -180,8 +185,16 @@ async fn connected(
     *failures = 0;
     let _ = events.send(SyncEvent::Connected { did: me.face.did.clone(), nickname: me.face.nickname.clone() });
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+    let mut rooms = Rooms::default();
+    let (room_tx, mut room_rx) = mpsc::unbounded_channel::<Did>();
+    rooms.refresh(&ep, &room_tx);
     loop {
         tokio::select! {
+            Some(_) = room_rx.recv() => {
+                // Several wakes at once are one sync.
+                while room_rx.try_recv().is_ok() {}
+                rooms_synced(events, ep.sync_rooms(None).await?);
+            }
             next = stream.next() => {
                 let Some(first) = next else { return Ok(()) };
                 // Our keys moved under us (`wire rotate` elsewhere): reconnect with the new
@@ -209,9 +222,14 @@ async fn connected(
                 if relist {
                     cursor = report(events, ep.pull().await?).max(cursor);
                 } else if !batch.is_empty() {
-                    cursor = report(events, ep.pull_streamed(batch).await?).max(cursor);
+                    let pulled = ep.pull_streamed(batch).await?;
+                    let rooms_due = pulled.rooms.due;
+                    cursor = report(events, pulled).max(cursor);
                     // Readers were told; now what the batch queued (receipts, answers) goes out.
                     ep.flush().await?;
+                    if rooms_due {
+                        rooms_synced(events, ep.sync_rooms(None).await?);
+                    }
                 }
             }
             _ = housekeeping.tick() => {
@@ -221,6 +239,7 @@ async fn connected(
                 if due(&ep)? {
                     cursor = report(events, ep.pull().await?).max(cursor);
                 }
+                rooms.refresh(&ep, &room_tx);
                 if options.drive_pairings
                     && ep.pair_list()?.iter().any(|v| !matches!(v.state, "paired" | "aborted"))
                 {
@@ -230,6 +249,86 @@ async fn connected(
             changed = stop.changed() => if changed.is_err() || *stop.borrow() { return Ok(()) },
         }
     }
+}
+
+/// The streams of the identity's rooms: a task per room slot that wakes the engine.
+#[derive(Default)]
+struct Rooms {
+    /// When the rooms file was read last.
+    read: Option<std::time::SystemTime>,
+    tasks: Vec<(RoomStream, tokio::task::JoinHandle<()>)>,
+}
+
+impl Rooms {
+    /// Starts streams for rooms that have none, ends those of rooms gone (when the rooms
+    /// file changed since the last look).
+    fn refresh(&mut self, ep: &Endpoint, wake: &mpsc::UnboundedSender<Did>) {
+        let written = ep.rooms_written();
+        if written.is_none() || written == self.read {
+            return;
+        }
+        self.read = written;
+        let Ok(want) = ep.room_streams() else { return };
+        let same = |a: &RoomStream, b: &RoomStream| a.id == b.id && a.slot == b.slot && a.token == b.token;
+        self.tasks.retain(|(s, task)| {
+            let keep = want.iter().any(|w| same(w, s));
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for target in want {
+            if !self.tasks.iter().any(|(s, _)| same(s, &target)) {
+                let task = tokio::spawn(room_stream(target.clone(), wake.clone()));
+                self.tasks.push((target, task));
+            }
+        }
+    }
+}
+
+impl Drop for Rooms {
+    fn drop(&mut self) {
+        for (_, task) in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Holds one room's stream, waking the engine whenever it delivers (the engine reads the
+/// room itself); reconnects with the engine's backoff.
+async fn room_stream(target: RoomStream, wake: mpsc::UnboundedSender<Did>) {
+    let Ok(url) = RelayUrl::parse(&target.relay) else { return };
+    let client = Client::new(url);
+    let (mut cursor, mut failures) = (target.cursor, 0u32);
+    loop {
+        match client.stream(&target.slot, &target.token, cursor).await {
+            Ok(mut stream) => {
+                failures = 0;
+                while let Some(item) = stream.next().await {
+                    match item {
+                        StreamItem::Envelope(e) => cursor = cursor.max(e.seq),
+                        StreamItem::Wake(seq) => cursor = cursor.max(seq),
+                        StreamItem::Missed(m) => cursor = cursor.max(m.floor),
+                        StreamItem::Hello(_) => continue,
+                    }
+                    if wake.send(target.id.clone()).is_err() {
+                        return;
+                    }
+                }
+            }
+            // Removed from the room (the grant is revoked): one sync sees it, then stop.
+            Err(e) if e.code() == Some(crate::proto::api::ErrorCode::Forbidden) => {
+                let _ = wake.send(target.id.clone());
+                return;
+            }
+            Err(_) => failures = failures.saturating_add(1),
+        }
+        tokio::time::sleep(jitter(backoff(failures))).await;
+    }
+}
+
+fn rooms_synced(events: &mpsc::UnboundedSender<SyncEvent>, report: RoomSyncReport) {
+    let _ = events.send(SyncEvent::RoomsSynced(Box::new(report)));
 }
 
 /// The sync engine running for a caller that waits on it (`wire wait`, `wire send

@@ -333,7 +333,7 @@ impl Inner {
         let mut said = String::new();
         while let Some(event) = events.recv().await {
             match event {
-                SyncEvent::Synced(_) => {
+                SyncEvent::Synced(_) | SyncEvent::RoomsSynced(_) => {
                     self.publish().await;
                     self.wake.send_modify(|n| *n = n.wrapping_add(1));
                 }

@@ -377,3 +377,40 @@ fn a_rotation_under_a_running_daemon_loses_nothing_and_the_daemon_takes_the_new_
     assert_eq!(s.cli(&s.a, &["status"]).ok().json()["rejected"]["total"], 0);
     assert_eq!(s.cli(&s.b, &["status"]).ok().json()["rejected"]["total"], 0);
 }
+
+/// The lines of a home's room inboxes, read from the files (`wire room tail` would sync).
+fn room_inbox(w: &Wire) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(w.home.join("inbox")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("room-") && name.ends_with(".jsonl") {
+            for line in std::fs::read_to_string(entry.path()).unwrap_or_default().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                out.push(v["body"]["body"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_daemon_adds_joins_and_reads_rooms_without_any_pull() {
+    let s = Setup::new("daemon-rooms");
+    s.daemon(&["start", "--no-notify"]);
+    s.pair();
+    s.cli(&s.a, &["room", "create", "lab"]).ok();
+    s.cli(&s.a, &["room", "add", "lab", &s.b.nickname()]).ok();
+    // Key package, commit, Welcome: each side's daemon takes its step.
+    wait(
+        || {
+            let rooms = s.cli(&s.b, &["rooms"]).ok().json();
+            rooms.as_array().is_some_and(|r| r.iter().any(|r| r["name"] == "lab" && r["members"] == 2))
+        },
+        "b's daemon joins the room",
+    );
+    s.cli(&s.a, &["room", "send", "lab", "read by the daemon"]).ok();
+    wait(|| room_inbox(&s.b) == vec!["read by the daemon".to_owned()], "b's daemon reads the room");
+    s.cli(&s.b, &["room", "send", "lab", "and back"]).ok();
+    wait(|| room_inbox(&s.a).contains(&"and back".to_owned()), "a's daemon reads the room");
+}

@@ -118,9 +118,28 @@ pub struct RoomSendReport {
     pub members: usize,
 }
 
+/// A room slot the sync engine holds a stream on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomStream {
+    /// The room.
+    pub id: Did,
+    /// Its relay.
+    pub relay: String,
+    /// Its slot.
+    pub slot: crate::proto::api::SlotId,
+    /// Our token there.
+    pub token: crate::proto::secret::Token,
+    /// Where our reading stands.
+    pub cursor: u64,
+}
+
 /// What syncing rooms did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RoomSyncReport {
+    /// Room work arrived on the 1:1 channel (a key package, a Welcome, a grant): the rooms
+    /// should be synced next (the sync engine does).
+    #[serde(skip)]
+    pub due: bool,
     /// Messages stored, all rooms.
     pub received: usize,
     /// Rooms joined (from Welcomes).
@@ -311,6 +330,23 @@ impl Endpoint {
         self.save_rooms(&mut loaded)?;
         let room = loaded.file.rooms.last().expect("just pushed");
         Ok(view(room, &loaded.provider))
+    }
+
+    /// The room slots to hold streams on (active rooms), for the sync engine.
+    pub fn room_streams(&self) -> Result<Vec<RoomStream>> {
+        let loaded = self.load_rooms()?;
+        Ok(loaded
+            .file
+            .rooms
+            .into_iter()
+            .filter(|r| r.standing == Standing::Active)
+            .map(|r| RoomStream { id: r.id, relay: r.relay, slot: r.slot, token: r.token, cursor: r.cursor })
+            .collect())
+    }
+
+    /// When the rooms file last changed (the sync engine re-reads its streams then).
+    pub fn rooms_written(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.rooms_path()).and_then(|m| m.modified()).ok()
     }
 
     /// `wire rooms`.

@@ -79,6 +79,7 @@ impl Endpoint {
                 })(),
                 _ => Ok(()),
             };
+            report.due |= applied.is_ok() && c.kind != KP_REQUEST;
             if let Err(e) = applied {
                 report.refused += 1;
                 self.home.reject(&crate::home::Rejected {

@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::client::{Client, RelayUrl, StreamItem};
 use crate::endpoint::{Endpoint, EndpointError, PullReport, RoomStream, RoomSyncReport};
-use crate::proto::did::Did;
 use crate::home::{Account, Home};
+use crate::proto::did::Did;
 
 /// First wait after a failure.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);

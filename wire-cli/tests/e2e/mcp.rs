@@ -339,3 +339,42 @@ fn before_wire_init_every_tool_says_what_to_run_and_wire_init_creates_the_identi
     drop(session);
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn two_agents_run_a_room_through_their_mcp_servers() {
+    let root = tempdir("mcp-room");
+    let (_relay, a, b) = paired(&root);
+    let mut ma = McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
+    let mut mb = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
+    ma.handshake();
+    mb.handshake();
+    let created = call(&mut ma, 10, "wire_room_create", json!({"name": "ops", "welcome": "hello"}));
+    assert_eq!((created["name"].as_str(), created["role"].as_str()), (Some("ops"), Some("owner")), "{created}");
+    let added = call(&mut ma, 11, "wire_room_add", json!({"room": "ops", "peers": [b.nickname()]}));
+    assert_eq!(added["asked"].as_array().unwrap().len(), 1, "{added}");
+    // Each server's sync engine takes its step: key package, commit, Welcome.
+    let mut id = 20;
+    crate::common::eventually(crate::common::WAIT, "b's server joins the room", || {
+        id += 1;
+        let rooms = call(&mut mb, id, "wire_rooms", json!({}));
+        rooms["rooms"].as_array().unwrap().iter().any(|r| r["name"] == "ops" && r["members"] == 2).then_some(())
+    });
+    let sent = call(
+        &mut mb,
+        100,
+        "wire_room_send",
+        json!({"room": "ops", "body": "from b's agent", "mentions": [a.nickname()]}),
+    );
+    assert_eq!(sent["members"], 2, "{sent}");
+    let read = crate::common::eventually(crate::common::WAIT, "a's agent reads the room", || {
+        id += 1;
+        let tail = call(&mut ma, id, "wire_room_tail", json!({"room": "ops"}));
+        let events = tail["events"].as_array().cloned().unwrap_or_default();
+        (!events.is_empty()).then_some(events)
+    });
+    assert_eq!(read[0]["body"]["body"], "from b's agent");
+    assert_eq!(read[0]["body"]["mentions"][0], a.did());
+    let members = call(&mut ma, 200, "wire_room_members", json!({"room": "ops"}));
+    assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+    std::fs::remove_dir_all(&root).ok();
+}

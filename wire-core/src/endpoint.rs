@@ -711,6 +711,7 @@ impl Endpoint {
             rejected: RejectedCounts { total: rejected.len(), reasons },
             reintroductions,
             needs_repair: peers.peers.iter().filter(|p| p.needs_repair).map(face_of_peer).collect(),
+            rooms: self.rooms()?,
         })
     }
 }

@@ -303,6 +303,15 @@ pub fn status(json: bool) -> anyhow::Result<()> {
     for p in &v.needs_repair {
         println!("  {} NEEDS RE-PAIRING: its re-introduction never reached it", face(p));
     }
+    let active: Vec<&wire_core::endpoint::RoomView> =
+        v.rooms.iter().filter(|r| r.standing == wire_core::room::Standing::Active).collect();
+    if !active.is_empty() {
+        let names: Vec<String> = active.iter().map(|r| output::untrusted(&r.name)).collect();
+        println!("  rooms     {} ({})", active.len(), names.join(", "));
+    }
+    for r in v.rooms.iter().filter(|r| r.missed > 0 || r.refused > 0) {
+        println!("    {}: missed {}, refused {}", output::untrusted(&r.name), r.missed, r.refused);
+    }
     Ok(())
 }
 

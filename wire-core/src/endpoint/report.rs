@@ -486,6 +486,8 @@ pub struct StatusReport {
     pub reintroductions: Vec<WaitingReintro>,
     /// Peers whose re-introduction was given up: pair with them again.
     pub needs_repair: Vec<Face>,
+    /// Our rooms.
+    pub rooms: Vec<super::rooms::RoomView>,
 }
 
 #[cfg(test)]
@@ -579,6 +581,7 @@ mod tests {
             rejected: RejectedCounts { total: 0, reasons: Default::default() },
             reintroductions: vec![],
             needs_repair: vec![face],
+            rooms: vec![],
         };
         let v = serde_json::to_value(&status).unwrap();
         assert_eq!(
@@ -593,6 +596,7 @@ mod tests {
                 "reintroductions",
                 "rejected",
                 "relay",
+                "rooms",
                 "sent",
                 "unread"
             ]

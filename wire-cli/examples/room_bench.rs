@@ -48,7 +48,9 @@ fn counters(relay: &str) -> (u64, u64, u64) {
     let text = wire_testkit::http::request(relay, "GET", "/metrics", None, &[], b"").text();
     let value = |name: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse::<f64>().ok()))
+            .find_map(|l| {
+                l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse::<f64>().ok())
+            })
             .map_or(0, |v| v as u64)
     };
     (value("wire_relay_appends_total"), value("wire_relay_response_bytes_total"), text.len() as u64)
@@ -133,7 +135,8 @@ fn room_readers(
                 while let Some(item) = stream.next().await {
                     if let StreamItem::Envelope(e) = item {
                         let bytes = room::unwrap(&wrap_key, &e.envelope).unwrap();
-                        if let mls::Incoming::Application { bytes, .. } = mls::process(group, &m.provider, &bytes).unwrap()
+                        if let mls::Incoming::Application { bytes, .. } =
+                            mls::process(group, &m.provider, &bytes).unwrap()
                         {
                             let _ = tx.send(base.elapsed().as_micros() as u64 - sent_at(&bytes));
                         }
@@ -283,7 +286,8 @@ fn commits(n: usize) {
     let make_add = t.elapsed();
     mls::merge_own(&mut group, &owner.provider).unwrap();
     let t = Instant::now();
-    let mls::Incoming::Commit { staged, .. } = mls::process(&mut witness, &rest[0].provider, &add.commit).unwrap() else {
+    let mls::Incoming::Commit { staged, .. } = mls::process(&mut witness, &rest[0].provider, &add.commit).unwrap()
+    else {
         panic!("a commit")
     };
     mls::merge(&mut witness, &rest[0].provider, *staged).unwrap();

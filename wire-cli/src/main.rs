@@ -24,7 +24,7 @@ fn parse_receipt(text: &str) -> Result<ReceiptState, String> {
 }
 
 /// A wait bound: a duration of 1 s to [`MAX_WAIT`].
-fn parse_wait(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_wait(text: &str) -> Result<Duration, String> {
     let d = wire_core::duration::parse(text)?;
     if d < Duration::from_secs(1) || d > MAX_WAIT {
         return Err(format!("`{text}`: between 1s and {}s", MAX_WAIT.as_secs()));

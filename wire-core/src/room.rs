@@ -283,6 +283,10 @@ pub struct Room {
     /// Messages and commits refused (forged, over the rate, not allowed).
     #[serde(default)]
     pub refused: u64,
+    /// Lines of the room's inbox the agent has seen through `wire room wait` (each is
+    /// looked at once; those not addressed to us are not shown there, only in the tail).
+    #[serde(default)]
+    pub seen: u64,
     /// When we joined or created it.
     pub joined_at: UnixMillis,
 }

@@ -358,7 +358,7 @@ pub fn waker(home: Home, options: Options) -> Waker {
     let engine = tokio::spawn(run(home, options, tx, stop));
     let relay = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            if matches!(event, SyncEvent::Synced(_)) {
+            if matches!(event, SyncEvent::Synced(_) | SyncEvent::RoomsSynced(_)) {
                 wake_tx.send_modify(|n| *n += 1);
             }
         }

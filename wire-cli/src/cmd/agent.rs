@@ -20,6 +20,17 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
+/// The runtime of a command that runs the sync engine beside its own work (`wait`, `send
+/// --wait`, `room wait`): two workers, so when one task waits for the home lock that the
+/// engine holds across a relay call, the engine goes on on the other (`Home::lock`).
+pub(crate) fn engine_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// The identity this command acts as: `WIRE_SESSION_ID`, `WIRE_HOME`, the session bound to
 /// the current directory, or the default home.
 pub(crate) fn chosen() -> anyhow::Result<Chosen> {
@@ -485,7 +496,7 @@ pub fn send(
         body.to_owned()
     };
     let ep = open()?;
-    let rt = runtime()?;
+    let rt = engine_runtime()?;
     // The engine starts first, so a receipt that comes back at once is not missed.
     let mut waker =
         wait.map(|_| rt.block_on(async { sync::waker(ep.home.clone(), sync::Options { drive_pairings: false }) }));
@@ -583,7 +594,7 @@ pub fn sent(peer: Option<&str>, limit: usize, json: bool) -> anyhow::Result<()> 
 /// `wire wait`: the agent's read. Waits for something unread, prints it, marks it read.
 pub fn wait(peer: Option<&str>, limit: usize, timeout: Duration, full: bool, json: bool) -> anyhow::Result<()> {
     let ep = open()?;
-    let rt = runtime()?;
+    let rt = engine_runtime()?;
     let mut waker = rt.block_on(async { sync::waker(ep.home.clone(), sync::Options { drive_pairings: false }) });
     let lines = rt.block_on(ep.wait_unread(Consumer::Agent, peer, limit, timeout, &mut waker.wake))?;
     drop(waker);

@@ -49,6 +49,21 @@ pub enum RoomCommand {
         #[arg(long = "mention", value_name = "MEMBER")]
         mentions: Vec<String>,
     },
+    /// The agent's listening in a room: wait until a message that mentions you arrives (any
+    /// new message with --all), print what is new for you and move past it.
+    Wait {
+        /// The room.
+        room: String,
+        /// Any new message, mentioned or not.
+        #[arg(long)]
+        all: bool,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Give up after this long (e.g. 30s, 2m; at most 2m).
+        #[arg(long, default_value = "30s", value_parser = crate::parse_wait)]
+        timeout: std::time::Duration,
+    },
     /// Read a room: sync it, then show its latest messages (yours included).
     Tail {
         /// The room.
@@ -186,6 +201,26 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
                 if lines.is_empty() {
                     eprintln!("no messages yet");
                 }
+            }
+        }
+        RoomCommand::Wait { room, all, limit, timeout } => {
+            let rt = super::agent::engine_runtime()?;
+            let mut waker = rt.block_on(async {
+                wire_core::sync::waker(ep.home.clone(), wire_core::sync::Options { drive_pairings: false })
+            });
+            let lines = rt.block_on(ep.room_wait(&room, all, limit, timeout, &mut waker.wake))?;
+            drop(waker);
+            if json {
+                let events: Vec<Value> = lines
+                    .iter()
+                    .map(|l| serde_json::to_value(wire_core::endpoint::Compact::of(l)))
+                    .collect::<Result<_, _>>()?;
+                output::json(&serde_json::json!({ "events": events, "timed_out": lines.is_empty() }));
+            } else if lines.is_empty() {
+                eprintln!("nothing for you in {}s", timeout.as_secs());
+            } else {
+                let rows: Vec<Vec<String>> = lines.iter().map(line_row).collect();
+                output::table(&rows).iter().for_each(|l| println!("{l}"));
             }
         }
         RoomCommand::Members { room } => {

@@ -374,6 +374,21 @@ fn two_agents_run_a_room_through_their_mcp_servers() {
     });
     assert_eq!(read[0]["body"]["body"], "from b's agent");
     assert_eq!(read[0]["body"]["mentions"][0], a.did());
+    // a's agent listens in the room: what mentioned it first, then woken by a mention only.
+    let first = call(&mut ma, 140, "wire_room_wait", json!({"room": "ops", "timeout_secs": 5}));
+    assert_eq!(first["events"][0]["body"]["body"], "from b's agent", "{first}");
+    let a_nick = a.nickname();
+    let bb = b.home.clone();
+    let poster = std::thread::spawn(move || {
+        let b = Wire { home: bb };
+        b.json(&["room", "send", "ops", "not for a"]);
+        b.json(&["room", "send", "ops", "--mention", &a_nick, "a, over to you"]);
+    });
+    let waited = call(&mut ma, 150, "wire_room_wait", json!({"room": "ops", "timeout_secs": 90}));
+    poster.join().unwrap();
+    let got: Vec<&str> =
+        waited["events"].as_array().unwrap().iter().map(|e| e["body"]["body"].as_str().unwrap()).collect();
+    assert!(got.contains(&"a, over to you") && !got.contains(&"not for a"), "{waited}");
     let members = call(&mut ma, 200, "wire_room_members", json!({"room": "ops"}));
     assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
     std::fs::remove_dir_all(&root).ok();

@@ -403,3 +403,32 @@ fn two_managers_commit_in_the_same_epoch_and_every_member_ends_in_one_epoch_and_
         assert_eq!(room(gone)["standing"], "removed");
     }
 }
+
+#[test]
+fn a_waiting_member_is_woken_by_a_mention_and_not_by_the_rest() {
+    let w = world("rooms-wait", &[]);
+    lab(&w, &[]);
+    let before = crate::common::metric(&w.r1.addr, "wire_relay_streams_open");
+    let b_home = w.b.home.clone();
+    let waiter =
+        std::thread::spawn(move || Wire { home: b_home }.run(&["room", "wait", "lab", "--json", "--timeout", "90s"]));
+    // b's wait holds its mailbox stream and the room's (both on relay 1) before a posts.
+    crate::common::wait_until(crate::common::WAIT, "b's wait to hold its streams", || {
+        crate::common::metric(&w.r1.addr, "wire_relay_streams_open") >= before + 2
+    });
+    w.a.json(&["room", "send", "lab", "for everyone, nobody in particular"]);
+    w.a.json(&["room", "send", "lab", "--mention", &w.b.nickname(), "b, take the deploy"]);
+    let out = waiter.join().unwrap().ok().json();
+    let bodies: Vec<&str> =
+        out["events"].as_array().unwrap().iter().map(|e| e["body"]["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, vec!["b, take the deploy"], "{out}");
+    assert_eq!(out["timed_out"], false);
+    // Both are in the room's tail; a second wait has nothing new for b.
+    assert_eq!(bodies_of(&w.b).len(), 2);
+    let again = w.b.json(&["room", "wait", "lab", "--timeout", "1s"]);
+    assert_eq!(again["timed_out"], true, "{again}");
+}
+
+fn bodies_of(w: &Wire) -> Vec<String> {
+    bodies(w, 10)
+}

@@ -325,6 +325,7 @@ impl Endpoint {
             revoke: Vec::new(),
             missed: 0,
             refused: 0,
+            seen: 0,
             joined_at: self.home.now(),
         });
         self.save_rooms(&mut loaded)?;
@@ -583,6 +584,58 @@ impl Endpoint {
         let line = InboxLine { event: event.clone(), received_at: self.home.now(), signed: signed.signed().clone() };
         self.home.append_room_inbox(&room.id, &[line])?;
         Ok(RoomSendReport { room: policy.name, event_id: event.id.to_string(), seq, members: roster.len() })
+    }
+
+    /// `wire room wait`: the room's new messages that mention us (every new one with `all`),
+    /// oldest first, at most `limit`; waits until there is one or `timeout` passes, woken
+    /// by the sync engine (`wake`), never a timer. Each new line is looked at once: those
+    /// not for us are passed over here (pile-on control) and stay in `wire room tail`.
+    pub async fn room_wait(
+        &self,
+        name: &str,
+        all: bool,
+        limit: usize,
+        timeout: std::time::Duration,
+        wake: &mut tokio::sync::watch::Receiver<u64>,
+    ) -> Result<Vec<InboxLine>> {
+        let deadline = tokio::time::Instant::now() + timeout.min(super::MAX_WAIT);
+        // What is on the relay now is read before the first look.
+        let _ = self.sync_rooms(Some(name)).await;
+        loop {
+            wake.borrow_and_update();
+            let found = {
+                let _lock = self.home.lock()?;
+                let mut loaded = self.load_rooms()?;
+                let room = Self::find_room(&mut loaded.file.rooms, name)?;
+                let lines = self.home.read_room_tail(&room.id, usize::MAX)?;
+                // A rotated room inbox starts over.
+                let seen = if room.seen as usize > lines.len() { 0 } else { room.seen as usize };
+                let me = self.identity.did().as_str();
+                let mut found: Vec<InboxLine> = Vec::new();
+                let mut taken = seen;
+                for line in &lines[seen..] {
+                    if found.len() == limit {
+                        break;
+                    }
+                    taken += 1;
+                    let mentioned = line.event.body["mentions"].as_array().is_some_and(|m| m.iter().any(|d| d == me));
+                    if line.event.from != *self.identity.did() && (all || mentioned) {
+                        found.push(line.clone());
+                    }
+                }
+                if taken != seen {
+                    room.seen = taken as u64;
+                    self.save_rooms(&mut loaded)?;
+                }
+                found
+            };
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            if !matches!(tokio::time::timeout_at(deadline, wake.changed()).await, Ok(Ok(()))) {
+                return Ok(Vec::new());
+            }
+        }
     }
 
     /// `wire room tail`: the room's last `limit` messages (ours included), oldest first.

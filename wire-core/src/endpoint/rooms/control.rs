@@ -145,6 +145,7 @@ impl Endpoint {
             revoke: Vec::new(),
             missed: 0,
             refused: 0,
+            seen: 0,
             joined_at: self.home.now(),
         });
         report.joined.push(parsed.name);

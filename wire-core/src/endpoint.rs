@@ -26,7 +26,9 @@ pub use report::{
     PullReport, Reachability, RejectedCounts, RelayStatus, RequestReport, RequestState, SendReport, StatusReport,
     Verdict, WaitingAnswer, WaitingReintro, Whoami, WhoisReport, WhoisSource,
 };
-pub use rooms::{RoomAddReport, RoomMember, RoomSendReport, RoomStream, RoomSyncReport, RoomView};
+pub use rooms::{
+    RoomAddReport, RoomInviteReport, RoomJoinReport, RoomMember, RoomSendReport, RoomStream, RoomSyncReport, RoomView,
+};
 use route::refusal;
 pub(crate) use route::{deliver, post, seal_for};
 

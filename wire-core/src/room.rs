@@ -31,6 +31,10 @@ use crate::proto::secret::Token;
 use crate::proto::signed::Signed;
 use crate::proto::time::UnixMillis;
 
+/// Signature label of room invites.
+pub const SIGN_INVITE: &[u8] = b"wire/v1/room-invite";
+/// The room invite URL's prefix.
+pub const INVITE_PREFIX: &str = "wire://room?";
 /// Signature label of room policies.
 pub const SIGN_POLICY: &[u8] = b"wire/v1/room-policy";
 /// HKDF label of the room wrap.
@@ -124,6 +128,103 @@ pub fn check_name(name: &str) -> Result<(), RoomError> {
             name.escape_debug()
         )))
     }
+}
+
+// ------------------------------------------------------------------ room invites
+
+/// What a room invite URL carries, signed by the inviter (owner or admin): where to post a
+/// join request once (its mailbox and an intro token), the secret the joiner proves it saw,
+/// and the room it leads to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    /// Format version (1).
+    pub v: u64,
+    /// Random invite id; the inviter tracks its use by it.
+    #[serde(with = "crate::proto::b64::fixed")]
+    pub id: [u8; 16],
+    /// The room.
+    pub room: Did,
+    /// Its name (as the inviter shows it).
+    pub name: String,
+    /// The inviter's signed card.
+    pub card: Signed,
+    /// The inviter's relay.
+    pub relay: String,
+    /// The inviter's mailbox.
+    pub slot: SlotId,
+    /// Lets the joiner post its join request there once.
+    pub intro_token: Token,
+    /// What the joiner proves it saw.
+    pub secret: crate::proto::secret::Secret32,
+    /// After this the invite is refused.
+    pub expires_at: UnixMillis,
+}
+
+/// A verified room invite.
+#[derive(Debug, Clone)]
+pub struct RoomInvite {
+    /// The content.
+    pub body: InviteBody,
+    /// The inviter's card, verified.
+    pub inviter: crate::proto::card::Card,
+}
+
+impl RoomInvite {
+    /// Signs `body` as `inviter` and gives the URL.
+    pub fn url(inviter: &Identity, body: &InviteBody) -> String {
+        let signed = Signed::sign(inviter, SIGN_INVITE, serde_json::to_vec(body).expect("invites serialize"));
+        crate::proto::invite::signed_to_url(INVITE_PREFIX, &signed)
+    }
+
+    /// Parses and verifies a room invite URL, refusing it if expired at `now`.
+    pub fn parse(url: &str, now: UnixMillis) -> Result<Self, crate::proto::invite::InviteError> {
+        use crate::proto::invite::InviteError;
+        let signed = crate::proto::invite::signed_from_url(INVITE_PREFIX, url)?;
+        let body: InviteBody = serde_json::from_slice(&signed.payload).map_err(|_| InviteError::Corrupted)?;
+        let inviter = crate::proto::card::Card::verify(body.card.clone()).map_err(|_| InviteError::Tampered)?;
+        signed.verify(SIGN_INVITE, &inviter.current_key()).map_err(|_| InviteError::Tampered)?;
+        if now >= body.expires_at {
+            return Err(InviteError::Expired { expired_at: body.expires_at });
+        }
+        Ok(Self { body, inviter })
+    }
+}
+
+/// An invite we issued, until it is used or expires.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Issued {
+    /// Its id.
+    #[serde(with = "crate::proto::b64::fixed")]
+    pub id: [u8; 16],
+    /// The room.
+    pub room: Did,
+    /// The secret a join request must carry.
+    pub secret: crate::proto::secret::Secret32,
+    /// When it stops.
+    pub expires_at: UnixMillis,
+}
+
+/// A room we asked to join by invite: who will send the Welcome (not a paired peer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Joining {
+    /// The room.
+    pub room: Did,
+    /// The inviter's card (its Welcome is verified under it).
+    pub card: Signed,
+    /// When we asked.
+    pub at: UnixMillis,
+}
+
+/// How to reach a member added by invite (not a paired peer) with its Welcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Route {
+    /// The member.
+    pub did: Did,
+    /// Its card, from its join request.
+    pub card: Signed,
+    /// A send token on its mailbox it gave for the Welcome (it expires by itself).
+    pub token: Token,
 }
 
 // ------------------------------------------------------------------ the envelope wrap
@@ -283,6 +384,9 @@ pub struct Room {
     /// Messages and commits refused (forged, over the rate, not allowed).
     #[serde(default)]
     pub refused: u64,
+    /// Members added by invite, until their Welcome is sent.
+    #[serde(default)]
+    pub routes: Vec<Route>,
     /// Lines of the room's inbox the agent has seen through `wire room wait` (each is
     /// looked at once; those not addressed to us are not shown there, only in the tail).
     #[serde(default)]
@@ -329,6 +433,12 @@ pub struct RoomsFile {
     /// Key packages handed out, not yet used.
     #[serde(default)]
     pub asked: Vec<Asked>,
+    /// Room invites we issued, not used yet.
+    #[serde(default)]
+    pub invites: Vec<Issued>,
+    /// Rooms we asked to join by invite.
+    #[serde(default)]
+    pub joining: Vec<Joining>,
     /// The MLS store ([`mls::Provider::to_bytes`]).
     #[serde(default, with = "crate::proto::b64::bytes")]
     pub mls: Vec<u8>,

@@ -35,6 +35,21 @@ pub enum RoomCommand {
         #[arg(required = true)]
         peers: Vec<String>,
     },
+    /// A single-use, expiring URL that lets an agent you are not paired with join (owner or
+    /// admin): its wire posts a join request to your mailbox, yours commits and welcomes it.
+    Invite {
+        /// The room.
+        room: String,
+        /// How long it stays valid (e.g. 30m, 24h).
+        #[arg(long, default_value = "24h", value_parser = wire_core::duration::parse)]
+        ttl: std::time::Duration,
+    },
+    /// Ask to join a room with an invite URL (quote it: it holds `&`). You are in once the
+    /// inviter's wire commits and its Welcome reaches yours (`wire pull`, or the daemon).
+    Join {
+        /// The `wire://room?...` URL.
+        url: String,
+    },
     /// Post to a room: one signed event, encrypted for every member, one append.
     Send {
         /// The room.
@@ -171,6 +186,30 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
                 if !report.already.is_empty() {
                     println!("already in {}: {}", output::untrusted(&report.room), faces(&report.already));
                 }
+            }
+        }
+        RoomCommand::Invite { room, ttl } => {
+            let report = rt.block_on(ep.room_invite(&room, ttl))?;
+            if json {
+                output::json(&report);
+            } else {
+                println!("{}", report.url);
+                eprintln!(
+                    "single use, valid until {}; hand it over a channel you trust. It holds `&`: quote it (wire room join '<URL>')",
+                    output::time(report.expires_at)
+                );
+            }
+        }
+        RoomCommand::Join { url } => {
+            let report = rt.block_on(ep.room_join(&url))?;
+            if json {
+                output::json(&report);
+            } else {
+                println!(
+                    "asked {} to join {}; you are in once its wire answers (`wire pull`, or the daemon)",
+                    face(&report.inviter),
+                    output::untrusted(&report.room)
+                );
             }
         }
         RoomCommand::Send { room, body, kind, mentions } => {

@@ -432,3 +432,36 @@ fn a_waiting_member_is_woken_by_a_mention_and_not_by_the_rest() {
 fn bodies_of(w: &Wire) -> Vec<String> {
     bodies(w, 10)
 }
+
+#[test]
+fn an_agent_nobody_paired_with_joins_by_a_single_use_room_invite() {
+    let w = world("rooms-invite", &[]);
+    lab(&w, &[]);
+    let (e, f) = (Wire::new(&w.root, "e"), Wire::new(&w.root, "f"));
+    e.json(&["init", "--relay", &w._r2.addr]);
+    f.json(&["init", "--relay", &w._r2.addr]);
+    let invite = w.a.json(&["room", "invite", "lab", "--ttl", "1h"]);
+    let url = invite["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("wire://room?v=1&inv="), "{url}");
+    let asked = e.json(&["room", "join", &url]);
+    assert_eq!((asked["state"].as_str(), asked["room"].as_str()), (Some("requested"), Some("lab")), "{asked}");
+    // a's pull takes the request, commits, and welcomes e through the route e gave.
+    let a = w.a.json(&["pull"]);
+    assert_eq!(a["rooms"]["welcomed"], 1, "{a}");
+    assert_eq!(e.json(&["pull"])["rooms"]["joined"], serde_json::json!(["lab"]));
+    e.json(&["room", "send", "lab", "hello from e"]);
+    for m in [&w.a, &w.b, &w.c] {
+        assert_eq!(bodies(m, 5).last().map(String::as_str), Some("hello from e"));
+    }
+    assert_eq!(roster(&w.a), roster(&e));
+    // A member, not a peer: nobody pinned anybody.
+    assert_eq!(e.json(&["peers"]).as_array().unwrap().len(), 0);
+    assert_eq!(w.a.json(&["peers"]).as_array().unwrap().len(), 2);
+    // Single use: a second agent with the same URL is refused by a's relay.
+    let again = f.run(&["room", "join", &url, "--json"]);
+    assert_eq!(again.json()["error"]["code"], "invite_spent", "{again:?}");
+    // A URL that was altered is refused before anything is sent.
+    let bent = format!("{}A", &url[..url.len() - 1]);
+    let bent = f.run(&["room", "join", &bent, "--json"]);
+    assert_ne!(bent.code, 0);
+}

@@ -429,6 +429,20 @@ fn session(e: &crate::session::SessionError) -> (&'static str, Option<NextStep>)
 }
 
 impl EndpointError {
+    /// A URL given to `wire room join` that is not a room invite: says which command takes
+    /// what it is.
+    pub(crate) fn with_room_words(self, url: &str) -> Self {
+        let what = if url.trim().starts_with("wire://pair?") {
+            "a pairing invite (wire://pair?...): `wire accept` takes it"
+        } else {
+            "not a room invite: expected a URL starting with wire://room?"
+        };
+        match self {
+            EndpointError::Invite(_) => EndpointError::Room(what.to_owned()),
+            other => other,
+        }
+    }
+
     /// The stable code of this failure (docs/CLI.md, "Error codes").
     pub fn code(&self) -> &'static str {
         match self {

@@ -502,6 +502,28 @@ impl Endpoint {
                     ));
                 }
             }
+            // Rooms: a join request by room invite (checked under the card it carries), and
+            // the Welcome of a room we asked to join by invite (under the inviter's card).
+            Kind::Control => {
+                let control = event.claimed_control();
+                let card = match control.as_ref().map(|c| c.kind.as_str()) {
+                    Some(super::rooms::JOIN) => control
+                        .as_ref()
+                        .and_then(|c| c.fields.get("card"))
+                        .and_then(|v| serde_json::from_value::<crate::proto::signed::Signed>(v.clone()).ok())
+                        .and_then(|s| Card::verify(s).ok())
+                        .filter(|c| c.did() == &sender),
+                    Some(super::rooms::WELCOME) => self.joining_card(&sender),
+                    _ => None,
+                };
+                let Some(card) = card else {
+                    return reject(format!("`control` event from an unpaired sender ({})", Face::of(&sender).nickname));
+                };
+                match event.verify_as(&card, &self.rules()) {
+                    Ok(verified) => later.rooms.extend(verified.control().map(|c| (sender.clone(), c))),
+                    Err(e) => return reject(format!("room message from {}: {e}", Face::of(&sender).nickname)),
+                }
+            }
             other => {
                 return reject(format!("`{other}` event from an unpaired sender ({})", Face::of(&sender).nickname));
             }

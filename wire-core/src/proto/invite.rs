@@ -123,51 +123,14 @@ impl Invite {
 
     /// The URL form.
     pub fn to_url(&self) -> String {
-        let mut raw = Vec::with_capacity(64 + self.signed.payload.len());
-        raw.extend_from_slice(&self.signed.sig);
-        raw.extend_from_slice(&self.signed.payload);
-        format!("{URL_PREFIX}v={INVITE_VERSION}&inv={}", b64::encode(raw))
+        signed_to_url(URL_PREFIX, &self.signed)
     }
 
     /// Parses and verifies an invite URL, refusing it if expired at `now`.
     pub fn parse_url(url: &str, now: UnixMillis) -> Result<Self, InviteError> {
-        let url = url.trim();
-        if url.len() > MAX_URL_LEN {
-            return Err(InviteError::TooLong(url.len()));
-        }
-        let query = url.strip_prefix(URL_PREFIX).ok_or(InviteError::NotAnInvite)?;
-        let (mut version, mut inv) = (None, None);
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some(("v", value)) => version = Some(value),
-                Some(("inv", value)) => inv = Some(value),
-                _ => {}
-            }
-        }
-        let version = version.ok_or(InviteError::MissingParameter("v"))?;
-        if version != "1" {
-            return Err(InviteError::WrongVersion(version.chars().take(16).collect()));
-        }
-        let inv = match inv {
-            Some(inv) => inv,
-            None if !query.contains('&') => return Err(InviteError::CutAtAmpersand),
-            None => return Err(InviteError::MissingParameter("inv")),
-        };
-        let raw = b64::decode(inv).map_err(|e| match e {
-            base64::DecodeError::InvalidByte(..) => InviteError::Corrupted,
-            _ => InviteError::Truncated,
-        })?;
-        if raw.len() < 64 {
-            return Err(InviteError::Truncated);
-        }
-        let (sig, payload) = raw.split_at(64);
-        let signed = Signed { payload: payload.to_vec(), sig: sig.try_into().map_err(|_| InviteError::Truncated)? };
+        let signed = signed_from_url(URL_PREFIX, url)?;
         let json_error =
             |e: serde_json::Error| if e.is_eof() { InviteError::Truncated } else { InviteError::Corrupted };
-        let v = peek_version(&signed.payload).map_err(json_error)?;
-        if v != INVITE_VERSION {
-            return Err(InviteError::WrongVersion(v.to_string()));
-        }
         let body: InviteBody = serde_json::from_slice(&signed.payload).map_err(json_error)?;
         let issuer = Card::verify(body.card.clone()).map_err(|e| match e {
             CardError::UnsupportedVersion(v) => InviteError::WrongVersion(format!("card {v}")),
@@ -190,4 +153,55 @@ impl Invite {
     pub fn issuer(&self) -> &Card {
         &self.issuer
     }
+}
+
+/// `prefix` + `v=1&inv=` + base64url(sig || payload): the URL form of a signed invite
+/// (pairing invites here, room invites in `crate::room`).
+pub fn signed_to_url(prefix: &str, signed: &Signed) -> String {
+    let mut raw = Vec::with_capacity(64 + signed.payload.len());
+    raw.extend_from_slice(&signed.sig);
+    raw.extend_from_slice(&signed.payload);
+    format!("{prefix}v={INVITE_VERSION}&inv={}", b64::encode(raw))
+}
+
+/// The signed document of a URL made by [`signed_to_url`] (signature not checked yet;
+/// `v` must be 1 in the URL and in the payload).
+pub fn signed_from_url(prefix: &str, url: &str) -> Result<Signed, InviteError> {
+    let url = url.trim();
+    if url.len() > MAX_URL_LEN {
+        return Err(InviteError::TooLong(url.len()));
+    }
+    let query = url.strip_prefix(prefix).ok_or(InviteError::NotAnInvite)?;
+    let (mut version, mut inv) = (None, None);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("v", value)) => version = Some(value),
+            Some(("inv", value)) => inv = Some(value),
+            _ => {}
+        }
+    }
+    let version = version.ok_or(InviteError::MissingParameter("v"))?;
+    if version != "1" {
+        return Err(InviteError::WrongVersion(version.chars().take(16).collect()));
+    }
+    let inv = match inv {
+        Some(inv) => inv,
+        None if !query.contains('&') => return Err(InviteError::CutAtAmpersand),
+        None => return Err(InviteError::MissingParameter("inv")),
+    };
+    let raw = b64::decode(inv).map_err(|e| match e {
+        base64::DecodeError::InvalidByte(..) => InviteError::Corrupted,
+        _ => InviteError::Truncated,
+    })?;
+    if raw.len() < 64 {
+        return Err(InviteError::Truncated);
+    }
+    let (sig, payload) = raw.split_at(64);
+    let signed = Signed { payload: payload.to_vec(), sig: sig.try_into().map_err(|_| InviteError::Truncated)? };
+    let json_error = |e: serde_json::Error| if e.is_eof() { InviteError::Truncated } else { InviteError::Corrupted };
+    let v = peek_version(&signed.payload).map_err(json_error)?;
+    if v != INVITE_VERSION {
+        return Err(InviteError::WrongVersion(v.to_string()));
+    }
+    Ok(signed)
 }

@@ -26,6 +26,11 @@ impl Secret32 {
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Equality in constant time (for secrets a peer presents).
+    pub fn ct_eq(&self, other: &Secret32) -> bool {
+        self.0.iter().zip(other.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
 }
 
 impl fmt::Debug for Secret32 {

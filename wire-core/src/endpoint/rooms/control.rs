@@ -1,7 +1,7 @@
 //! The 1:1 side of rooms: the control messages that add a member (`room_kp_request`,
 //! `room_key_package`, `room_welcome`), applied with a pull's batch before its ack.
 
-use super::{ADMIN, ASK_TTL_MS, KEY_PACKAGE, KP_REQUEST, Loaded, RoomSyncReport, WELCOME, control, room_err};
+use super::{ADMIN, ASK_TTL_MS, JOIN, KEY_PACKAGE, KP_REQUEST, Loaded, RoomSyncReport, WELCOME, control, room_err};
 use super::{field, field_bytes, field_did, field_str};
 use crate::client::RelayUrl;
 use crate::endpoint::{Endpoint, Face, Result};
@@ -31,9 +31,10 @@ impl Endpoint {
         loaded.file.asked.retain(|a| a.at.0 + ASK_TTL_MS > now.0);
         let mut out = Vec::new();
         for (sender, c) in controls {
-            let Some(peer) = peers.get(&sender) else { continue };
+            let peer = peers.get(&sender);
             let applied = match c.kind.as_str() {
                 KP_REQUEST => (|| {
+                    let peer = peer.ok_or_else(|| room_err("a key package request from an unpaired sender"))?;
                     let room = field_did(&c, "room")?;
                     let kp = mls::key_package(&loaded.provider, &self.identity, &self.credential_lineage()?)
                         .map_err(room_err)?;
@@ -64,6 +65,7 @@ impl Endpoint {
                     }
                 })(),
                 WELCOME => self.take_welcome(&mut loaded, &sender, &c, report),
+                JOIN => self.take_join(&mut loaded, &sender, &c),
                 ADMIN => (|| {
                     let room_id = field_did(&c, "room")?;
                     let token: Token = serde_json::from_value(field(&c, "token")?.clone()).map_err(room_err)?;
@@ -91,6 +93,42 @@ impl Endpoint {
         }
         self.save_rooms(&mut loaded)?;
         Ok(out)
+    }
+
+    /// A join request by room invite (its event was verified under the card it carries):
+    /// the invite must be ours, unused, unexpired, for a room we manage, with its secret.
+    fn take_join(&self, loaded: &mut Loaded, sender: &Did, c: &ControlBody) -> Result<()> {
+        let room_id = field_did(c, "room")?;
+        let id = crate::proto::b64::decode_array::<16>(field_str(c, "invite")?)
+            .ok_or_else(|| room_err("`invite` is not an invite id"))?;
+        let secret: crate::proto::secret::Secret32 =
+            serde_json::from_value(field(c, "secret")?.clone()).map_err(room_err)?;
+        let now = self.home.now();
+        let at = loaded
+            .file
+            .invites
+            .iter()
+            .position(|i| i.id == id && i.room == room_id && i.expires_at > now && i.secret.ct_eq(&secret))
+            .ok_or_else(|| room_err("a join request for an invite we did not issue, or used, or expired"))?;
+        let card: Signed = serde_json::from_value(field(c, "card")?.clone()).map_err(room_err)?;
+        let token: Token = serde_json::from_value(field(c, "send_token")?.clone()).map_err(room_err)?;
+        let bytes = field_bytes(c, "key_package")?;
+        let (_, did) = mls::read_key_package(&loaded.provider, &bytes).map_err(room_err)?;
+        if &did != sender {
+            return Err(room_err("a key package for another identity than its sender"));
+        }
+        let room = loaded
+            .file
+            .rooms
+            .iter_mut()
+            .find(|r| r.id == room_id && r.standing == Standing::Active && r.policy().manages(self.identity.did()))
+            .ok_or_else(|| room_err("a join request for a room we no longer manage"))?;
+        loaded.file.invites.remove(at);
+        room.adds.retain(|a| &a.did != sender);
+        room.adds.push(crate::room::PendingAdd { did: did.clone(), key_package: Some(bytes), asked_at: now });
+        room.routes.retain(|r| &r.did != sender);
+        room.routes.push(crate::room::Route { did, card, token });
+        Ok(())
     }
 
     fn take_welcome(
@@ -127,6 +165,7 @@ impl Endpoint {
         let role = if parsed.admins.contains(self.identity.did()) { Role::Admin } else { Role::Member };
         loaded.file.rooms.retain(|r| r.id != room_id);
         loaded.file.asked.retain(|a| a.room != room_id);
+        loaded.file.joining.retain(|j| j.room != room_id);
         loaded.file.rooms.push(Room {
             id: room_id,
             policy,
@@ -145,6 +184,7 @@ impl Endpoint {
             revoke: Vec::new(),
             missed: 0,
             refused: 0,
+            routes: Vec::new(),
             seen: 0,
             joined_at: self.home.now(),
         });

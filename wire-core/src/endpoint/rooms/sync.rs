@@ -264,7 +264,22 @@ impl Endpoint {
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         let mut items = Vec::new();
         for did in &commit.adds {
-            let Some(peer) = peers.get(did) else { continue };
+            // A paired peer, or a member that joined by invite (the route its request gave).
+            let routed = room.routes.iter().find(|r| &r.did == did).and_then(|r| {
+                let card = crate::proto::card::Card::verify(r.card.clone()).ok()?;
+                Some(crate::home::Peer {
+                    card,
+                    send_token: r.token.clone(),
+                    our_grant: None,
+                    tier: crate::proto::pairing::Tier::Tofu,
+                    paired_at: crate::proto::time::UnixMillis(0),
+                    last_contact: None,
+                    needs_repair: false,
+                    lineage: None,
+                    told: None,
+                })
+            });
+            let Some(peer) = peers.get(did).or(routed.as_ref()) else { continue };
             let grant = match room.grants.iter().find(|(d, _)| d == did) {
                 Some(_) => None,
                 None => Some(
@@ -295,6 +310,7 @@ impl Endpoint {
             items.push(self.control_item(peer, body)?);
         }
         room.commit = None;
+        room.routes.retain(|r| !commit.adds.contains(&r.did));
         for item in &items {
             self.home.queue(item)?;
         }

@@ -395,7 +395,52 @@ pub struct Room {
     pub joined_at: UnixMillis,
 }
 
+/// Where a member reads a room: its relay, slot and our token there.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The relay of the room slot.
+    pub relay: String,
+    /// The room slot.
+    pub slot: SlotId,
+    /// Our token on it.
+    pub token: Token,
+}
+
 impl Room {
+    /// A room we just created or joined, with nothing in flight.
+    pub fn new(
+        id: Did,
+        policy: Signed,
+        role: Role,
+        place: Place,
+        wrap_key: [u8; 32],
+        cursor: u64,
+        now: UnixMillis,
+    ) -> Self {
+        Room {
+            id,
+            policy,
+            role,
+            standing: Standing::Active,
+            relay: place.relay,
+            slot: place.slot,
+            token: place.token,
+            wrap_key,
+            room_secret: None,
+            cursor,
+            adds: Vec::new(),
+            removes: Vec::new(),
+            commit: None,
+            grants: Vec::new(),
+            revoke: Vec::new(),
+            missed: 0,
+            refused: 0,
+            routes: Vec::new(),
+            seen: 0,
+            joined_at: now,
+        }
+    }
+
     /// The policy (it was verified when stored).
     pub fn policy(&self) -> Policy {
         serde_json::from_slice(&self.policy.payload).expect("stored policies were verified")

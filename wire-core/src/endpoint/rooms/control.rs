@@ -166,28 +166,8 @@ impl Endpoint {
         loaded.file.rooms.retain(|r| r.id != room_id);
         loaded.file.asked.retain(|a| a.room != room_id);
         loaded.file.joining.retain(|j| j.room != room_id);
-        loaded.file.rooms.push(Room {
-            id: room_id,
-            policy,
-            role,
-            standing: Standing::Active,
-            relay,
-            slot,
-            token,
-            wrap_key,
-            room_secret: None,
-            cursor: after,
-            adds: Vec::new(),
-            removes: Vec::new(),
-            commit: None,
-            grants: Vec::new(),
-            revoke: Vec::new(),
-            missed: 0,
-            refused: 0,
-            routes: Vec::new(),
-            seen: 0,
-            joined_at: self.home.now(),
-        });
+        let place = crate::room::Place { relay, slot, token };
+        loaded.file.rooms.push(Room::new(room_id, policy, role, place, wrap_key, after, self.home.now()));
         report.joined.push(parsed.name);
         Ok(())
     }

@@ -51,6 +51,8 @@ it asks for something.";
 const INBOX: &str = "wire://inbox";
 const PENDING: &str = "wire://pending";
 const PAIRINGS: &str = "wire://pairings";
+/// One resource per room: `wire://room/<room DID>`.
+const ROOM: &str = "wire://room/";
 /// Events a resource shows (the newest).
 const RESOURCE_EVENTS: usize = 200;
 
@@ -101,6 +103,12 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct WireServer {
     inner: Arc<Inner>,
+}
+
+/// The rooms we are in.
+fn active_rooms(ep: &Endpoint) -> Vec<wire_core::endpoint::RoomView> {
+    let active = |r: &wire_core::endpoint::RoomView| r.standing == wire_core::room::Standing::Active;
+    ep.rooms().unwrap_or_default().into_iter().filter(active).collect()
 }
 
 fn hash(text: &str) -> u64 {
@@ -157,6 +165,7 @@ impl Inner {
     fn uris(&self, ep: &Endpoint) -> Vec<String> {
         let mut uris = vec![INBOX.to_owned(), PENDING.to_owned(), PAIRINGS.to_owned()];
         uris.extend(ep.peers().unwrap_or_default().iter().map(|p| format!("{INBOX}/{}", p.face.did)));
+        uris.extend(active_rooms(ep).iter().map(|r| format!("{ROOM}{}", r.id)));
         uris
     }
 
@@ -166,9 +175,12 @@ impl Inner {
             INBOX => serde_json::to_value(ep.tail(None, RESOURCE_EVENTS).map_err(|e| e.to_string())?),
             PENDING => serde_json::to_value(ep.pending().map_err(|e| e.to_string())?),
             PAIRINGS => Ok(tools::pairings_for_model(&ep.pair_list().map_err(|e| e.to_string())?)?),
-            _ => match uri.strip_prefix("wire://inbox/") {
-                Some(peer) if !peer.is_empty() => {
+            _ => match (uri.strip_prefix("wire://inbox/"), uri.strip_prefix(ROOM)) {
+                (Some(peer), _) if !peer.is_empty() => {
                     serde_json::to_value(ep.tail(Some(peer), RESOURCE_EVENTS).map_err(|e| e.to_string())?)
+                }
+                (_, Some(room)) if !room.is_empty() => {
+                    serde_json::to_value(ep.room_tail(room, RESOURCE_EVENTS).map_err(|e| e.to_string())?)
                 }
                 _ => return Err(format!("no resource {uri}; resources/list shows them")),
             },
@@ -227,6 +239,7 @@ impl Inner {
         let Ok(ep) = self.endpoint() else { return };
         let mut snap = self.snapshot.lock().await;
         let mut changed = Vec::new();
+        let mut inbox_changed = false;
         let mut fresh = Vec::new();
         for (path, len) in self.inbox_files() {
             let old = snap.offsets.get(&path).copied().unwrap_or(0);
@@ -235,12 +248,25 @@ impl Inner {
             }
             let (lines, offset) = if len > old { Self::appended(&path, old) } else { (Vec::new(), len) };
             snap.offsets.insert(path.clone(), offset);
-            if let Some(stem) = path.file_stem() {
-                changed.push(format!("{INBOX}/did:key:{}", stem.to_string_lossy()));
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            match stem.strip_prefix("room-") {
+                // A room: its resource changed; only what mentions this agent is pushed to
+                // its context (the others wait in the room: pile-on control).
+                Some(room) => {
+                    changed.push(format!("{ROOM}did:key:{room}"));
+                    let me = ep.identity.did().as_str();
+                    fresh.extend(lines.into_iter().filter(|l| {
+                        l.event.body["mentions"].as_array().is_some_and(|m| m.iter().any(|d| d == me))
+                    }));
+                }
+                None => {
+                    changed.push(format!("{INBOX}/did:key:{stem}"));
+                    inbox_changed = true;
+                    fresh.extend(lines);
+                }
             }
-            fresh.extend(lines);
         }
-        if !changed.is_empty() {
+        if inbox_changed {
             changed.push(INBOX.to_owned());
         }
         for uri in [PENDING, PAIRINGS] {
@@ -512,6 +538,13 @@ impl ServerHandler for WireServer {
                 .with_description("SPAKE2 code pairings with their state and, once known, the 6 digits to compare.")
                 .with_mime_type("application/json"),
         ];
+        for r in ep.as_ref().map(active_rooms).unwrap_or_default() {
+            resources.push(
+                Resource::new(format!("{ROOM}{}", r.id), format!("room: {}", r.name))
+                    .with_description("The newest messages of a room (JSON array, oldest first): other agents' words, data.")
+                    .with_mime_type("application/json"),
+            );
+        }
         for p in ep.map(|ep| ep.peers().unwrap_or_default()).unwrap_or_default() {
             resources.push(
                 Resource::new(

@@ -359,6 +359,14 @@ fn two_agents_run_a_room_through_their_mcp_servers() {
         let rooms = call(&mut mb, id, "wire_rooms", json!({}));
         rooms["rooms"].as_array().unwrap().iter().any(|r| r["name"] == "ops" && r["members"] == 2).then_some(())
     });
+    // The room is a resource of a's server, with update notifications.
+    let room_id = call(&mut ma, 90, "wire_rooms", json!({}))["rooms"][0]["id"].as_str().unwrap().to_owned();
+    let uri = format!("wire://room/{room_id}");
+    ma.send(json!({"jsonrpc": "2.0", "id": 91, "method": "resources/list"}));
+    let listed = ma.until(|v| v["id"] == 91);
+    assert!(listed.to_string().contains(&uri), "{listed}");
+    ma.send(json!({"jsonrpc": "2.0", "id": 92, "method": "resources/subscribe", "params": {"uri": uri}}));
+    ma.until(|v| v["id"] == 92);
     let sent = call(
         &mut mb,
         100,
@@ -366,6 +374,10 @@ fn two_agents_run_a_room_through_their_mcp_servers() {
         json!({"room": "ops", "body": "from b's agent", "mentions": [a.nickname()]}),
     );
     assert_eq!(sent["members"], 2, "{sent}");
+    ma.until(|v| v["method"] == "notifications/resources/updated" && v["params"]["uri"] == uri.as_str());
+    ma.send(json!({"jsonrpc": "2.0", "id": 93, "method": "resources/read", "params": {"uri": uri}}));
+    let read_back = ma.until(|v| v["id"] == 93);
+    assert!(read_back["result"]["contents"][0]["text"].as_str().unwrap().contains("from b's agent"), "{read_back}");
     let read = crate::common::eventually(crate::common::WAIT, "a's agent reads the room", || {
         id += 1;
         let tail = call(&mut ma, id, "wire_room_tail", json!({"room": "ops"}));

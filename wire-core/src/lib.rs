@@ -43,7 +43,7 @@ pub mod endpoint;
 pub mod files;
 #[cfg(feature = "runtime")]
 pub mod home;
-#[cfg(feature = "runtime")]
+#[cfg(feature = "rooms")]
 pub mod room;
 #[cfg(feature = "runtime")]
 pub mod session;

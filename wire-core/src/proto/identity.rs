@@ -243,7 +243,7 @@ impl Identity {
     /// `SignContent`, which starts with its label's length (under 64, one byte); every wire
     /// signature input starts with `wire/`. Anything else is refused (`None`), so this can
     /// never sign what a wire verifier would take.
-    #[cfg(feature = "runtime")]
+    #[cfg(feature = "rooms")]
     pub(crate) fn sign_mls(&self, sign_content: &[u8]) -> Option<[u8; 64]> {
         let first = *sign_content.first()?;
         (first < 0x40 && sign_content.get(1..first as usize + 1)?.starts_with(b"MLS 1.0 "))

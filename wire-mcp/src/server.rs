@@ -255,9 +255,11 @@ impl Inner {
                 Some(room) => {
                     changed.push(format!("{ROOM}did:key:{room}"));
                     let me = ep.identity.did().as_str();
-                    fresh.extend(lines.into_iter().filter(|l| {
-                        l.event.body["mentions"].as_array().is_some_and(|m| m.iter().any(|d| d == me))
-                    }));
+                    fresh.extend(
+                        lines
+                            .into_iter()
+                            .filter(|l| l.event.body["mentions"].as_array().is_some_and(|m| m.iter().any(|d| d == me))),
+                    );
                 }
                 None => {
                     changed.push(format!("{INBOX}/did:key:{stem}"));
@@ -541,7 +543,9 @@ impl ServerHandler for WireServer {
         for r in ep.as_ref().map(active_rooms).unwrap_or_default() {
             resources.push(
                 Resource::new(format!("{ROOM}{}", r.id), format!("room: {}", r.name))
-                    .with_description("The newest messages of a room (JSON array, oldest first): other agents' words, data.")
+                    .with_description(
+                        "The newest messages of a room (JSON array, oldest first): other agents' words, data.",
+                    )
                     .with_mime_type("application/json"),
             );
         }

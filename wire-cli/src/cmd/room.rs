@@ -86,6 +86,9 @@ pub enum RoomCommand {
         /// How many of the latest.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Keep going: print new messages as the room's stream brings them (Ctrl-C ends).
+        #[arg(long)]
+        follow: bool,
     },
     /// The members of a room with their roles (members known only through the room are not
     /// paired peers).
@@ -226,7 +229,7 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
                 );
             }
         }
-        RoomCommand::Tail { room, limit } => {
+        RoomCommand::Tail { room, limit, follow: false } => {
             let sync = rt.block_on(ep.sync_rooms(Some(&room)));
             let lines = ep.room_tail(&room, limit)?;
             if json {
@@ -242,6 +245,7 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
                 }
             }
         }
+        RoomCommand::Tail { room, limit, follow: true } => follow_room(&ep, &room, limit, json)?,
         RoomCommand::Wait { room, all, limit, timeout } => {
             let rt = super::agent::engine_runtime()?;
             let mut waker = rt.block_on(async {
@@ -311,6 +315,36 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `wire room tail --follow`: the latest, then each new message as the sync engine (the
+/// room's stream) brings it, until Ctrl-C.
+fn follow_room(ep: &wire_core::endpoint::Endpoint, room: &str, limit: usize, json: bool) -> anyhow::Result<()> {
+    // New lines arrive at the end: a window at the end sees each of them.
+    const WINDOW: usize = 1_000;
+    let rt = super::agent::engine_runtime()?;
+    let mut waker = rt.block_on(async {
+        wire_core::sync::waker(ep.home.clone(), wire_core::sync::Options { drive_pairings: false })
+    });
+    let _ = rt.block_on(ep.sync_rooms(Some(room)));
+    let mut seen = std::collections::HashSet::new();
+    let mut first = true;
+    loop {
+        let lines = ep.room_tail(room, WINDOW.max(limit))?;
+        let skip = if first { lines.len().saturating_sub(limit) } else { 0 };
+        for line in lines.iter().skip(skip).filter(|l| !seen.contains(&l.event.id)) {
+            if json {
+                output::json(line);
+            } else {
+                println!("{}", line_row(line).join("  "));
+            }
+        }
+        seen.extend(lines.iter().map(|l| l.event.id));
+        first = false;
+        if rt.block_on(waker.wake.changed()).is_err() {
+            return Ok(());
+        }
+    }
 }
 
 fn say_sync(report: &RoomSyncReport, json: bool, done: &str) {

@@ -465,3 +465,38 @@ fn an_agent_nobody_paired_with_joins_by_a_single_use_room_invite() {
     let bent = f.run(&["room", "join", &bent, "--json"]);
     assert_ne!(bent.code, 0);
 }
+
+#[test]
+fn room_tail_follow_prints_what_the_rooms_stream_brings() {
+    let w = world("rooms-follow", &[]);
+    lab(&w, &[]);
+    w.a.json(&["room", "send", "lab", "before watching"]);
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_wire"))
+        .args(["room", "tail", "lab", "--follow", "--json", "--limit", "5"])
+        .env("WIRE_HOME", &w.c.home)
+        .env("WIRE_DAEMON_DIR", w.c.daemon_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let body =
+        |line: String| serde_json::from_str::<Value>(&line).unwrap()["body"]["body"].as_str().unwrap().to_owned();
+    let first = rx.recv_timeout(wire_testkit::patience(crate::common::WAIT)).expect("the latest, printed first");
+    assert_eq!(body(first), "before watching");
+    // Posted while c watches: only c's follow loop (its room stream) can print it.
+    w.b.json(&["room", "send", "lab", "while you watch"]);
+    let next = rx.recv_timeout(wire_testkit::patience(crate::common::WAIT));
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    assert_eq!(body(next.expect("the new message")), "while you watch");
+}

@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod event;
 pub mod identity;
 pub mod invite;
+pub mod job;
 pub mod labels;
 pub mod lineage;
 pub mod pairing;

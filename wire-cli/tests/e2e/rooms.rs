@@ -500,3 +500,26 @@ fn room_tail_follow_prints_what_the_rooms_stream_brings() {
     let _ = follow.wait();
     assert_eq!(body(next.expect("the new message")), "while you watch");
 }
+
+#[test]
+fn a_member_who_leaves_is_removed_by_the_owner_and_keeps_what_it_read() {
+    let w = world("rooms-leave", &[]);
+    lab(&w, &[]);
+    w.a.json(&["room", "send", "lab", "before c left"]);
+    assert_eq!(bodies(&w.c, 5), vec!["before c left"]);
+    let left = w.c.json(&["room", "leave", "lab"]);
+    assert_eq!(left["standing"], "left", "{left}");
+    // The owner takes the leave proposal in and commits the removal.
+    let synced = w.a.json(&["room", "sync"]);
+    assert_eq!(synced["committed"], 1, "{synced}");
+    assert_eq!(roster(&w.a).len(), 2);
+    w.b.json(&["room", "sync"]);
+    assert_eq!(roster(&w.a), roster(&w.b));
+    w.a.json(&["room", "send", "lab", "after c left"]);
+    // c still reads what it had; nothing after.
+    assert_eq!(bodies(&w.c, 5), vec!["before c left"]);
+    let refused = w.c.run(&["room", "send", "lab", "--json", "still here?"]);
+    assert_eq!(refused.json()["error"]["code"], "room_closed");
+    // The owner cannot leave its own room.
+    assert_eq!(w.a.run(&["room", "leave", "lab", "--json"]).json()["error"]["code"], "room_refused");
+}

@@ -265,6 +265,11 @@ enum Command {
     Room(cmd::room::RoomCommand),
     /// List your rooms: role, members, epoch.
     Rooms,
+    /// Jobs: signed work contracts with a paired peer: `offer`, `accept`, `reject`,
+    /// `counter`, `invoice`, `pay`, `progress`, `deliver`, `settle`, `dispute`, `cancel`,
+    /// `list`, `show`.
+    #[command(subcommand)]
+    Job(cmd::job::JobCommand),
     /// Sessions: one identity per project on this machine (`new`, `list`, `current`, `bind`,
     /// `pair-all-local`).
     #[command(subcommand)]
@@ -455,6 +460,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Service(c) => service::run(c, json),
         Command::Room(c) => cmd::room::run(c, json),
         Command::Rooms => cmd::room::list(json),
+        Command::Job(c) => cmd::job::run(c, json),
         Command::Session(c) => cmd::session::session(c, json),
         Command::Mesh(c) => cmd::session::mesh(c, json),
         Command::Daemon(DaemonCommand::Start { no_notify }) => daemon::start(no_notify, json),

@@ -20,6 +20,7 @@ mod errors;
 mod first_hour;
 mod flows;
 mod install;
+mod jobs;
 mod json_shapes;
 mod lineage;
 mod mcp;

@@ -160,6 +160,12 @@ pub enum EndpointError {
     /// A room name, welcome or message out of bounds, or a room document that does not hold.
     #[error("{0}")]
     Room(String),
+    /// No job by that id here.
+    #[error("no job `{0}` here; `wire job list` lists them")]
+    NoSuchJob(String),
+    /// A job step this side may not take now, or an id that names several jobs.
+    #[error("{0}")]
+    Job(String),
     /// The peer's card does not list this kind: it runs an older wire.
     #[error("{peer} runs an older wire that cannot read `{kind}` events; it must upgrade first")]
     PeerLacksKind {
@@ -250,6 +256,8 @@ pub enum NextStep {
     ListRooms,
     /// Look at a room's members and roles.
     RoomMembers,
+    /// Look at our jobs.
+    ListJobs,
 }
 
 impl NextStep {
@@ -276,6 +284,7 @@ impl NextStep {
             NextStep::FixArgument => "wire <command> --help",
             NextStep::ListRooms => "wire rooms",
             NextStep::RoomMembers => "wire room members <room>",
+            NextStep::ListJobs => "wire job list",
         }
     }
 
@@ -484,6 +493,8 @@ impl EndpointError {
             EndpointError::NotRoomManager(_) => "not_room_manager",
             EndpointError::RoomClosed(_) => "room_closed",
             EndpointError::Room(_) => "room_refused",
+            EndpointError::NoSuchJob(_) => "no_such_job",
+            EndpointError::Job(_) => "job_refused",
             EndpointError::PeerUnreachable(..) => "peer_unreachable",
             EndpointError::MailboxFull(_) => "mailbox_full",
             EndpointError::SlotGone { .. } => "slot_gone",
@@ -521,6 +532,7 @@ impl EndpointError {
             EndpointError::Revoked(_) => Some(NextStep::PairAgain),
             EndpointError::PeerLacksKind { .. } => Some(NextStep::PeerUpgrades),
             EndpointError::NoSuchRoom(_) | EndpointError::RoomExists(_) => Some(NextStep::ListRooms),
+            EndpointError::NoSuchJob(_) | EndpointError::Job(_) => Some(NextStep::ListJobs),
             EndpointError::NotRoomManager(_) | EndpointError::RoomClosed(_) => Some(NextStep::RoomMembers),
             EndpointError::PeerUnreachable(..) | EndpointError::PeerSlotGone(_) => Some(NextStep::SendQueued),
             EndpointError::MailboxFull(_) => Some(NextStep::RetryLater),

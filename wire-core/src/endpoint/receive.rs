@@ -382,6 +382,17 @@ impl Endpoint {
                     Err(reason) => return reject(format!("card update from {nick}: {reason}")),
                 },
                 Kind::PairRequest | Kind::PairAccept | Kind::PairReject => {} // a repeat of a finished pairing
+                // A job step: stored only if the job's state machine takes it.
+                Kind::Job => {
+                    let line =
+                        InboxLine { event: e.clone(), received_at: self.home.now(), signed: verified.signed().clone() };
+                    let batch: Vec<InboxLine> =
+                        inbox.iter().filter(|(d, _)| d == &sender).map(|(_, l)| l.clone()).collect();
+                    if let Err(why) = self.job_verdict(&sender, &line, &batch) {
+                        return reject(why);
+                    }
+                    inbox.push((sender, line));
+                }
                 Kind::Control => match serde_json::from_value::<ControlBody>(e.body.clone()) {
                     Ok(control) if control.kind == super::recover::REINTRO && control.v == 1 => {
                         match super::recover::apply_reintro(peer, &control.fields) {

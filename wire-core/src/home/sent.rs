@@ -172,6 +172,23 @@ impl Home {
     }
 
     /// A peer's sent events with their states, oldest first. A torn last line is skipped.
+    /// The events we signed to `peer`, as signed, oldest first.
+    pub fn sent_events(&self, peer: &Did) -> Result<Vec<Event>, HomeError> {
+        let path = self.sent_path(peer);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| match serde_json::from_str::<SentRecord>(l) {
+                Ok(SentRecord::Sent { event, .. }) => Some(event),
+                _ => None,
+            })
+            .collect())
+    }
+
     pub fn sent_of(&self, peer: &Did) -> Result<Vec<SentView>, HomeError> {
         let path = self.sent_path(peer);
         let text = match fs::read_to_string(&path) {

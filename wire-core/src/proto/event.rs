@@ -66,6 +66,7 @@ kinds! {
     CardUpdate = "card_update", true, "Carries the sender's new card (new endpoints or keys).";
     Close = "close", true, "The sender unpinned the receiver; stop sending.";
     Control = "control", true, "A control message: `{\"type\": T, \"v\": N, ...}`; a type the receiver does not know is ignored and counted.";
+    Job = "job", true, "A step of a job, a signed work contract (docs/PROTOCOL.md 15): the body is a job event.";
 }
 
 /// Feature flags a card lists beside its kinds (docs/PROTOCOL.md, "Formats that evolve").

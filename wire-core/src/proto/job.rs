@@ -1,6 +1,6 @@
 //! Jobs: the pure state machine of a signed work contract between two agents (docs/PROTOCOL.md,
 //! "Jobs"). No I/O and no clock: the caller verifies each event's signature and hands over
-//! [`Entry`]s; [`derive`] says what state the set of them is in.
+//! [`Entry`]s; [`derive()`] says what state the set of them is in.
 //!
 //! - A job starts with the customer's `offer` to one provider. Every later event names the
 //!   hashes of the job events its signer had seen last (`prev`), so the events form a graph.
@@ -153,9 +153,9 @@ pub fn precedence(step: &Step) -> u8 {
     }
 }
 
-/// A job event's content (the body of its wire event).
+/// A job event's content (the body of its wire event). (Unknown fields are not refused here:
+/// serde cannot with a flattened step; the step itself refuses them.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct JobEvent {
     /// The job (random, drawn by the customer for its offer).
     #[serde(with = "super::b64::fixed")]
@@ -696,6 +696,18 @@ mod tests {
         let mut partial = View::default();
         partial.0.push(late);
         assert!(derive(&partial.0).job.is_none());
+    }
+
+    #[test]
+    fn a_job_event_round_trips_through_json() {
+        let (c, p, mut cv, _) = started();
+        let e = cv.sign(&c, &p, Step::Cancel { reason: Some("no".into()) }, 2);
+        for event in [&cv.0[0].event, &e.event] {
+            let v = serde_json::to_value(event).unwrap();
+            assert_eq!(&serde_json::from_value::<JobEvent>(v.clone()).unwrap(), event, "{v}");
+        }
+        let wrong = serde_json::json!({"job": crate::proto::b64::encode([1u8; 16]), "prev": [], "step": "launch"});
+        assert!(serde_json::from_value::<JobEvent>(wrong).is_err());
     }
 
     #[test]

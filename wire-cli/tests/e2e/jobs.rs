@@ -1,0 +1,160 @@
+//! Jobs with the real binary and two relay processes (docs/PROTOCOL.md 15): a customer and
+//! a provider on separate relays run a job to its end, and the refusals each side makes.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::common::{RelayProcess, Wire, tempdir};
+
+struct Pair {
+    root: PathBuf,
+    _relays: (RelayProcess, RelayProcess),
+    customer: Wire,
+    provider: Wire,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.root).ok();
+    }
+}
+
+fn pair(name: &str) -> Pair {
+    let root = tempdir(name);
+    let r1 = RelayProcess::start(&root.join("r1"), &root.join("r1.log"), &["--local-only"]);
+    let r2 = RelayProcess::start(&root.join("r2"), &root.join("r2.log"), &["--local-only"]);
+    let (customer, provider) = (Wire::new(&root, "customer"), Wire::new(&root, "provider"));
+    customer.json(&["init", "--relay", &r1.addr]);
+    provider.json(&["init", "--relay", &r2.addr]);
+    let url = customer.json(&["invite"])["url"].as_str().unwrap().to_owned();
+    provider.json(&["accept", &url]);
+    customer.json(&["pull"]);
+    Pair { root, _relays: (r1, r2), customer, provider }
+}
+
+fn show(w: &Wire, id: &str) -> Value {
+    w.json(&["pull"]);
+    w.json(&["job", "show", id])
+}
+
+#[test]
+fn offer_accept_invoice_pay_progress_deliver_settle_on_two_relays() {
+    let p = pair("jobs-happy");
+    let offered = p.customer.json(&[
+        "job",
+        "offer",
+        &p.provider.nickname(),
+        "--task",
+        "sha256",
+        "--input",
+        "hello",
+        "--price",
+        "1.50",
+        "--currency",
+        "EUR",
+    ]);
+    let id = offered["id"].as_str().unwrap().to_owned();
+    assert_eq!((offered["verdict"].as_str(), offered["phase"].as_str()), (Some("sent"), Some("offered")));
+    let seen = show(&p.provider, &id);
+    assert_eq!((seen["role"].as_str(), seen["job"]["task"].as_str()), (Some("provider"), Some("sha256")), "{seen}");
+    p.provider.json(&["job", "accept", &id]);
+    p.provider.json(&["job", "invoice", &id, "lnbc-opaque-invoice"]);
+    assert_eq!(show(&p.customer, &id)["phase"], "payment_required");
+    p.customer.json(&["job", "pay", &id, "opaque-preimage"]);
+    p.provider.json(&["pull"]);
+    for (i, status) in ["reading", "hashing", "checking"].iter().enumerate() {
+        p.provider.json(&["job", "progress", &id, status, "--percent", &(30 * (i + 1)).to_string()]);
+    }
+    p.provider.json(&["job", "deliver", &id, "2cf24dba5fb0a30e"]);
+    let delivered = show(&p.customer, &id);
+    assert_eq!(delivered["phase"], "delivered", "{delivered}");
+    assert_eq!(delivered["job"]["progress"].as_array().unwrap().len(), 3);
+    assert_eq!(delivered["job"]["result"], "2cf24dba5fb0a30e");
+    p.customer.json(&["job", "settle", &id]);
+    let (c, v) = (show(&p.customer, &id), show(&p.provider, &id));
+    assert_eq!((c["phase"].as_str(), v["phase"].as_str()), (Some("settled"), Some("settled")));
+    assert_eq!(c["job"], v["job"], "both sides hold the same job");
+    assert_eq!(c["events"].as_array().unwrap().len(), 9, "offer, accept, invoice, pay, 3 progress, deliver, settle");
+    assert_eq!(p.customer.json(&["job", "list"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn each_side_refuses_what_is_not_its_step_and_a_replay_changes_nothing() {
+    let p = pair("jobs-refusals");
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "summarise"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Not the customer's turn, and not the provider's step: refused before anything is sent.
+    let own = p.customer.run(&["job", "accept", &id, "--json"]);
+    assert_eq!(own.json()["error"]["code"], "job_refused", "{own:?}");
+    show(&p.provider, &id);
+    let early = p.provider.run(&["job", "deliver", &id, "--json", "too soon"]);
+    assert_eq!(early.json()["error"]["code"], "job_refused");
+    // A cancel and a reject: the cancel crosses the reject; both sides agree.
+    p.customer.json(&["job", "cancel", &id, "--reason", "found another way"]);
+    p.provider.json(&["job", "reject", &id]);
+    let (c, v) = (show(&p.customer, &id), show(&p.provider, &id));
+    assert_eq!(c["job"], v["job"]);
+    assert_eq!(c["phase"], "cancelled", "a cancel beats a reject it did not see: {c}");
+    // A counter passes the turn.
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "review"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    show(&p.provider, &id);
+    p.provider.json(&["job", "counter", &id, "--price", "20", "--currency", "EUR"]);
+    let countered = show(&p.customer, &id);
+    assert_eq!(countered["job"]["terms"]["amount"], "20");
+    p.customer.json(&["job", "accept", &id]);
+    assert_eq!(show(&p.provider, &id)["phase"], "accepted");
+    // Every event the relay delivered again (a replay) changes nothing.
+    let before = show(&p.provider, &id);
+    assert_eq!(show(&p.provider, &id), before);
+    let unknown = p.customer.run(&["job", "show", "deadbeefdeadbeef", "--json"]);
+    assert_eq!(unknown.json()["error"]["code"], "no_such_job");
+}
+
+#[test]
+fn a_step_signed_by_the_wrong_side_is_refused_at_the_other_side() {
+    use wire_core::proto::event::{Event, Kind};
+    use wire_core::proto::job::{JobEvent, Step};
+    let p = pair("jobs-forged");
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "translate"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    show(&p.provider, &id);
+    p.provider.json(&["job", "accept", &id]);
+    let before = show(&p.customer, &id);
+    assert_eq!(before["phase"], "accepted");
+    // The provider's own keys sign the customer's step (`settle`) and post it with the
+    // provider's send token: the customer's wire refuses it.
+    let me = wire_core::proto::identity::Identity::from_secret_file(
+        &std::fs::read(p.provider.home.join("identity.json")).unwrap(),
+    )
+    .unwrap();
+    let peers: wire_core::home::Peers =
+        serde_json::from_slice(&std::fs::read(p.provider.home.join("peers.json")).unwrap()).unwrap();
+    let customer = &peers.peers[0];
+    let accept = before["events"].as_array().unwrap().iter().find(|e| e["step"] == "accept").unwrap();
+    let prev = wire_core::proto::b64::decode_array::<32>(accept["hash"].as_str().unwrap()).unwrap();
+    let job: [u8; 16] =
+        (0..16).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    let body = serde_json::to_value(JobEvent { job, prev: vec![prev], step: Step::Settle }).unwrap();
+    let now = wire_core::endpoint::now();
+    let event =
+        Event::new(&me, customer.card.did().clone(), Kind::Job, body, now, &mut rand_core::OsRng).sign(&me).unwrap();
+    let env = wire_core::proto::envelope::seal(&event, &customer.card.x25519_public(), &mut rand_core::OsRng).unwrap();
+    let slot = customer.card.body().endpoints[0].slot.to_string();
+    let (status, _) =
+        p._relays.0.req("POST", &format!("/v1/slots/{slot}/events"), Some(customer.send_token.expose()), &env.0);
+    assert_eq!(status, 201);
+    let pulled = p.customer.json(&["pull"]);
+    assert_eq!(pulled["rejected"], 1, "{pulled}");
+    let after = p.customer.json(&["job", "show", &id]);
+    assert_eq!((after["phase"].as_str(), after["events"].as_array().unwrap().len()), (Some("accepted"), 2), "{after}");
+    let status = p.customer.json(&["status"]);
+    assert!(status["rejected"]["reasons"].to_string().contains("not this side's step"), "{status}");
+}

@@ -1,0 +1,271 @@
+//! Jobs in the endpoint (docs/PROTOCOL.md 15): each step is a `job` event to the other side;
+//! a home holds the whole job in its inbox (their steps) and sent log (ours), and the state
+//! is derived from those by `proto::job::derive` every time it is needed. A received step
+//! that the state machine refuses is rejected at receive, never stored.
+
+use rand_core::OsRng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Endpoint, EndpointError, Face, Result, deliver, refusal, seal_for};
+use crate::client::ClientError;
+use crate::home::{InboxLine, OutboxItem, Peers, SentRecord};
+use crate::proto::api::ErrorCode;
+use crate::proto::did::Did;
+use crate::proto::event::{Event, Kind};
+use crate::proto::job::{self, Entry, Job, JobEvent, Phase, Step};
+use crate::proto::time::UnixMillis;
+
+/// A job as `wire job list` and `wire job show` give it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    /// The job id (32 hex digits).
+    pub id: String,
+    /// The other side.
+    pub peer: Face,
+    /// Our side: `customer` or `provider`.
+    pub role: job::Party,
+    /// Where it stands now (an offer nobody took reads `expired` after its expiry).
+    pub phase: Phase,
+    /// The whole job as its events say.
+    pub job: Job,
+    /// Its events: applied, passed over (a step that crossed one that won) or pending.
+    pub events: Vec<JobEventView>,
+}
+
+/// One event of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobEventView {
+    /// Its hash (base64url).
+    pub hash: String,
+    /// Who signed it.
+    pub from: Face,
+    /// The step.
+    pub step: &'static str,
+    /// When it was signed.
+    pub created_at: UnixMillis,
+    /// `applied`, `passed_over` or `pending`.
+    pub fate: &'static str,
+}
+
+/// What a job command did.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStepReport {
+    /// The job id.
+    pub id: String,
+    /// The step sent.
+    pub step: &'static str,
+    /// `sent`, or `queued` (the peer's relay did not answer; `wire pull` or the daemon
+    /// sends it).
+    pub verdict: &'static str,
+    /// The job's phase after it, on our side.
+    pub phase: Phase,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A job event's hash: SHA-256 of the event's signed payload.
+fn hash_of(payload: &[u8]) -> job::Hash {
+    Sha256::digest(payload).into()
+}
+
+fn entry(event: &Event, payload: &[u8]) -> Option<Entry> {
+    let body: JobEvent = serde_json::from_value(event.body.clone()).ok()?;
+    Some(Entry {
+        hash: hash_of(payload),
+        signer: event.from.clone(),
+        to: event.to.clone(),
+        created_at: event.created_at,
+        event: body,
+    })
+}
+
+impl Endpoint {
+    /// Every job event with `peer`: theirs from the inbox (and `extra`, not stored yet), ours
+    /// from the sent log.
+    fn job_entries(&self, peer: &Did, extra: &[InboxLine]) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for line in self.home.read_inbox_of(peer)?.iter().chain(extra) {
+            if line.event.kind == Kind::Job
+                && let Some(e) = entry(&line.event, &line.signed.payload)
+            {
+                out.push(e);
+            }
+        }
+        for event in self.home.sent_events(peer)? {
+            if event.kind == Kind::Job {
+                // The payload we signed: the event as serialized (`Event::sign`).
+                let payload = serde_json::to_vec(&event).expect("events serialize");
+                out.extend(entry(&event, &payload));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a job event received from `peer` holds, with what is known of its job; the
+    /// reason when it is refused.
+    pub(crate) fn job_verdict(
+        &self,
+        peer: &Did,
+        line: &InboxLine,
+        batch: &[InboxLine],
+    ) -> std::result::Result<(), String> {
+        let Some(new) = entry(&line.event, &line.signed.payload) else {
+            return Err("a job event whose body is not a job step".into());
+        };
+        let mut entries: Vec<Entry> = self
+            .job_entries(peer, batch)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|e| e.event.job == new.event.job)
+            .collect();
+        entries.push(new.clone());
+        let derived = job::derive(&entries);
+        match derived.refused.iter().find(|(h, _)| *h == new.hash) {
+            Some((_, why)) => Err(format!("job {} step `{}`: {why}", hex(&new.event.job), new.event.step.name())),
+            None => Ok(()),
+        }
+    }
+
+    /// Every job with every peer.
+    pub fn jobs(&self) -> Result<Vec<JobView>> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let mut out = Vec::new();
+        for peer in &peers.peers {
+            let entries = self.job_entries(peer.card.did(), &[])?;
+            let mut ids: Vec<[u8; 16]> = entries.iter().map(|e| e.event.job).collect();
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                let of_job: Vec<Entry> = entries.iter().filter(|e| e.event.job == id).cloned().collect();
+                out.extend(self.view(peer.card.did(), &of_job));
+            }
+        }
+        Ok(out)
+    }
+
+    fn view(&self, peer: &Did, entries: &[Entry]) -> Option<JobView> {
+        let derived = job::derive(entries);
+        let job = derived.job?;
+        let role = if &job.customer == self.identity.did() { job::Party::Customer } else { job::Party::Provider };
+        let fate = |h: &job::Hash| {
+            if derived.applied.contains(h) {
+                "applied"
+            } else if derived.passed_over.contains(h) {
+                "passed_over"
+            } else {
+                "pending"
+            }
+        };
+        let mut events: Vec<JobEventView> = entries
+            .iter()
+            .filter(|e| !derived.refused.iter().any(|(h, _)| *h == e.hash))
+            .map(|e| JobEventView {
+                hash: crate::proto::b64::encode(e.hash),
+                from: Face::of(&e.signer),
+                step: e.event.step.name(),
+                created_at: e.created_at,
+                fate: fate(&e.hash),
+            })
+            .collect();
+        events.sort_by_key(|e| e.created_at);
+        events.dedup_by(|a, b| a.hash == b.hash);
+        Some(JobView {
+            id: hex(&job.id),
+            peer: Face::of(peer),
+            role,
+            phase: job.phase_at(self.home.now()),
+            job,
+            events,
+        })
+    }
+
+    /// `wire job show`: one job by id (or a prefix of at least 8 hex digits).
+    pub fn job_show(&self, id: &str) -> Result<JobView> {
+        let matches: Vec<JobView> =
+            self.jobs()?.into_iter().filter(|j| id.len() >= 8 && j.id.starts_with(id)).collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().expect("one")),
+            0 => Err(EndpointError::NoSuchJob(id.to_owned())),
+            _ => Err(EndpointError::Job(format!("`{id}` names several jobs; give more of the id"))),
+        }
+    }
+
+    /// `wire job offer`: a new job to a paired peer.
+    pub async fn job_offer(
+        &self,
+        peer: &str,
+        task: &str,
+        input: serde_json::Value,
+        terms: Option<job::Terms>,
+        ttl: std::time::Duration,
+    ) -> Result<JobStepReport> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let to = self.find_peer(&peers, peer)?.card.did().clone();
+        let mut id = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut OsRng, &mut id);
+        let step = Step::Offer {
+            task: task.to_owned(),
+            input,
+            terms,
+            deadline: None,
+            expires_at: self.home.now().saturating_add(ttl),
+        };
+        self.job_send(&to, JobEvent { job: id, prev: Vec::new(), step }).await
+    }
+
+    /// `wire job accept|reject|...`: the next step of a job, if our side may take it now.
+    pub async fn job_step(&self, id: &str, step: Step) -> Result<JobStepReport> {
+        let view = self.job_show(id)?;
+        let peer = Did::parse(&view.peer.did).map_err(|e| EndpointError::Job(e.to_string()))?;
+        view.job.allows(view.role, &step, self.home.now()).map_err(|why| {
+            EndpointError::Job(format!("cannot {} job {} now: {why} (it is {:?})", step.name(), view.id, view.phase))
+        })?;
+        let entries: Vec<Entry> =
+            self.job_entries(&peer, &[])?.into_iter().filter(|e| e.event.job == view.job.id).collect();
+        // `prev`: the heads of what we hold (the valid events no other valid one names).
+        let derived = job::derive(&entries);
+        let valid: Vec<job::Hash> = derived.applied.iter().chain(derived.passed_over.iter()).copied().collect();
+        let named: Vec<job::Hash> =
+            entries.iter().filter(|e| valid.contains(&e.hash)).flat_map(|e| e.event.prev.clone()).collect();
+        let mut prev: Vec<job::Hash> = valid.into_iter().filter(|h| !named.contains(h)).collect();
+        prev.sort();
+        prev.dedup();
+        self.job_send(&peer, JobEvent { job: view.job.id, prev, step }).await
+    }
+
+    /// Signs and sends a job event to `to` (queued if its relay does not answer); logged in
+    /// the sent log either way, which is where our side of the job lives.
+    async fn job_send(&self, to: &Did, body: JobEvent) -> Result<JobStepReport> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let peer =
+            peers.get(to).ok_or_else(|| EndpointError::Job("the job's peer is no longer paired".into()))?.clone();
+        let step = body.step.name();
+        let id = body.job;
+        let value = serde_json::to_value(&body).expect("job events serialize");
+        let event = Event::new(&self.identity, to.clone(), Kind::Job, value, self.home.now(), &mut OsRng);
+        let (event_id, env) = seal_for(&self.identity, &peer, event.clone())?;
+        let sent = |queued| SentRecord::Sent { event: event.clone(), at: self.home.now(), queued };
+        let verdict = match deliver(&peer, &env).await {
+            Ok(_) => {
+                self.home.record_sent(to, &[sent(false)])?;
+                "sent"
+            }
+            Err(e) if matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::NotFound) => {
+                let mut item = OutboxItem::to_peer(&peer, event_id, env, self.home.now())
+                    .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+                item.logged = true;
+                let _lock = self.home.lock()?;
+                self.home.record_sent(to, &[sent(true)])?;
+                self.home.queue(&item)?;
+                "queued"
+            }
+            Err(e) => return Err(refusal(&Face::of(to), e)),
+        };
+        let entries: Vec<Entry> = self.job_entries(to, &[])?.into_iter().filter(|e| e.event.job == id).collect();
+        let phase = self.view(to, &entries).map_or(Phase::Offered, |v| v.phase);
+        Ok(JobStepReport { id: hex(&id), step, verdict, phase })
+    }
+}

@@ -13,6 +13,7 @@ use wire_core::endpoint::{Compact, Endpoint, MAX_WAIT};
 use wire_core::home::{Consumer, ReceiptState};
 use wire_core::proto::did::Did;
 
+mod jobs;
 mod rooms;
 
 /// A tool argument.
@@ -326,6 +327,7 @@ pub fn catalogue() -> Vec<Tool> {
     ]
     .into_iter()
     .chain(rooms::catalogue())
+    .chain(jobs::catalogue())
     .collect()
 }
 
@@ -718,6 +720,7 @@ pub async fn call(
             json!({ "deliveries": out })
         }
         room if room.starts_with("wire_room") => rooms::call(ep, host, room, arguments).await?,
+        job if job.starts_with("wire_job_") => jobs::call(ep, job, arguments).await?,
         other => return Err(problem("no_such_tool", &format!("no tool `{other}`; tools/list shows the tools"), None)),
     };
     Ok((value, follow))

@@ -405,3 +405,42 @@ fn two_agents_run_a_room_through_their_mcp_servers() {
     assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn two_agents_run_a_job_through_their_mcp_servers() {
+    let root = tempdir("mcp-job");
+    let (_relay, a, b) = paired(&root);
+    let mut ma = McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
+    let mut mb = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
+    ma.handshake();
+    mb.handshake();
+    let offered =
+        call(&mut ma, 10, "wire_job_offer", json!({"peer": b.nickname(), "task": "sha256", "input": "hello"}));
+    let id = offered["id"].as_str().unwrap().to_owned();
+    let mut n = 100;
+    let mut phase = |session: &mut McpSession, want: &str| {
+        crate::common::eventually(crate::common::WAIT, &format!("the job to be {want}"), || {
+            n += 1;
+            let jobs = call(session, n, "wire_job_list", json!({}));
+            jobs["jobs"].as_array().unwrap().iter().any(|j| j["id"] == id.as_str() && j["phase"] == want).then_some(())
+        })
+    };
+    phase(&mut mb, "offered");
+    // Not the customer's step: refused, nothing sent.
+    ma.send(json!({"jsonrpc": "2.0", "id": 20, "method": "tools/call", "params": {"name": "wire_job_step", "arguments": {"id": id, "step": "deliver", "text": "x"}}}));
+    let refused = ma.until(|v| v["id"] == 20);
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert!(refused["result"]["content"][0]["text"].as_str().unwrap().contains("job_refused"), "{refused}");
+    call(&mut mb, 30, "wire_job_step", json!({"id": id, "step": "accept"}));
+    call(&mut mb, 31, "wire_job_step", json!({"id": id, "step": "deliver", "text": "2cf24dba"}));
+    phase(&mut ma, "delivered");
+    call(&mut ma, 40, "wire_job_step", json!({"id": id, "step": "settle"}));
+    phase(&mut mb, "settled");
+    let shown = call(&mut ma, 50, "wire_job_show", json!({"id": &id[..8]}));
+    assert_eq!(
+        (shown["phase"].as_str(), shown["job"]["result"].as_str()),
+        (Some("settled"), Some("2cf24dba")),
+        "{shown}"
+    );
+    std::fs::remove_dir_all(&root).ok();
+}

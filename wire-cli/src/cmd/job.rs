@@ -105,6 +105,9 @@ pub enum JobCommand {
         /// Why.
         reason: String,
     },
+    /// The provider loop: accept offers of one task from the peers you name, run a command
+    /// for each (input on stdin, in a scrubbed environment) and deliver its output.
+    Serve(Serve),
     /// End the job before delivery (either side).
     Cancel {
         /// The job.
@@ -121,9 +124,13 @@ fn terms(price: Option<String>, currency: Option<String>) -> Option<Terms> {
 
 /// `wire job ...`.
 pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
+    if let JobCommand::Serve(args) = command {
+        return serve(args, json);
+    }
     let ep = open()?;
     let rt = runtime()?;
     let (id, step) = match command {
+        JobCommand::Serve(_) => unreachable!("served above"),
         JobCommand::List => {
             let jobs = ep.jobs()?;
             if json {
@@ -197,5 +204,186 @@ fn show(j: &JobView) {
     }
     for e in &j.events {
         println!("  {}  {}  {}  ({})", output::when(e.created_at), face(&e.from), e.step, e.fate);
+    }
+}
+
+/// `wire job serve`: what the provider loop may do.
+#[derive(Debug, clap::Args)]
+pub struct Serve {
+    /// The task kind served.
+    #[arg(long)]
+    pub task: String,
+    /// The command that does it (run by `sh -c`): the job's input on its stdin, its stdout
+    /// delivered, each stderr line sent as progress.
+    #[arg(long)]
+    pub run: String,
+    /// A peer this is served for (repeatable; nobody else: their offers are rejected).
+    #[arg(long = "peer", required = true)]
+    pub peers: Vec<String>,
+    /// Longest a run may take; past it its process group is killed and the job cancelled.
+    #[arg(long, default_value = "5m", value_parser = wire_core::duration::parse)]
+    pub timeout: std::time::Duration,
+    /// Serve one job, then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Largest result delivered (bytes of stdout).
+const MAX_OUTPUT: usize = 768 * 1024;
+/// Most progress steps sent per run (stderr lines past it are dropped).
+const MAX_PROGRESS: usize = 20;
+/// Longest progress line (characters).
+const MAX_LINE: usize = 200;
+
+/// What a run gave.
+enum Ran {
+    Done(String),
+    Failed(String),
+}
+
+/// Runs `cmd` with `input` on stdin in a scrubbed environment (no `WIRE_*`, no tokens: only
+/// `PATH`), in its own process group; `progress` gets each stderr line; killed past `timeout`.
+fn run_task(cmd: &str, input: &str, timeout: std::time::Duration, progress: &mut dyn FnMut(String)) -> Ran {
+    use std::io::{BufRead, Read, Write};
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new("sh");
+    command.args(["-c", cmd]).env_clear().process_group(0);
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    let child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return Ran::Failed(format!("could not start the task: {e}")),
+    };
+    let pid = child.id();
+    /// What the threads around the child report.
+    enum Msg {
+        Line(String),
+        StderrDone,
+        Output(Vec<u8>),
+        Exit(Option<i32>),
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_owned();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let (stderr, lines) = (child.stderr.take().expect("piped"), tx.clone());
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(Msg::Line(line)).is_err() {
+                return;
+            }
+        }
+        let _ = lines.send(Msg::StderrDone);
+    });
+    let (mut stdout, out) = (child.stdout.take().expect("piped"), tx.clone());
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut stdout).take(MAX_OUTPUT as u64 + 1).read_to_end(&mut buf);
+        let _ = out.send(Msg::Output(buf));
+    });
+    std::thread::spawn(move || {
+        let code = child.wait().ok().and_then(|s| s.code());
+        let _ = tx.send(Msg::Exit(code));
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let (mut sent, mut code, mut output, mut stderr_done) = (0, None, None, false);
+    // Until the process exited and both its outputs are read (a line written just before
+    // the exit still counts).
+    while code.is_none() || output.is_none() || !stderr_done {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(Msg::Line(line)) => {
+                if sent < MAX_PROGRESS {
+                    sent += 1;
+                    progress(line.chars().take(MAX_LINE).collect());
+                }
+            }
+            Ok(Msg::StderrDone) => stderr_done = true,
+            Ok(Msg::Output(bytes)) => output = Some(bytes),
+            Ok(Msg::Exit(c)) => code = Some(c),
+            Err(_) => {
+                // The whole group: a shell's children go too.
+                let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+                return Ran::Failed(format!("the task ran over {}s and was killed", timeout.as_secs()));
+            }
+        }
+    }
+    let out = output.unwrap_or_default();
+    match code.flatten() {
+        Some(0) if out.len() > MAX_OUTPUT => Ran::Failed(format!("the result is over {MAX_OUTPUT} bytes")),
+        Some(0) => Ran::Done(String::from_utf8_lossy(&out).into_owned()),
+        Some(code) => Ran::Failed(format!("the task failed (exit {code})")),
+        None => Ran::Failed("the task was killed by a signal".into()),
+    }
+}
+
+/// `wire job serve`: accepts offers of `--task` from `--peer`s, runs `--run` for each and
+/// delivers its output; rejects the same task from anyone else. Woken by the sync engine.
+pub fn serve(args: Serve, json: bool) -> anyhow::Result<()> {
+    let ep = open()?;
+    let rt = super::agent::engine_runtime()?;
+    let peers = ep.peers()?;
+    let mut allowed = Vec::new();
+    for name in &args.peers {
+        let found = peers.iter().find(|p| p.face.nickname == *name || p.face.did == *name);
+        let Some(p) = found else { anyhow::bail!("`{name}` is not a paired peer (`wire peers`)") };
+        allowed.push(p.face.did.clone());
+    }
+    let mut waker = rt.block_on(async {
+        wire_core::sync::waker(ep.home.clone(), wire_core::sync::Options { drive_pairings: false })
+    });
+    if !json {
+        eprintln!("serving `{}` for {} peer(s); Ctrl-C stops", output::untrusted(&args.task), allowed.len());
+    }
+    loop {
+        for job in ep.jobs()? {
+            let theirs = job.role == wire_core::proto::job::Party::Provider
+                && job.phase == wire_core::proto::job::Phase::Offered
+                && job.job.turn == wire_core::proto::job::Party::Provider
+                && job.job.task == args.task;
+            if !theirs {
+                continue;
+            }
+            let verdict = if !allowed.contains(&job.peer.did) {
+                let reason = Some(format!("this agent does not serve `{}` for you", args.task));
+                rt.block_on(ep.job_step(&job.id, Step::Reject { reason }))?;
+                "rejected"
+            } else {
+                rt.block_on(ep.job_step(&job.id, Step::Accept))?;
+                let input = job.job.input.as_str().map_or_else(|| job.job.input.to_string(), str::to_owned);
+                let mut progress = |status: String| {
+                    let step = Step::Progress { status, percent: None, partial: None };
+                    let _ = rt.block_on(ep.job_step(&job.id, step));
+                };
+                match run_task(&args.run, &input, args.timeout, &mut progress) {
+                    Ran::Done(result) => {
+                        rt.block_on(ep.job_step(&job.id, Step::Deliver { result: Value::String(result) }))?;
+                        "delivered"
+                    }
+                    Ran::Failed(why) => {
+                        rt.block_on(ep.job_step(&job.id, Step::Cancel { reason: Some(why) }))?;
+                        "cancelled"
+                    }
+                }
+            };
+            if json {
+                output::json(&serde_json::json!({ "job": job.id, "peer": job.peer, "verdict": verdict }));
+            } else {
+                println!("job {} from {}: {verdict}", &job.id[..8], face(&job.peer));
+            }
+            if args.once && verdict != "rejected" {
+                return Ok(());
+            }
+        }
+        if rt.block_on(waker.wake.changed()).is_err() {
+            return Ok(());
+        }
     }
 }

@@ -30,6 +30,7 @@ fn pair(name: &str) -> Pair {
     let url = customer.json(&["invite"])["url"].as_str().unwrap().to_owned();
     provider.json(&["accept", &url]);
     customer.json(&["pull"]);
+    provider.json(&["pull"]);
     Pair { root, _relays: (r1, r2), customer, provider }
 }
 
@@ -157,4 +158,55 @@ fn a_step_signed_by_the_wrong_side_is_refused_at_the_other_side() {
     assert_eq!((after["phase"].as_str(), after["events"].as_array().unwrap().len()), (Some("accepted"), 2), "{after}");
     let status = p.customer.json(&["status"]);
     assert!(status["rejected"]["reasons"].to_string().contains("not this side's step"), "{status}");
+}
+
+/// `wire job serve --once` as the provider, in a thread; what it printed.
+fn serve(p: &Pair, run: &str, timeout: &str) -> std::thread::JoinHandle<crate::common::Run> {
+    let home = p.provider.home.clone();
+    let (customer, run, timeout) = (p.customer.nickname(), run.to_owned(), timeout.to_owned());
+    std::thread::spawn(move || {
+        Wire { home }.run(&[
+            "job",
+            "serve",
+            "--task",
+            "sha256",
+            "--run",
+            &run,
+            "--peer",
+            &customer,
+            "--timeout",
+            &timeout,
+            "--once",
+            "--json",
+        ])
+    })
+}
+
+#[test]
+fn job_serve_runs_the_command_and_delivers_its_output() {
+    let p = pair("jobs-serve");
+    let server = serve(&p, "echo hashing >&2; sha256sum", "60s");
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "sha256", "--input", "hello"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = server.join().unwrap().ok();
+    assert_eq!(out.json()["verdict"], "delivered", "{out:?}");
+    let done = show(&p.customer, &id);
+    assert_eq!(done["phase"], "delivered", "{done}");
+    assert_eq!(
+        done["job"]["result"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824  -\n",
+        "the digest of `hello`"
+    );
+    assert_eq!(done["job"]["progress"][0][0], "hashing", "a stderr line as progress: {done}");
+    // A run past its timeout is killed (with its process group) and the job cancelled.
+    let server = serve(&p, "sleep 120", "1s");
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "sha256", "--input", "x"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(server.join().unwrap().ok().json()["verdict"], "cancelled");
+    let cancelled = show(&p.customer, &id);
+    assert_eq!(cancelled["phase"], "cancelled");
+    assert!(cancelled["job"]["reason"].as_str().unwrap().contains("killed"), "{cancelled}");
 }

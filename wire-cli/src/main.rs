@@ -270,6 +270,9 @@ enum Command {
     /// `list`, `show`.
     #[command(subcommand)]
     Job(cmd::job::JobCommand),
+    /// What this agent can do, told to its paired peers (`wire job providers` on theirs).
+    #[command(subcommand)]
+    Capabilities(cmd::job::CapabilitiesCommand),
     /// Sessions: one identity per project on this machine (`new`, `list`, `current`, `bind`,
     /// `pair-all-local`).
     #[command(subcommand)]
@@ -461,6 +464,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Room(c) => cmd::room::run(c, json),
         Command::Rooms => cmd::room::list(json),
         Command::Job(c) => cmd::job::run(c, json),
+        Command::Capabilities(c) => cmd::job::capabilities(c, json),
         Command::Session(c) => cmd::session::session(c, json),
         Command::Mesh(c) => cmd::session::mesh(c, json),
         Command::Daemon(DaemonCommand::Start { no_notify }) => daemon::start(no_notify, json),

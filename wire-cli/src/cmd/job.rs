@@ -33,6 +33,12 @@ pub enum JobCommand {
     },
     /// Every job with every peer.
     List,
+    /// The paired peers whose capability card lists a task (`wire capabilities set` on their
+    /// side), available ones first.
+    Providers {
+        /// The task kind.
+        task: String,
+    },
     /// One job: its state and every signed step.
     Show {
         /// The job id (or its first 8 or more hex digits).
@@ -118,6 +124,52 @@ pub enum JobCommand {
     },
 }
 
+/// `wire capabilities ...`.
+#[derive(Debug, Subcommand)]
+pub enum CapabilitiesCommand {
+    /// Say what this agent can do: sent to every paired peer that reads jobs (queued for
+    /// those offline); it replaces what you said before.
+    Set {
+        /// A task kind you take (repeatable).
+        #[arg(long = "task", required = true)]
+        tasks: Vec<String>,
+        /// A price for them: a decimal amount (needs --currency).
+        #[arg(long, requires = "currency")]
+        price: Option<String>,
+        /// The price's currency.
+        #[arg(long, requires = "price")]
+        currency: Option<String>,
+        /// A note (limits, what the input should be).
+        #[arg(long)]
+        note: Option<String>,
+        /// Say you take no jobs now (the tasks stay listed).
+        #[arg(long)]
+        unavailable: bool,
+    },
+}
+
+/// `wire capabilities set`.
+pub fn capabilities(command: CapabilitiesCommand, json: bool) -> anyhow::Result<()> {
+    let CapabilitiesCommand::Set { tasks, price, currency, note, unavailable } = command;
+    let terms = terms(price, currency);
+    let tasks = tasks
+        .into_iter()
+        .map(|task| wire_core::proto::job::Capability { task, terms: terms.clone(), note: note.clone() })
+        .collect();
+    let report = runtime()?.block_on(open()?.capabilities_set(!unavailable, tasks))?;
+    if json {
+        output::json(&report);
+    } else {
+        let told: Vec<String> = report.told.iter().map(face).collect();
+        println!(
+            "capabilities sent to {} peer(s){}",
+            told.len(),
+            if told.is_empty() { String::new() } else { format!(": {}", told.join(", ")) }
+        );
+    }
+    Ok(())
+}
+
 fn terms(price: Option<String>, currency: Option<String>) -> Option<Terms> {
     Some(Terms { amount: price?, currency: currency? })
 }
@@ -139,6 +191,30 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
                 eprintln!("no jobs yet: `wire job offer PEER --task KIND`");
             } else {
                 let rows: Vec<Vec<String>> = jobs.iter().map(row).collect();
+                output::table(&rows).iter().for_each(|l| println!("{l}"));
+            }
+            return Ok(());
+        }
+        JobCommand::Providers { task } => {
+            let found = ep.providers(&task)?;
+            if json {
+                output::json(&found);
+            } else if found.is_empty() {
+                eprintln!("no paired peer says it does `{}`", output::untrusted(&task));
+            } else {
+                let rows: Vec<Vec<String>> = found
+                    .iter()
+                    .map(|p| {
+                        let price = p
+                            .terms
+                            .as_ref()
+                            .map(|t| format!("{} {}", output::untrusted(&t.amount), output::untrusted(&t.currency)))
+                            .unwrap_or_default();
+                        let state = if p.available { "available" } else { "unavailable" };
+                        let note = p.note.as_deref().map(output::untrusted).unwrap_or_default();
+                        vec![face(&p.peer), state.to_owned(), price, note]
+                    })
+                    .collect();
                 output::table(&rows).iter().for_each(|l| println!("{l}"));
             }
             return Ok(());

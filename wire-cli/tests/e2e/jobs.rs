@@ -210,3 +210,69 @@ fn job_serve_runs_the_command_and_delivers_its_output() {
     assert_eq!(cancelled["phase"], "cancelled");
     assert!(cancelled["job"]["reason"].as_str().unwrap().contains("killed"), "{cancelled}");
 }
+
+/// The scenario the systems wire replaces are built around, scripted: a provider announces
+/// what it does, a customer finds it among its peers, asks, is asked to pay (an opaque
+/// invoice), pays (an opaque reference), follows the progress, gets the result, settles.
+#[test]
+fn the_seed_scenario_announce_discover_request_pay_progress_result_settle() {
+    let p = pair("jobs-seed");
+    let told = p.provider.json(&[
+        "capabilities",
+        "set",
+        "--task",
+        "translate",
+        "--price",
+        "0.20",
+        "--currency",
+        "USD",
+        "--note",
+        "fr and de",
+    ]);
+    assert_eq!(told["told"].as_array().unwrap().len(), 1, "{told}");
+    p.customer.json(&["pull"]);
+    let found = p.customer.json(&["job", "providers", "translate"]);
+    let provider = &found[0];
+    assert_eq!(
+        (provider["peer"]["nickname"].as_str(), provider["available"].as_bool(), provider["terms"]["amount"].as_str()),
+        (Some(p.provider.nickname().as_str()), Some(true), Some("0.20")),
+        "{found}"
+    );
+    assert!(p.customer.json(&["job", "providers", "summarise"]).as_array().unwrap().is_empty());
+    let id = p.customer.json(&[
+        "job",
+        "offer",
+        provider["peer"]["nickname"].as_str().unwrap(),
+        "--task",
+        "translate",
+        "--input",
+        "bonjour",
+        "--price",
+        "0.20",
+        "--currency",
+        "USD",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    show(&p.provider, &id);
+    p.provider.json(&["job", "accept", &id]);
+    p.provider.json(&["job", "invoice", &id, "lnbc200n1-opaque"]);
+    let asked = show(&p.customer, &id);
+    assert_eq!(
+        (asked["phase"].as_str(), asked["job"]["invoice"].as_str()),
+        (Some("payment_required"), Some("lnbc200n1-opaque"))
+    );
+    p.customer.json(&["job", "pay", &id, "preimage-opaque"]);
+    show(&p.provider, &id);
+    p.provider.json(&["job", "progress", &id, "translating", "--percent", "50"]);
+    p.provider.json(&["job", "deliver", &id, "hello"]);
+    let done = show(&p.customer, &id);
+    assert_eq!(
+        (done["job"]["progress"][0][0].as_str(), done["job"]["result"].as_str(), done["job"]["payment"].as_str()),
+        (Some("translating"), Some("hello"), Some("preimage-opaque"))
+    );
+    p.customer.json(&["job", "settle", &id]);
+    assert_eq!(show(&p.provider, &id)["phase"], "settled");
+    assert_eq!(show(&p.customer, &id)["job"], show(&p.provider, &id)["job"]);
+}

@@ -269,3 +269,118 @@ impl Endpoint {
         Ok(JobStepReport { id: hex(&id), step, verdict, phase })
     }
 }
+
+/// Control type: our capability card, to each peer that reads jobs.
+pub(crate) const CAPABILITIES: &str = "capabilities";
+/// Where capability cards are kept (`capabilities/<key>.json`: `self`, or a peer's DID key).
+const CAPS_DIR: &str = "capabilities";
+
+/// `wire capabilities set`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapabilitiesReport {
+    /// What we now say we can do.
+    pub capabilities: job::Capabilities,
+    /// Peers it was sent to (queued for those offline).
+    pub told: Vec<Face>,
+}
+
+/// A peer that can do a task, by its latest capability card.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderView {
+    /// The peer.
+    pub peer: Face,
+    /// Whether it takes jobs now.
+    pub available: bool,
+    /// Its price for the task.
+    pub terms: Option<job::Terms>,
+    /// Its note.
+    pub note: Option<String>,
+    /// When it said so.
+    pub since: UnixMillis,
+}
+
+fn caps_key(did: &Did) -> String {
+    did.as_str().trim_start_matches("did:key:").to_owned()
+}
+
+impl Endpoint {
+    /// `wire capabilities set`: what we can do, sent to every peer that reads jobs.
+    pub async fn capabilities_set(&self, available: bool, tasks: Vec<job::Capability>) -> Result<CapabilitiesReport> {
+        let doc =
+            job::Capabilities { v: 1, did: self.identity.did().clone(), available, tasks, created_at: self.home.now() };
+        doc.check().map_err(|why| EndpointError::Job(why.into()))?;
+        let mut told = Vec::new();
+        {
+            let _lock = self.home.lock()?;
+            self.home.save_keyed(CAPS_DIR, "self", &doc)?;
+            let peers = self.home.load::<Peers>()?.unwrap_or_default();
+            for peer in peers.peers.iter().filter(|p| p.card.speaks(Kind::Job.as_str())) {
+                let serde_json::Value::Object(fields) = serde_json::json!({ "capabilities": &doc }) else {
+                    unreachable!("an object")
+                };
+                let body = crate::proto::event::ControlBody { kind: CAPABILITIES.into(), v: 1, fields };
+                let body = serde_json::to_value(body).expect("control bodies serialize");
+                let event = Event::new(
+                    &self.identity,
+                    peer.card.did().clone(),
+                    Kind::Control,
+                    body,
+                    self.home.now(),
+                    &mut OsRng,
+                );
+                let (event_id, env) = seal_for(&self.identity, peer, event)?;
+                if let Some(mut item) = OutboxItem::to_peer(peer, event_id, env, self.home.now()) {
+                    item.quiet = true;
+                    self.home.queue(&item)?;
+                    told.push(Face::of(peer.card.did()));
+                }
+            }
+        }
+        self.flush().await?;
+        Ok(CapabilitiesReport { capabilities: doc, told })
+    }
+
+    /// A peer's capability card (from a control message, its event verified): kept if it
+    /// is the peer's own and newer than what we hold. Hold the lock.
+    pub(crate) fn take_capabilities(
+        &self,
+        sender: &Did,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> std::result::Result<(), String> {
+        let doc: job::Capabilities = fields
+            .get("capabilities")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .ok_or("a capabilities message without a capability card")?;
+        if &doc.did != sender {
+            return Err("another agent's capability card".into());
+        }
+        doc.check()?;
+        let held: Vec<job::Capabilities> = self.home.load_keyed(CAPS_DIR).map_err(|e| e.to_string())?;
+        if held.iter().any(|h| &h.did == sender && h.created_at >= doc.created_at) {
+            return Ok(());
+        }
+        self.home.save_keyed(CAPS_DIR, &caps_key(sender), &doc).map_err(|e| e.to_string())
+    }
+
+    /// `wire job providers`: the paired peers whose latest capability card lists `task`.
+    pub fn providers(&self, task: &str) -> Result<Vec<ProviderView>> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let held: Vec<job::Capabilities> = self.home.load_keyed(CAPS_DIR)?;
+        let mut out: Vec<ProviderView> = held
+            .iter()
+            .filter(|c| peers.get(&c.did).is_some())
+            .filter_map(|c| {
+                let t = c.tasks.iter().find(|t| t.task == task)?;
+                Some(ProviderView {
+                    peer: Face::of(&c.did),
+                    available: c.available,
+                    terms: t.terms.clone(),
+                    note: t.note.clone(),
+                    since: c.created_at,
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| (!p.available, p.peer.nickname.clone()));
+        Ok(out)
+    }
+}

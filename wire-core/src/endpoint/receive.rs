@@ -173,6 +173,16 @@ impl Endpoint {
             for item in later.parked.drain(..) {
                 self.home.queue(&item)?;
             }
+            for (did, control) in later.capabilities.drain(..) {
+                if let Err(why) = self.take_capabilities(&did, &control.fields) {
+                    report.rejected += 1;
+                    self.home.reject(&Rejected {
+                        at: self.home.now(),
+                        seq: 0,
+                        reason: format!("capabilities: {why}"),
+                    })?;
+                }
+            }
             // Room control messages change the rooms file and answer: also before the ack.
             for item in self.take_room_controls(std::mem::take(&mut later.rooms), &peers, &mut report.rooms)? {
                 self.home.queue(&item)?;
@@ -406,6 +416,9 @@ impl Endpoint {
                             }
                         }
                     }
+                    Ok(control) if control.kind == super::jobs::CAPABILITIES && control.v == 1 => {
+                        later.capabilities.push((sender.clone(), control));
+                    }
                     Ok(control) if super::rooms::is_room_control(&control.kind) && control.v == 1 => {
                         later.rooms.push((sender.clone(), control));
                     }
@@ -633,4 +646,6 @@ pub(super) struct After {
     receipts: Vec<(Did, SentRecord)>,
     /// Room control messages (applied with the batch, before the ack).
     rooms: Vec<(Did, ControlBody)>,
+    /// Capability cards of peers (kept with the batch, before the ack).
+    capabilities: Vec<(Did, ControlBody)>,
 }

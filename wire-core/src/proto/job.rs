@@ -153,6 +153,50 @@ pub fn precedence(step: &Step) -> u8 {
     }
 }
 
+/// One task an agent offers to do, as its capability card says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capability {
+    /// The task kind.
+    pub task: String,
+    /// Its price, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Terms>,
+    /// A note (limits, what the input should be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What an agent tells its peers it can do (the body of a `capabilities` control message,
+/// signed with the event that carries it). The newest by `created_at` counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Format version (1).
+    pub v: u64,
+    /// Whose.
+    pub did: Did,
+    /// Whether it takes jobs now.
+    pub available: bool,
+    /// The tasks.
+    pub tasks: Vec<Capability>,
+    /// When set.
+    pub created_at: UnixMillis,
+}
+
+impl Capabilities {
+    /// Whether the fields are within bounds (at most 64 tasks; texts as for steps).
+    pub fn check(&self) -> Result<(), &'static str> {
+        let long = |t: &str| t.is_empty() || t.chars().count() > MAX_TEXT;
+        let bad = self.v != 1
+            || self.tasks.len() > 64
+            || self.tasks.iter().any(|c| {
+                long(&c.task) || c.note.as_deref().is_some_and(long) || c.terms.as_ref().is_some_and(|t| !terms_ok(t))
+            });
+        if bad { Err("a capability card out of bounds") } else { Ok(()) }
+    }
+}
+
 /// A job event's content (the body of its wire event). (Unknown fields are not refused here:
 /// serde cannot with a flattened step; the step itself refuses them.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ mod who;
 
 pub use code_pair::{CodeSession, PairView};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};
-pub use jobs::{CapabilitiesReport, JobEventView, JobStepReport, JobView, ProviderView};
+pub use jobs::{Budget, Budgets, CapabilitiesReport, JobEventView, JobStepReport, JobView, ProviderView};
 pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
 pub use receipts::{Compact, MAX_WAIT};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};

@@ -33,6 +33,25 @@ pub enum JobCommand {
     },
     /// Every job with every peer.
     List,
+    /// What peers may ask of you: offers past it are rejected at once, with the reason
+    /// (the other side sees it). Without --peer it is the default for every peer.
+    Budget {
+        /// Only this peer (it replaces the default for it).
+        #[arg(long)]
+        peer: Option<String>,
+        /// Most jobs open with one peer (default 10).
+        #[arg(long)]
+        max_open: Option<u32>,
+        /// Most offers one peer may make in an hour (default 30).
+        #[arg(long)]
+        max_offers_per_hour: Option<u32>,
+        /// The largest price of one job (needs --currency; other currencies are refused).
+        #[arg(long, requires = "currency")]
+        max_amount: Option<String>,
+        /// The currency of --max-amount.
+        #[arg(long, requires = "max_amount")]
+        currency: Option<String>,
+    },
     /// The paired peers whose capability card lists a task (`wire capabilities set` on their
     /// side), available ones first.
     Providers {
@@ -192,6 +211,17 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
             } else {
                 let rows: Vec<Vec<String>> = jobs.iter().map(row).collect();
                 output::table(&rows).iter().for_each(|l| println!("{l}"));
+            }
+            return Ok(());
+        }
+        JobCommand::Budget { peer, max_open, max_offers_per_hour, max_amount, currency } => {
+            let budget =
+                wire_core::endpoint::Budget { max_open, max_offers_per_hour, max_amount: terms(max_amount, currency) };
+            let all = ep.budget_set(peer.as_deref(), budget)?;
+            if json {
+                output::json(&all);
+            } else {
+                println!("budget set{}", peer.map(|p| format!(" for {p}")).unwrap_or_else(|| " (default)".into()));
             }
             return Ok(());
         }

@@ -276,3 +276,40 @@ fn the_seed_scenario_announce_discover_request_pay_progress_result_settle() {
     assert_eq!(show(&p.provider, &id)["phase"], "settled");
     assert_eq!(show(&p.customer, &id)["job"], show(&p.provider, &id)["job"]);
 }
+
+#[test]
+fn offers_over_the_providers_budget_are_refused_with_the_reason() {
+    let p = pair("jobs-budget");
+    p.provider.json(&["job", "budget", "--max-open", "1", "--max-amount", "5", "--currency", "EUR"]);
+    let offer = |price: &str, currency: &str| {
+        p.customer.json(&[
+            "job",
+            "offer",
+            &p.provider.nickname(),
+            "--task",
+            "review",
+            "--price",
+            price,
+            "--currency",
+            currency,
+        ])["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (too_much, wrong_currency, fine) = (offer("10", "EUR"), offer("3", "USD"), offer("4.99", "EUR"));
+    // The provider's pull answers each over-budget offer at once; the customer sees why.
+    p.provider.json(&["pull"]);
+    let seen = |id: &str| show(&p.customer, id);
+    let refused = seen(&too_much);
+    assert_eq!(refused["phase"], "rejected", "{refused}");
+    assert!(refused["job"]["reason"].as_str().unwrap().contains("at most 5 EUR"), "{refused}");
+    assert!(seen(&wrong_currency)["job"]["reason"].as_str().unwrap().contains("in EUR, not USD"));
+    assert_eq!(seen(&fine)["phase"], "offered");
+    // One open job at most: the next offer is refused while that one is open.
+    let another = offer("1", "EUR");
+    p.provider.json(&["pull"]);
+    let full = seen(&another);
+    assert!(full["job"]["reason"].as_str().unwrap().contains("open already"), "{full}");
+    assert_eq!(seen(&fine)["phase"], "offered", "the open job is untouched");
+}

@@ -85,7 +85,7 @@ fn entry(event: &Event, payload: &[u8]) -> Option<Entry> {
 impl Endpoint {
     /// Every job event with `peer`: theirs from the inbox (and `extra`, not stored yet), ours
     /// from the sent log.
-    fn job_entries(&self, peer: &Did, extra: &[InboxLine]) -> Result<Vec<Entry>> {
+    pub(crate) fn job_entries(&self, peer: &Did, extra: &[InboxLine]) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for line in self.home.read_inbox_of(peer)?.iter().chain(extra) {
             if line.event.kind == Kind::Job
@@ -382,5 +382,151 @@ impl Endpoint {
             .collect();
         out.sort_by_key(|p| (!p.available, p.peer.nickname.clone()));
         Ok(out)
+    }
+}
+
+/// What jobs a peer may ask of us (as provider): the endpoint enforces it, not the model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Budget {
+    /// Most jobs open (offered, accepted, payment required, paid) with one peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open: Option<u32>,
+    /// Most offers one peer may make in an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_offers_per_hour: Option<u32>,
+    /// The largest price of one job; offers in another currency are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_amount: Option<job::Terms>,
+}
+
+/// `budgets.json`: the default for every peer, and per-peer budgets that replace it.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Budgets {
+    /// Format version.
+    pub v: u64,
+    /// For every peer without its own.
+    #[serde(default)]
+    pub default: Budget,
+    /// By peer DID.
+    #[serde(default)]
+    pub peers: std::collections::BTreeMap<String, Budget>,
+}
+
+impl crate::home::StateFile for Budgets {
+    const NAME: &'static str = "budgets.json";
+    const VERSION: u64 = 1;
+}
+
+/// Budget when none was set: 10 open jobs and 30 offers an hour per peer, any price.
+fn default_budget() -> Budget {
+    Budget { max_open: Some(10), max_offers_per_hour: Some(30), max_amount: None }
+}
+
+/// `a` compared with `b`, both decimal strings ([`job::terms_ok`]).
+fn amount_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let split = |s: &str| {
+        let (w, f) = s.split_once('.').unwrap_or((s, ""));
+        (w.trim_start_matches('0').to_owned(), f.trim_end_matches('0').to_owned())
+    };
+    let ((aw, af), (bw, bf)) = (split(a), split(b));
+    aw.len().cmp(&bw.len()).then(aw.cmp(&bw)).then_with(|| {
+        let n = af.len().max(bf.len());
+        format!("{af:0<n$}").cmp(&format!("{bf:0<n$}"))
+    })
+}
+
+impl Endpoint {
+    /// `wire job budget`: sets the budget for one peer, or the default.
+    pub fn budget_set(&self, peer: Option<&str>, budget: Budget) -> Result<Budgets> {
+        if budget.max_amount.as_ref().is_some_and(|t| !job::terms_ok(t)) {
+            return Err(EndpointError::Job("a budget's amount is a decimal and a currency code".into()));
+        }
+        let _lock = self.home.lock()?;
+        let mut all = self.home.load::<Budgets>()?.unwrap_or(Budgets { v: 1, ..Budgets::default() });
+        match peer {
+            Some(name) => {
+                let peers = self.home.load::<Peers>()?.unwrap_or_default();
+                let did = self.find_peer(&peers, name)?.card.did().to_string();
+                all.peers.insert(did, budget);
+            }
+            None => all.default = budget,
+        }
+        self.home.save(&all)?;
+        Ok(all)
+    }
+
+    /// Why an offer from `peer` is over our budget, if it is (`entries`: what we hold of
+    /// our jobs with that peer, the offer included).
+    pub(crate) fn over_budget(&self, peer: &Did, offer: &Entry, entries: &[Entry]) -> Option<String> {
+        let Step::Offer { terms, .. } = &offer.event.step else { return None };
+        let all = self.home.load::<Budgets>().ok().flatten();
+        let budget = match &all {
+            Some(b) => b.peers.get(peer.as_str()).cloned().unwrap_or_else(|| b.default.clone()),
+            None => default_budget(),
+        };
+        if let Some(max) = &budget.max_amount {
+            match terms {
+                Some(t) if t.currency != max.currency => {
+                    return Some(format!("this agent's budget is in {}, not {}", max.currency, t.currency));
+                }
+                Some(t) if amount_cmp(&t.amount, &max.amount) == std::cmp::Ordering::Greater => {
+                    return Some(format!("over budget: at most {} {} a job", max.amount, max.currency));
+                }
+                _ => {}
+            }
+        }
+        let mut ids: Vec<[u8; 16]> = entries.iter().map(|e| e.event.job).filter(|j| *j != offer.event.job).collect();
+        ids.sort();
+        ids.dedup();
+        let jobs: Vec<Job> = ids
+            .iter()
+            .filter_map(|id| {
+                let of: Vec<Entry> = entries.iter().filter(|e| e.event.job == *id).cloned().collect();
+                job::derive(&of).job
+            })
+            .filter(|j| &j.customer == peer)
+            .collect();
+        let open = jobs
+            .iter()
+            .filter(|j| {
+                matches!(
+                    j.phase_at(self.home.now()),
+                    Phase::Offered | Phase::Accepted | Phase::PaymentRequired | Phase::Paid
+                )
+            })
+            .count();
+        if budget.max_open.is_some_and(|m| open >= m as usize) {
+            return Some(format!("over budget: {open} jobs with you are open already"));
+        }
+        let hour_ago = self.home.now().0.saturating_sub(3_600_000);
+        let recent = entries
+            .iter()
+            .filter(|e| e.hash != offer.hash && matches!(e.event.step, Step::Offer { .. }) && &e.signer == peer)
+            .filter(|e| e.created_at.0 >= hour_ago)
+            .count();
+        if budget.max_offers_per_hour.is_some_and(|m| recent >= m as usize) {
+            return Some(format!("over budget: {recent} offers from you in the last hour"));
+        }
+        None
+    }
+
+    /// A `reject` of `offer` with `reason`, logged as sent and queued (the receive path
+    /// posts it with the batch's other answers).
+    pub(crate) fn budget_reject(&self, peer: &crate::home::Peer, offer: &Entry, reason: String) -> Result<OutboxItem> {
+        let body =
+            JobEvent { job: offer.event.job, prev: vec![offer.hash], step: Step::Reject { reason: Some(reason) } };
+        let value = serde_json::to_value(&body).expect("job events serialize");
+        let event = Event::new(&self.identity, peer.card.did().clone(), Kind::Job, value, self.home.now(), &mut OsRng);
+        let (event_id, env) = seal_for(&self.identity, peer, event.clone())?;
+        let mut item = OutboxItem::to_peer(peer, event_id, env, self.home.now())
+            .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+        item.logged = true;
+        self.home.record_sent(peer.card.did(), &[SentRecord::Sent { event, at: self.home.now(), queued: true }])?;
+        Ok(item)
+    }
+
+    /// The entry of a job event line (for the receive path).
+    pub(crate) fn job_entry(line: &InboxLine) -> Option<Entry> {
+        entry(&line.event, &line.signed.payload)
     }
 }

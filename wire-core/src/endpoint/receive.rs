@@ -401,6 +401,14 @@ impl Endpoint {
                     if let Err(why) = self.job_verdict(&sender, &line, &batch) {
                         return reject(why);
                     }
+                    // An offer over our budget is answered at once: a reject with the reason.
+                    if let Some(offer) =
+                        Self::job_entry(&line).filter(|e| matches!(e.event.step, crate::proto::job::Step::Offer { .. }))
+                        && let Ok(held) = self.job_entries(&sender, &batch)
+                        && let Some(reason) = self.over_budget(&sender, &offer, &held)
+                    {
+                        later.parked.push(self.budget_reject(peer, &offer, reason)?);
+                    }
                     inbox.push((sender, line));
                 }
                 Kind::Control => match serde_json::from_value::<ControlBody>(e.body.clone()) {

@@ -155,7 +155,14 @@ pub fn run(no_notify: bool) -> anyhow::Result<()> {
     let dir = dir()?;
     std::fs::create_dir_all(&dir)?;
     let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("daemon.lock"))?;
-    if lock.try_lock().is_err() {
+    // `wire daemon start` (and `status`) probe the lock by taking it for an instant; a probe
+    // is not a daemon, so a refusal is retried for a moment before it counts as one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while lock.try_lock().is_err() {
+        if std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         bail!(
             "a wire daemon is already running (pid {}); `wire daemon status` shows it",
             pid(&dir).map_or("?".into(), |p| p.to_string())

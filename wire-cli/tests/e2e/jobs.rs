@@ -78,6 +78,25 @@ fn offer_accept_invoice_pay_progress_deliver_settle_on_two_relays() {
     assert_eq!(c["job"], v["job"], "both sides hold the same job");
     assert_eq!(c["events"].as_array().unwrap().len(), 9, "offer, accept, invoice, pay, 3 progress, deliver, settle");
     assert_eq!(p.customer.json(&["job", "list"]).as_array().unwrap().len(), 1);
+    // `show` re-verifies the provider's signed steps from the customer's inbox.
+    let provider_did = p.provider.did();
+    for e in c["events"].as_array().unwrap() {
+        let theirs = e["from"]["did"] == provider_did.as_str();
+        assert_eq!(e["verified"], if theirs { Value::Bool(true) } else { Value::Null }, "{e}");
+    }
+    // A signature altered in the inbox file is caught.
+    let inbox = p.customer.home.join("inbox").join(format!("{}.jsonl", provider_did.trim_start_matches("did:key:")));
+    let text = std::fs::read_to_string(&inbox).unwrap();
+    let mut lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let last = lines.iter_mut().rev().find(|l| l["kind"] == "job").unwrap();
+    let sig = last["signed"]["sig"].as_str().unwrap().to_owned();
+    let bent = format!("{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..]);
+    last["signed"]["sig"] = bent.into();
+    let rewritten: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&inbox, rewritten).unwrap();
+    let checked = p.customer.json(&["job", "show", &id]);
+    let failed = checked["events"].as_array().unwrap().iter().filter(|e| e["verified"] == false).count();
+    assert_eq!(failed, 1, "{checked}");
 }
 
 #[test]
@@ -312,4 +331,39 @@ fn offers_over_the_providers_budget_are_refused_with_the_reason() {
     let full = seen(&another);
     assert!(full["job"]["reason"].as_str().unwrap().contains("open already"), "{full}");
     assert_eq!(seen(&fine)["phase"], "offered", "the open job is untouched");
+}
+
+#[test]
+fn an_offer_expires_and_a_delivery_can_be_disputed() {
+    let p = pair("jobs-expiry");
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "review", "--expires", "1m"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    show(&p.provider, &id);
+    // Two hours later by the provider's clock: too late to accept (the offer reads expired).
+    let later = p.root.join("provider-clock");
+    std::fs::write(&later, (2 * 3_600_000u64).to_string()).unwrap();
+    let env = [("WIRE_CLOCK_OFFSET_FILE", later.to_str().unwrap())];
+    let late = p.provider.run_with(&["job", "accept", &id, "--json"], &env);
+    assert_eq!(late.json()["error"]["code"], "job_refused", "{late:?}");
+    assert!(late.json()["error"]["message"].as_str().unwrap().contains("expired"), "{late:?}");
+    let listed = p.provider.run_with(&["job", "list", "--json"], &env).ok().json();
+    assert_eq!(listed[0]["phase"], "expired", "{listed}");
+    // A delivery the customer does not accept: disputed, with the reason, on both sides.
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "sha256", "--input", "hello"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    show(&p.provider, &id);
+    p.provider.json(&["job", "accept", &id]);
+    p.provider.json(&["job", "deliver", &id, "not a digest"]);
+    show(&p.customer, &id);
+    p.customer.json(&["job", "dispute", &id, "that is not the sha256 of hello"]);
+    let seen = show(&p.provider, &id);
+    assert_eq!(
+        (seen["phase"].as_str(), seen["job"]["reason"].as_str()),
+        (Some("disputed"), Some("that is not the sha256 of hello"))
+    );
+    assert_eq!(seen["job"], show(&p.customer, &id)["job"]);
 }

@@ -46,6 +46,10 @@ pub struct JobEventView {
     pub created_at: UnixMillis,
     /// `applied`, `passed_over` or `pending`.
     pub fate: &'static str,
+    /// `wire job show`: for the other side's events, whether the signed bytes in our inbox
+    /// verify under its pinned key now (false after a key rotation for older ones); null
+    /// for ours (the sent log holds what we signed) and in `wire job list`.
+    pub verified: Option<bool>,
 }
 
 /// What a job command did.
@@ -168,6 +172,7 @@ impl Endpoint {
                 step: e.event.step.name(),
                 created_at: e.created_at,
                 fate: fate(&e.hash),
+                verified: None,
             })
             .collect();
         events.sort_by_key(|e| e.created_at);
@@ -187,10 +192,36 @@ impl Endpoint {
         let matches: Vec<JobView> =
             self.jobs()?.into_iter().filter(|j| id.len() >= 8 && j.id.starts_with(id)).collect();
         match matches.len() {
-            1 => Ok(matches.into_iter().next().expect("one")),
+            1 => {
+                let mut view = matches.into_iter().next().expect("one");
+                self.reverify(&mut view)?;
+                Ok(view)
+            }
             0 => Err(EndpointError::NoSuchJob(id.to_owned())),
             _ => Err(EndpointError::Job(format!("`{id}` names several jobs; give more of the id"))),
         }
+    }
+
+    /// Re-checks the signed bytes of the other side's events of a job (from our inbox)
+    /// under its pinned key.
+    fn reverify(&self, view: &mut JobView) -> Result<()> {
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let did = Did::parse(&view.peer.did).map_err(|e| EndpointError::Job(e.to_string()))?;
+        let key = peers.get(&did).and_then(|p| ed25519_dalek::VerifyingKey::from_bytes(&p.pin().key).ok());
+        let lines = self.home.read_inbox_of(&did)?;
+        for event in view.events.iter_mut().filter(|e| e.from.did == view.peer.did) {
+            let line = lines.iter().find(|l| {
+                l.event.kind == Kind::Job && crate::proto::b64::encode(hash_of(&l.signed.payload)) == event.hash
+            });
+            event.verified = Some(match (line, &key) {
+                (Some(line), Some(key)) => {
+                    line.signed.verify(crate::proto::labels::SIGN_EVENT, key).is_ok()
+                        && serde_json::from_slice::<Event>(&line.signed.payload).is_ok_and(|e| e == line.event)
+                }
+                _ => false,
+            });
+        }
+        Ok(())
     }
 
     /// `wire job offer`: a new job to a paired peer.

@@ -170,6 +170,22 @@ impl Wire {
         Run::from(out)
     }
 
+    /// `wire ARGS` left running (a `--follow`): the child, and its stdout lines as they come.
+    pub fn follow(&self, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (child, rx)
+    }
+
     /// The sessions directory for this test (never the user's real one).
     pub fn sessions_dir(&self) -> PathBuf {
         self.home.parent().unwrap_or(&self.home).join("sessions")

@@ -373,29 +373,18 @@ fn addressing_sizes_follow_and_refused_events() {
     assert!(big.stderr.contains("message is too large"), "{big:?}");
 
     // tail --follow prints new events as they arrive.
-    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_wire"))
-        .args(["tail", "--follow", "--json", "--limit", "0"])
-        .env("WIRE_HOME", &b.home)
-        .env("WIRE_DAEMON_DIR", b.daemon_dir())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let found =
-            std::io::BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.contains("while you watch"));
-        let _ = tx.send(found);
-    });
+    let (mut follow, rx) = b.follow(&["tail", "--follow", "--json", "--limit", "0"]);
     // Sent whenever: nothing else pulls b's slot, so only the follow loop can print it.
     a.json(&["send", &b.nickname(), "while you watch"]);
-    let line = rx.recv_timeout(wire_testkit::patience(crate::common::WAIT));
+    let wanted = (|| loop {
+        let line = rx.recv_timeout(wire_testkit::patience(crate::common::WAIT)).ok()?;
+        if line.contains("while you watch") {
+            return Some(line);
+        }
+    })();
     follow.kill().unwrap();
     let _ = follow.wait();
-    let line = line.expect("tail --follow printed nothing in time");
-    let line: Value = serde_json::from_str(&line.expect("tail --follow printed the new event")).unwrap();
+    let line: Value = serde_json::from_str(&wanted.expect("tail --follow printed the new event")).unwrap();
     assert_eq!(line["from"], a.did());
 
     // A stranger's non-pairing event on the intro lane is refused and explained.

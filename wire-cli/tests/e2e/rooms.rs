@@ -471,24 +471,7 @@ fn room_tail_follow_prints_what_the_rooms_stream_brings() {
     let w = world("rooms-follow", &[]);
     lab(&w, &[]);
     w.a.json(&["room", "send", "lab", "before watching"]);
-    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_wire"))
-        .args(["room", "tail", "lab", "--follow", "--json", "--limit", "5"])
-        .env("WIRE_HOME", &w.c.home)
-        .env("WIRE_DAEMON_DIR", w.c.daemon_dir())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut follow, rx) = w.c.follow(&["room", "tail", "lab", "--follow", "--json", "--limit", "5"]);
     let body =
         |line: String| serde_json::from_str::<Value>(&line).unwrap()["body"]["body"].as_str().unwrap().to_owned();
     let first = rx.recv_timeout(wire_testkit::patience(crate::common::WAIT)).expect("the latest, printed first");

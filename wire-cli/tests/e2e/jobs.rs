@@ -367,3 +367,30 @@ fn an_offer_expires_and_a_delivery_can_be_disputed() {
     );
     assert_eq!(seen["job"], show(&p.customer, &id)["job"]);
 }
+
+#[test]
+fn a_job_step_replayed_by_the_relay_changes_nothing() {
+    let p = pair("jobs-replay");
+    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "review"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    show(&p.provider, &id);
+    p.provider.json(&["job", "accept", &id]);
+    // The accept, as the customer's relay holds it before the customer pulls.
+    let account: Value = serde_json::from_slice(&std::fs::read(p.customer.home.join("account.json")).unwrap()).unwrap();
+    let (slot, owner) = (account["slot"].as_str().unwrap(), account["owner_token"].as_str().unwrap());
+    let listed = p._relays.0.json("GET", &format!("/v1/slots/{slot}/events"), Some(owner), b"");
+    let accept = wire_core::proto::b64::decode(listed["events"][0]["envelope"].as_str().unwrap()).unwrap();
+    let before = show(&p.customer, &id);
+    assert_eq!(before["phase"], "accepted");
+    // Posted again once the first was read and acked (the relay no longer holds it).
+    let peers: wire_core::home::Peers =
+        serde_json::from_slice(&std::fs::read(p.provider.home.join("peers.json")).unwrap()).unwrap();
+    let token = peers.peers[0].send_token.expose().to_owned();
+    let (status, _) = p._relays.0.req("POST", &format!("/v1/slots/{slot}/events"), Some(&token), &accept);
+    assert_eq!(status, 201, "stored anew: the first was acked");
+    let pulled = p.customer.json(&["pull"]);
+    assert_eq!((pulled["received"].as_u64(), pulled["duplicates"].as_u64()), (Some(0), Some(1)), "{pulled}");
+    assert_eq!(p.customer.json(&["job", "show", &id]), before);
+}

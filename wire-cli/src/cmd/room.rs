@@ -63,6 +63,9 @@ pub enum RoomCommand {
         /// Wake this member (repeatable): by default only mentioned members are woken.
         #[arg(long = "mention", value_name = "MEMBER")]
         mentions: Vec<String>,
+        /// The message this one answers (its event id).
+        #[arg(long)]
+        reply_to: Option<String>,
     },
     /// The agent's listening in a room: wait until a message that mentions you arrives (any
     /// new message with --all), print what is new for you and move past it.
@@ -215,9 +218,10 @@ pub fn run(command: RoomCommand, json: bool) -> anyhow::Result<()> {
                 );
             }
         }
-        RoomCommand::Send { room, body, kind, mentions } => {
+        RoomCommand::Send { room, body, kind, mentions, reply_to } => {
             let (kind, text) = super::agent::kind_and_body(kind, body);
-            let report = rt.block_on(ep.room_send(&room, &kind, Value::String(text), &mentions))?;
+            let report =
+                rt.block_on(ep.room_send(&room, &kind, Value::String(text), &mentions, reply_to.as_deref()))?;
             if json {
                 output::json(&report);
             } else {

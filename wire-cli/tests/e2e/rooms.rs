@@ -126,9 +126,20 @@ fn three_members_on_two_relays_talk_and_the_room_relay_learns_nothing() {
         "a room-only member is not a peer"
     );
     assert_eq!(w.c.json(&["peers"]).as_array().unwrap().len(), 1, "c pinned nobody new");
-    // One append per message: the room slot holds the commit and the three messages.
-    let seq = w.c.json(&["room", "send", "lab", "one more"])["seq"].as_u64().unwrap();
+    // One append per message: the room slot holds the commit and the three messages. This
+    // one answers a's.
+    let a_id =
+        w.c.run(&["room", "tail", "lab", "--json", "--limit", "10"])
+            .ok()
+            .stdout
+            .lines()
+            .next()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned());
+    let a_id = a_id.expect("a's message");
+    let seq = w.c.json(&["room", "send", "lab", "--reply-to", &a_id, "one more"])["seq"].as_u64().unwrap();
     assert_eq!(seq, 5);
+    let last = w.b.run(&["room", "tail", "lab", "--json", "--limit", "1"]).ok().stdout;
+    assert_eq!(serde_json::from_str::<Value>(last.trim()).unwrap()["reply_to"], a_id.as_str());
 
     let (data, log) = (w.root.join("r1"), w.root.join("r1.log"));
     let haystack = relay_bytes(&data, &log);

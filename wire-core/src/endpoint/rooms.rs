@@ -552,8 +552,13 @@ impl Endpoint {
         kind: &str,
         body: serde_json::Value,
         mentions: &[String],
+        reply_to: Option<&str>,
     ) -> Result<RoomSendReport> {
         let kind: Kind = kind.parse()?;
+        let reply_to = reply_to
+            .map(|r| r.parse::<crate::proto::event::EventId>())
+            .transpose()
+            .map_err(|_| room_err("`reply_to` is an event id (32 hex digits)"))?;
         if kind.is_protocol() {
             return Err(EndpointError::ProtocolKind(kind));
         }
@@ -582,7 +587,10 @@ impl Endpoint {
             mentioned.push(leaf.did.clone());
         }
         let body = serde_json::json!({ "body": body, "mentions": mentioned });
-        let event = Event::new(&self.identity, room.id.clone(), kind, body, self.home.now(), &mut OsRng);
+        let mut event = Event::new(&self.identity, room.id.clone(), kind, body, self.home.now(), &mut OsRng);
+        if let Some(id) = reply_to {
+            event = event.replying_to(id);
+        }
         let signed = event.clone().sign(&self.identity).map_err(room_err)?;
         let plaintext = serde_json::to_vec(signed.signed()).expect("signed documents serialize");
         let ciphertext = mls::encrypt(&mut group, &loaded.provider, &self.identity, &plaintext).map_err(room_err)?;

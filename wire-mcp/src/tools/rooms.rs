@@ -54,6 +54,7 @@ pub(super) fn catalogue() -> Vec<Tool> {
                 req("body", "string", "The message text."),
                 KIND,
                 opt("mentions", "array", "Members to wake: nicknames or DIDs."),
+                opt("reply_to", "string", "The id of the message this one answers."),
             ],
             Outward,
             &[("room", "string"), ("event_id", "string"), ("seq", "integer"), ("members", "integer")],
@@ -135,6 +136,8 @@ struct RoomSendArgs {
     kind: Option<String>,
     #[serde(default)]
     mentions: Vec<String>,
+    #[serde(default)]
+    reply_to: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -190,7 +193,8 @@ pub(super) async fn call(
         "wire_room_send" => {
             let a: RoomSendArgs = args(name, arguments)?;
             let kind = a.kind.as_deref().unwrap_or("message");
-            to_json(ep.room_send(a.room.trim(), kind, Value::String(a.body), &a.mentions).await.map_err(e)?)?
+            let reply_to = a.reply_to.as_deref().map(str::trim);
+            to_json(ep.room_send(a.room.trim(), kind, Value::String(a.body), &a.mentions, reply_to).await.map_err(e)?)?
         }
         "wire_room_tail" => {
             let a: RoomTailArgs = args(name, arguments)?;

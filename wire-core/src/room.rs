@@ -130,6 +130,106 @@ pub fn check_name(name: &str) -> Result<(), RoomError> {
     }
 }
 
+// ------------------------------------------------------------------ control messages
+
+/// The fields of rooms' control messages (docs/PROTOCOL.md 14), typed. Unknown fields are
+/// ignored (formats that evolve add fields).
+pub mod msg {
+    use serde::{Deserialize, Serialize};
+
+    use crate::proto::api::SlotId;
+    use crate::proto::did::Did;
+    use crate::proto::secret::{Secret32, Token};
+    use crate::proto::signed::Signed;
+
+    /// `room_kp_request`: send me a key package for this room.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct KpRequest {
+        /// The room.
+        pub room: Did,
+        /// Its name.
+        pub name: String,
+    }
+
+    /// `room_key_package`: the answer.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct KeyPackage {
+        /// The room.
+        pub room: Did,
+        /// The MLS key package.
+        #[serde(with = "crate::proto::b64::bytes")]
+        pub key_package: Vec<u8>,
+    }
+
+    /// `room_welcome`: what a new member needs.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Welcome {
+        /// The room.
+        pub room: Did,
+        /// Its policy, signed by the room key.
+        pub policy: Signed,
+        /// The relay of the room slot.
+        pub relay: String,
+        /// The room slot.
+        pub slot: SlotId,
+        /// The new member's grant.
+        pub token: Token,
+        /// The envelope wrap's key.
+        #[serde(with = "crate::proto::b64::fixed")]
+        pub wrap_key: [u8; 32],
+        /// The MLS Welcome.
+        #[serde(with = "crate::proto::b64::bytes")]
+        pub welcome: Vec<u8>,
+        /// The sequence number of the commit that added the member: it reads after it.
+        pub after: u64,
+    }
+
+    /// `room_admin`: an admin grant, from the owner.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Admin {
+        /// The room.
+        pub room: Did,
+        /// The admin grant.
+        pub token: Token,
+    }
+
+    /// `room_policy` (inside the room): a newer policy.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct PolicyUpdate {
+        /// Signed by the room key.
+        pub policy: Signed,
+    }
+
+    /// `room_join`: a join request by room invite.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Join {
+        /// The room.
+        pub room: Did,
+        /// The invite's id.
+        #[serde(with = "crate::proto::b64::fixed")]
+        pub invite: [u8; 16],
+        /// The invite's secret.
+        pub secret: Secret32,
+        /// The joiner's signed card.
+        pub card: Signed,
+        /// Its MLS key package.
+        #[serde(with = "crate::proto::b64::bytes")]
+        pub key_package: Vec<u8>,
+        /// A send token on its mailbox, for the Welcome.
+        pub send_token: Token,
+    }
+
+    /// A room message's body: the text (or JSON) and the members it mentions.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Post {
+        /// What was said.
+        pub body: serde_json::Value,
+        /// Members woken by it.
+        #[serde(default)]
+        pub mentions: Vec<Did>,
+    }
+}
+
 // ------------------------------------------------------------------ room invites
 
 /// What a room invite URL carries, signed by the inviter (owner or admin): where to post a

@@ -306,6 +306,12 @@ pub(crate) const CAPABILITIES: &str = "capabilities";
 /// Where capability cards are kept (`capabilities/<key>.json`: `self`, or a peer's DID key).
 const CAPS_DIR: &str = "capabilities";
 
+/// The `capabilities` control message's fields.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct CapabilitiesMsg {
+    capabilities: job::Capabilities,
+}
+
 /// `wire capabilities set`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CapabilitiesReport {
@@ -346,11 +352,7 @@ impl Endpoint {
             self.home.save_keyed(CAPS_DIR, "self", &doc)?;
             let peers = self.home.load::<Peers>()?.unwrap_or_default();
             for peer in peers.peers.iter().filter(|p| p.card.speaks(Kind::Job.as_str())) {
-                let serde_json::Value::Object(fields) = serde_json::json!({ "capabilities": &doc }) else {
-                    unreachable!("an object")
-                };
-                let body = crate::proto::event::ControlBody { kind: CAPABILITIES.into(), v: 1, fields };
-                let body = serde_json::to_value(body).expect("control bodies serialize");
+                let body = super::rooms::control(CAPABILITIES, &CapabilitiesMsg { capabilities: doc.clone() });
                 let event = Event::new(
                     &self.identity,
                     peer.card.did().clone(),
@@ -378,10 +380,9 @@ impl Endpoint {
         sender: &Did,
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> std::result::Result<(), String> {
-        let doc: job::Capabilities = fields
-            .get("capabilities")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .ok_or("a capabilities message without a capability card")?;
+        let doc = serde_json::from_value::<CapabilitiesMsg>(serde_json::Value::Object(fields.clone()))
+            .map_err(|e| format!("a malformed capabilities message: {e}"))?
+            .capabilities;
         if &doc.did != sender {
             return Err("another agent's capability card".into());
         }

@@ -195,26 +195,18 @@ fn room_err(e: impl std::fmt::Display) -> EndpointError {
     EndpointError::Room(e.to_string())
 }
 
-fn control(kind: &str, fields: serde_json::Value) -> serde_json::Value {
-    let serde_json::Value::Object(fields) = fields else { unreachable!("control fields are objects") };
+/// A control event's body of type `kind` with `fields` (a struct of `room::msg`).
+pub(crate) fn control(kind: &str, fields: &impl Serialize) -> serde_json::Value {
+    let serde_json::Value::Object(fields) = serde_json::to_value(fields).expect("control fields serialize") else {
+        unreachable!("control fields are structs")
+    };
     serde_json::to_value(ControlBody { kind: kind.into(), v: 1, fields }).expect("control bodies serialize")
 }
 
-fn field<'a>(c: &'a ControlBody, name: &str) -> Result<&'a serde_json::Value> {
-    c.fields.get(name).ok_or_else(|| room_err(format!("`{}` without `{name}`", c.kind)))
-}
-
-fn field_str<'a>(c: &'a ControlBody, name: &str) -> Result<&'a str> {
-    field(c, name)?.as_str().ok_or_else(|| room_err(format!("`{}`: `{name}` is not a string", c.kind)))
-}
-
-fn field_bytes(c: &ControlBody, name: &str) -> Result<Vec<u8>> {
-    crate::proto::b64::decode(field_str(c, name)?)
-        .map_err(|_| room_err(format!("`{}`: `{name}` is not base64url", c.kind)))
-}
-
-fn field_did(c: &ControlBody, name: &str) -> Result<Did> {
-    Did::parse(field_str(c, name)?).map_err(room_err)
+/// The typed fields of a control message.
+pub(crate) fn read<T: serde::de::DeserializeOwned>(c: &ControlBody) -> Result<T> {
+    serde_json::from_value(serde_json::Value::Object(c.fields.clone()))
+        .map_err(|e| room_err(format!("a malformed `{}`: {e}", c.kind)))
 }
 
 /// The failpoint hook of the crash tests: with `WIRE_FAILPOINT=<name>` the process dies at
@@ -422,7 +414,8 @@ impl Endpoint {
                     report.already.push(Face::of(&did));
                     continue;
                 }
-                let body = control(KP_REQUEST, serde_json::json!({ "room": room.id, "name": room.policy().name }));
+                let body =
+                    control(KP_REQUEST, &room::msg::KpRequest { room: room.id.clone(), name: room.policy().name });
                 items.push(self.control_item(peer, body)?);
                 room.adds.retain(|a| a.did != did);
                 room.adds.push(PendingAdd { did: did.clone(), key_package: None, asked_at: self.home.now() });
@@ -471,10 +464,10 @@ impl Endpoint {
                 .grant(&room.slot, &room.token, &GrantRequest { kind: GrantKind::Admin, ttl_secs: None, uses: None })
                 .await?;
             room.grants.push((did.clone(), grant.grant_id));
-            let body = control(ADMIN, serde_json::json!({ "room": room.id, "token": grant.token }));
+            let body = control(ADMIN, &room::msg::Admin { room: room.id.clone(), token: grant.token });
             self.home.queue(&self.control_item(peer, body)?)?;
             // The policy goes to every member inside the room.
-            let body = control(POLICY, serde_json::json!({ "policy": signed }));
+            let body = control(POLICY, &room::msg::PolicyUpdate { policy: signed.clone() });
             let event = Event::new(&self.identity, room.id.clone(), Kind::Control, body, self.home.now(), &mut OsRng);
             let signed_event = event.sign(&self.identity).map_err(room_err)?;
             let plaintext = serde_json::to_vec(signed_event.signed()).expect("signed documents serialize");
@@ -586,7 +579,7 @@ impl Endpoint {
                 .ok_or_else(|| room_err(format!("no member `{m}` to mention (`wire room members`)")))?;
             mentioned.push(leaf.did.clone());
         }
-        let body = serde_json::json!({ "body": body, "mentions": mentioned });
+        let body = serde_json::to_value(room::msg::Post { body, mentions: mentioned }).expect("posts serialize");
         let mut event = Event::new(&self.identity, room.id.clone(), kind, body, self.home.now(), &mut OsRng);
         if let Some(id) = reply_to {
             event = event.replying_to(id);

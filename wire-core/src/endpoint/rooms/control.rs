@@ -1,18 +1,15 @@
 //! The 1:1 side of rooms: the control messages that add a member (`room_kp_request`,
 //! `room_key_package`, `room_welcome`), applied with a pull's batch before its ack.
 
+use super::read;
 use super::{ADMIN, ASK_TTL_MS, JOIN, KEY_PACKAGE, KP_REQUEST, Loaded, RoomSyncReport, WELCOME, control, room_err};
-use super::{field, field_bytes, field_did, field_str};
 use crate::client::RelayUrl;
 use crate::endpoint::{Endpoint, Face, Result};
 use crate::home::{OutboxItem, Peers};
-use crate::proto::api::SlotId;
 use crate::proto::did::Did;
 use crate::proto::event::ControlBody;
-use crate::proto::secret::Token;
-use crate::proto::signed::Signed;
-use crate::room::mls;
 use crate::room::{Asked, Policy, Role, Room, Standing};
+use crate::room::{mls, msg};
 
 impl Endpoint {
     /// Applies room control messages that came with a pull's batch; returns what to send
@@ -35,21 +32,17 @@ impl Endpoint {
             let applied = match c.kind.as_str() {
                 KP_REQUEST => (|| {
                     let peer = peer.ok_or_else(|| room_err("a key package request from an unpaired sender"))?;
-                    let room = field_did(&c, "room")?;
+                    let room = read::<msg::KpRequest>(&c)?.room;
                     let kp = mls::key_package(&loaded.provider, &self.identity, &self.credential_lineage()?)
                         .map_err(room_err)?;
                     loaded.file.asked.retain(|a| !(a.room == room && a.by == sender));
                     loaded.file.asked.push(Asked { room: room.clone(), by: sender.clone(), at: now });
-                    let body = control(
-                        KEY_PACKAGE,
-                        serde_json::json!({ "room": room, "key_package": crate::proto::b64::encode(kp) }),
-                    );
+                    let body = control(KEY_PACKAGE, &msg::KeyPackage { room, key_package: kp });
                     out.push(self.control_item(peer, body)?);
                     Ok(())
                 })(),
                 KEY_PACKAGE => (|| {
-                    let room_id = field_did(&c, "room")?;
-                    let bytes = field_bytes(&c, "key_package")?;
+                    let msg::KeyPackage { room: room_id, key_package: bytes } = read(&c)?;
                     let (_, did) = mls::read_key_package(&loaded.provider, &bytes).map_err(room_err)?;
                     if did != sender {
                         return Err(room_err("a key package for another identity than its sender"));
@@ -67,8 +60,7 @@ impl Endpoint {
                 WELCOME => self.take_welcome(&mut loaded, &sender, &c, report),
                 JOIN => self.take_join(&mut loaded, &sender, &c),
                 ADMIN => (|| {
-                    let room_id = field_did(&c, "room")?;
-                    let token: Token = serde_json::from_value(field(&c, "token")?.clone()).map_err(room_err)?;
+                    let msg::Admin { room: room_id, token } = read(&c)?;
                     let room = loaded.file.rooms.iter_mut().find(|r| r.id == room_id && r.standing == Standing::Active);
                     match room {
                         Some(room) if room.policy().owner == sender => {
@@ -98,11 +90,7 @@ impl Endpoint {
     /// A join request by room invite (its event was verified under the card it carries):
     /// the invite must be ours, unused, unexpired, for a room we manage, with its secret.
     fn take_join(&self, loaded: &mut Loaded, sender: &Did, c: &ControlBody) -> Result<()> {
-        let room_id = field_did(c, "room")?;
-        let id = crate::proto::b64::decode_array::<16>(field_str(c, "invite")?)
-            .ok_or_else(|| room_err("`invite` is not an invite id"))?;
-        let secret: crate::proto::secret::Secret32 =
-            serde_json::from_value(field(c, "secret")?.clone()).map_err(room_err)?;
+        let msg::Join { room: room_id, invite: id, secret, card, key_package: bytes, send_token: token } = read(c)?;
         let now = self.home.now();
         let at = loaded
             .file
@@ -110,9 +98,6 @@ impl Endpoint {
             .iter()
             .position(|i| i.id == id && i.room == room_id && i.expires_at > now && i.secret.ct_eq(&secret))
             .ok_or_else(|| room_err("a join request for an invite we did not issue, or used, or expired"))?;
-        let card: Signed = serde_json::from_value(field(c, "card")?.clone()).map_err(room_err)?;
-        let token: Token = serde_json::from_value(field(c, "send_token")?.clone()).map_err(room_err)?;
-        let bytes = field_bytes(c, "key_package")?;
         let (_, did) = mls::read_key_package(&loaded.provider, &bytes).map_err(room_err)?;
         if &did != sender {
             return Err(room_err("a key package for another identity than its sender"));
@@ -138,11 +123,10 @@ impl Endpoint {
         c: &ControlBody,
         report: &mut RoomSyncReport,
     ) -> Result<()> {
-        let room_id = field_did(c, "room")?;
+        let msg::Welcome { room: room_id, policy, relay, slot, token, wrap_key, welcome, after } = read(c)?;
         if !loaded.file.asked.iter().any(|a| a.room == room_id && &a.by == sender) {
             return Err(room_err("a welcome to a room we gave this peer no key package for"));
         }
-        let after = field(c, "after")?.as_u64().ok_or_else(|| room_err("`after` is not a number"))?;
         if loaded.file.rooms.iter().any(|r| r.id == room_id && r.standing == Standing::Active && r.cursor >= after) {
             return Ok(()); // a repeat
         }
@@ -150,18 +134,12 @@ impl Endpoint {
         if let Some(mut old) = mls::load(&loaded.provider, room_id.as_str().as_bytes()).map_err(room_err)? {
             mls::delete(&mut old, &loaded.provider).map_err(room_err)?;
         }
-        let policy: Signed = serde_json::from_value(field(c, "policy")?.clone()).map_err(room_err)?;
         let parsed = Policy::verify(&policy, &room_id).map_err(room_err)?;
-        let welcome = field_bytes(c, "welcome")?;
         let (group, adder) = mls::join(&loaded.provider, &welcome).map_err(room_err)?;
         if &adder != sender || group.group_id().as_slice() != room_id.as_str().as_bytes() {
             return Err(room_err("a welcome from another member than its sender, or to another group"));
         }
-        let wrap_key = crate::proto::b64::decode_array::<32>(field_str(c, "wrap_key")?)
-            .ok_or_else(|| room_err("`wrap_key` is not 32 bytes"))?;
-        let slot = SlotId::new(field_str(c, "slot")?.to_owned()).map_err(room_err)?;
-        let relay = RelayUrl::parse(field_str(c, "relay")?).map_err(room_err)?.to_string();
-        let token: Token = serde_json::from_value(field(c, "token")?.clone()).map_err(room_err)?;
+        let relay = RelayUrl::parse(&relay).map_err(room_err)?.to_string();
         let role = if parsed.admins.contains(self.identity.did()) { Role::Admin } else { Role::Member };
         loaded.file.rooms.retain(|r| r.id != room_id);
         loaded.file.asked.retain(|a| a.room != room_id);

@@ -87,19 +87,19 @@ impl Endpoint {
             .await?
             .token;
         let kp = mls::key_package(&loaded.provider, &self.identity, &self.credential_lineage()?).map_err(room_err)?;
-        let fields = serde_json::json!({
-            "room": body.room,
-            "invite": crate::proto::b64::encode(body.id),
-            "secret": body.secret,
-            "card": account.card.signed(),
-            "key_package": crate::proto::b64::encode(kp),
-            "send_token": token,
-        });
+        let fields = room::msg::Join {
+            room: body.room.clone(),
+            invite: body.id,
+            secret: body.secret.clone(),
+            card: account.card.signed().clone(),
+            key_package: kp,
+            send_token: token,
+        };
         let event = Event::new(
             &self.identity,
             inviter.did().clone(),
             Kind::Control,
-            control(JOIN, fields),
+            control(JOIN, &fields),
             self.home.now(),
             &mut OsRng,
         );

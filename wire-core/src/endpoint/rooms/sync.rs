@@ -183,11 +183,8 @@ impl Endpoint {
                 if let Some(control) = verified.control() {
                     // A newer policy signed by the room key (the owner's): roles, rules.
                     if control.kind == POLICY && control.v == 1 {
-                        let signed: Signed = control
-                            .fields
-                            .get("policy")
-                            .and_then(|p| serde_json::from_value(p.clone()).ok())
-                            .ok_or("a policy message without a policy")?;
+                        let signed =
+                            super::read::<room::msg::PolicyUpdate>(&control).map_err(|e| e.to_string())?.policy;
                         let newer = Policy::verify(&signed, &room.id).map_err(|e| e.to_string())?;
                         if newer.created_at > policy.created_at {
                             room.policy = signed;
@@ -294,19 +291,17 @@ impl Endpoint {
             };
             let Some(grant) = grant else { continue };
             room.grants.push((did.clone(), grant.grant_id.clone()));
-            let body = control(
-                WELCOME,
-                serde_json::json!({
-                    "room": room.id,
-                    "policy": room.policy,
-                    "relay": room.relay,
-                    "slot": room.slot,
-                    "token": grant.token,
-                    "wrap_key": crate::proto::b64::encode(room.wrap_key),
-                    "welcome": crate::proto::b64::encode(commit.welcome.as_deref().unwrap_or_default()),
-                    "after": after,
-                }),
-            );
+            let welcome = room::msg::Welcome {
+                room: room.id.clone(),
+                policy: room.policy.clone(),
+                relay: room.relay.clone(),
+                slot: room.slot.clone(),
+                token: grant.token,
+                wrap_key: room.wrap_key,
+                welcome: commit.welcome.clone().unwrap_or_default(),
+                after,
+            };
+            let body = control(WELCOME, &welcome);
             items.push(self.control_item(peer, body)?);
         }
         room.commit = None;

@@ -18,7 +18,10 @@ mod who;
 
 pub use code_pair::{CodeSession, PairView};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};
-pub use jobs::{Budget, Budgets, CapabilitiesReport, JobEventView, JobStepReport, JobView, ProviderView};
+pub use jobs::{
+    AwardView, BidView, Budget, BudgetScope, Budgets, CallView, Calls, CapabilitiesReport, JobEventView, JobStepReport,
+    JobView, ProviderView,
+};
 pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
 pub use receipts::{Compact, MAX_WAIT};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
@@ -363,6 +366,11 @@ impl Endpoint {
 
     /// `wire invite`: mints a single-use (or `uses`-use) intro token and prints a URL.
     pub async fn invite(&self, uses: u32, ttl: Duration) -> Result<InviteReport> {
+        self.invite_for(uses, ttl, None).await
+    }
+
+    /// An invite that only `only` may redeem, when given (a job bid's invite).
+    pub(crate) async fn invite_for(&self, uses: u32, ttl: Duration, only: Option<Did>) -> Result<InviteReport> {
         let max_ttl = Duration::from_secs(crate::proto::api::MAX_INTRO_TTL_SECS);
         if !(1..=crate::proto::api::MAX_INTRO_USES).contains(&uses) || ttl < Duration::from_secs(1) || ttl > max_ttl {
             return Err(EndpointError::InviteLimits);
@@ -388,7 +396,7 @@ impl Endpoint {
             &mut OsRng,
         );
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
-        pending.issued.push(IssuedInvite::new(&invite, uses));
+        pending.issued.push(IssuedInvite { only, ..IssuedInvite::new(&invite, uses) });
         self.home.save(&pending)?;
         Ok(InviteReport { url: invite.to_url(), uses, expires_at })
     }

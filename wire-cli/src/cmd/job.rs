@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use serde_json::Value;
-use wire_core::endpoint::JobView;
+use wire_core::endpoint::{BudgetScope, CallView, JobView};
 use wire_core::proto::job::{Step, Terms};
 
 use super::agent::{open, runtime};
@@ -11,9 +11,10 @@ use crate::output::{self, face};
 
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
-    /// Offer a job to a paired peer.
+    /// Offer a job to a paired peer, or call for offers in a room (its members bid with
+    /// `wire job bid`; you award one with `wire job award`).
     Offer {
-        /// The provider (nickname, `nick@relay` or DID).
+        /// The provider (nickname, `nick@relay` or DID), or a room you are in.
         peer: String,
         /// The kind of task (what the provider's capability calls it).
         #[arg(long)]
@@ -33,23 +34,58 @@ pub enum JobCommand {
     },
     /// Every job with every peer.
     List,
-    /// What peers may ask of you: offers past it are rejected at once, with the reason
-    /// (the other side sees it). Without --peer it is the default for every peer.
+    /// The calls for offers in your rooms (open ones; --all for every one kept).
+    Calls {
+        /// Also those expired or awarded.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Answer another member's call for offers in its room.
+    Bid {
+        /// The call id (or its first 8 or more hex digits).
+        call: String,
+        /// Your price, if not the call's: a decimal amount (needs --currency).
+        #[arg(long, requires = "currency")]
+        price: Option<String>,
+        /// The price's currency.
+        #[arg(long, requires = "price")]
+        currency: Option<String>,
+        /// A note for the customer.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Choose a bid on your call: the job is offered 1:1 to the bidder (after pairing
+    /// through its bid's invite, when you are not paired yet).
+    Award {
+        /// The call id.
+        call: String,
+        /// The bidder (nickname or DID).
+        bidder: String,
+    },
+    /// What peers (or a room's calls) may ask of you: offers past it are rejected at once,
+    /// with the reason (the other side sees it). Without --peer or --room it is the default
+    /// for every peer; a room's budget applies on top, to offers awarding its calls.
     Budget {
         /// Only this peer (it replaces the default for it).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "room")]
         peer: Option<String>,
-        /// Most jobs open with one peer (default 10).
+        /// Offers from this room's calls, every peer's counted together.
+        #[arg(long)]
+        room: Option<String>,
+        /// Most jobs open at once (default 10 per peer).
         #[arg(long)]
         max_open: Option<u32>,
-        /// Most offers one peer may make in an hour (default 30).
+        /// Most offers in an hour (default 30 per peer).
         #[arg(long)]
         max_offers_per_hour: Option<u32>,
         /// The largest price of one job (needs --currency; other currencies are refused).
         #[arg(long, requires = "currency")]
         max_amount: Option<String>,
-        /// The currency of --max-amount.
-        #[arg(long, requires = "max_amount")]
+        /// The most the jobs offered in the last 24 hours may add up to (needs --currency).
+        #[arg(long, requires = "currency")]
+        max_amount_per_day: Option<String>,
+        /// The currency of the amounts.
+        #[arg(long)]
         currency: Option<String>,
     },
     /// The paired peers whose capability card lists a task (`wire capabilities set` on their
@@ -185,6 +221,15 @@ pub fn capabilities(command: CapabilitiesCommand, json: bool) -> anyhow::Result<
             told.len(),
             if told.is_empty() { String::new() } else { format!(": {}", told.join(", ")) }
         );
+        if !report.rooms.is_empty() {
+            println!(
+                "and posted in {}",
+                report.rooms.iter().map(|r| output::untrusted(r)).collect::<Vec<_>>().join(", ")
+            );
+        }
+        for (room, why) in &report.failed_rooms {
+            eprintln!("not posted in {}: {why}", output::untrusted(room));
+        }
     }
     Ok(())
 }
@@ -214,14 +259,68 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        JobCommand::Budget { peer, max_open, max_offers_per_hour, max_amount, currency } => {
-            let budget =
-                wire_core::endpoint::Budget { max_open, max_offers_per_hour, max_amount: terms(max_amount, currency) };
-            let all = ep.budget_set(peer.as_deref(), budget)?;
+        JobCommand::Budget { peer, room, max_open, max_offers_per_hour, max_amount, max_amount_per_day, currency } => {
+            if currency.is_some() && max_amount.is_none() && max_amount_per_day.is_none() {
+                anyhow::bail!("--currency goes with --max-amount or --max-amount-per-day");
+            }
+            let budget = wire_core::endpoint::Budget {
+                max_open,
+                max_offers_per_hour,
+                max_amount: terms(max_amount, currency.clone()),
+                max_amount_per_day: terms(max_amount_per_day, currency),
+            };
+            let scope = match (&peer, &room) {
+                (Some(p), _) => BudgetScope::Peer(p),
+                (None, Some(r)) => BudgetScope::Room(r),
+                (None, None) => BudgetScope::Default,
+            };
+            let all = ep.budget_set(scope, budget)?;
             if json {
                 output::json(&all);
             } else {
-                println!("budget set{}", peer.map(|p| format!(" for {p}")).unwrap_or_else(|| " (default)".into()));
+                let whom = match (peer, room) {
+                    (Some(p), _) => format!(" for {p}"),
+                    (None, Some(r)) => format!(" for room {r}"),
+                    (None, None) => " (default)".into(),
+                };
+                println!("budget set{whom}");
+            }
+            return Ok(());
+        }
+        JobCommand::Calls { all } => {
+            let calls = ep.calls(all)?;
+            if json {
+                output::json(&calls);
+            } else if calls.is_empty() {
+                eprintln!("no open calls in your rooms (`wire job offer ROOM --task KIND` makes one)");
+            } else {
+                for c in &calls {
+                    show_call(c);
+                }
+            }
+            return Ok(());
+        }
+        JobCommand::Bid { call, price, currency, note } => {
+            let view = rt.block_on(ep.job_bid(&call, terms(price, currency), note))?;
+            if json {
+                output::json(&view);
+            } else {
+                println!("bid sent on call {} in {}", &view.id[..8], output::untrusted(&view.room));
+            }
+            return Ok(());
+        }
+        JobCommand::Award { call, bidder } => {
+            let view = rt.block_on(ep.job_award(&call, &bidder))?;
+            if json {
+                output::json(&view);
+            } else if let Some(a) = &view.award {
+                match &a.job {
+                    Some(job) => println!("awarded to {}: job {} offered", face(&a.to), &job[..8]),
+                    None => println!(
+                        "awarded to {}: pairing through its invite; the job is offered once it answers",
+                        face(&a.to)
+                    ),
+                }
             }
             return Ok(());
         }
@@ -230,7 +329,7 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
             if json {
                 output::json(&found);
             } else if found.is_empty() {
-                eprintln!("no paired peer says it does `{}`", output::untrusted(&task));
+                eprintln!("no paired peer or room member says it does `{}`", output::untrusted(&task));
             } else {
                 let rows: Vec<Vec<String>> = found
                     .iter()
@@ -242,7 +341,13 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
                             .unwrap_or_default();
                         let state = if p.available { "available" } else { "unavailable" };
                         let note = p.note.as_deref().map(output::untrusted).unwrap_or_default();
-                        vec![face(&p.peer), state.to_owned(), price, note]
+                        let via = if p.paired {
+                            "paired".to_owned()
+                        } else {
+                            let rooms: Vec<String> = p.rooms.iter().map(|r| output::untrusted(r)).collect();
+                            format!("in {} (call there)", rooms.join(", "))
+                        };
+                        vec![face(&p.peer), state.to_owned(), via, price, note]
                     })
                     .collect();
                 output::table(&rows).iter().for_each(|l| println!("{l}"));
@@ -259,6 +364,23 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
             return Ok(());
         }
         JobCommand::Offer { peer, task, input, price, currency, expires } => {
+            let is_peer = ep.peers()?.iter().any(|p| p.face.nickname == peer || p.face.did == peer);
+            let room = ep.rooms()?.into_iter().find(|r| r.name == peer || r.id == peer);
+            if let (false, Some(room)) = (is_peer, room) {
+                let call =
+                    rt.block_on(ep.job_call(&room.name, &task, Value::String(input), terms(price, currency), expires))?;
+                if json {
+                    output::json(&call);
+                } else {
+                    println!(
+                        "call {} posted in {}: members bid with `wire job bid {}`; `wire job calls` shows the bids",
+                        &call.id[..8],
+                        output::untrusted(&call.room),
+                        &call.id[..8]
+                    );
+                }
+                return Ok(());
+            }
             let report =
                 rt.block_on(ep.job_offer(&peer, &task, Value::String(input), terms(price, currency), expires))?;
             say(&report, json);
@@ -285,6 +407,31 @@ fn say(report: &wire_core::endpoint::JobStepReport, json: bool) {
         output::json(report);
     } else {
         println!("{} job {} ({}); it is {:?} now", report.verdict, &report.id, report.step, report.phase);
+    }
+}
+
+fn show_call(c: &CallView) {
+    let price =
+        c.terms.as_ref().map(|t| format!(" for {} {}", output::untrusted(&t.amount), output::untrusted(&t.currency)));
+    let state = match (&c.award, c.open) {
+        (Some(a), _) => format!("awarded to {} ({})", face(&a.to), a.state),
+        (None, true) => format!("open until {}", output::when(c.expires_at)),
+        (None, false) => "expired".to_owned(),
+    };
+    println!(
+        "call {} in {} by {}: `{}`{}; {state}",
+        &c.id[..8],
+        output::untrusted(&c.room),
+        face(&c.from),
+        output::untrusted(&c.task),
+        price.unwrap_or_default()
+    );
+    for b in &c.bids {
+        let price =
+            b.terms.as_ref().map(|t| format!(" {} {}", output::untrusted(&t.amount), output::untrusted(&t.currency)));
+        let note = b.note.as_deref().map(|n| format!(": {}", output::untrusted(n))).unwrap_or_default();
+        let paired = if b.paired { "" } else { " (not paired)" };
+        println!("  bid by {}{paired}{}{note}", face(&b.from), price.unwrap_or_default());
     }
 }
 
@@ -324,8 +471,12 @@ pub struct Serve {
     #[arg(long)]
     pub run: String,
     /// A peer this is served for (repeatable; nobody else: their offers are rejected).
-    #[arg(long = "peer", required = true)]
+    #[arg(long = "peer", required_unless_present = "rooms")]
     pub peers: Vec<String>,
+    /// A room whose calls for the task are bid on, and whose awarded offers are served,
+    /// from any member (repeatable).
+    #[arg(long = "room")]
+    pub rooms: Vec<String>,
     /// Longest a run may take; past it its process group is killed and the job cancelled.
     #[arg(long, default_value = "5m", value_parser = wire_core::duration::parse)]
     pub timeout: std::time::Duration,
@@ -442,13 +593,39 @@ pub fn serve(args: Serve, json: bool) -> anyhow::Result<()> {
         let Some(p) = found else { anyhow::bail!("`{name}` is not a paired peer (`wire peers`)") };
         allowed.push(p.face.did.clone());
     }
+    let rooms = ep.rooms()?;
+    let mut served_rooms = Vec::new();
+    for name in &args.rooms {
+        let Some(r) = rooms.iter().find(|r| r.name == *name || r.id == *name) else {
+            anyhow::bail!("`{name}` is not a room you are in (`wire rooms`)")
+        };
+        served_rooms.push((r.id.clone(), r.name.clone()));
+    }
+    let me = ep.identity.did().to_string();
     let mut waker = rt.block_on(async {
         wire_core::sync::waker(ep.home.clone(), wire_core::sync::Options { drive_pairings: false })
     });
     if !json {
-        eprintln!("serving `{}` for {} peer(s); Ctrl-C stops", output::untrusted(&args.task), allowed.len());
+        eprintln!(
+            "serving `{}` for {} peer(s) and {} room(s); Ctrl-C stops",
+            output::untrusted(&args.task),
+            allowed.len(),
+            served_rooms.len()
+        );
     }
     loop {
+        // Open calls for the task in the rooms served: one bid each.
+        for call in ep.calls(false)? {
+            let ours = served_rooms.iter().any(|(_, n)| *n == call.room);
+            if call.mine || !ours || call.task != args.task || call.bids.iter().any(|b| b.from.did == me) {
+                continue;
+            }
+            match rt.block_on(ep.job_bid(&call.id, None, None)) {
+                Ok(_) if json => output::json(&serde_json::json!({ "call": call.id, "verdict": "bid" })),
+                Ok(_) => println!("call {} in {}: bid", &call.id[..8], output::untrusted(&call.room)),
+                Err(e) => eprintln!("call {}: no bid: {e}", &call.id[..8]),
+            }
+        }
         for job in ep.jobs()? {
             let theirs = job.role == wire_core::proto::job::Party::Provider
                 && job.phase == wire_core::proto::job::Phase::Offered
@@ -457,7 +634,9 @@ pub fn serve(args: Serve, json: bool) -> anyhow::Result<()> {
             if !theirs {
                 continue;
             }
-            let verdict = if !allowed.contains(&job.peer.did) {
+            let from_room =
+                job.job.call.as_ref().is_some_and(|c| served_rooms.iter().any(|(id, _)| id == c.room.as_str()));
+            let verdict = if !allowed.contains(&job.peer.did) && !from_room {
                 let reason = Some(format!("this agent does not serve `{}` for you", args.task));
                 rt.block_on(ep.job_step(&job.id, Step::Reject { reason }))?;
                 "rejected"

@@ -331,6 +331,14 @@ fn offers_over_the_providers_budget_are_refused_with_the_reason() {
     let full = seen(&another);
     assert!(full["job"]["reason"].as_str().unwrap().contains("open already"), "{full}");
     assert_eq!(seen(&fine)["phase"], "offered", "the open job is untouched");
+    // A day's budget adds up what was offered in the last 24 hours (the open 4.99 counts;
+    // rejected jobs do not).
+    p.provider.json(&["job", "budget", "--max-amount-per-day", "10", "--currency", "EUR"]);
+    let (fits, over) = (offer("5", "EUR"), offer("0.02", "EUR"));
+    p.provider.json(&["pull"]);
+    assert_eq!(seen(&fits)["phase"], "offered");
+    let day = seen(&over);
+    assert!(day["job"]["reason"].as_str().unwrap().contains("9.99 EUR from you in the last 24 hours"), "{day}");
 }
 
 #[test]
@@ -393,4 +401,116 @@ fn a_job_step_replayed_by_the_relay_changes_nothing() {
     let pulled = p.customer.json(&["pull"]);
     assert_eq!((pulled["received"].as_u64(), pulled["duplicates"].as_u64()), (Some(0), Some(1)), "{pulled}");
     assert_eq!(p.customer.json(&["job", "show", &id]), before);
+}
+
+/// A job opened in a room: the provider is a member the customer never paired with. Its
+/// capability card reaches the customer through the room; `wire job serve --room` bids on
+/// the call with a one-use invite for the customer alone; the award pairs them through it
+/// and the offer (naming the call) goes 1:1; the provider runs the task and delivers. The
+/// room's budget applies on top of the peer's to offers from the room's calls.
+#[test]
+fn a_call_for_offers_in_a_room_is_bid_on_awarded_and_delivered_one_to_one() {
+    let root = tempdir("jobs-room-call");
+    let r1 = RelayProcess::start(&root.join("r1"), &root.join("r1.log"), &["--local-only"]);
+    let r2 = RelayProcess::start(&root.join("r2"), &root.join("r2.log"), &["--local-only"]);
+    let (customer, provider) = (Wire::new(&root, "customer"), Wire::new(&root, "provider"));
+    customer.json(&["init", "--relay", &r1.addr]);
+    provider.json(&["init", "--relay", &r2.addr]);
+    customer.json(&["room", "create", "market"]);
+    let url = customer.json(&["room", "invite", "market", "--ttl", "1h"])["url"].as_str().unwrap().to_owned();
+    provider.json(&["room", "join", &url]);
+    customer.json(&["pull"]);
+    assert_eq!(provider.json(&["pull"])["rooms"]["joined"], serde_json::json!(["market"]));
+    assert_eq!(customer.json(&["peers"]).as_array().unwrap().len(), 0, "members, not peers");
+
+    // The card goes to the room; the customer finds the provider there.
+    let told = provider.json(&["capabilities", "set", "--task", "sha256", "--price", "1", "--currency", "EUR"]);
+    assert_eq!(told["rooms"], serde_json::json!(["market"]), "{told}");
+    customer.json(&["pull"]);
+    let found = customer.json(&["job", "providers", "sha256"]);
+    assert_eq!(found[0]["peer"]["did"], provider.did(), "{found}");
+    assert_eq!((found[0]["paired"].as_bool(), &found[0]["rooms"]), (Some(false), &serde_json::json!(["market"])));
+
+    let home = provider.home.clone();
+    let server = std::thread::spawn(move || {
+        Wire { home }.run(&[
+            "job",
+            "serve",
+            "--task",
+            "sha256",
+            "--run",
+            "sha256sum",
+            "--room",
+            "market",
+            "--once",
+            "--json",
+        ])
+    });
+    let call = customer.json(&["job", "offer", "market", "--task", "sha256", "--input", "hello"]);
+    let call_id = call["id"].as_str().unwrap().to_owned();
+    assert_eq!(call["mine"], true, "{call}");
+    let bids = crate::common::eventually(crate::common::WAIT, "the provider's bid", || {
+        customer.json(&["pull"]);
+        let calls = customer.json(&["job", "calls"]);
+        let bids = calls[0]["bids"].as_array().cloned().unwrap_or_default();
+        (!bids.is_empty()).then_some(bids)
+    });
+    assert_eq!(
+        (bids[0]["from"]["did"].as_str(), bids[0]["paired"].as_bool()),
+        (Some(provider.did().as_str()), Some(false))
+    );
+    let awarded = customer.json(&["job", "award", &call_id[..8], &provider.nickname()]);
+    assert_eq!(awarded["award"]["state"], "pairing", "{awarded}");
+    let job = crate::common::eventually(crate::common::WAIT, "the offer after pairing", || {
+        customer.json(&["pull"]);
+        customer.json(&["job", "calls", "--all"])[0]["award"]["job"].as_str().map(str::to_owned)
+    });
+    assert_eq!(customer.json(&["peers"]).as_array().unwrap().len(), 1, "paired through the bid's invite");
+    let served = server.join().unwrap().ok();
+    let said: Vec<Value> = served.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(said.first().map(|v| &v["verdict"]), Some(&Value::from("bid")), "{served:?}");
+    assert_eq!(said.last().map(|v| &v["verdict"]), Some(&Value::from("delivered")), "{served:?}");
+    let done = show(&customer, &job);
+    assert_eq!(done["phase"], "delivered", "{done}");
+    assert_eq!(done["job"]["call"]["id"].as_str().map(|_| ()), Some(()), "the offer names the call: {done}");
+    assert_eq!(done["job"]["result"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824  -\n");
+
+    // The room's budget: a price over it is refused for offers from the room's calls.
+    provider.json(&["job", "budget", "--room", "market", "--max-amount", "0.50", "--currency", "EUR"]);
+    let call = customer.json(&[
+        "job",
+        "offer",
+        "market",
+        "--task",
+        "sha256",
+        "--input",
+        "x",
+        "--price",
+        "1",
+        "--currency",
+        "EUR",
+    ]);
+    let call_id = call["id"].as_str().unwrap().to_owned();
+    crate::common::eventually(crate::common::WAIT, "the call at the provider", || {
+        provider.json(&["pull"]);
+        provider.json(&["job", "calls"]).as_array().unwrap().iter().any(|c| c["id"] == call_id.as_str()).then_some(())
+    });
+    provider.json(&["job", "bid", &call_id[..8], "--note", "on it"]);
+    crate::common::eventually(crate::common::WAIT, "the second bid", || {
+        customer.json(&["pull"]);
+        let calls = customer.json(&["job", "calls"]);
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == call_id.as_str() && c["bids"][0]["note"] == "on it")
+            .then_some(())
+    });
+    let awarded = customer.json(&["job", "award", &call_id[..8], &provider.nickname()]);
+    let job = awarded["award"]["job"].as_str().expect("paired now: offered at once").to_owned();
+    provider.json(&["pull"]);
+    let refused = show(&customer, &job);
+    assert_eq!(refused["phase"], "rejected", "{refused}");
+    assert!(refused["job"]["reason"].as_str().unwrap().contains("at most 0.50 EUR"), "{refused}");
+    std::fs::remove_dir_all(&root).ok();
 }

@@ -330,7 +330,7 @@ fn before_wire_init_every_tool_says_what_to_run_and_wire_init_creates_the_identi
     let listed = session.until(|v| v["id"] == 3);
     let uris: Vec<&str> =
         listed["result"]["resources"].as_array().unwrap().iter().filter_map(|r| r["uri"].as_str()).collect();
-    assert_eq!(uris, ["wire://inbox", "wire://pending", "wire://pairings"], "{listed}");
+    assert_eq!(uris, ["wire://inbox", "wire://pending", "wire://pairings", "wire://jobs"], "{listed}");
     // wire_init creates it; then the tools work.
     let made = call(&mut session, 4, "wire_init", json!({"relay": relay.addr}));
     assert_eq!(made["created"], true, "{made}");
@@ -414,9 +414,17 @@ fn two_agents_run_a_job_through_their_mcp_servers() {
     let mut mb = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
     ma.handshake();
     mb.handshake();
+    // The provider's host hears of the job through `wire://jobs`.
+    mb.send(json!({"jsonrpc": "2.0", "id": 9, "method": "resources/subscribe", "params": {"uri": "wire://jobs"}}));
+    mb.until(|v| v["id"] == 9);
     let offered =
         call(&mut ma, 10, "wire_job_offer", json!({"peer": b.nickname(), "task": "sha256", "input": "hello"}));
     let id = offered["id"].as_str().unwrap().to_owned();
+    mb.until(|v| v["method"] == "notifications/resources/updated" && v["params"]["uri"] == "wire://jobs");
+    mb.send(json!({"jsonrpc": "2.0", "id": 11, "method": "resources/read", "params": {"uri": "wire://jobs"}}));
+    let read = mb.until(|v| v["id"] == 11);
+    let text = read["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(text.contains(&id), "{read}");
     let mut n = 100;
     let mut phase = |session: &mut McpSession, want: &str| {
         crate::common::eventually(crate::common::WAIT, &format!("the job to be {want}"), || {

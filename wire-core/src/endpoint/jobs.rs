@@ -16,6 +16,13 @@ use crate::proto::event::{Event, Kind};
 use crate::proto::job::{self, Entry, Job, JobEvent, Phase, Step};
 use crate::proto::time::UnixMillis;
 
+mod budget;
+mod calls;
+
+pub use budget::{Budget, BudgetScope, Budgets};
+pub use calls::{AwardView, BidView, CallView, Calls};
+pub(crate) use calls::{RoomJobMsg, is_job_control};
+
 /// A job as `wire job list` and `wire job show` give it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobView {
@@ -243,6 +250,7 @@ impl Endpoint {
             terms,
             deadline: None,
             expires_at: self.home.now().saturating_add(ttl),
+            call: None,
         };
         self.job_send(&to, JobEvent { job: id, prev: Vec::new(), step }).await
     }
@@ -319,13 +327,22 @@ pub struct CapabilitiesReport {
     pub capabilities: job::Capabilities,
     /// Peers it was sent to (queued for those offline).
     pub told: Vec<Face>,
+    /// Rooms it was posted in.
+    pub rooms: Vec<String>,
+    /// Rooms it could not be posted in, and why.
+    pub failed_rooms: Vec<(String, String)>,
 }
 
-/// A peer that can do a task, by its latest capability card.
+/// An agent that can do a task, by its latest capability card: a paired peer, or a member
+/// of one of our rooms (reached through a call for offers there).
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderView {
-    /// The peer.
+    /// The agent.
     pub peer: Face,
+    /// Whether we are paired with it (else: offer the job as a call in one of `rooms`).
+    pub paired: bool,
+    /// The rooms where it posted the card.
+    pub rooms: Vec<String>,
     /// Whether it takes jobs now.
     pub available: bool,
     /// Its price for the task.
@@ -370,7 +387,14 @@ impl Endpoint {
             }
         }
         self.flush().await?;
-        Ok(CapabilitiesReport { capabilities: doc, told })
+        let failed_rooms = self.post_card_in_rooms(&doc).await;
+        let rooms = self
+            .rooms()?
+            .into_iter()
+            .filter(|r| r.standing == crate::room::Standing::Active && !failed_rooms.iter().any(|(n, _)| *n == r.name))
+            .map(|r| r.name)
+            .collect();
+        Ok(CapabilitiesReport { capabilities: doc, told, rooms, failed_rooms })
     }
 
     /// A peer's capability card (from a control message, its event verified): kept if it
@@ -394,159 +418,67 @@ impl Endpoint {
         self.home.save_keyed(CAPS_DIR, &caps_key(sender), &doc).map_err(|e| e.to_string())
     }
 
-    /// `wire job providers`: the paired peers whose latest capability card lists `task`.
+    /// `wire job providers`: the paired peers and room members whose latest capability
+    /// card lists `task`, available ones first.
     pub fn providers(&self, task: &str) -> Result<Vec<ProviderView>> {
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
-        let held: Vec<job::Capabilities> = self.home.load_keyed(CAPS_DIR)?;
-        let mut out: Vec<ProviderView> = held
-            .iter()
-            .filter(|c| peers.get(&c.did).is_some())
-            .filter_map(|c| {
-                let t = c.tasks.iter().find(|t| t.task == task)?;
-                Some(ProviderView {
-                    peer: Face::of(&c.did),
-                    available: c.available,
-                    terms: t.terms.clone(),
-                    note: t.note.clone(),
-                    since: c.created_at,
-                })
-            })
-            .collect();
-        out.sort_by_key(|p| (!p.available, p.peer.nickname.clone()));
+        let names: Vec<(String, String)> = self.rooms()?.into_iter().map(|r| (r.id, r.name)).collect();
+        let mut cards: Vec<(job::Capabilities, Option<String>)> = Vec::new();
+        for c in self.home.load_keyed::<job::Capabilities>(CAPS_DIR)? {
+            if peers.get(&c.did).is_some() {
+                cards.push((c, None));
+            }
+        }
+        for rc in self.room_cards()? {
+            let room = names.iter().find(|(id, _)| *id == rc.room.as_str()).map(|(_, n)| n.clone());
+            if room.is_some() && &rc.card.did != self.identity.did() {
+                cards.push((rc.card, room));
+            }
+        }
+        // The newest card of each agent counts; the rooms it was seen in are listed.
+        cards.sort_by_key(|(c, _)| std::cmp::Reverse(c.created_at));
+        let (mut out, mut decided): (Vec<ProviderView>, Vec<Did>) = (Vec::new(), Vec::new());
+        for (c, room) in cards {
+            if let Some(seen) = out.iter_mut().find(|p| p.peer.did == c.did.as_str()) {
+                seen.rooms.extend(room);
+                continue;
+            }
+            if decided.contains(&c.did) {
+                continue;
+            }
+            decided.push(c.did.clone());
+            // Only its newest card counts: if that one does not list the task, it is not offered.
+            let Some(t) = c.tasks.iter().find(|t| t.task == task) else { continue };
+            out.push(ProviderView {
+                peer: Face::of(&c.did),
+                paired: peers.get(&c.did).is_some(),
+                rooms: room.into_iter().collect(),
+                available: c.available,
+                terms: t.terms.clone(),
+                note: t.note.clone(),
+                since: c.created_at,
+            });
+        }
+        for p in &mut out {
+            p.rooms.sort();
+            p.rooms.dedup();
+        }
+        out.sort_by_key(|p| (!p.available, !p.paired, p.peer.nickname.clone()));
         Ok(out)
     }
 }
 
-/// What jobs a peer may ask of us (as provider): the endpoint enforces it, not the model.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Budget {
-    /// Most jobs open (offered, accepted, payment required, paid) with one peer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_open: Option<u32>,
-    /// Most offers one peer may make in an hour.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_offers_per_hour: Option<u32>,
-    /// The largest price of one job; offers in another currency are refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_amount: Option<job::Terms>,
-}
-
-/// `budgets.json`: the default for every peer, and per-peer budgets that replace it.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-pub struct Budgets {
-    /// Format version.
-    pub v: u64,
-    /// For every peer without its own.
-    #[serde(default)]
-    pub default: Budget,
-    /// By peer DID.
-    #[serde(default)]
-    pub peers: std::collections::BTreeMap<String, Budget>,
-}
-
-impl crate::home::StateFile for Budgets {
-    const NAME: &'static str = "budgets.json";
-    const VERSION: u64 = 1;
-}
-
-/// Budget when none was set: 10 open jobs and 30 offers an hour per peer, any price.
-fn default_budget() -> Budget {
-    Budget { max_open: Some(10), max_offers_per_hour: Some(30), max_amount: None }
-}
-
-/// `a` compared with `b`, both decimal strings ([`job::terms_ok`]).
-fn amount_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let split = |s: &str| {
-        let (w, f) = s.split_once('.').unwrap_or((s, ""));
-        (w.trim_start_matches('0').to_owned(), f.trim_end_matches('0').to_owned())
-    };
-    let ((aw, af), (bw, bf)) = (split(a), split(b));
-    aw.len().cmp(&bw.len()).then(aw.cmp(&bw)).then_with(|| {
-        let n = af.len().max(bf.len());
-        format!("{af:0<n$}").cmp(&format!("{bf:0<n$}"))
-    })
-}
-
 impl Endpoint {
-    /// `wire job budget`: sets the budget for one peer, or the default.
-    pub fn budget_set(&self, peer: Option<&str>, budget: Budget) -> Result<Budgets> {
-        if budget.max_amount.as_ref().is_some_and(|t| !job::terms_ok(t)) {
-            return Err(EndpointError::Job("a budget's amount is a decimal and a currency code".into()));
-        }
-        let _lock = self.home.lock()?;
-        let mut all = self.home.load::<Budgets>()?.unwrap_or(Budgets { v: 1, ..Budgets::default() });
-        match peer {
-            Some(name) => {
-                let peers = self.home.load::<Peers>()?.unwrap_or_default();
-                let did = self.find_peer(&peers, name)?.card.did().to_string();
-                all.peers.insert(did, budget);
-            }
-            None => all.default = budget,
-        }
-        self.home.save(&all)?;
-        Ok(all)
-    }
-
-    /// Why an offer from `peer` is over our budget, if it is (`entries`: what we hold of
-    /// our jobs with that peer, the offer included).
-    pub(crate) fn over_budget(&self, peer: &Did, offer: &Entry, entries: &[Entry]) -> Option<String> {
-        let Step::Offer { terms, .. } = &offer.event.step else { return None };
-        let all = self.home.load::<Budgets>().ok().flatten();
-        let budget = match &all {
-            Some(b) => b.peers.get(peer.as_str()).cloned().unwrap_or_else(|| b.default.clone()),
-            None => default_budget(),
-        };
-        if let Some(max) = &budget.max_amount {
-            match terms {
-                Some(t) if t.currency != max.currency => {
-                    return Some(format!("this agent's budget is in {}, not {}", max.currency, t.currency));
-                }
-                Some(t) if amount_cmp(&t.amount, &max.amount) == std::cmp::Ordering::Greater => {
-                    return Some(format!("over budget: at most {} {} a job", max.amount, max.currency));
-                }
-                _ => {}
-            }
-        }
-        let mut ids: Vec<[u8; 16]> = entries.iter().map(|e| e.event.job).filter(|j| *j != offer.event.job).collect();
-        ids.sort();
-        ids.dedup();
-        let jobs: Vec<Job> = ids
-            .iter()
-            .filter_map(|id| {
-                let of: Vec<Entry> = entries.iter().filter(|e| e.event.job == *id).cloned().collect();
-                job::derive(&of).job
-            })
-            .filter(|j| &j.customer == peer)
-            .collect();
-        let open = jobs
-            .iter()
-            .filter(|j| {
-                matches!(
-                    j.phase_at(self.home.now()),
-                    Phase::Offered | Phase::Accepted | Phase::PaymentRequired | Phase::Paid
-                )
-            })
-            .count();
-        if budget.max_open.is_some_and(|m| open >= m as usize) {
-            return Some(format!("over budget: {open} jobs with you are open already"));
-        }
-        let hour_ago = self.home.now().0.saturating_sub(3_600_000);
-        let recent = entries
-            .iter()
-            .filter(|e| e.hash != offer.hash && matches!(e.event.step, Step::Offer { .. }) && &e.signer == peer)
-            .filter(|e| e.created_at.0 >= hour_ago)
-            .count();
-        if budget.max_offers_per_hour.is_some_and(|m| recent >= m as usize) {
-            return Some(format!("over budget: {recent} offers from you in the last hour"));
-        }
-        None
-    }
-
     /// A `reject` of `offer` with `reason`, logged as sent and queued (the receive path
     /// posts it with the batch's other answers).
     pub(crate) fn budget_reject(&self, peer: &crate::home::Peer, offer: &Entry, reason: String) -> Result<OutboxItem> {
         let body =
             JobEvent { job: offer.event.job, prev: vec![offer.hash], step: Step::Reject { reason: Some(reason) } };
+        self.queued_job_step(peer, body)
+    }
+
+    /// A job step to `peer`, signed, logged as sent and returned to be queued. Hold the lock.
+    pub(crate) fn queued_job_step(&self, peer: &crate::home::Peer, body: JobEvent) -> Result<OutboxItem> {
         let value = serde_json::to_value(&body).expect("job events serialize");
         let event = Event::new(&self.identity, peer.card.did().clone(), Kind::Job, value, self.home.now(), &mut OsRng);
         let (event_id, env) = seal_for(&self.identity, peer, event.clone())?;

@@ -187,6 +187,10 @@ impl Endpoint {
             for item in self.take_room_controls(std::mem::take(&mut later.rooms), &peers, &mut report.rooms)? {
                 self.home.queue(&item)?;
             }
+            // A room call awarded to a bidder we just paired with: its offer goes now.
+            for item in self.award_items(&peers)? {
+                self.home.queue(&item)?;
+            }
             account.cursor = last;
             self.home.save(&peers)?;
             self.home.save(&pending)?;

@@ -145,6 +145,22 @@ pub struct RoomSendReport {
     pub members: usize,
 }
 
+/// What [`Endpoint::room_append`] posted.
+pub(crate) struct Posted {
+    /// The room.
+    pub room: Did,
+    /// Its name.
+    pub name: String,
+    /// The event.
+    pub event: Event,
+    /// Its signed document.
+    pub signed: crate::proto::signed::Signed,
+    /// Its sequence number in the room slot.
+    pub seq: u64,
+    /// Members of the room then.
+    pub members: usize,
+}
+
 /// A room slot the sync engine holds a stream on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomStream {
@@ -555,7 +571,42 @@ impl Endpoint {
         if kind.is_protocol() {
             return Err(EndpointError::ProtocolKind(kind));
         }
-        // Catch up first: the message goes out in the epoch the room is in.
+        let mut mentioned = Vec::new();
+        let posted = self
+            .room_append(name, |room, roster| {
+                for m in mentions {
+                    let leaf = roster
+                        .iter()
+                        .find(|l| l.did.as_str() == m || Face::of(&l.did).nickname == *m)
+                        .ok_or_else(|| room_err(format!("no member `{m}` to mention (`wire room members`)")))?;
+                    mentioned.push(leaf.did.clone());
+                }
+                let body =
+                    serde_json::to_value(room::msg::Post { body, mentions: mentioned }).expect("posts serialize");
+                let event = Event::new(&self.identity, room.clone(), kind, body, self.home.now(), &mut OsRng);
+                Ok(match reply_to {
+                    Some(id) => event.replying_to(id),
+                    None => event,
+                })
+            })
+            .await?;
+        let line = InboxLine { event: posted.event.clone(), received_at: self.home.now(), signed: posted.signed };
+        self.home.append_room_inbox(&posted.room, &[line])?;
+        Ok(RoomSendReport {
+            room: posted.name,
+            event_id: posted.event.id.to_string(),
+            seq: posted.seq,
+            members: posted.members,
+        })
+    }
+
+    /// Signs the event `make` gives (to the room, for its roster), encrypts it in the
+    /// epoch the room is in (caught up first) and appends it to the room slot.
+    pub(crate) async fn room_append(
+        &self,
+        name: &str,
+        make: impl FnOnce(&Did, &[mls::Leaf]) -> Result<Event>,
+    ) -> Result<Posted> {
         self.sync_rooms(Some(name)).await?;
         let _lock = self.home.lock()?;
         let mut loaded = self.load_rooms()?;
@@ -571,19 +622,7 @@ impl Endpoint {
             .map_err(room_err)?
             .ok_or_else(|| room_err("the room's group state is missing"))?;
         let roster = mls::members(&group);
-        let mut mentioned = Vec::new();
-        for m in mentions {
-            let leaf = roster
-                .iter()
-                .find(|l| l.did.as_str() == m || Face::of(&l.did).nickname == *m)
-                .ok_or_else(|| room_err(format!("no member `{m}` to mention (`wire room members`)")))?;
-            mentioned.push(leaf.did.clone());
-        }
-        let body = serde_json::to_value(room::msg::Post { body, mentions: mentioned }).expect("posts serialize");
-        let mut event = Event::new(&self.identity, room.id.clone(), kind, body, self.home.now(), &mut OsRng);
-        if let Some(id) = reply_to {
-            event = event.replying_to(id);
-        }
+        let event = make(&room.id, &roster)?;
         let signed = event.clone().sign(&self.identity).map_err(room_err)?;
         let plaintext = serde_json::to_vec(signed.signed()).expect("signed documents serialize");
         let ciphertext = mls::encrypt(&mut group, &loaded.provider, &self.identity, &plaintext).map_err(room_err)?;
@@ -593,9 +632,14 @@ impl Endpoint {
         self.save_rooms(&mut loaded)?;
         let room = Self::find_room(&mut loaded.file.rooms, name)?;
         let seq = room_client(room)?.append(&room.slot, &room.token, &env).await?.seq;
-        let line = InboxLine { event: event.clone(), received_at: self.home.now(), signed: signed.signed().clone() };
-        self.home.append_room_inbox(&room.id, &[line])?;
-        Ok(RoomSendReport { room: policy.name, event_id: event.id.to_string(), seq, members: roster.len() })
+        Ok(Posted {
+            room: room.id.clone(),
+            name: policy.name,
+            event,
+            signed: signed.signed().clone(),
+            seq,
+            members: roster.len(),
+        })
     }
 
     /// `wire room wait`: the room's new messages that mention us (every new one with `all`),

@@ -61,6 +61,10 @@ pub enum Step {
         deadline: Option<UnixMillis>,
         /// After this the offer cannot be accepted.
         expires_at: UnixMillis,
+        /// The room call for offers this offer awards, if any (the provider's budget for
+        /// that room applies).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallRef>,
     },
     /// The side whose turn it is takes the offer (or the last counter).
     Accept,
@@ -197,6 +201,83 @@ impl Capabilities {
     }
 }
 
+/// Names a call for offers: the room it was made in and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRef {
+    /// The room.
+    pub room: Did,
+    /// The call's id.
+    #[serde(with = "super::b64::fixed")]
+    pub id: [u8; 16],
+}
+
+/// A call for offers: a customer asks a room who will do a task (the body of a `job_call`
+/// control message inside the room, signed with the event that carries it). Members answer
+/// with a [`Bid`]; the customer awards one by an ordinary offer naming the call
+/// ([`CallRef`]), and the job goes on 1:1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    /// Format version (1).
+    pub v: u64,
+    /// Random, drawn by the customer.
+    #[serde(with = "super::b64::fixed")]
+    pub id: [u8; 16],
+    /// The task kind.
+    pub task: String,
+    /// The input.
+    pub input: serde_json::Value,
+    /// The price offered, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Terms>,
+    /// After this bids are no longer taken.
+    pub expires_at: UnixMillis,
+}
+
+impl Call {
+    /// Whether the fields are within bounds (as for an offer).
+    pub fn check(&self) -> Result<(), &'static str> {
+        let bad = self.v != 1
+            || self.task.is_empty()
+            || self.task.chars().count() > MAX_TEXT
+            || self.terms.as_ref().is_some_and(|t| !terms_ok(t));
+        if bad { Err("a call for offers out of bounds") } else { Ok(()) }
+    }
+}
+
+/// A member's answer to a [`Call`] (the body of a `job_bid` control message in the room).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bid {
+    /// Format version (1).
+    pub v: u64,
+    /// The call answered.
+    #[serde(with = "super::b64::fixed")]
+    pub call: [u8; 16],
+    /// The bidder's price, if it differs from the call's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Terms>,
+    /// A note for the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When the bidder is not paired with the customer: a one-use pairing invite URL that
+    /// only the customer's identity may redeem, so the job can go on 1:1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
+}
+
+impl Bid {
+    /// Whether the fields are within bounds.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let bad = self.v != 1
+            || self.note.as_deref().is_some_and(|n| n.chars().count() > MAX_TEXT)
+            || self.invite.as_deref().is_some_and(|u| u.len() > super::invite::MAX_URL_LEN)
+            || self.terms.as_ref().is_some_and(|t| !terms_ok(t));
+        if bad { Err("a bid out of bounds") } else { Ok(()) }
+    }
+}
+
 /// A job event's content (the body of its wire event). (Unknown fields are not refused here:
 /// serde cannot with a flattened step; the step itself refuses them.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,6 +389,9 @@ pub struct Job {
     pub deadline: Option<UnixMillis>,
     /// When the offer stops.
     pub expires_at: UnixMillis,
+    /// The room call it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallRef>,
     /// Where it stands.
     pub phase: Phase,
     /// While offered: who answers.
@@ -469,7 +553,7 @@ pub fn derive(entries: &[Entry]) -> Derived {
         out.pending = by_hash.keys().copied().collect();
         return out;
     };
-    let Step::Offer { task, input, terms, deadline, expires_at } = &offer.event.step else {
+    let Step::Offer { task, input, terms, deadline, expires_at, call } = &offer.event.step else {
         unreachable!("found above")
     };
     let provider = offer.to.clone();
@@ -486,6 +570,7 @@ pub fn derive(entries: &[Entry]) -> Derived {
         terms: terms.clone(),
         deadline: *deadline,
         expires_at: *expires_at,
+        call: call.clone(),
         phase: Phase::Offered,
         turn: Party::Provider,
         invoice: None,

@@ -149,6 +149,9 @@ pub enum PairingError {
     /// The invite has no uses left.
     #[error("invite was already used; ask for a new one (`wire invite`)")]
     InviteUsedUp,
+    /// The invite was minted for one identity (a bid's invite for its customer).
+    #[error("this invite is for another agent")]
+    InviteForAnother,
     /// The invite expired.
     #[error("invite expired at {0}; ask for a new one (`wire invite`)")]
     InviteExpired(UnixMillis),

@@ -105,6 +105,22 @@ fn invite_second_use_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn an_invite_for_one_identity_is_refused_to_any_other() {
+    let mut s = issue_invite(1);
+    s.issued.only = Some(s.guest.id.did().clone());
+    let other = Agent::new("other");
+    let (_, theirs) =
+        invite::join(&other.id, &other.card, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
+    let refused = s.issued.redeem(&s.issuer.id, claim_of(&s, &theirs.envelope.0), later(2));
+    assert!(matches!(refused, Err(PairingError::InviteForAnother)), "{refused:?}");
+    assert_eq!(s.issued.uses_left, 1, "a refused claim consumes nothing");
+    let (_, ours) =
+        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+            .unwrap();
+    s.issued.redeem(&s.issuer.id, claim_of(&s, &ours.envelope.0), later(2)).unwrap();
+}
+
+#[test]
 fn invite_with_several_uses_counts_down() {
     let mut s = issue_invite(2);
     for (i, left) in [(0, 1), (1, 0)] {

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{PAGE, POLICY, RoomSyncReport, WELCOME, control, failpoint, room_client, room_err};
 use crate::client::ClientError;
+use crate::endpoint::jobs::RoomJobMsg;
 use crate::endpoint::{Endpoint, Face, Result};
 use crate::home::{InboxLine, Peers};
 use crate::proto::api::{ErrorCode, GrantKind, GrantRequest};
@@ -86,12 +87,11 @@ impl Endpoint {
             let mut group = mls::load(&loaded.provider, id.as_str().as_bytes())
                 .map_err(room_err)?
                 .ok_or_else(|| room_err("the room's group state is missing"))?;
-            let mut lines = Vec::new();
+            let (mut lines, mut jobs) = (Vec::new(), Vec::new());
             let recent = self.home.read_room_tail(id, 64)?;
             for stored in &page.events {
-                let env_hash: [u8; 32] = Sha256::digest(&stored.envelope).into();
                 let policy = room.policy();
-                match self.apply_envelope(room, &mut group, &loaded.provider, stored.seq, &stored.envelope, env_hash) {
+                match self.apply_envelope(room, &mut group, &loaded.provider, stored, &mut jobs) {
                     Ok(Some(line)) => {
                         if over_rate(&policy, &line, recent.iter().chain(lines.iter())) {
                             room.refused += 1;
@@ -122,6 +122,11 @@ impl Endpoint {
                 self.home.read_room_tail(id, 2 * PAGE as usize)?.into_iter().map(|l| l.event.id).collect();
             lines.retain(|l| !seen.contains(&l.event.id));
             report.received += lines.len();
+            // What the room said about jobs first: a replayed page repeats it harmlessly.
+            for reason in self.take_room_job_msgs(jobs)? {
+                report.refused += 1;
+                self.home.reject(&crate::home::Rejected { at: self.home.now(), seq: 0, reason })?;
+            }
             self.home.append_room_inbox(id, &lines)?;
             failpoint("room-after-inbox");
             self.save_rooms(&mut loaded)?;
@@ -139,10 +144,11 @@ impl Endpoint {
         room: &mut Room,
         group: &mut openmls::prelude::MlsGroup,
         provider: &Provider,
-        seq: u64,
-        envelope: &[u8],
-        hash: [u8; 32],
+        stored: &crate::proto::api::StoredEnvelope,
+        jobs: &mut Vec<RoomJobMsg>,
     ) -> std::result::Result<Option<InboxLine>, String> {
+        let (seq, envelope) = (stored.seq, &stored.envelope);
+        let hash: [u8; 32] = Sha256::digest(envelope).into();
         let policy = room.policy();
         let mls_bytes = room::unwrap(&room.wrap_key, envelope).ok_or("an envelope that does not open")?;
         // Our own commit, read back: merged if it is the first commit of its epoch.
@@ -182,7 +188,10 @@ impl Endpoint {
                 let verified = event.verify_under(&key, &rules).map_err(|e| e.to_string())?;
                 if let Some(control) = verified.control() {
                     // A newer policy signed by the room key (the owner's): roles, rules.
-                    if control.kind == POLICY && control.v == 1 {
+                    if crate::endpoint::jobs::is_job_control(&control.kind) && control.v == 1 {
+                        // Calls for offers, bids, capability cards: applied with the page.
+                        jobs.push(RoomJobMsg { room: room.id.clone(), sender, control });
+                    } else if control.kind == POLICY && control.v == 1 {
                         let signed =
                             super::read::<room::msg::PolicyUpdate>(&control).map_err(|e| e.to_string())?.policy;
                         let newer = Policy::verify(&signed, &room.id).map_err(|e| e.to_string())?;

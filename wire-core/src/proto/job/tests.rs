@@ -45,6 +45,7 @@ fn offer(expires_at: u64) -> Step {
         terms: Some(Terms { amount: "1.50".into(), currency: "EUR".into() }),
         deadline: None,
         expires_at: UnixMillis(expires_at),
+        call: None,
     }
 }
 

@@ -41,6 +41,9 @@ pub struct IssuedInvite {
     pub expires_at: UnixMillis,
     /// Remaining redemptions.
     pub uses_left: u32,
+    /// The only identity that may redeem it (a bid's invite), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<crate::proto::did::Did>,
 }
 
 /// A `pair_request` naming an invite, not yet checked against the issued invite.
@@ -88,7 +91,7 @@ impl IssuedInvite {
     /// The record to keep for an invite just issued, redeemable `uses` times.
     pub fn new(invite: &Invite, uses: u32) -> Self {
         let body = invite.body();
-        Self { id: body.id, secret: body.secret.clone(), expires_at: body.expires_at, uses_left: uses }
+        Self { id: body.id, secret: body.secret.clone(), expires_at: body.expires_at, uses_left: uses, only: None }
     }
 
     /// Checks a claim against this invite and consumes one use. On error nothing changes.
@@ -110,6 +113,9 @@ impl IssuedInvite {
         proof(&self.secret, &self.id, claim.guest.did(), me.did())
             .verify_slice(&claim.proof)
             .map_err(|_| PairingError::BadProof)?;
+        if self.only.as_ref().is_some_and(|d| d != claim.guest.did()) {
+            return Err(PairingError::InviteForAnother);
+        }
         self.uses_left -= 1;
         Ok(InviteRequest { request_id: claim.request_id, guest: claim.guest, guest_token: claim.guest_token })
     }

@@ -430,6 +430,7 @@ fn fill(args: &Args) {
                     envelope: env,
                     now,
                     consume_grant: None,
+                    authorised_by: None,
                     quota,
                 }
             })

@@ -14,6 +14,12 @@ pub enum StoreConfig {
         /// Data directory.
         dir: PathBuf,
     },
+    /// PostgreSQL: many relay nodes share one database (`postgres://...` or `key=value`
+    /// pairs), each serving every slot.
+    Postgres {
+        /// Connection string.
+        url: String,
+    },
     /// Process memory: lost on exit. Tests and throwaway demos only.
     Memory,
 }
@@ -100,6 +106,9 @@ pub struct Config {
     pub quiet: bool,
     /// How often retention, nameplate expiry and rate-limit sweeps run.
     pub maintenance_interval: Duration,
+    /// Several nodes on one store: how often each wakes all its streams to read past their
+    /// cursors (what a lost append hint missed) and learns the other nodes' revocations.
+    pub sweep_interval: Duration,
     /// Wall-clock time for retention, grant and nameplate expiry (tests pass a
     /// [`wire_core::clock::ManualClock`]).
     pub clock: SharedClock,
@@ -135,6 +144,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(10),
             quiet: false,
             maintenance_interval: Duration::from_secs(15),
+            sweep_interval: Duration::from_secs(5),
             clock: wire_core::clock::system(),
         }
     }

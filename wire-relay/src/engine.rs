@@ -25,6 +25,9 @@ enum Job {
     Write(Op, Reply<Outcome>),
     List { slot: String, after: u64, limit: usize, reply: Reply<Vec<Stored>> },
     Handle { nick: String, reply: Reply<Option<(String, Vec<u8>)>> },
+    Slot { id: String, reply: Reply<Option<crate::store::SlotRow>> },
+    Grant { hash: crate::store::Hash, reply: Reply<Option<crate::store::GrantRow>> },
+    Revoked { after: u64, reply: Reply<(Vec<crate::store::Hash>, u64)> },
 }
 
 /// Called on the store thread after each committed write, in commit order.
@@ -100,6 +103,15 @@ impl Engine {
                             Job::Handle { nick, reply } => {
                                 let _ = reply.send(store.handle(&nick).map_err(Arc::new));
                             }
+                            Job::Slot { id, reply } => {
+                                let _ = reply.send(store.slot(&id).map_err(Arc::new));
+                            }
+                            Job::Grant { hash, reply } => {
+                                let _ = reply.send(store.grant(&hash).map_err(Arc::new));
+                            }
+                            Job::Revoked { after, reply } => {
+                                let _ = reply.send(store.revoked_since(after).map_err(Arc::new));
+                            }
                             Job::Write(..) => unreachable!("writes are batched above"),
                         }
                     }
@@ -128,6 +140,22 @@ impl Engine {
     pub(crate) async fn list(&self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, ApiError> {
         let slot = slot.to_owned();
         self.ask(|reply| Job::List { slot, after, limit, reply }).await
+    }
+
+    /// One slot as stored now (a shared store).
+    pub(crate) async fn slot(&self, id: &str) -> Result<Option<crate::store::SlotRow>, ApiError> {
+        let id = id.to_owned();
+        self.ask(|reply| Job::Slot { id, reply }).await
+    }
+
+    /// One grant by its token's hash, as stored now (a shared store).
+    pub(crate) async fn grant(&self, hash: crate::store::Hash) -> Result<Option<crate::store::GrantRow>, ApiError> {
+        self.ask(|reply| Job::Grant { hash, reply }).await
+    }
+
+    /// Grants revoked after revocation number `after` (a shared store).
+    pub(crate) async fn revoked_since(&self, after: u64) -> Result<(Vec<crate::store::Hash>, u64), ApiError> {
+        self.ask(|reply| Job::Revoked { after, reply }).await
     }
 
     /// Resolves a handle.

@@ -164,6 +164,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 /// frames from the subscriber task until either side ends.
 pub(crate) async fn serve_head<S: Watch>(mut io: S, head: Head, relay: Arc<Relay>, peer: IpAddr) {
     let started = std::time::Instant::now();
+    if let Ok((slot, _, token)) = target(&head) {
+        // Several nodes on one store: what another node made, minted or moved.
+        let _ = relay.sync_index(slot.as_str(), token, true).await;
+    }
     let opened = open(&relay, &head, peer);
     relay.metrics.observe(crate::metrics::Route::Stream, started.elapsed());
     drop(head);

@@ -26,6 +26,7 @@ mod http;
 mod lean;
 mod limit;
 mod metrics;
+mod nodes;
 mod rendezvous;
 mod routes;
 mod sealed;
@@ -100,12 +101,26 @@ pub async fn serve_many(
             }
         }
     }
-    let mut store: Box<dyn Store> = match &config.store {
-        StoreConfig::Sqlite { dir } => Box::new(store::sqlite::SqliteStore::open(dir)?),
-        StoreConfig::Memory => Box::new(store::memory::MemoryStore::new()),
-    };
     let started = Instant::now();
-    let snapshot = store.load()?;
+    // Opened and loaded on a thread of its own: the PostgreSQL client blocks on a runtime
+    // of its own, which cannot run inside this one.
+    let which = config.store.clone();
+    let node = state::random_id(6);
+    let node_name = node.clone();
+    let opened = std::thread::spawn(move || -> Result<_, store::StoreError> {
+        let mut store: Box<dyn Store> = match which {
+            StoreConfig::Sqlite { dir } => Box::new(store::sqlite::SqliteStore::open(&dir)?),
+            StoreConfig::Postgres { url } => Box::new(store::postgres::PostgresStore::open(&url, &node_name)?),
+            StoreConfig::Memory => Box::new(store::memory::MemoryStore::new()),
+        };
+        let snapshot = store.load()?;
+        let incarnation = store.incarnation()?;
+        Ok((store, snapshot, incarnation))
+    })
+    .join()
+    .map_err(|_| store::StoreError("the store thread panicked while opening".into()))?;
+    let (store, snapshot, incarnation) = opened?;
+    let shared = store.shared();
     let quiet = config.quiet;
     let lifecycle = move |line: &str| {
         if !quiet {
@@ -133,8 +148,18 @@ pub async fn serve_many(
     });
     let (engine, store_thread) = engine::Engine::spawn(store, on_commit);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let relay = Arc::new(Relay::new(config, engine.clone(), snapshot, subscribers, metrics, stop_rx.clone()));
+    let mut relay = Relay::new(config, engine.clone(), snapshot, subscribers, metrics, stop_rx.clone());
+    if let Some(incarnation) = incarnation {
+        relay.incarnation = incarnation;
+    }
+    relay.shared = shared;
+    relay.node = node;
+    let relay = Arc::new(relay);
     tokio::spawn(maintenance(relay.clone(), stop_rx.clone()));
+    if let (true, StoreConfig::Postgres { url }) = (shared, &relay.config.store) {
+        nodes::listen(relay.clone(), url.clone(), stop_rx.clone());
+        tokio::spawn(nodes::sweep(relay.clone(), stop_rx.clone()));
+    }
 
     let mut loops = tokio::task::JoinSet::new();
     for (listener, tls) in listeners {

@@ -77,6 +77,12 @@ async fn route(
         _ => {}
     }
     relay.rate_limit_ip(peer)?;
+    if let ["v1", "slots", id, rest @ ..] = segs {
+        // Several nodes on one store: what another node made, minted or moved (reads and
+        // acks check cursors against the slot's bounds).
+        let bounds = method == Method::GET || rest == ["ack"];
+        relay.sync_index(id, bearer(&req), bounds).await?;
+    }
     match (&method, segs) {
         (&Method::POST, ["v1", "slots"]) => allocate(relay, peer, req).await,
         (&Method::POST, ["v1", "slots", id, "grants"]) => grant(relay, &slot_id(id)?, req).await,
@@ -285,17 +291,30 @@ async fn revoke(
 
 async fn append(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let token = bearer(&req).map(str::to_owned);
-    let (consume, rate_key) = match relay.caller(slot, token.as_deref())? {
+    let (grant, rate_key) = match relay.caller(slot, token.as_deref())? {
         Caller::Owner => (None, sha256(token.unwrap_or_default().as_bytes())),
         Caller::Grant(g) => {
             relay.live(&g)?;
-            (if g.kind == GrantKind::Intro { Some(g.id.clone()) } else { None }, g.token_hash)
+            (Some(g.clone()), g.token_hash)
         }
     };
     relay.rate_limit_token(rate_key)?;
     let body = read_body(relay, req, relay.config.max_envelope).await?;
     check_envelope(&body)?;
-    store_envelope(relay, slot, Lane::Inbox, None, body, consume).await
+    let consume = grant.as_ref().filter(|g| g.kind == GrantKind::Intro).map(|g| g.id.clone());
+    let by = grant.as_ref().filter(|g| g.kind != GrantKind::Intro);
+    match store_envelope(relay, slot, Lane::Inbox, None, body, consume, by.map(|g| g.id.clone())).await {
+        // Revoked on another node since this one learnt the grant: remembered here too.
+        Err(e) if by.is_some() && e.code == ErrorCode::Gone => {
+            if let Some(g) = by
+                && let Some(held) = lock(&relay.index).grants.get_mut(&g.token_hash)
+            {
+                held.revoked = true;
+            }
+            Err(ApiError::forbidden("this token was revoked by the slot's owner; you are no longer paired"))
+        }
+        other => other,
+    }
 }
 
 async fn store_envelope(
@@ -305,6 +324,7 @@ async fn store_envelope(
     tag: Option<Vec<u8>>,
     envelope: Bytes,
     consume_grant: Option<String>,
+    authorised_by: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let c = &relay.config;
     let quota = match relay.is_room(slot) {
@@ -319,6 +339,7 @@ async fn store_envelope(
         envelope,
         now: relay.now_ms(),
         consume_grant,
+        authorised_by,
         quota,
     };
     match relay.write(op).await? {
@@ -379,7 +400,7 @@ async fn intro(relay: &Relay, slot: &str, req: Request<Incoming>) -> Result<Resp
         e.headers_mut().insert(INTRO_POW_BITS_HEADER, hyper::header::HeaderValue::from(u16::from(bits)));
         return Ok(e);
     }
-    store_envelope(relay, slot, Lane::Intro, Some(tag), body, None).await
+    store_envelope(relay, slot, Lane::Intro, Some(tag), body, None, None).await
 }
 
 /// SHA-256("wire/v1/intro-pow" || slot || 0x00 || tag || SHA-256(envelope) || nonce) must

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::http::{Body, StreamBody};
 use crate::metrics::Metrics;
 use crate::routes::{bearer, check_cursor, query_u64, to_api};
-use crate::state::{Relay, lock};
+use crate::state::{Live, Relay, lock};
 use crate::store::{Hash, Stored};
 
 /// Live envelopes buffered per subscriber before it counts as slow.
@@ -158,12 +158,34 @@ fn frame(metrics: &Metrics, stored: &Stored) -> Bytes {
     frame
 }
 
+/// Sends what the store holds past the cursor, page by page. `Err`: the stream is over.
+async fn catch_up(
+    engine: &crate::engine::Engine,
+    metrics: &Metrics,
+    slot: &str,
+    cursor: &mut Cursor,
+    body: &mpsc::Sender<Bytes>,
+) -> Result<(), ()> {
+    loop {
+        let page = engine.list(slot, cursor.at, PAGE).await.map_err(|_| ())?;
+        let done = page.len() < PAGE;
+        for stored in page {
+            for frame in cursor.frames(metrics, &stored) {
+                body.send(frame).await.map_err(|_| ())?;
+            }
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 async fn run(
     relay: Arc<Relay>,
     slot: String,
     mut cursor: Cursor,
     missed: Option<StreamMissed>,
-    mut live: mpsc::Receiver<Arc<Stored>>,
+    mut live: mpsc::Receiver<Live>,
     body: mpsc::Sender<Bytes>,
 ) {
     let hello = serde_json::to_string(&StreamHello { incarnation: relay.incarnation.clone() }).expect("serializes");
@@ -175,19 +197,9 @@ async fn run(
     {
         return;
     }
-    loop {
-        let Ok(page) = relay.engine.list(&slot, cursor.at, PAGE).await else { return };
-        let done = page.len() < PAGE;
-        for stored in page {
-            for frame in cursor.frames(&relay.metrics, &stored) {
-                if body.send(frame).await.is_err() {
-                    return;
-                }
-            }
-        }
-        if done {
-            break;
-        }
+    let engine = relay.engine.clone();
+    if catch_up(&engine, &relay.metrics, &slot, &mut cursor, &body).await.is_err() {
+        return;
     }
     let mut shutdown = relay.shutdown.clone();
     let mut keepalive = tokio::time::interval(relay.config.keepalive);
@@ -197,14 +209,19 @@ async fn run(
     loop {
         tokio::select! {
             next = live.recv() => match next {
-                Some(stored) if stored.seq > cursor.at => {
+                Some(Live::Envelope(stored)) if stored.seq > cursor.at => {
                     for frame in cursor.frames(&metrics, &stored) {
                         if body.send(frame).await.is_err() {
                             return;
                         }
                     }
                 }
-                Some(_) => {}
+                Some(Live::Envelope(_)) => {}
+                Some(Live::Wake) => {
+                    if catch_up(&engine, &metrics, &slot, &mut cursor, &body).await.is_err() {
+                        return;
+                    }
+                }
                 // Dropped as slow: end the stream; the client resumes from its cursor.
                 None => return,
             },

@@ -42,7 +42,16 @@ pub(crate) struct Index {
 /// Live SSE subscribers per slot, each with the hash of the token it streams with (a
 /// revoked member's stream ends). Senders whose queue is full are dropped: the slow
 /// subscriber's stream ends and it resumes from its cursor; writers never wait on it.
-pub(crate) type Subscribers = Mutex<HashMap<String, Vec<(Hash, mpsc::Sender<Arc<Stored>>)>>>;
+pub(crate) type Subscribers = Mutex<HashMap<String, Vec<(Hash, mpsc::Sender<Live>)>>>;
+
+/// What a stream's task is told.
+#[derive(Debug)]
+pub(crate) enum Live {
+    /// An envelope this node committed.
+    Envelope(Arc<Stored>),
+    /// Read the store past your cursor: another node appended (or a sweep).
+    Wake,
+}
 
 /// Who may read a slot (list, stream): its owner, or a member of a room.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +84,10 @@ pub(crate) struct Relay {
     /// trusting its cursor. A restart without loss costs each client one re-read of what it
     /// has not acked.
     pub(crate) incarnation: String,
+    /// Other relay nodes write to the same store: the index reads through to it.
+    pub(crate) shared: bool,
+    /// This node's id among the nodes of a shared store.
+    pub(crate) node: String,
 }
 
 /// Who a bearer token is, for the slot in the path.
@@ -131,7 +144,49 @@ impl Relay {
             metrics,
             shutdown,
             incarnation: random_id(8),
+            shared: false,
+            node: String::new(),
         }
+    }
+
+    /// On a shared store (other nodes write to it), brings the index up to date for a
+    /// request on `slot` with `token`: the slot's row when this node does not know it or
+    /// `bounds` are needed (another node made it, or moved its cursors), and the token's
+    /// grant when this node does not know it (another node minted it). Revocations made
+    /// elsewhere are re-checked by the append's transaction and swept for reads. On one
+    /// node the index is the authority: nothing to do.
+    pub(crate) async fn sync_index(&self, slot: &str, token: Option<&str>, bounds: bool) -> Result<(), ApiError> {
+        if !self.shared {
+            return Ok(());
+        }
+        let hash = token.map(|t| sha256(t.as_bytes()));
+        let (known_slot, known_token) = {
+            let index = lock(&self.index);
+            let meta = index.slots.get(slot);
+            let known_token =
+                hash.is_none_or(|h| index.grants.contains_key(&h) || meta.is_some_and(|m| same(&m.owner_hash, &h)));
+            (meta.is_some(), known_token)
+        };
+        if !known_slot || bounds {
+            if let Some(row) = self.engine.slot(slot).await? {
+                let mut index = lock(&self.index);
+                let meta = index.slots.entry(row.id).or_insert(SlotMeta {
+                    owner_hash: row.owner_hash,
+                    last_seq: 0,
+                    floor: 0,
+                    streams: 0,
+                    room: row.room,
+                });
+                meta.last_seq = meta.last_seq.max(row.last_seq);
+                meta.floor = meta.floor.max(row.floor);
+            }
+        }
+        if let (false, Some(hash)) = (known_token, hash)
+            && let Some(g) = self.engine.grant(hash).await?
+        {
+            lock(&self.index).grants.insert(hash, g);
+        }
+        Ok(())
     }
 
     /// Identifies the bearer of `token` with respect to `slot`.
@@ -380,12 +435,25 @@ impl Drop for IpShare {
     }
 }
 
+/// Wakes the streams of `slot` (every stream with `None`) to read past their cursors. A
+/// stream whose queue is full has reading to do already.
+pub(crate) fn wake(subscribers: &Subscribers, slot: Option<&str>) {
+    let subs = lock(subscribers);
+    let lists: Vec<&Vec<(Hash, mpsc::Sender<Live>)>> = match slot {
+        Some(slot) => subs.get(slot).into_iter().collect(),
+        None => subs.values().collect(),
+    };
+    for (_, tx) in lists.into_iter().flatten() {
+        let _ = tx.try_send(Live::Wake);
+    }
+}
+
 /// Fans a committed envelope out to the slot's live subscribers (store thread).
 pub(crate) fn fan_out(subscribers: &Subscribers, slot: &str, stored: Stored) {
     let mut subs = lock(subscribers);
     if let Some(list) = subs.get_mut(slot) {
         let stored = Arc::new(stored);
-        list.retain(|(_, tx)| tx.try_send(stored.clone()).is_ok());
+        list.retain(|(_, tx)| tx.try_send(Live::Envelope(stored.clone())).is_ok());
         if list.is_empty() {
             subs.remove(slot);
         }

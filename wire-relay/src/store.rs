@@ -7,6 +7,7 @@
 //! cursor checks. The store never holds a key, a token (only SHA-256 hashes) or plaintext.
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use bytes::Bytes;
@@ -135,6 +136,11 @@ pub enum Op {
         now: u64,
         /// Consume one use of this grant (intro tokens).
         consume_grant: Option<String>,
+        /// The grant that authorised the append (not the owner's token): a shared store
+        /// re-checks in the transaction that it is neither revoked nor expired, so a
+        /// revocation on one node refuses at once on every other. A single-node store's
+        /// index is the authority already.
+        authorised_by: Option<String>,
         /// Limits.
         quota: Quota,
     },
@@ -238,6 +244,29 @@ pub trait Store: Send + 'static {
     fn list_after(&mut self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError>;
     /// The DID and card behind a handle.
     fn handle(&mut self, nick: &str) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+    /// One slot as stored now (a shared store: another node may have made or moved it).
+    fn slot(&mut self, _id: &str) -> Result<Option<SlotRow>, StoreError> {
+        Ok(None)
+    }
+    /// One grant by its token's hash, as stored now (a shared store).
+    fn grant(&mut self, _token_hash: &Hash) -> Result<Option<GrantRow>, StoreError> {
+        Ok(None)
+    }
+    /// Whether other relay nodes share this store: the index then reads through to it on a
+    /// miss and refreshes cursors from it.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The store's own identity, when it outlives relay processes and is shared by nodes
+    /// (else each process draws its own).
+    fn incarnation(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// Token hashes of grants revoked after revocation number `after` (a shared store, so
+    /// each node's sweep learns other nodes' revocations), and the last number seen.
+    fn revoked_since(&mut self, after: u64) -> Result<(Vec<Hash>, u64), StoreError> {
+        Ok((Vec::new(), after))
+    }
 }
 
 #[cfg(test)]
@@ -268,6 +297,7 @@ pub(crate) mod contract {
             envelope: Bytes::from(vec![byte; len]),
             now,
             consume_grant: grant.map(str::to_owned),
+            authorised_by: None,
             quota: Q,
         }
     }

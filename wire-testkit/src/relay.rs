@@ -9,10 +9,51 @@ use wire_relay::{Config, Listener, StoreConfig};
 
 use crate::http::{Resp, raw_request, request};
 
+/// Which store a test relay runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Process memory.
+    Memory,
+    /// SQLite in the relay's directory.
+    Sqlite,
+    /// A fresh database on the private PostgreSQL cluster (`WIRE_TEST_PG`).
+    Postgres,
+}
+
+impl From<bool> for Backend {
+    /// `true`: SQLite, `false`: memory (what the older tests say).
+    fn from(sqlite: bool) -> Self {
+        if sqlite { Backend::Sqlite } else { Backend::Memory }
+    }
+}
+
+/// The connection string of the private PostgreSQL cluster `.ci/test` starts (a superuser,
+/// Unix socket), if this run has one.
+pub fn test_cluster() -> Option<String> {
+    std::env::var("WIRE_TEST_PG").ok().filter(|v| !v.is_empty())
+}
+
+/// A new, empty database on the test cluster; its connection string. Panics without a
+/// cluster: tests that need one are `#[ignore]`d outside `.ci/test`, which starts it.
+pub fn fresh_database(name: &str) -> String {
+    let base = test_cluster().expect("WIRE_TEST_PG names the test cluster (`.ci/test` starts one)");
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("the test cluster answers");
+    let mut suffix = [0u8; 6];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut suffix);
+    let db = format!("{}_{}", name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), hex::encode(suffix));
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).expect("create a test database");
+    format!("{base} dbname={db}")
+}
+
 /// Test defaults: rate limits off unless a test turns them on.
-pub fn config(sqlite: bool, dir: &std::path::Path) -> Config {
+pub fn config(store: impl Into<Backend>, dir: &std::path::Path) -> Config {
+    let store = match store.into() {
+        Backend::Memory => StoreConfig::Memory,
+        Backend::Sqlite => StoreConfig::Sqlite { dir: dir.join("data") },
+        Backend::Postgres => StoreConfig::Postgres { url: fresh_database("relay") },
+    };
     Config {
-        store: if sqlite { StoreConfig::Sqlite { dir: dir.join("data") } } else { StoreConfig::Memory },
+        store,
         ip_rate: wire_relay::Rate::OFF,
         token_rate: wire_relay::Rate::OFF,
         slot_rate: wire_relay::Rate::OFF,
@@ -30,10 +71,10 @@ pub struct TestRelay {
 }
 
 impl TestRelay {
-    /// A relay with the test defaults, on SQLite or in memory.
-    pub fn start(sqlite: bool) -> Self {
+    /// A relay with the test defaults, on the given store.
+    pub fn start(store: impl Into<Backend>) -> Self {
         let dir = crate::tempdir("relay");
-        let cfg = config(sqlite, &dir);
+        let cfg = config(store, &dir);
         Self::with_config(cfg, dir)
     }
 

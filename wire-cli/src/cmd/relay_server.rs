@@ -18,6 +18,14 @@ pub struct Args {
     /// Data directory for the SQLite store [default: the platform data dir, wire/relay].
     #[arg(long, env = "WIRE_RELAY_DATA")]
     data: Option<PathBuf>,
+    /// Store in PostgreSQL instead (`postgres://user@host/db`, or `host=/run/pg dbname=wire`
+    /// pairs): every relay node given the same database serves the same slots.
+    #[arg(long = "store", env = "WIRE_RELAY_DATABASE_URL", conflicts_with_all = ["data", "ephemeral"])]
+    database: Option<String>,
+    /// How often a node on a shared database wakes all its streams to read past their
+    /// cursors (what a lost append hint missed) and learns other nodes' revocations.
+    #[arg(long, env = "WIRE_RELAY_SWEEP", default_value = "5s", value_parser = wire_core::duration::parse)]
+    sweep: std::time::Duration,
     /// Keep everything in memory: nothing survives a restart. For demos and tests.
     #[arg(long, env = "WIRE_RELAY_EPHEMERAL", conflicts_with = "data")]
     ephemeral: bool,
@@ -106,6 +114,11 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     }
     let store = if args.ephemeral {
         StoreConfig::Memory
+    } else if let Some(url) = args.database.clone() {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains('=')) {
+            bail!("--store takes a PostgreSQL connection string: postgres://user@host/db or `host=... dbname=...`");
+        }
+        StoreConfig::Postgres { url }
     } else {
         let dir = match args.data {
             Some(dir) => dir,
@@ -120,6 +133,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<()> {
     };
     let config = Config {
         store,
+        sweep_interval: args.sweep,
         local_only: args.local_only,
         max_envelope: args.max_envelope,
         retention: args.retention,

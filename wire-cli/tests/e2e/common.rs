@@ -28,6 +28,15 @@ impl RelayProcess {
     /// limits are off unless `extra` is `["--defaults", ..]`: then every limit is the
     /// relay's own default.
     pub fn start_at(data: &Path, log: &Path, bind: &str, extra: &[&str]) -> Self {
+        Self::launch(log, bind, &["--data", data.to_str().unwrap()], extra, &[])
+    }
+
+    /// Starts a relay node on the PostgreSQL database `url` (several nodes may share it).
+    pub fn start_node(url: &str, log: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(log, "127.0.0.1:0", &["--store", url], extra, env)
+    }
+
+    fn launch(log: &Path, bind: &str, store: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Self {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let (rates, extra) = match extra.split_first() {
             Some((&"--defaults", rest)) => (&[][..], rest),
@@ -36,9 +45,9 @@ impl RelayProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wire"))
             .args(["relay-server", "--json", "--bind", bind])
             .args(rates)
-            .arg("--data")
-            .arg(data)
+            .args(store)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -26,6 +26,7 @@ mod lineage;
 mod mcp;
 mod mesh;
 mod netns;
+mod nodes;
 mod packaging;
 mod receive;
 mod relay_process;

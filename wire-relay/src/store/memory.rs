@@ -61,7 +61,7 @@ impl MemoryStore {
                 }
                 Outcome::Done
             }
-            Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, quota } => {
+            Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, quota, .. } => {
                 let Some(s) = self.slots.get_mut(slot) else { return Outcome::QuotaExceeded };
                 if let Some(seq) = s.by_hash.get(hash) {
                     return Outcome::Appended { seq: *seq, duplicate: true };

@@ -395,7 +395,7 @@ impl Overlay<'_> {
 }
 
 fn append(tx: &Transaction<'_>, counters: &mut Overlay<'_>, op: &Op) -> Result<Outcome, rusqlite::Error> {
-    let Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, quota } = op else {
+    let Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, quota, .. } = op else {
         unreachable!("append called with another op")
     };
     let k = key(hash);
@@ -715,6 +715,7 @@ mod tests {
             envelope: Bytes::from(vec![byte; 10]),
             now: 1,
             consume_grant: None,
+            authorised_by: None,
             quota: super::super::Quota { max_events: 3, max_bytes: 1_000, max_intro: 1 },
         };
         {

@@ -4,15 +4,22 @@
 
 use std::time::Duration;
 
-use crate::common::{TestRelay, WAIT, config, envelope, eventually, sse, sse_ids, tempdir, wait_until};
+use crate::common::{Backend, TestRelay, WAIT, config, envelope, eventually, sse, sse_ids, tempdir, wait_until};
 use serde_json::json;
 use wire_core::clock::ManualClock;
 use wire_relay::{Config, Rate};
 
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
-        mod memory { $( #[test] fn $name() { super::$name(false) } )* }
-        mod sqlite { $( #[test] fn $name() { super::$name(true) } )* }
+        mod memory { $( #[test] fn $name() { super::$name(crate::common::Backend::Memory) } )* }
+        mod sqlite { $( #[test] fn $name() { super::$name(crate::common::Backend::Sqlite) } )* }
+        mod postgres {
+            $(
+                #[test]
+                #[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG)"]
+                fn $name() { super::$name(crate::common::Backend::Postgres) }
+            )*
+        }
     };
 }
 
@@ -28,14 +35,14 @@ both!(
     intro_lane_one_pending_request_per_sender,
 );
 
-fn relay_with(sqlite: bool, tweak: impl FnOnce(&mut Config)) -> TestRelay {
+fn relay_with(sqlite: impl Into<Backend>, tweak: impl FnOnce(&mut Config)) -> TestRelay {
     let dir = tempdir("api");
     let mut cfg = config(sqlite, &dir);
     tweak(&mut cfg);
     TestRelay::with_config(cfg, dir)
 }
 
-fn slots_grants_appends_and_idempotency(sqlite: bool) {
+fn slots_grants_appends_and_idempotency(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = r.slot();
     let (_, send) = r.grant(&slot, &owner, json!({"kind": "send"}));
@@ -76,7 +83,7 @@ fn slots_grants_appends_and_idempotency(sqlite: bool) {
     assert!(metrics.contains("wire_relay_duplicate_appends_total 1"), "{metrics}");
 }
 
-fn every_auth_failure_is_refused_with_the_right_code(sqlite: bool) {
+fn every_auth_failure_is_refused_with_the_right_code(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = r.slot();
     let (other_slot, other_owner) = r.slot();
@@ -110,7 +117,7 @@ fn every_auth_failure_is_refused_with_the_right_code(sqlite: bool) {
     assert!(r.seqs(&slot, &owner, 0).is_empty());
 }
 
-fn revoked_token_fails_at_once(sqlite: bool) {
+fn revoked_token_fails_at_once(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = r.slot();
     let (grant_id, send) = r.grant(&slot, &owner, json!({"kind": "send"}));
@@ -125,7 +132,7 @@ fn revoked_token_fails_at_once(sqlite: bool) {
 
 /// A relay reading `clock`, running maintenance every 10 ms so a clock step takes effect
 /// at once.
-fn relay_on_clock(sqlite: bool, clock: &ManualClock, tweak: impl FnOnce(&mut Config)) -> TestRelay {
+fn relay_on_clock(sqlite: impl Into<Backend>, clock: &ManualClock, tweak: impl FnOnce(&mut Config)) -> TestRelay {
     relay_with(sqlite, |c| {
         c.clock = clock.shared();
         c.maintenance_interval = Duration::from_millis(10);
@@ -133,7 +140,7 @@ fn relay_on_clock(sqlite: bool, clock: &ManualClock, tweak: impl FnOnce(&mut Con
     })
 }
 
-fn intro_tokens_work_once_and_not_after_expiry(sqlite: bool) {
+fn intro_tokens_work_once_and_not_after_expiry(sqlite: Backend) {
     let clock = ManualClock::starting_now();
     let r = relay_on_clock(sqlite, &clock, |_| {});
     let (slot, owner) = r.slot();
@@ -156,7 +163,7 @@ fn intro_tokens_work_once_and_not_after_expiry(sqlite: bool) {
     assert_eq!(r.seqs(&slot, &owner, 0), vec![1, 2]);
 }
 
-fn ack_moves_the_floor_and_stale_cursors_are_explicit_errors(sqlite: bool) {
+fn ack_moves_the_floor_and_stale_cursors_are_explicit_errors(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = r.slot();
     for _ in 0..3 {
@@ -179,7 +186,7 @@ fn ack_moves_the_floor_and_stale_cursors_are_explicit_errors(sqlite: bool) {
     assert_eq!(beyond.code(), "bad_request");
 }
 
-fn sse_resume_delivers_exactly_the_missed_envelopes_in_order(sqlite: bool) {
+fn sse_resume_delivers_exactly_the_missed_envelopes_in_order(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = r.slot();
     for _ in 0..5 {
@@ -206,7 +213,7 @@ fn sse_resume_delivers_exactly_the_missed_envelopes_in_order(sqlite: bool) {
     assert_eq!((stale.status, stale.code().as_str()), (416, "cursor_expired"));
 }
 
-fn retention_expires_unacked_envelopes(sqlite: bool) {
+fn retention_expires_unacked_envelopes(sqlite: Backend) {
     let clock = ManualClock::starting_now();
     let r = relay_on_clock(sqlite, &clock, |c| c.retention = Duration::from_secs(3_600));
     let (slot, owner) = r.slot();
@@ -232,7 +239,7 @@ fn retention_expires_unacked_envelopes(sqlite: bool) {
     assert_eq!(r.append(&slot, &owner, &envelope(256)).json()["seq"], 3, "sequence numbers never repeat");
 }
 
-fn quotas_answer_as_documented(sqlite: bool) {
+fn quotas_answer_as_documented(sqlite: Backend) {
     let r = relay_with(sqlite, |c| {
         c.slot_max_events = 2;
         c.max_envelope = 2_000;
@@ -263,7 +270,7 @@ fn quotas_answer_as_documented(sqlite: bool) {
     holder.join().unwrap();
 }
 
-fn intro_lane_one_pending_request_per_sender(sqlite: bool) {
+fn intro_lane_one_pending_request_per_sender(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = r.slot();
     let tag_a = wire_core::proto::b64::encode([1u8; 16]);

@@ -2,5 +2,5 @@
 #![allow(unused_imports)]
 
 pub use wire_testkit::http::{Resp, sse, sse_ids};
-pub use wire_testkit::relay::{TestRelay, config, envelope};
+pub use wire_testkit::relay::{Backend, TestRelay, config, envelope, fresh_database, test_cluster};
 pub use wire_testkit::{WAIT, eventually, tempdir, wait_until};

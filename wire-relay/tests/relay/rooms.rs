@@ -4,15 +4,22 @@
 
 use std::time::Duration;
 
-use crate::common::{TestRelay, WAIT, config, envelope, eventually, sse, sse_ids, tempdir, wait_until};
+use crate::common::{Backend, TestRelay, WAIT, config, envelope, eventually, sse, sse_ids, tempdir, wait_until};
 use serde_json::json;
 use wire_core::clock::ManualClock;
 use wire_relay::Config;
 
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
-        mod memory { $( #[test] fn $name() { super::$name(false) } )* }
-        mod sqlite { $( #[test] fn $name() { super::$name(true) } )* }
+        mod memory { $( #[test] fn $name() { super::$name(crate::common::Backend::Memory) } )* }
+        mod sqlite { $( #[test] fn $name() { super::$name(crate::common::Backend::Sqlite) } )* }
+        mod postgres {
+            $(
+                #[test]
+                #[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG)"]
+                fn $name() { super::$name(crate::common::Backend::Postgres) }
+            )*
+        }
     };
 }
 
@@ -23,7 +30,7 @@ both!(
     a_removed_members_stream_ends_at_once,
 );
 
-fn relay_with(sqlite: bool, tweak: impl FnOnce(&mut Config)) -> TestRelay {
+fn relay_with(sqlite: impl Into<Backend>, tweak: impl FnOnce(&mut Config)) -> TestRelay {
     let dir = tempdir("rooms");
     let mut cfg = config(sqlite, &dir);
     tweak(&mut cfg);
@@ -42,7 +49,7 @@ fn mint(r: &TestRelay, slot: &str, token: &str, kind: &str) -> wire_testkit::htt
     r.json("POST", &format!("/v1/slots/{slot}/grants"), Some(token), &json!({"kind": kind}))
 }
 
-fn member_and_admin_grants_do_exactly_what_they_say(sqlite: bool) {
+fn member_and_admin_grants_do_exactly_what_they_say(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = room(&r);
     let (member_id, member) = r.grant(&slot, &owner, json!({"kind": "member"}));
@@ -90,7 +97,7 @@ fn member_and_admin_grants_do_exactly_what_they_say(sqlite: bool) {
     assert_eq!(r.seqs(&slot, &owner, 0), vec![1, 2], "nothing refused above was stored");
 }
 
-fn a_room_evicts_its_oldest_and_tells_readers_what_they_missed(sqlite: bool) {
+fn a_room_evicts_its_oldest_and_tells_readers_what_they_missed(sqlite: Backend) {
     let clock = ManualClock::starting_now();
     let r = relay_with(sqlite, |c| {
         c.room_max_events = 3;
@@ -133,7 +140,7 @@ fn a_room_evicts_its_oldest_and_tells_readers_what_they_missed(sqlite: bool) {
     assert_eq!(r.append(&mailbox, &mailbox_owner, &envelope(256)).code(), "quota_exceeded");
 }
 
-fn a_room_caps_streams_per_token_not_per_slot(sqlite: bool) {
+fn a_room_caps_streams_per_token_not_per_slot(sqlite: Backend) {
     let r = relay_with(sqlite, |c| {
         c.max_streams_per_grant = 1;
         c.max_streams_per_slot = 1;
@@ -157,7 +164,7 @@ fn a_room_caps_streams_per_token_not_per_slot(sqlite: bool) {
     assert_eq!(sse_ids(&bobs.join().unwrap()), vec![1]);
 }
 
-fn a_removed_members_stream_ends_at_once(sqlite: bool) {
+fn a_removed_members_stream_ends_at_once(sqlite: Backend) {
     let r = TestRelay::start(sqlite);
     let (slot, owner) = room(&r);
     let (grant_id, member) = r.grant(&slot, &owner, json!({"kind": "member"}));

@@ -1,0 +1,104 @@
+//! Many relay nodes on one shared store (PostgreSQL, `store::postgres`). Each node's own
+//! appends reach its streams from the store thread, as on one node; another node's reach
+//! them through the append hints that node sends after its commits (`LISTEN`), and a sweep
+//! every `sweep_interval` wakes every stream of this node to read past its cursor (a lost
+//! hint costs at most that long) and learns the grants other nodes revoked (their streams
+//! end). The rows are the delivery; hints and sweeps only say when to read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+use tokio::sync::{mpsc, watch};
+
+use crate::state::{Relay, lock, wake};
+use crate::store::postgres::{CHANNEL, connect, parse_hint};
+
+/// What the listening thread hands over.
+enum Heard {
+    /// Slots another node appended to.
+    Slots(Vec<String>),
+    /// (Re)connected: hints may have been missed meanwhile; wake every stream.
+    Everything,
+}
+
+/// Starts the listening thread and the task that wakes streams from it.
+pub(crate) fn listen(relay: Arc<Relay>, url: String, mut stop: watch::Receiver<bool>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Heard>();
+    let node = relay.node.clone();
+    let spawned =
+        std::thread::Builder::new().name("wire-relay-listen".into()).spawn(move || listen_loop(&url, &node, &tx));
+    if let Err(e) = spawned {
+        crate::log(&format!("error: cannot start the listening thread: {e}; streams rely on the sweep"));
+    }
+    tokio::spawn(async move {
+        loop {
+            let heard = tokio::select! {
+                heard = rx.recv() => heard,
+                _ = stop.changed() => None,
+            };
+            match heard {
+                Some(Heard::Slots(slots)) => {
+                    for slot in slots {
+                        wake(&relay.subscribers, Some(&slot));
+                    }
+                }
+                Some(Heard::Everything) => wake(&relay.subscribers, None),
+                None => return,
+            }
+        }
+    });
+}
+
+/// Holds a `LISTEN` session, reconnecting after a second when it breaks (the database
+/// restarted); returns once nobody reads what it hears.
+fn listen_loop(url: &str, node: &str, tx: &mpsc::UnboundedSender<Heard>) {
+    while !tx.is_closed() {
+        if let Ok(mut client) = connect(url)
+            && client.batch_execute(&format!("LISTEN {CHANNEL}")).is_ok()
+        {
+            let _ = tx.send(Heard::Everything);
+            let mut notes = client.notifications();
+            let mut iter = notes.timeout_iter(Duration::from_secs(1));
+            loop {
+                match iter.next() {
+                    Ok(Some(note)) => {
+                        let (from, slots) = parse_hint(note.payload());
+                        if from.as_deref() != Some(node) && tx.send(Heard::Slots(slots)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) if tx.is_closed() => return,
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Every `sweep_interval`: wakes every stream and ends those of grants revoked elsewhere.
+pub(crate) async fn sweep(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(relay.config.sweep_interval.max(Duration::from_millis(10)));
+    let mut seen = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Ok((revoked, last)) = relay.engine.revoked_since(seen).await {
+            seen = last;
+            let mut index = lock(&relay.index);
+            for hash in revoked {
+                if let Some(g) = index.grants.get_mut(&hash) {
+                    g.revoked = true;
+                }
+                for list in lock(&relay.subscribers).values_mut() {
+                    list.retain(|(h, _)| *h != hash);
+                }
+            }
+        }
+        wake(&relay.subscribers, None);
+    }
+}

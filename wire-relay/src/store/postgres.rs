@@ -1,0 +1,689 @@
+//! The PostgreSQL store: many relay nodes on one database (`--store postgres://...`).
+//!
+//! Everything the relay must agree on across nodes is in the database: per-slot counters
+//! (last sequence number, floor, count, bytes, pending intros) on the slot's row, the
+//! idempotency map as a unique `(slot, hash)` index, grants with their uses and revocation.
+//! Nothing is rebuilt at start-up (a node loads slots and grants, never envelopes).
+//!
+//! A batch is one transaction. It first locks the rows of every slot it appends to or acks,
+//! in slot-id order, so two nodes' batches never wait on each other in a cycle; each append
+//! then dedupes on the hash, re-checks the grant it was authorised by (revoked or expired on
+//! another node: refused) and the quotas, takes `last_seq + 1` and inserts. Per slot, commits
+//! land in sequence order, so a reader never sees seq n+1 before n.
+//!
+//! After each commit that stored envelopes, one `NOTIFY wire_appends` (a hint: "slot seq"
+//! lines) goes out on a second session with `synchronous_commit = off`; other nodes wake their
+//! streams of those slots from it, and a periodic sweep catches what a lost hint missed. It is
+//! never sent inside the append transaction (PostgreSQL serialises every notifying commit).
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use postgres::{Client, NoTls, Statement, Transaction};
+use wire_core::proto::api::{GrantKind, Lane};
+
+use super::{GrantRow, Hash, Op, Outcome, SlotRow, Snapshot, Store, StoreError, Stored};
+
+/// Numbered migrations, run at start under an advisory lock; `wire_schema` records how many
+/// have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: slots with their counters, grants, events, handles.
+    "CREATE TABLE slots (
+        id TEXT PRIMARY KEY,
+        owner_hash BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        room BOOLEAN NOT NULL DEFAULT FALSE,
+        last_seq BIGINT NOT NULL DEFAULT 0,
+        floor BIGINT NOT NULL DEFAULT 0,
+        count BIGINT NOT NULL DEFAULT 0,
+        bytes BIGINT NOT NULL DEFAULT 0,
+        intro BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE grants (
+        id TEXT PRIMARY KEY,
+        slot TEXT NOT NULL REFERENCES slots(id),
+        token_hash BYTEA NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        expires_at BIGINT,
+        uses_left INTEGER,
+        revoked BOOLEAN NOT NULL DEFAULT FALSE,
+        revoked_seq BIGINT -- from grant_revocations: nodes sweep what they have not seen
+    );
+    CREATE SEQUENCE grant_revocations;
+    CREATE INDEX grants_by_revocation ON grants (revoked_seq) WHERE revoked_seq IS NOT NULL;
+    -- The store's identity: list and stream answers carry it on every node.
+    CREATE TABLE wire_meta (incarnation TEXT NOT NULL);
+    INSERT INTO wire_meta VALUES (md5(random()::text || clock_timestamp()::text));
+    CREATE TABLE events (
+        slot TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        lane SMALLINT NOT NULL,
+        len INTEGER NOT NULL,
+        hash BYTEA NOT NULL,
+        tag BYTEA,
+        received_at BIGINT NOT NULL,
+        envelope BYTEA NOT NULL,
+        PRIMARY KEY (slot, seq)
+    );
+    CREATE UNIQUE INDEX events_by_hash ON events (slot, hash);
+    CREATE UNIQUE INDEX events_by_tag ON events (slot, tag) WHERE tag IS NOT NULL;
+    CREATE INDEX events_by_time ON events (received_at);
+    CREATE TABLE handles (
+        nick TEXT PRIMARY KEY,
+        did TEXT NOT NULL,
+        card BYTEA NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        slot TEXT
+    );
+    CREATE INDEX handles_by_slot ON handles (slot);",
+];
+
+/// The advisory lock migrations run under (any constant the relay alone uses).
+const MIGRATION_LOCK: i64 = 0x7769_7265_0001;
+/// The advisory lock of the retention leader: one node expires at a time.
+const RETENTION_LOCK: i64 = 0x7769_7265_0002;
+/// The channel of append hints.
+pub const CHANNEL: &str = "wire_appends";
+/// Largest NOTIFY payload PostgreSQL takes is 8,000 bytes; hints are cut below it.
+const MAX_HINT: usize = 7_000;
+
+/// Prepared statements of the store's session.
+struct Statements {
+    lock_slots: Statement,
+    dedupe: Statement,
+    tag_taken: Statement,
+    grant_ok: Statement,
+    use_grant: Statement,
+    insert: Statement,
+    counters: Statement,
+    oldest: Statement,
+    delete_through: Statement,
+    list: Statement,
+}
+
+/// PostgreSQL-backed store.
+pub struct PostgresStore {
+    client: Client,
+    /// The session that sends append hints (`synchronous_commit = off`).
+    notifier: Client,
+    st: Statements,
+    /// This node's id in its hints (it skips its own).
+    node: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresStore(..)")
+    }
+}
+
+fn err(e: postgres::Error) -> StoreError {
+    StoreError(format!("postgres: {e}"))
+}
+
+/// Connects to `url` (a `postgres://` URL or `key=value` pairs).
+pub fn connect(url: &str) -> Result<Client, StoreError> {
+    Client::connect(url, NoTls).map_err(|e| StoreError(format!("cannot connect to the database: {e}")))
+}
+
+fn kind_of(name: &str) -> GrantKind {
+    match name {
+        "intro" => GrantKind::Intro,
+        "member" => GrantKind::Member,
+        "admin" => GrantKind::Admin,
+        _ => GrantKind::Send,
+    }
+}
+
+fn lane_code(lane: Lane) -> i16 {
+    match lane {
+        Lane::Inbox => 0,
+        Lane::Intro => 1,
+    }
+}
+
+fn hash_of(bytes: Vec<u8>) -> Hash {
+    bytes.try_into().unwrap_or([0; 32])
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Runs the pending migrations under [`MIGRATION_LOCK`] (nodes starting together run them
+/// once); refuses a schema newer than this relay.
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).map_err(err)?;
+    let result = (|| {
+        client.batch_execute("CREATE TABLE IF NOT EXISTS wire_schema (version INTEGER NOT NULL); ").map_err(err)?;
+        let version: i32 = match client.query_opt("SELECT version FROM wire_schema", &[]).map_err(err)? {
+            Some(row) => row.get(0),
+            None => {
+                client.execute("INSERT INTO wire_schema (version) VALUES (0)", &[]).map_err(err)?;
+                0
+            }
+        };
+        let version = usize::try_from(version).unwrap_or(0);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError(format!(
+                "database schema version {version} is newer than this relay ({}); upgrade wire",
+                MIGRATIONS.len()
+            )));
+        }
+        for (n, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let mut tx = client.transaction().map_err(err)?;
+            tx.batch_execute(sql).map_err(err)?;
+            tx.execute("UPDATE wire_schema SET version = $1", &[&(n as i32 + 1)]).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    })();
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).map_err(err)?;
+    result
+}
+
+impl PostgresStore {
+    /// Connects (two sessions), runs pending migrations and prepares the statements;
+    /// `node` names this relay node in its append hints.
+    pub fn open(url: &str, node: &str) -> Result<Self, StoreError> {
+        let mut client = connect(url)?;
+        migrate(&mut client)?;
+        let mut notifier = connect(url)?;
+        notifier.batch_execute("SET synchronous_commit = off").map_err(err)?;
+        let mut prepare = |sql: &str| client.prepare(sql).map_err(err);
+        let st = Statements {
+            lock_slots: prepare(
+                "SELECT id, last_seq, floor, count, bytes, intro, room FROM slots
+                 WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            )?,
+            dedupe: prepare("SELECT seq FROM events WHERE slot = $1 AND hash = $2")?,
+            tag_taken: prepare("SELECT 1 FROM events WHERE slot = $1 AND tag = $2")?,
+            grant_ok: prepare(
+                "SELECT 1 FROM grants WHERE id = $1 AND NOT revoked AND (expires_at IS NULL OR expires_at > $2)",
+            )?,
+            use_grant: prepare(
+                "UPDATE grants SET uses_left = uses_left - 1
+                 WHERE id = $1 AND NOT revoked AND (uses_left IS NULL OR uses_left > 0)",
+            )?,
+            insert: prepare(
+                "INSERT INTO events (slot, seq, lane, len, hash, tag, received_at, envelope)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )?,
+            counters: prepare(
+                "UPDATE slots SET last_seq = $2, floor = $3, count = $4, bytes = $5, intro = $6 WHERE id = $1",
+            )?,
+            oldest: prepare("SELECT seq, len FROM events WHERE slot = $1 AND seq > $2 ORDER BY seq LIMIT $3")?,
+            delete_through: prepare("DELETE FROM events WHERE slot = $1 AND seq <= $2 RETURNING len, lane")?,
+            list: prepare(
+                "SELECT seq, lane, envelope, received_at FROM events WHERE slot = $1 AND seq > $2
+                 ORDER BY seq LIMIT $3",
+            )?,
+        };
+        Ok(Self { client, notifier, st, node: node.to_owned() })
+    }
+}
+
+/// A slot's counters, as locked for the batch.
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    last_seq: u64,
+    floor: u64,
+    count: u64,
+    bytes: u64,
+    intro: u64,
+    room: bool,
+}
+
+/// The batch in progress: the locked slots' counters, written back before the commit.
+struct Batch<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    st: &'a Statements,
+    slots: std::collections::HashMap<String, Counters>,
+    dirty: BTreeSet<String>,
+    /// `(slot, seq)` stored, for the hint.
+    stored: Vec<(String, u64)>,
+}
+
+impl Batch<'_, '_> {
+    /// Deletes `slot`'s envelopes through `through`, adjusting its counters and floor.
+    fn delete_through(&mut self, slot: &str, through: u64) -> Result<u64, postgres::Error> {
+        let rows = self.tx.query(&self.st.delete_through, &[&slot, &i(through)])?;
+        let Some(c) = self.slots.get_mut(slot) else { return Ok(0) };
+        let removed = rows.len() as u64;
+        let bytes: i64 = rows.iter().map(|r| i64::from(r.get::<_, i32>(0))).sum();
+        let intro = rows.iter().filter(|r| r.get::<_, i16>(1) == 1).count() as u64;
+        c.floor = c.floor.max(through);
+        (c.count, c.bytes, c.intro) =
+            (c.count.saturating_sub(removed), c.bytes.saturating_sub(u(bytes)), c.intro.saturating_sub(intro));
+        self.dirty.insert(slot.to_owned());
+        Ok(removed)
+    }
+
+    fn append(&mut self, op: &Op) -> Result<Outcome, postgres::Error> {
+        let Op::Append { slot, lane, hash, tag, envelope, now, consume_grant, authorised_by, quota } = op else {
+            unreachable!("append called with another op")
+        };
+        let Some(c) = self.slots.get(slot).cloned() else { return Ok(Outcome::QuotaExceeded) };
+        if let Some(row) = self.tx.query_opt(&self.st.dedupe, &[slot, &hash.as_slice()])? {
+            return Ok(Outcome::Appended { seq: u(row.get(0)), duplicate: true });
+        }
+        if let Some(grant) = authorised_by
+            && self.tx.query_opt(&self.st.grant_ok, &[grant, &i(*now)])?.is_none()
+        {
+            // Revoked (or expired) on another node since this one cached it.
+            return Ok(Outcome::GrantExhausted);
+        }
+        if let Some(tag) = tag
+            && self.tx.query_opt(&self.st.tag_taken, &[slot, tag])?.is_some()
+        {
+            return Ok(Outcome::TagTaken);
+        }
+        let len = envelope.len() as u64;
+        let fits = quota.fits(c.count, c.bytes, len) && (*lane != Lane::Intro || c.intro < quota.max_intro);
+        let mut evicted = None;
+        if !fits {
+            // A room keeps its newest: evict the oldest until the envelope fits.
+            if !(c.room && *lane == Lane::Inbox) || !quota.fits(0, 0, len) {
+                return Ok(Outcome::QuotaExceeded);
+            }
+            let (mut count, mut bytes, mut through) = (c.count, c.bytes, c.floor);
+            while !quota.fits(count, bytes, len) {
+                let rows = self.tx.query(&self.st.oldest, &[slot, &i(through), &256i64])?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in rows {
+                    if quota.fits(count, bytes, len) {
+                        break;
+                    }
+                    let row_len = u(i64::from(r.get::<_, i32>(1)));
+                    (count, bytes, through) = (count - 1, bytes.saturating_sub(row_len), u(r.get(0)));
+                }
+            }
+            evicted = Some(self.delete_through(slot, through)?);
+        }
+        if let Some(grant) = consume_grant
+            && self.tx.execute(&self.st.use_grant, &[grant])? == 0
+        {
+            return Ok(Outcome::GrantExhausted);
+        }
+        let c = self.slots.get_mut(slot).expect("locked above");
+        let seq = c.last_seq + 1;
+        self.tx.execute(
+            &self.st.insert,
+            &[slot, &i(seq), &lane_code(*lane), &(len as i32), &hash.as_slice(), tag, &i(*now), &envelope.as_ref()],
+        )?;
+        (c.last_seq, c.count, c.bytes) = (seq, c.count + 1, c.bytes + len);
+        c.intro += u64::from(*lane == Lane::Intro);
+        let floor = c.floor;
+        self.dirty.insert(slot.clone());
+        self.stored.push((slot.clone(), seq));
+        Ok(match evicted {
+            Some(evicted) => Outcome::AppendedEvicting { seq, floor, evicted },
+            None => Outcome::Appended { seq, duplicate: false },
+        })
+    }
+
+    fn apply_one(&mut self, op: &Op) -> Result<Outcome, postgres::Error> {
+        Ok(match op {
+            Op::CreateSlot { id, owner_hash, now, room } => {
+                self.tx.execute(
+                    "INSERT INTO slots (id, owner_hash, created_at, room) VALUES ($1, $2, $3, $4)",
+                    &[id, &owner_hash.as_slice(), &i(*now), room],
+                )?;
+                self.slots.insert(id.clone(), Counters { room: *room, ..Counters::default() });
+                Outcome::Done
+            }
+            Op::PutGrant(g) => {
+                self.tx.execute(
+                    "INSERT INTO grants (id, slot, token_hash, kind, expires_at, uses_left, revoked)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &g.id,
+                        &g.slot,
+                        &g.token_hash.as_slice(),
+                        &g.kind.token_prefix(),
+                        &g.expires_at.map(i),
+                        &g.uses_left.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+                        &g.revoked,
+                    ],
+                )?;
+                Outcome::Done
+            }
+            Op::RevokeGrant { slot, id } => {
+                let n = self.tx.execute(
+                    "UPDATE grants SET revoked = TRUE, revoked_seq = nextval('grant_revocations')
+                     WHERE id = $1 AND slot = $2",
+                    &[id, slot],
+                )?;
+                if n == 0 { Outcome::NoSuchGrant } else { Outcome::Done }
+            }
+            Op::PurgeGrants { ids } => {
+                self.tx.execute("DELETE FROM grants WHERE id = ANY($1)", &[ids])?;
+                Outcome::Done
+            }
+            Op::Append { .. } => self.append(op)?,
+            Op::Ack { slot, through } => match self.slots.contains_key(slot) {
+                true => {
+                    let removed = self.delete_through(slot, *through)?;
+                    Outcome::Acked { floor: self.slots.get(slot).map_or(0, |c| c.floor), removed }
+                }
+                false => Outcome::Acked { floor: 0, removed: 0 },
+            },
+            Op::Expire { .. } => unreachable!("expiry runs in its own transaction"),
+            Op::ClaimHandle { nick, did, card, slot, now } => {
+                let owner: Option<String> =
+                    self.tx.query_opt("SELECT did FROM handles WHERE nick = $1", &[nick])?.map(|r| r.get(0));
+                match owner {
+                    Some(owner) if &owner != did => Outcome::HandleTaken,
+                    _ => {
+                        self.tx.execute("DELETE FROM handles WHERE slot = $1 AND nick <> $2", &[slot, nick])?;
+                        self.tx.execute(
+                            "INSERT INTO handles (nick, did, card, claimed_at, slot) VALUES ($1, $2, $3, $4, $5)
+                             ON CONFLICT (nick) DO UPDATE SET card = excluded.card, slot = excluded.slot",
+                            &[nick, did, card, &i(*now), slot],
+                        )?;
+                        Outcome::Claimed
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl PostgresStore {
+    /// Retention: every envelope received before `before`, slot by slot in id order (each
+    /// slot's row locked like an append's), by one node at a time.
+    fn expire(&mut self, before: u64) -> Result<Outcome, postgres::Error> {
+        let mut tx = self.client.transaction()?;
+        let leader: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RETENTION_LOCK])?.get(0);
+        if !leader {
+            return Ok(Outcome::Expired { floors: Vec::new() });
+        }
+        let due: Vec<(String, i64)> = tx
+            .query(
+                "SELECT slot, max(seq) FROM events WHERE received_at < $1 GROUP BY slot ORDER BY slot LIMIT 10000",
+                &[&i(before)],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if due.is_empty() {
+            return Ok(Outcome::Expired { floors: Vec::new() });
+        }
+        let ids: Vec<String> = due.iter().map(|(s, _)| s.clone()).collect();
+        let slots = lock(&mut tx, &self.st, &ids)?;
+        let mut batch = Batch { tx: &mut tx, st: &self.st, slots, dirty: BTreeSet::new(), stored: Vec::new() };
+        let mut floors = Vec::new();
+        for (slot, max_seq) in due {
+            if batch.slots.contains_key(&slot) {
+                batch.delete_through(&slot, u(max_seq))?;
+                floors.push((slot.clone(), batch.slots.get(&slot).map_or(0, |c| c.floor)));
+            }
+        }
+        write_counters(&mut batch)?;
+        tx.commit()?;
+        Ok(Outcome::Expired { floors })
+    }
+}
+
+/// Locks the rows of `ids` in id order and reads their counters.
+fn lock(
+    tx: &mut Transaction<'_>,
+    st: &Statements,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Counters>, postgres::Error> {
+    let rows = tx.query(&st.lock_slots, &[&ids])?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let c = Counters {
+                last_seq: u(r.get(1)),
+                floor: u(r.get(2)),
+                count: u(r.get(3)),
+                bytes: u(r.get(4)),
+                intro: u(r.get(5)),
+                room: r.get(6),
+            };
+            (r.get::<_, String>(0), c)
+        })
+        .collect())
+}
+
+fn write_counters(batch: &mut Batch<'_, '_>) -> Result<(), postgres::Error> {
+    for slot in std::mem::take(&mut batch.dirty) {
+        let c = &batch.slots[&slot];
+        batch.tx.execute(
+            &batch.st.counters,
+            &[&slot, &i(c.last_seq), &i(c.floor), &i(c.count), &i(c.bytes), &i(c.intro)],
+        )?;
+    }
+    Ok(())
+}
+
+impl Store for PostgresStore {
+    fn load(&mut self) -> Result<Snapshot, StoreError> {
+        let slots = self
+            .client
+            .query("SELECT id, owner_hash, last_seq, floor, room FROM slots", &[])
+            .map_err(err)?
+            .into_iter()
+            .map(|r| SlotRow {
+                id: r.get(0),
+                owner_hash: hash_of(r.get(1)),
+                last_seq: u(r.get(2)),
+                floor: u(r.get(3)),
+                room: r.get(4),
+            })
+            .collect();
+        let grants = self
+            .client
+            .query("SELECT id, slot, token_hash, kind, expires_at, uses_left, revoked FROM grants", &[])
+            .map_err(err)?
+            .into_iter()
+            .map(grant_row)
+            .collect();
+        Ok(Snapshot { slots, grants })
+    }
+
+    fn apply(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, StoreError> {
+        // Expiry locks slots of its own choosing: it runs in a transaction of its own, and
+        // the writes around it in theirs.
+        let mut out = Vec::with_capacity(ops.len());
+        for part in ops.split_inclusive(|op| matches!(op, Op::Expire { .. })) {
+            let (writes, expire) = match part.split_last() {
+                Some((Op::Expire { before }, writes)) => (writes, Some(*before)),
+                _ => (part, None),
+            };
+            if !writes.is_empty() {
+                out.extend(self.apply_writes(writes)?);
+            }
+            if let Some(before) = expire {
+                out.push(self.expire(before).map_err(err)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn list_after(&mut self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .client
+            .query(&self.st.list, &[&slot, &i(after), &limit])
+            .map_err(err)?
+            .into_iter()
+            .map(|r| Stored {
+                seq: u(r.get(0)),
+                lane: if r.get::<_, i16>(1) == 1 { Lane::Intro } else { Lane::Inbox },
+                envelope: Bytes::from(r.get::<_, Vec<u8>>(2)),
+                received_at: u(r.get(3)),
+            })
+            .collect())
+    }
+
+    fn handle(&mut self, nick: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .client
+            .query_opt("SELECT did, card FROM handles WHERE nick = $1", &[&nick])
+            .map_err(err)?
+            .map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn slot(&mut self, id: &str) -> Result<Option<SlotRow>, StoreError> {
+        Ok(self
+            .client
+            .query_opt("SELECT id, owner_hash, last_seq, floor, room FROM slots WHERE id = $1", &[&id])
+            .map_err(err)?
+            .map(|r| SlotRow {
+                id: r.get(0),
+                owner_hash: hash_of(r.get(1)),
+                last_seq: u(r.get(2)),
+                floor: u(r.get(3)),
+                room: r.get(4),
+            }))
+    }
+
+    fn grant(&mut self, token_hash: &Hash) -> Result<Option<GrantRow>, StoreError> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT id, slot, token_hash, kind, expires_at, uses_left, revoked FROM grants WHERE token_hash = $1",
+                &[&token_hash.as_slice()],
+            )
+            .map_err(err)?
+            .map(grant_row))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn incarnation(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(Some(self.client.query_one("SELECT incarnation FROM wire_meta", &[]).map_err(err)?.get(0)))
+    }
+
+    fn revoked_since(&mut self, after: u64) -> Result<(Vec<Hash>, u64), StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT token_hash, revoked_seq FROM grants WHERE revoked_seq > $1 ORDER BY revoked_seq LIMIT 10000",
+                &[&i(after)],
+            )
+            .map_err(err)?;
+        let last = rows.last().map_or(after, |r| u(r.get(1)));
+        Ok((rows.into_iter().map(|r| hash_of(r.get(0))).collect(), last))
+    }
+}
+
+impl PostgresStore {
+    /// Appends, acks, grants, slots and handles in one transaction.
+    fn apply_writes(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, StoreError> {
+        let mut ids: Vec<String> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Append { slot, .. } | Op::Ack { slot, .. } => Some(slot.clone()),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut tx = self.client.transaction().map_err(err)?;
+        let slots = lock(&mut tx, &self.st, &ids).map_err(err)?;
+        let mut batch = Batch { tx: &mut tx, st: &self.st, slots, dirty: BTreeSet::new(), stored: Vec::new() };
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            let outcome = match op {
+                Op::Expire { before } => {
+                    return Err(StoreError(format!("expiry (before {before}) is applied alone, not in a batch")));
+                }
+                _ => batch.apply_one(op).map_err(err)?,
+            };
+            out.push(outcome);
+        }
+        write_counters(&mut batch).map_err(err)?;
+        let stored = std::mem::take(&mut batch.stored);
+        tx.commit().map_err(err)?;
+        self.hint(&stored);
+        Ok(out)
+    }
+
+    /// Tells the other nodes what was stored (best effort: their sweep catches a lost hint).
+    fn hint(&mut self, stored: &[(String, u64)]) {
+        if stored.is_empty() || std::env::var("WIRE_RELAY_FAILPOINT").is_ok_and(|f| f == "drop-hints") {
+            return;
+        }
+        let head = format!("@{}\n", self.node);
+        let mut payload = head.clone();
+        for (slot, seq) in stored {
+            let line = format!("{slot} {seq}\n");
+            if payload.len() + line.len() > MAX_HINT {
+                let _ = self.notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
+                payload.clone_from(&head);
+            }
+            payload.push_str(&line);
+        }
+        let _ = self.notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
+    }
+}
+
+fn grant_row(r: postgres::Row) -> GrantRow {
+    let kind: String = r.get(3);
+    GrantRow {
+        id: r.get(0),
+        slot: r.get(1),
+        token_hash: hash_of(r.get(2)),
+        kind: kind_of(&kind),
+        expires_at: r.get::<_, Option<i64>>(4).map(u),
+        uses_left: r.get::<_, Option<i32>>(5).map(|n| u32::try_from(n).unwrap_or(0)),
+        revoked: r.get(6),
+    }
+}
+
+/// Parses a hint's payload: the node that sent it (its first line, `@node`) and the slots
+/// it appended to.
+pub fn parse_hint(payload: &str) -> (Option<String>, Vec<String>) {
+    let lines = payload.lines();
+    let node = lines.clone().next().and_then(|l| l.strip_prefix('@')).map(str::to_owned);
+    let mut slots: Vec<String> =
+        lines.filter(|l| !l.starts_with('@')).filter_map(|l| Some(l.split_once(' ')?.0.to_owned())).collect();
+    slots.dedup();
+    (node, slots)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A fresh database on the test cluster (`WIRE_TEST_PG`: key=value connection string
+    /// of a superuser on the private cluster `.ci/test` starts), or `None` outside it.
+    pub(crate) fn fresh_database(name: &str) -> Option<String> {
+        let base = std::env::var("WIRE_TEST_PG").ok()?;
+        let mut admin = connect(&base).expect("the test cluster in WIRE_TEST_PG");
+        let db = format!("{name}_{}_{}", std::process::id(), rand_suffix());
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).expect("create database");
+        Some(format!("{base} dbname={db}"))
+    }
+
+    fn rand_suffix() -> u64 {
+        let mut b = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+        u64::from_le_bytes(b) % 1_000_000
+    }
+
+    #[test]
+    #[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG)"]
+    fn postgres_store_meets_the_contract() {
+        let url = fresh_database("contract").expect("WIRE_TEST_PG names the test cluster");
+        super::super::contract::run(&mut PostgresStore::open(&url, "n1").expect("open"));
+        // A second node on the same database sees the same state at once.
+        let mut other = PostgresStore::open(&url, "n2").expect("a second node");
+        let snap = other.load().expect("load");
+        assert!(snap.slots.iter().any(|s| s.id == "s1" && s.last_seq == 4 && s.floor == 3), "{:?}", snap.slots);
+        assert_eq!(other.slot("r1").expect("slot").map(|s| s.room), Some(true));
+        assert_eq!(other.grant(&[40; 32]).expect("grant").map(|g| g.kind), Some(GrantKind::Member));
+    }
+}

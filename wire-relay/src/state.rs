@@ -167,19 +167,19 @@ impl Relay {
                 hash.is_none_or(|h| index.grants.contains_key(&h) || meta.is_some_and(|m| same(&m.owner_hash, &h)));
             (meta.is_some(), known_token)
         };
-        if !known_slot || bounds {
-            if let Some(row) = self.engine.slot(slot).await? {
-                let mut index = lock(&self.index);
-                let meta = index.slots.entry(row.id).or_insert(SlotMeta {
-                    owner_hash: row.owner_hash,
-                    last_seq: 0,
-                    floor: 0,
-                    streams: 0,
-                    room: row.room,
-                });
-                meta.last_seq = meta.last_seq.max(row.last_seq);
-                meta.floor = meta.floor.max(row.floor);
-            }
+        if (!known_slot || bounds)
+            && let Some(row) = self.engine.slot(slot).await?
+        {
+            let mut index = lock(&self.index);
+            let meta = index.slots.entry(row.id).or_insert(SlotMeta {
+                owner_hash: row.owner_hash,
+                last_seq: 0,
+                floor: 0,
+                streams: 0,
+                room: row.room,
+            });
+            meta.last_seq = meta.last_seq.max(row.last_seq);
+            meta.floor = meta.floor.max(row.floor);
         }
         if let (false, Some(hash)) = (known_token, hash)
             && let Some(g) = self.engine.grant(hash).await?

@@ -287,7 +287,7 @@ impl Batch<'_, '_> {
         let mut evicted = None;
         if !fits {
             // A room keeps its newest: evict the oldest until the envelope fits.
-            if !(c.room && *lane == Lane::Inbox) || !quota.fits(0, 0, len) {
+            if !(c.room && *lane == Lane::Inbox && quota.fits(0, 0, len)) {
                 return Ok(Outcome::QuotaExceeded);
             }
             let (mut count, mut bytes, mut through) = (c.count, c.bytes, c.floor);

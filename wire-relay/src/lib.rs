@@ -26,6 +26,7 @@ mod http;
 mod lean;
 mod limit;
 mod metrics;
+mod nameplates;
 mod nodes;
 mod rendezvous;
 mod routes;
@@ -154,6 +155,9 @@ pub async fn serve_many(
     }
     relay.shared = shared;
     relay.node = node;
+    if let (true, StoreConfig::Postgres { url }) = (shared, &relay.config.store) {
+        relay.nameplates = Some(nameplates::Nameplates::new(url.clone()));
+    }
     let relay = Arc::new(relay);
     tokio::spawn(maintenance(relay.clone(), stop_rx.clone()));
     if let (true, StoreConfig::Postgres { url }) = (shared, &relay.config.store) {
@@ -209,9 +213,12 @@ async fn maintenance(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<b
         relay.ip_limit.sweep(instant);
         relay.token_limit.sweep(instant);
         relay.slot_limit.sweep(instant);
-        let (open, held) = {
-            let mut rv = lock(&relay.rendezvous);
-            (rv.sweep(now), rv.bytes())
+        let (open, held) = match &relay.nameplates {
+            Some(shared) => shared.sweep(now).await.unwrap_or_default(),
+            None => {
+                let mut rv = lock(&relay.rendezvous);
+                (rv.sweep(now), rv.bytes())
+            }
         };
         relay.metrics.nameplates_open.store(open as u64, std::sync::atomic::Ordering::Relaxed);
         relay.metrics.rendezvous_bytes.store(held as u64, std::sync::atomic::Ordering::Relaxed);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator;
 use tokio::sync::{mpsc, watch};
 
+use crate::nameplates::CHANNEL as PLATES;
 use crate::state::{Relay, lock, wake};
 use crate::store::postgres::{CHANNEL, connect, parse_hint};
 
@@ -18,6 +19,8 @@ use crate::store::postgres::{CHANNEL, connect, parse_hint};
 enum Heard {
     /// Slots another node appended to.
     Slots(Vec<String>),
+    /// A nameplate another node posted to or closed.
+    Plate(u32),
     /// (Re)connected: hints may have been missed meanwhile; wake every stream.
     Everything,
 }
@@ -43,7 +46,17 @@ pub(crate) fn listen(relay: Arc<Relay>, url: String, mut stop: watch::Receiver<b
                         wake(&relay.subscribers, Some(&slot));
                     }
                 }
-                Some(Heard::Everything) => wake(&relay.subscribers, None),
+                Some(Heard::Plate(n)) => {
+                    if let Some(shared) = &relay.nameplates {
+                        shared.ring(n);
+                    }
+                }
+                Some(Heard::Everything) => {
+                    wake(&relay.subscribers, None);
+                    if let Some(shared) = &relay.nameplates {
+                        shared.ring_all();
+                    }
+                }
                 None => return,
             }
         }
@@ -55,13 +68,20 @@ pub(crate) fn listen(relay: Arc<Relay>, url: String, mut stop: watch::Receiver<b
 fn listen_loop(url: &str, node: &str, tx: &mpsc::UnboundedSender<Heard>) {
     while !tx.is_closed() {
         if let Ok(mut client) = connect(url)
-            && client.batch_execute(&format!("LISTEN {CHANNEL}")).is_ok()
+            && client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {PLATES}")).is_ok()
         {
             let _ = tx.send(Heard::Everything);
             let mut notes = client.notifications();
             let mut iter = notes.timeout_iter(Duration::from_secs(1));
             loop {
                 match iter.next() {
+                    Ok(Some(note)) if note.channel() == PLATES => {
+                        if let Ok(n) = note.payload().parse()
+                            && tx.send(Heard::Plate(n)).is_err()
+                        {
+                            return;
+                        }
+                    }
                     Ok(Some(note)) => {
                         let (from, slots) = parse_hint(note.payload());
                         if from.as_deref() != Some(node) && tx.send(Heard::Slots(slots)).is_err() {

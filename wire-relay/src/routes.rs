@@ -27,6 +27,7 @@ use wire_core::proto::time::UnixMillis;
 use crate::error::ApiError;
 use crate::http::{Body, json};
 use crate::metrics::{Gauge, Metrics};
+use crate::nameplates::{Nameplates, Refused};
 use crate::rendezvous::{MAX_MESSAGE_BYTES, MAX_MESSAGES, Rendezvous};
 use crate::state::{Caller, Relay, lock, random_id, sha256};
 use crate::store::{GrantRow, Op, Outcome, Quota};
@@ -96,11 +97,26 @@ async fn route(
         (&Method::POST, ["v1", "slots", id, "ack"]) => ack(relay, &slot_id(id)?, req).await,
         (&Method::POST, ["v1", "handles"]) => claim_handle(relay, req).await,
         (&Method::GET, [".well-known", "wire", "agent"]) => resolve_handle(relay, &req).await,
-        (&Method::POST, ["v1", "rendezvous"]) => open_nameplate(relay, peer),
-        (&Method::POST, ["v1", "rendezvous", n, "join"]) => join_nameplate(relay, nameplate(n)?, peer),
-        (&Method::POST, ["v1", "rendezvous", n, "messages"]) => post_message(relay, nameplate(n)?, req).await,
-        (&Method::GET, ["v1", "rendezvous", n, "messages"]) => poll_messages(relay, nameplate(n)?, &req).await,
-        (&Method::DELETE, ["v1", "rendezvous", n]) => close_nameplate(relay, nameplate(n)?, &req),
+        (&Method::POST, ["v1", "rendezvous"]) => match &relay.nameplates {
+            Some(shared) => shared_open(relay, shared, peer).await,
+            None => open_nameplate(relay, peer),
+        },
+        (&Method::POST, ["v1", "rendezvous", n, "join"]) => match &relay.nameplates {
+            Some(shared) => shared_join(relay, shared, nameplate(n)?, peer).await,
+            None => join_nameplate(relay, nameplate(n)?, peer),
+        },
+        (&Method::POST, ["v1", "rendezvous", n, "messages"]) => match &relay.nameplates {
+            Some(shared) => shared_post(relay, shared, nameplate(n)?, req).await,
+            None => post_message(relay, nameplate(n)?, req).await,
+        },
+        (&Method::GET, ["v1", "rendezvous", n, "messages"]) => match &relay.nameplates {
+            Some(shared) => shared_poll(relay, shared, nameplate(n)?, &req).await,
+            None => poll_messages(relay, nameplate(n)?, &req).await,
+        },
+        (&Method::DELETE, ["v1", "rendezvous", n]) => match &relay.nameplates {
+            Some(shared) => shared_close(shared, nameplate(n)?, &req).await,
+            None => close_nameplate(relay, nameplate(n)?, &req),
+        },
         (_, segs) if known_path(segs) => {
             Err(ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}")))
         }
@@ -700,6 +716,110 @@ async fn poll_messages(relay: &Relay, n: u32, req: &Request<Incoming>) -> Result
             _ = shutdown.changed() => return Err(ApiError::new(ErrorCode::Gone, "the relay is shutting down")),
         }
     }
+}
+
+// ------------------------------------------------------------------ rendezvous shared by nodes
+
+/// The answer to a refused shared-rendezvous request, worded as on one node.
+fn refused(relay: &Relay, n: u32, why: Refused) -> ApiError {
+    match why {
+        Refused::NoPlate => no_plate(n),
+        Refused::Closed => ApiError::new(ErrorCode::Gone, format!("nameplate {n} is closed; start a new pairing")),
+        Refused::Full => ApiError::new(
+            ErrorCode::Conflict,
+            format!("nameplate {n} already has two sides; if that was not you, someone may be guessing: start a new pairing"),
+        ),
+        Refused::IpShare => {
+            Metrics::inc(&relay.metrics.rendezvous_refused_total);
+            ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "this address holds {} pairings in progress, the most this relay allows; finish or cancel one",
+                    relay.config.rendezvous_per_ip
+                ),
+            )
+        }
+        Refused::TooMany => {
+            ApiError::new(ErrorCode::QuotaExceeded, "too many pairings are in progress on this relay; retry in a minute")
+        }
+        Refused::Api(e) => e,
+    }
+}
+
+async fn shared_open(relay: &Relay, shared: &Nameplates, peer: IpAddr) -> Result<Response<Body>, ApiError> {
+    let token = Token::random("side", &mut OsRng);
+    let now = relay.now_ms();
+    let expires_at = now + relay.config.rendezvous_ttl.as_millis() as u64;
+    let hash = sha256(token.expose().as_bytes());
+    let number = shared
+        .open(hash, peer, expires_at, relay.config.rendezvous_per_ip, now)
+        .await
+        .map_err(|e| refused(relay, 0, e))?;
+    Ok(json(
+        StatusCode::CREATED,
+        &NameplateResponse { nameplate: number.to_string(), side_token: token, expires_at: UnixMillis(expires_at) },
+    ))
+}
+
+async fn shared_join(relay: &Relay, shared: &Nameplates, n: u32, peer: IpAddr) -> Result<Response<Body>, ApiError> {
+    let token = Token::random("side", &mut OsRng);
+    let hash = sha256(token.expose().as_bytes());
+    let expires_at = shared
+        .join(n, hash, peer, relay.config.rendezvous_per_ip, relay.now_ms())
+        .await
+        .map_err(|e| refused(relay, n, e))?;
+    Ok(json(StatusCode::CREATED, &JoinResponse { side_token: token, expires_at: UnixMillis(expires_at) }))
+}
+
+async fn shared_side(shared: &Nameplates, n: u32, req: &Request<Incoming>) -> Result<usize, Refused> {
+    let token = bearer(req).ok_or_else(|| Refused::Api(ApiError::unauthorized()))?;
+    shared.side(n, &sha256(token.as_bytes())).await?.ok_or_else(|| Refused::Api(ApiError::unauthorized()))
+}
+
+async fn shared_post(
+    relay: &Relay,
+    shared: &Nameplates,
+    n: u32,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let side = shared_side(shared, n, &req).await.map_err(|e| refused(relay, n, e))?;
+    let body = read_body(relay, req, MAX_MESSAGE_BYTES).await?;
+    let (seq, fresh) =
+        shared.post(n, side, &body, relay.config.rendezvous_max_bytes).await.map_err(|e| refused(relay, n, e))?;
+    let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(json(status, &serde_json::json!({ "seq": seq })))
+}
+
+async fn shared_poll(
+    relay: &Relay,
+    shared: &Nameplates,
+    n: u32,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let side = match shared_side(shared, n, req).await {
+        Err(Refused::NoPlate) => {
+            return Ok(json(StatusCode::OK, &RendezvousPoll { messages: Vec::new(), closed: true }));
+        }
+        other => other.map_err(|e| refused(relay, n, e))?,
+    };
+    let after = query_u64(req, "after")?.unwrap_or(0);
+    let wait = Duration::from_secs(query_u64(req, "wait")?.unwrap_or(0)).min(relay.config.rendezvous_wait);
+    let mut shutdown = relay.shutdown.clone();
+    let _waiting = Gauge::up(&relay.metrics.rendezvous_waiting);
+    let poll =
+        shared.poll(n, side, after, wait, || relay.now_ms(), &mut shutdown).await.map_err(|e| refused(relay, n, e))?;
+    Ok(json(StatusCode::OK, &poll))
+}
+
+async fn shared_close(shared: &Nameplates, n: u32, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    match shared_side(shared, n, req).await {
+        Ok(_) => {}
+        Err(Refused::NoPlate) => return Err(no_plate(n)),
+        Err(Refused::Api(e)) => return Err(e),
+        Err(_) => return Err(ApiError::internal()),
+    }
+    shared.close(n).await.map_err(|_| ApiError::internal())?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "closed": true })))
 }
 
 fn close_nameplate(relay: &Relay, n: u32, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {

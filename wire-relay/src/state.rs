@@ -88,6 +88,8 @@ pub(crate) struct Relay {
     pub(crate) shared: bool,
     /// This node's id among the nodes of a shared store.
     pub(crate) node: String,
+    /// The rendezvous the nodes of a shared store share (else `rendezvous`, in memory).
+    pub(crate) nameplates: Option<crate::nameplates::Nameplates>,
 }
 
 /// Who a bearer token is, for the slot in the path.
@@ -146,6 +148,7 @@ impl Relay {
             incarnation: random_id(8),
             shared: false,
             node: String::new(),
+            nameplates: None,
         }
     }
 

@@ -174,3 +174,147 @@ fn two_agents_whose_daemons_use_different_nodes_talk() {
     b.json(&["daemon", "stop"]);
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+#[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG)"]
+fn a_code_pairing_whose_host_is_on_one_node_and_guest_on_another_completes() {
+    let root = tempdir("nodes-code");
+    let db = fresh_database("nodes_code");
+    let n = nodes(&root, &db, 2, &[]);
+    let (a, b) = (Wire::new(&root, "a"), Wire::new(&root, "b"));
+    a.json(&["up", &n[0].addr]);
+    b.json(&["up", &n[1].addr]);
+    let code = a.json(&["pair-host", "--detach", "--reveal"])["code"].as_str().unwrap().to_owned();
+    b.json(&["pair-join", &code, "--detach"]);
+    let sas = |w: &Wire, other: &Wire| {
+        eventually(WAIT, "the six digits", || {
+            other.run(&["pair-list", "--json", "--reveal"]);
+            let list = w.json(&["pair-list", "--reveal"]);
+            let last = list.as_array().unwrap().last().cloned().unwrap_or(Value::Null);
+            (last["state"] == "sas_ready").then(|| last["sas"].as_str().unwrap().to_owned())
+        })
+    };
+    let (a_sas, b_sas) = (sas(&a, &b), sas(&b, &a));
+    assert_eq!(a_sas, b_sas, "both sides derived the same digits through two nodes");
+    a.json(&["pair-confirm", &code, &b_sas]);
+    b.json(&["pair-confirm", &code, &a_sas]);
+    eventually(WAIT, "both pinned", || {
+        a.run(&["pair-list", "--json"]);
+        b.run(&["pair-list", "--json"]);
+        let pinned = |w: &Wire| w.json(&["peers"]).as_array().unwrap().len();
+        (pinned(&a) == 1 && pinned(&b) == 1).then_some(())
+    });
+    a.json(&["send", &b.nickname(), "paired across nodes"]);
+    assert_eq!(b.json(&["pull"])["received"], 1);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A PostgreSQL cluster of the test's own (this one is stopped and started), in `dir`.
+struct Cluster {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl Cluster {
+    /// initdb as the `postgres` user when running as root (initdb refuses root).
+    fn pg(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let root = std::process::Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn new(root: &std::path::Path) -> Self {
+        let bin = std::env::var_os("WIRE_TEST_PG_BIN").map(std::path::PathBuf::from).expect("WIRE_TEST_PG_BIN");
+        let dir = root.join("pg");
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::process::Command::new("chown").args(["-R", "postgres"]).arg(root).status();
+        let c = Self { dir, bin };
+        let data = c.dir.join("data");
+        c.pg("initdb", &["-D", data.to_str().unwrap(), "--auth=trust", "-U", "postgres"]);
+        c.start();
+        c
+    }
+
+    fn start(&self) {
+        let (data, log) = (self.dir.join("data"), self.dir.join("log"));
+        let opts = format!("-k {} -c listen_addresses=''", self.dir.display());
+        self.pg("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-o", &opts, "start"]);
+    }
+
+    fn stop_immediate(&self) {
+        self.pg("pg_ctl", &["-D", self.dir.join("data").to_str().unwrap(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("host={} user=postgres dbname=postgres", self.dir.display())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = std::panic::catch_unwind(|| self.pg("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]));
+    }
+}
+
+#[test]
+#[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG, WIRE_TEST_PG_BIN)"]
+fn postgres_stopped_immediately_and_restarted_under_load_loses_nothing_acknowledged() {
+    let root = tempdir("nodes-pg-restart");
+    let cluster = Cluster::new(&root);
+    let node = RelayProcess::start_node(&cluster.url(), &root.join("node.log"), &[], &[]);
+    let (slot, owner) = slot(&node.addr);
+    let events = format!("/v1/slots/{slot}/events");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (addr, events, owner, stop) = (node.addr.clone(), events.clone(), owner.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut acked, mut failed) = (Vec::new(), 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let resp = wire_testkit::http::request(&addr, "POST", &events, Some(&owner), &[], &envelope(256));
+                match resp.status {
+                    201 => acked.push(resp.json()["seq"].as_u64().unwrap()),
+                    _ => failed += 1,
+                }
+            }
+            (acked, failed)
+        })
+    };
+    eventually(WAIT, "appends before the stop", || (metric(&node.addr, "wire_relay_appends_total") >= 200).then_some(()));
+    cluster.stop_immediate();
+    cluster.start();
+    let before = metric(&node.addr, "wire_relay_appends_total");
+    eventually(WAIT, "appends after the restart", || {
+        (metric(&node.addr, "wire_relay_appends_total") >= before + 200).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (mut acked, failed) = sender.join().unwrap();
+    acked.sort_unstable();
+    let mut stored = Vec::new();
+    loop {
+        let after = stored.last().copied().unwrap_or(0);
+        let (status, body) =
+            request(&node.addr, "GET", &format!("{events}?after={after}&limit=1000"), Some(&owner), b"");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let page: Value = serde_json::from_slice(&body).unwrap();
+        stored.extend(page["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()));
+        if page["more"] != true {
+            break;
+        }
+    }
+    assert!(acked.iter().all(|s| stored.binary_search(s).is_ok()), "every acknowledged append survived");
+    assert_eq!(acked.windows(2).filter(|w| w[0] == w[1]).count(), 0, "no sequence number given twice");
+    assert_eq!(stored, (1..=stored.len() as u64).collect::<Vec<_>>(), "contiguous");
+    eprintln!("{} acknowledged, {failed} refused while the database was down", acked.len());
+    drop(node);
+    drop(cluster);
+    std::fs::remove_dir_all(&root).ok();
+}

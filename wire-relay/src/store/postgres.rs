@@ -76,6 +76,23 @@ const MIGRATIONS: &[&str] = &[
         slot TEXT
     );
     CREATE INDEX handles_by_slot ON handles (slot);",
+    // 2: the rendezvous, shared by the nodes; unlogged (a crash ends pairings in progress).
+    "CREATE UNLOGGED TABLE nameplates (
+        number INTEGER PRIMARY KEY,
+        side0 BYTEA NOT NULL,
+        ip0 TEXT NOT NULL,
+        side1 BYTEA,
+        ip1 TEXT,
+        expires_at BIGINT NOT NULL,
+        closed BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE UNLOGGED TABLE nameplate_messages (
+        number INTEGER NOT NULL REFERENCES nameplates (number) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        side SMALLINT NOT NULL,
+        body BYTEA NOT NULL,
+        PRIMARY KEY (number, seq)
+    );",
 ];
 
 /// The advisory lock migrations run under (any constant the relay alone uses).
@@ -109,6 +126,8 @@ pub struct PostgresStore {
     st: Statements,
     /// This node's id in its hints (it skips its own).
     node: String,
+    /// Where to reconnect.
+    url: String,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -192,6 +211,24 @@ impl PostgresStore {
     pub fn open(url: &str, node: &str) -> Result<Self, StoreError> {
         let mut client = connect(url)?;
         migrate(&mut client)?;
+        let (client, notifier, st) = sessions(client, url)?;
+        Ok(Self { client, notifier, st, node: node.to_owned(), url: url.to_owned() })
+    }
+
+    /// Reconnects when the database went away (it restarted): the batch that met the
+    /// broken session failed as a whole, the next one runs on new sessions.
+    fn ensure(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() || self.notifier.is_closed() {
+            let (client, notifier, st) = sessions(connect(&self.url)?, &self.url)?;
+            (self.client, self.notifier, self.st) = (client, notifier, st);
+        }
+        Ok(())
+    }
+}
+
+/// The notifier session and the prepared statements, beside `client`.
+fn sessions(mut client: Client, url: &str) -> Result<(Client, Client, Statements), StoreError> {
+    {
         let mut notifier = connect(url)?;
         notifier.batch_execute("SET synchronous_commit = off").map_err(err)?;
         let mut prepare = |sql: &str| client.prepare(sql).map_err(err);
@@ -223,7 +260,7 @@ impl PostgresStore {
                  ORDER BY seq LIMIT $3",
             )?,
         };
-        Ok(Self { client, notifier, st, node: node.to_owned() })
+        Ok((client, notifier, st))
     }
 }
 
@@ -467,6 +504,7 @@ fn write_counters(batch: &mut Batch<'_, '_>) -> Result<(), postgres::Error> {
 
 impl Store for PostgresStore {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
+        self.ensure()?;
         let slots = self
             .client
             .query("SELECT id, owner_hash, last_seq, floor, room FROM slots", &[])
@@ -491,6 +529,7 @@ impl Store for PostgresStore {
     }
 
     fn apply(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, StoreError> {
+        self.ensure()?;
         // Expiry locks slots of its own choosing: it runs in a transaction of its own, and
         // the writes around it in theirs.
         let mut out = Vec::with_capacity(ops.len());
@@ -510,6 +549,7 @@ impl Store for PostgresStore {
     }
 
     fn list_after(&mut self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        self.ensure()?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         Ok(self
             .client
@@ -526,6 +566,7 @@ impl Store for PostgresStore {
     }
 
     fn handle(&mut self, nick: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.ensure()?;
         Ok(self
             .client
             .query_opt("SELECT did, card FROM handles WHERE nick = $1", &[&nick])
@@ -534,6 +575,7 @@ impl Store for PostgresStore {
     }
 
     fn slot(&mut self, id: &str) -> Result<Option<SlotRow>, StoreError> {
+        self.ensure()?;
         Ok(self
             .client
             .query_opt("SELECT id, owner_hash, last_seq, floor, room FROM slots WHERE id = $1", &[&id])
@@ -548,6 +590,7 @@ impl Store for PostgresStore {
     }
 
     fn grant(&mut self, token_hash: &Hash) -> Result<Option<GrantRow>, StoreError> {
+        self.ensure()?;
         Ok(self
             .client
             .query_opt(
@@ -567,6 +610,7 @@ impl Store for PostgresStore {
     }
 
     fn revoked_since(&mut self, after: u64) -> Result<(Vec<Hash>, u64), StoreError> {
+        self.ensure()?;
         let rows = self
             .client
             .query(

@@ -33,6 +33,7 @@ both!(
     retention_expires_unacked_envelopes,
     quotas_answer_as_documented,
     intro_lane_one_pending_request_per_sender,
+    rendezvous_relays_between_two_sides_and_burns_on_close,
 );
 
 fn relay_with(sqlite: impl Into<Backend>, tweak: impl FnOnce(&mut Config)) -> TestRelay {
@@ -409,9 +410,8 @@ fn malformed_input_gets_a_4xx_never_a_5xx() {
     assert!(r.seqs(&slot, &owner, 0).is_empty());
 }
 
-#[test]
-fn rendezvous_relays_between_two_sides_and_burns_on_close() {
-    let r = TestRelay::start(false);
+fn rendezvous_relays_between_two_sides_and_burns_on_close(store: Backend) {
+    let r = TestRelay::start(store);
     let opened = r.req("POST", "/v1/rendezvous", None, b"");
     assert_eq!(opened.status, 201);
     let n = opened.json()["nameplate"].as_str().unwrap().to_owned();

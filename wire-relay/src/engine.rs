@@ -28,6 +28,7 @@ enum Job {
     Slot { id: String, reply: Reply<Option<crate::store::SlotRow>> },
     Grant { hash: crate::store::Hash, reply: Reply<Option<crate::store::GrantRow>> },
     Revoked { after: u64, reply: Reply<(Vec<crate::store::Hash>, u64)> },
+    Heartbeat { now: u64, window: u64, reply: Reply<u32> },
 }
 
 /// Called on the store thread after each committed write, in commit order.
@@ -109,6 +110,9 @@ impl Engine {
                             Job::Grant { hash, reply } => {
                                 let _ = reply.send(store.grant(&hash).map_err(Arc::new));
                             }
+                            Job::Heartbeat { now, window, reply } => {
+                                let _ = reply.send(store.heartbeat(now, window).map_err(Arc::new));
+                            }
                             Job::Revoked { after, reply } => {
                                 let _ = reply.send(store.revoked_since(after).map_err(Arc::new));
                             }
@@ -156,6 +160,11 @@ impl Engine {
     /// Grants revoked after revocation number `after` (a shared store).
     pub(crate) async fn revoked_since(&self, after: u64) -> Result<(Vec<crate::store::Hash>, u64), ApiError> {
         self.ask(|reply| Job::Revoked { after, reply }).await
+    }
+
+    /// Says this node is alive; how many are (a shared store).
+    pub(crate) async fn heartbeat(&self, now: u64, window: u64) -> Result<u32, ApiError> {
+        self.ask(|reply| Job::Heartbeat { now, window, reply }).await
     }
 
     /// Resolves a handle.

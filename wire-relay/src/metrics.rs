@@ -142,6 +142,7 @@ metrics! {
     streams_open: "gauge", "Open SSE streams.";
     tls_streams_sealed_total: "counter", "TLS 1.3 streams handed from rustls to the relay's own record sealing after their request.";
     nameplates_open: "gauge", "Open rendezvous nameplates.";
+    nodes_live: "gauge", "Relay nodes alive on this node's shared store (1 on a store of its own).";
     rendezvous_waiting: "gauge", "Rendezvous long polls waiting for a message.";
     rendezvous_bytes: "gauge", "Bytes of rendezvous messages held in memory.";
 }

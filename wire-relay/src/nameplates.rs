@@ -172,7 +172,10 @@ impl Nameplates {
                 return Ok(row.get::<_, i64>(0) as u64);
             }
             let plate = c
-                .query_opt("SELECT closed OR expires_at <= $2 FROM nameplates WHERE number = $1", &[&n32(n), &(now as i64)])
+                .query_opt(
+                    "SELECT closed OR expires_at <= $2 FROM nameplates WHERE number = $1",
+                    &[&n32(n), &(now as i64)],
+                )
                 .await?;
             Err(match plate {
                 None => Refused::NoPlate,
@@ -199,7 +202,13 @@ impl Nameplates {
     }
 
     /// Posts `body` from `side`; its sequence number and whether it is new.
-    pub(crate) async fn post(&self, n: u32, side: usize, body: &[u8], max_bytes: usize) -> Result<(u64, bool), Refused> {
+    pub(crate) async fn post(
+        &self,
+        n: u32,
+        side: usize,
+        body: &[u8],
+        max_bytes: usize,
+    ) -> Result<(u64, bool), Refused> {
         if body.len() > MAX_MESSAGE_BYTES {
             return Err(Refused::Api(ApiError::bad_request("message too large")));
         }

@@ -3,7 +3,10 @@
 //! them through the append hints that node sends after its commits (`LISTEN`), and a sweep
 //! every `sweep_interval` wakes every stream of this node to read past its cursor (a lost
 //! hint costs at most that long) and learns the grants other nodes revoked (their streams
-//! end). The rows are the delivery; hints and sweeps only say when to read.
+//! end). The rows are the delivery; hints and sweeps only say when to read. The sweep also
+//! beats this node's heart in the `nodes` table: rate limits allow each node its share of
+//! the configured rate among the nodes alive (approximate: a balancer spreads a client's
+//! requests only roughly evenly; storage quotas are exact, in the database).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +109,14 @@ pub(crate) async fn sweep(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
+        }
+        // Three sweeps without a heartbeat and a node no longer counts.
+        let window = 3 * relay.config.sweep_interval.as_millis() as u64;
+        if let Ok(live) = relay.engine.heartbeat(relay.now_ms(), window).await {
+            relay.metrics.nodes_live.store(u64::from(live), std::sync::atomic::Ordering::Relaxed);
+            relay.ip_limit.share_among(live);
+            relay.token_limit.share_among(live);
+            relay.slot_limit.share_among(live);
         }
         if let Ok((revoked, last)) = relay.engine.revoked_since(seen).await {
             seen = last;

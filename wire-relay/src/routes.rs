@@ -727,7 +727,9 @@ fn refused(relay: &Relay, n: u32, why: Refused) -> ApiError {
         Refused::Closed => ApiError::new(ErrorCode::Gone, format!("nameplate {n} is closed; start a new pairing")),
         Refused::Full => ApiError::new(
             ErrorCode::Conflict,
-            format!("nameplate {n} already has two sides; if that was not you, someone may be guessing: start a new pairing"),
+            format!(
+                "nameplate {n} already has two sides; if that was not you, someone may be guessing: start a new pairing"
+            ),
         ),
         Refused::IpShare => {
             Metrics::inc(&relay.metrics.rendezvous_refused_total);
@@ -739,9 +741,10 @@ fn refused(relay: &Relay, n: u32, why: Refused) -> ApiError {
                 ),
             )
         }
-        Refused::TooMany => {
-            ApiError::new(ErrorCode::QuotaExceeded, "too many pairings are in progress on this relay; retry in a minute")
-        }
+        Refused::TooMany => ApiError::new(
+            ErrorCode::QuotaExceeded,
+            "too many pairings are in progress on this relay; retry in a minute",
+        ),
         Refused::Api(e) => e,
     }
 }

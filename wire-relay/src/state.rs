@@ -133,6 +133,7 @@ impl Relay {
         let active = index.grants.values().filter(|g| !g.revoked).count() as u64;
         metrics.grants_active.store(active, std::sync::atomic::Ordering::Relaxed);
         metrics.slots_total.store(index.slots.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        metrics.nodes_live.store(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             ip_limit: Limiter::new(config.ip_rate),
             token_limit: Limiter::new(config.token_rate),

@@ -262,6 +262,11 @@ pub trait Store: Send + 'static {
     fn incarnation(&mut self) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+    /// Records this node as alive at `now` (a shared store); how many nodes were alive in
+    /// the last `window` ms, this one included.
+    fn heartbeat(&mut self, _now: u64, _window: u64) -> Result<u32, StoreError> {
+        Ok(1)
+    }
     /// Token hashes of grants revoked after revocation number `after` (a shared store, so
     /// each node's sweep learns other nodes' revocations), and the last number seen.
     fn revoked_since(&mut self, after: u64) -> Result<(Vec<Hash>, u64), StoreError> {

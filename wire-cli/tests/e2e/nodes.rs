@@ -12,7 +12,7 @@ use wire_testkit::relay::{envelope, fresh_database};
 use crate::common::{RelayProcess, WAIT, Wire, eventually, metric, request, tempdir};
 
 fn nodes(root: &std::path::Path, db: &str, n: usize, env: &[(&str, &str)]) -> Vec<RelayProcess> {
-    (0..n).map(|i| RelayProcess::start_node(db, &root.join(format!("node{i}.log")), &[], env)).collect()
+    (0..n).map(|i| RelayProcess::start_node(db, &root.join(format!("node{i}.log")), &["--sweep", "1s"], env)).collect()
 }
 
 fn post(addr: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {
@@ -74,6 +74,10 @@ fn three_nodes_serve_one_slot_its_stream_its_grants_and_revocations() {
     let (_, body) = request(&n[0].addr, "GET", &format!("{events}?after=1"), Some(&owner), b"");
     let stale: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(stale["error"]["code"], "cursor_expired", "a cursor below the floor another node moved: {stale}");
+    // Each node counts the three (its rate limits allow a third each).
+    for node in &n {
+        eventually(WAIT, "three nodes alive", || (metric(&node.addr, "wire_relay_nodes_live") == 3).then_some(()));
+    }
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -261,7 +265,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = std::panic::catch_unwind(|| self.pg("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]));
+        let _ =
+            std::panic::catch_unwind(|| self.pg("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]));
     }
 }
 
@@ -288,7 +293,9 @@ fn postgres_stopped_immediately_and_restarted_under_load_loses_nothing_acknowled
             (acked, failed)
         })
     };
-    eventually(WAIT, "appends before the stop", || (metric(&node.addr, "wire_relay_appends_total") >= 200).then_some(()));
+    eventually(WAIT, "appends before the stop", || {
+        (metric(&node.addr, "wire_relay_appends_total") >= 200).then_some(())
+    });
     cluster.stop_immediate();
     cluster.start();
     let before = metric(&node.addr, "wire_relay_appends_total");

@@ -93,6 +93,8 @@ const MIGRATIONS: &[&str] = &[
         body BYTEA NOT NULL,
         PRIMARY KEY (number, seq)
     );",
+    // 3: the nodes' heartbeats (rate limits are shared among the live ones).
+    "CREATE UNLOGGED TABLE nodes (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL);",
 ];
 
 /// The advisory lock migrations run under (any constant the relay alone uses).
@@ -607,6 +609,26 @@ impl Store for PostgresStore {
 
     fn incarnation(&mut self) -> Result<Option<String>, StoreError> {
         Ok(Some(self.client.query_one("SELECT incarnation FROM wire_meta", &[]).map_err(err)?.get(0)))
+    }
+
+    fn heartbeat(&mut self, now: u64, window: u64) -> Result<u32, StoreError> {
+        self.ensure()?;
+        self.client
+            .execute(
+                "INSERT INTO nodes (id, seen_at) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                &[&self.node, &i(now)],
+            )
+            .map_err(err)?;
+        self.client
+            .execute("DELETE FROM nodes WHERE seen_at < $1", &[&i(now.saturating_sub(10 * window))])
+            .map_err(err)?;
+        let live: i64 = self
+            .client
+            .query_one("SELECT count(*) FROM nodes WHERE seen_at >= $1", &[&i(now.saturating_sub(window))])
+            .map_err(err)?
+            .get(0);
+        Ok(u32::try_from(live).unwrap_or(1).max(1))
     }
 
     fn revoked_since(&mut self, after: u64) -> Result<(Vec<Hash>, u64), StoreError> {

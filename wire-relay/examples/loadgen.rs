@@ -1,5 +1,9 @@
 //! Load generator for the relay (and the `hello` ceiling). Modes:
 //!
+//! `--urls A,B,..` in place of `--url` spreads the work over relay nodes that share one
+//! PostgreSQL store: appends sender i talks to node i mod n; in latency mode slot k's
+//! appends go to node k mod n and its stream is held on node k+1 mod n.
+//!
 //! - `appends --url U --concurrency C --seconds S [--hello] [--slots N] [--hot F]`: C
 //!   senders, one keep-alive connection each, appending 1 KiB envelopes back to back. By
 //!   default each sender has its own slot; `--slots N` shares N slots round-robin, and
@@ -15,8 +19,8 @@
 //!   and reports the fsync latency p50/p99/max: the disk's reference for the relay's tail
 //!   (`pg_test_fsync` gives the same disk's mean).
 //! - `fill --data DIR --count N`: writes N envelopes into a relay's SQLite store directly.
-//! - `startup --bin WIRE --data DIR`: starts `WIRE relay-server` on DIR and times until
-//!   `/healthz` answers.
+//! - `startup --bin WIRE --data DIR | --store URL`: starts `WIRE relay-server` on DIR (or
+//!   as a node of the PostgreSQL store URL) and times until `/healthz` answers.
 //!
 //! Exact commands and figures: docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -56,6 +60,14 @@ fn get<T: std::str::FromStr>(args: &Args, key: &str, default: T) -> T {
 
 fn host(url: &str) -> String {
     url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+}
+
+/// `--urls a,b,c` (relay nodes sharing one store), else `--url`.
+fn hosts(args: &Args) -> Vec<String> {
+    match args.get("urls") {
+        Some(list) => list.split(',').map(host).collect(),
+        None => vec![host(args.get("url").expect("--url or --urls"))],
+    }
 }
 
 async fn connect(addr: &str) -> SendRequest<Full<Bytes>> {
@@ -108,7 +120,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn appends(args: &Args) {
-    let addr = host(args.get("url").unwrap());
+    // Sender i talks to node i mod n; slots are allocated on the first.
+    let nodes = hosts(args);
+    let addr = nodes[0].clone();
     let concurrency = get(args, "concurrency", 16usize);
     let seconds = get(args, "seconds", 10u64);
     let hello = args.contains_key("hello");
@@ -129,7 +143,7 @@ async fn appends(args: &Args) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for sender_index in 0..concurrency {
-        let (addr, stop, targets) = (addr.clone(), stop.clone(), targets.clone());
+        let (addr, stop, targets) = (nodes[sender_index % nodes.len()].clone(), stop.clone(), targets.clone());
         tasks.push(tokio::spawn(async move {
             let mut sender = connect(&addr).await;
             let (mut hot_lat, mut cold_lat) = (Vec::new(), Vec::new());
@@ -213,7 +227,12 @@ async fn open_stream(addr: &str, slot: &str, owner: &str, mut on_data: impl FnMu
 }
 
 async fn latency(args: &Args) {
-    let addr = host(args.get("url").unwrap());
+    // With several nodes, slot k's appends go to node k mod n and its stream is held on
+    // node k+1 mod n: every delivery crosses nodes.
+    let nodes = hosts(args);
+    let addr = nodes[0].clone();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let repeated = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let rate = get(args, "rate", 1000u64);
     let slots = get(args, "slots", 100usize);
     let seconds = get(args, "seconds", 10u64);
@@ -221,13 +240,21 @@ async fn latency(args: &Args) {
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut sender = connect(&addr).await;
     let mut targets = Vec::new();
-    for _ in 0..slots {
+    for k in 0..slots {
         let (slot, owner) = slot(&mut sender).await;
-        let samples = samples.clone();
-        open_stream(&addr, &slot, &owner, move |data| {
+        let (samples, seen, repeated) = (samples.clone(), seen.clone(), repeated.clone());
+        open_stream(&nodes[(k + 1) % nodes.len()], &slot, &owner, move |data| {
             let v: Value = serde_json::from_str(data).unwrap();
-            let env = wire_core::proto::b64::decode(v["envelope"].as_str().unwrap()).unwrap();
+            // The stream's `hello` frame carries no envelope.
+            let Some(env) = v["envelope"].as_str() else { return };
+            let env = wire_core::proto::b64::decode(env).unwrap();
             let sent = u64::from_be_bytes(env[1..9].try_into().unwrap());
+            // Repeats are told by the envelope's random bytes (two stamps may be equal).
+            let id: [u8; 16] = env[9..25].try_into().unwrap();
+            if !seen.lock().unwrap().insert(id) {
+                repeated.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             let now = epoch.elapsed().as_nanos() as u64;
             samples.lock().unwrap().push(Duration::from_nanos(now.saturating_sub(sent)));
         })
@@ -241,19 +268,23 @@ async fn latency(args: &Args) {
     let targets = Arc::new(targets);
     let mut tasks = Vec::new();
     for i in 0..senders {
-        let (addr, targets) = (addr.clone(), targets.clone());
+        let (nodes, targets) = (nodes.clone(), targets.clone());
         tasks.push(tokio::spawn(async move {
-            let mut sender = connect(&addr).await;
+            let mut senders_by_node = Vec::new();
+            for node in &nodes {
+                senders_by_node.push(connect(node).await);
+            }
             let interval = Duration::from_secs_f64(1.0 / per_sender);
             let start = tokio::time::Instant::now();
             let total = (per_sender * seconds as f64) as usize;
             for n in 0..total {
                 tokio::time::sleep_until(start + interval * n as u32).await;
-                let (slot, owner) = &targets[(i + n * senders) % targets.len()];
+                let k = (i + n * senders) % targets.len();
+                let (slot, owner) = &targets[k];
+                let sender = &mut senders_by_node[k % nodes.len()];
                 let stamp = epoch.elapsed().as_nanos() as u64;
                 let (status, _) =
-                    call(&mut sender, "POST", &format!("/v1/slots/{slot}/events"), Some(owner), envelope(Some(stamp)))
-                        .await;
+                    call(sender, "POST", &format!("/v1/slots/{slot}/events"), Some(owner), envelope(Some(stamp))).await;
                 assert_eq!(status, 201);
             }
             total
@@ -267,8 +298,10 @@ async fn latency(args: &Args) {
     let mut all = samples.lock().unwrap().clone();
     all.sort();
     println!(
-        "{{\"mode\":\"latency\",\"rate\":{rate},\"slots\":{slots},\"sent\":{sent},\"delivered\":{},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        "{{\"mode\":\"latency\",\"nodes\":{},\"rate\":{rate},\"slots\":{slots},\"sent\":{sent},\"delivered\":{},\"repeated\":{},\"p50_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        nodes.len(),
         all.len(),
+        repeated.load(Ordering::Relaxed),
         percentile(&all, 0.5).as_micros(),
         percentile(&all, 0.99).as_micros(),
         all.last().copied().unwrap_or_default().as_micros()
@@ -447,11 +480,17 @@ fn wire_core_hash(bytes: &[u8]) -> [u8; 32] {
 
 async fn startup(args: &Args) {
     let bin = args.get("bin").unwrap();
-    let data = args.get("data").unwrap();
+    // `--data DIR` (SQLite) or `--store URL` (a PostgreSQL node).
+    let store = match (args.get("data"), args.get("store")) {
+        (Some(dir), _) => ["--data", dir.as_str()],
+        (None, Some(url)) => ["--store", url.as_str()],
+        (None, None) => panic!("--data DIR or --store URL"),
+    };
     let port = get(args, "port", 9199u16);
     let started = Instant::now();
     let mut child = std::process::Command::new(bin)
-        .args(["relay-server", "--bind", &format!("127.0.0.1:{port}"), "--data", data])
+        .args(["relay-server", "--bind", &format!("127.0.0.1:{port}")])
+        .args(store)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -79,6 +79,12 @@ pub(crate) fn log(message: &str) {
     eprintln!("wire-relay: {message}");
 }
 
+/// Sessions (store threads) per node on a PostgreSQL store. Two (one committing while the
+/// next batch forms) measured slower than one on a 2-core machine running the database, two
+/// nodes and the load (docs/BENCHMARKS.md): the batches got smaller and the CPU was the
+/// limit. A database on its own machine may want more.
+const POSTGRES_SESSIONS: usize = 1;
+
 /// Runs the relay on `listener` until `shutdown` resolves, then drains in-flight requests
 /// (up to `config.drain_timeout`), ends SSE streams and closes the store.
 pub async fn serve(listener: Listener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
@@ -109,19 +115,26 @@ pub async fn serve_many(
     let node = state::random_id(6);
     let node_name = node.clone();
     let opened = std::thread::spawn(move || -> Result<_, store::StoreError> {
-        let mut store: Box<dyn Store> = match which {
-            StoreConfig::Sqlite { dir } => Box::new(store::sqlite::SqliteStore::open(&dir)?),
-            StoreConfig::Postgres { url } => Box::new(store::postgres::PostgresStore::open(&url, &node_name)?),
-            StoreConfig::Memory => Box::new(store::memory::MemoryStore::new()),
+        let mut stores: Vec<Box<dyn Store>> = match &which {
+            StoreConfig::Sqlite { dir } => vec![Box::new(store::sqlite::SqliteStore::open(dir)?)],
+            StoreConfig::Postgres { url } => (0..POSTGRES_SESSIONS)
+                .map(|_| Ok(Box::new(store::postgres::PostgresStore::open(url, &node_name)?) as Box<dyn Store>))
+                .collect::<Result<_, store::StoreError>>()?,
+            StoreConfig::Memory => vec![Box::new(store::memory::MemoryStore::new())],
         };
-        let snapshot = store.load()?;
-        let incarnation = store.incarnation()?;
-        Ok((store, snapshot, incarnation))
+        let snapshot = stores[0].load()?;
+        let incarnation = stores[0].incarnation()?;
+        // Reads on a session of their own beside the writers' (a shared store).
+        let reader: Option<Box<dyn Store>> = match &which {
+            StoreConfig::Postgres { url } => Some(Box::new(store::postgres::PostgresStore::open(url, &node_name)?)),
+            _ => None,
+        };
+        Ok((stores, reader, snapshot, incarnation))
     })
     .join()
     .map_err(|_| store::StoreError("the store thread panicked while opening".into()))?;
-    let (store, snapshot, incarnation) = opened?;
-    let shared = store.shared();
+    let (stores, reader, snapshot, incarnation) = opened?;
+    let shared = stores[0].shared();
     let quiet = config.quiet;
     let lifecycle = move |line: &str| {
         if !quiet {
@@ -138,7 +151,7 @@ pub async fn serve_many(
     let subscribers: Arc<state::Subscribers> = Arc::new(Mutex::new(HashMap::new()));
     let metrics = Arc::new(metrics::Metrics::default());
     let (subs, m) = (subscribers.clone(), metrics.clone());
-    let on_commit: engine::OnCommit = Box::new(move |op, outcome| {
+    let on_commit: engine::OnCommit = Arc::new(move |op, outcome| {
         if let (Op::Append { slot, envelope, .. }, Some(seq)) = (op, outcome.fresh_seq()) {
             metrics::Metrics::inc(&m.appends_total);
             m.append_bytes_total.fetch_add(envelope.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -147,7 +160,7 @@ pub async fn serve_many(
             }
         }
     });
-    let (engine, store_thread) = engine::Engine::spawn(store, on_commit);
+    let (engine, store_threads) = engine::Engine::spawn(stores, reader, on_commit);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut relay = Relay::new(config, engine.clone(), snapshot, subscribers, metrics, stop_rx.clone());
     if let Some(incarnation) = incarnation {
@@ -182,7 +195,7 @@ pub async fn serve_many(
     drop(engine);
     // The store thread exits once every engine handle is gone; wait for it so the last
     // batch is committed before we return.
-    let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
+    let _ = tokio::task::spawn_blocking(move || store_threads.into_iter().for_each(|t| drop(t.join()))).await;
     lifecycle("stopped");
     Ok(())
 }

@@ -74,10 +74,11 @@ fn listen_loop(url: &str, node: &str, tx: &mpsc::UnboundedSender<Heard>) {
             && client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {PLATES}")).is_ok()
         {
             let _ = tx.send(Heard::Everything);
-            let mut notes = client.notifications();
-            let mut iter = notes.timeout_iter(Duration::from_secs(1));
             loop {
-                match iter.next() {
+                // A fresh iterator per wait: one whose timeout has passed answers at once
+                // from then on (it never rearms).
+                let next = client.notifications().timeout_iter(Duration::from_secs(1)).next();
+                match next {
                     Ok(Some(note)) if note.channel() == PLATES => {
                         if let Ok(n) = note.payload().parse()
                             && tx.send(Heard::Plate(n)).is_err()
@@ -92,6 +93,8 @@ fn listen_loop(url: &str, node: &str, tx: &mpsc::UnboundedSender<Heard>) {
                         }
                     }
                     Ok(None) if tx.is_closed() => return,
+                    // A closed session also answers `None` at once: reconnect.
+                    Ok(None) if client.is_closed() => break,
                     Ok(None) => {}
                     Err(_) => break,
                 }

@@ -209,6 +209,13 @@ async fn run(
     loop {
         tokio::select! {
             next = live.recv() => match next {
+                // A gap: out of order (another store thread's commit is still being fanned
+                // out) or evicted (a room). The store knows which.
+                Some(Live::Envelope(stored)) if stored.seq > cursor.at + 1 => {
+                    if catch_up(&engine, &metrics, &slot, &mut cursor, &body).await.is_err() {
+                        return;
+                    }
+                }
                 Some(Live::Envelope(stored)) if stored.seq > cursor.at => {
                     for frame in cursor.frames(&metrics, &stored) {
                         if body.send(frame).await.is_err() {

@@ -132,3 +132,47 @@ fn packaging_scripts_pass_shellcheck() {
         .expect("shellcheck is installed by .ci/run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// The many-node compose file: PostgreSQL, two relay nodes (the relay's own image, run
+/// with flags and environment variables this `wire relay-server` takes) and a proxy over
+/// both. `docker compose config` validates it further where compose exists; the topology
+/// itself runs in `nodes.rs`.
+#[test]
+#[ignore = "needs python3 with PyYAML (.ci/test installs it)"]
+fn the_cluster_compose_file_runs_relay_nodes_on_one_database_behind_a_proxy() {
+    let file = packaging().join("container/compose.cluster.yaml");
+    let script = "import sys, json, yaml; d = yaml.safe_load(open(sys.argv[1])); s = d['services']; \
+        print(json.dumps({'services': sorted(s), 'entry': [s[n]['entrypoint'] for n in ('relay1', 'relay2')], \
+        'env': sorted(s['relay1']['environment']), 'proxy': s['proxy']['command'], \
+        'db': s['relay1']['environment']['WIRE_RELAY_DATABASE_URL']}))";
+    let out = python(script, &file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["services"], serde_json::json!(["postgres", "proxy", "relay1", "relay2"]), "{v}");
+    let help = Command::new(env!("CARGO_BIN_EXE_wire")).args(["relay-server", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for entry in v["entry"].as_array().unwrap() {
+        let args: Vec<&str> = entry.as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert_eq!(&args[..2], ["/usr/local/bin/wire", "relay-server"], "{entry}");
+        for flag in args.iter().filter(|a| a.starts_with("--")) {
+            assert!(help.contains(flag), "`wire relay-server` has no {flag}");
+        }
+    }
+    for var in v["env"].as_array().unwrap() {
+        assert!(help.contains(var.as_str().unwrap()), "`wire relay-server` reads no {var}");
+    }
+    assert!(v["db"].as_str().unwrap().contains("host=postgres"), "{v}");
+    let proxy = v["proxy"].to_string();
+    assert!(proxy.contains("relay1:8771") && proxy.contains("relay2:8771"), "{proxy}");
+    let compose = Command::new("docker").args(["compose", "version"]).output();
+    if compose.is_ok_and(|o| o.status.success()) {
+        let checked = Command::new("docker")
+            .args(["compose", "-f"])
+            .arg(&file)
+            .arg("config")
+            .env("WIRE_DB_PASSWORD", "test")
+            .output()
+            .unwrap();
+        assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    }
+}

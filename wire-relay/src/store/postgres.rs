@@ -24,6 +24,8 @@ use wire_core::proto::api::{GrantKind, Lane};
 
 use super::{GrantRow, Hash, Op, Outcome, SlotRow, Snapshot, Store, StoreError, Stored};
 
+mod bulk;
+
 /// Numbered migrations, run at start under an advisory lock; `wire_schema` records how many
 /// have run.
 const MIGRATIONS: &[&str] = &[
@@ -67,7 +69,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX events_by_hash ON events (slot, hash);
     CREATE UNIQUE INDEX events_by_tag ON events (slot, tag) WHERE tag IS NOT NULL;
-    CREATE INDEX events_by_time ON events (received_at);
+    -- Retention reads by age: a BRIN index (envelopes arrive in time order) costs appends
+    -- almost nothing, where a B-tree on the time cost a page write each.
+    CREATE INDEX events_by_time ON events USING brin (received_at);
     CREATE TABLE handles (
         nick TEXT PRIMARY KEY,
         did TEXT NOT NULL,
@@ -253,7 +257,10 @@ fn sessions(mut client: Client, url: &str) -> Result<(Client, Client, Statements
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )?,
             counters: prepare(
-                "UPDATE slots SET last_seq = $2, floor = $3, count = $4, bytes = $5, intro = $6 WHERE id = $1",
+                "UPDATE slots s SET last_seq = u.last_seq, floor = u.floor, count = u.count, bytes = u.bytes,
+                 intro = u.intro
+                 FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
+                 AS u(id, last_seq, floor, count, bytes, intro) WHERE s.id = u.id",
             )?,
             oldest: prepare("SELECT seq, len FROM events WHERE slot = $1 AND seq > $2 ORDER BY seq LIMIT $3")?,
             delete_through: prepare("DELETE FROM events WHERE slot = $1 AND seq <= $2 RETURNING len, lane")?,
@@ -493,14 +500,26 @@ fn lock(
         .collect())
 }
 
+/// Writes the changed slots' counters back, in one statement.
 fn write_counters(batch: &mut Batch<'_, '_>) -> Result<(), postgres::Error> {
-    for slot in std::mem::take(&mut batch.dirty) {
-        let c = &batch.slots[&slot];
-        batch.tx.execute(
-            &batch.st.counters,
-            &[&slot, &i(c.last_seq), &i(c.floor), &i(c.count), &i(c.bytes), &i(c.intro)],
-        )?;
+    let dirty = std::mem::take(&mut batch.dirty);
+    if dirty.is_empty() {
+        return Ok(());
     }
+    let counters: Vec<&Counters> = dirty.iter().map(|s| &batch.slots[s]).collect();
+    let column = |f: fn(&Counters) -> u64| counters.iter().map(|c| i(f(c))).collect::<Vec<i64>>();
+    let ids: Vec<&str> = dirty.iter().map(String::as_str).collect();
+    batch.tx.execute(
+        &batch.st.counters,
+        &[
+            &ids,
+            &column(|c| c.last_seq),
+            &column(|c| c.floor),
+            &column(|c| c.count),
+            &column(|c| c.bytes),
+            &column(|c| c.intro),
+        ],
+    )?;
     Ok(())
 }
 
@@ -551,56 +570,48 @@ impl Store for PostgresStore {
     }
 
     fn list_after(&mut self, slot: &str, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
-        self.ensure()?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Ok(self
-            .client
-            .query(&self.st.list, &[&slot, &i(after), &limit])
-            .map_err(err)?
-            .into_iter()
-            .map(|r| Stored {
-                seq: u(r.get(0)),
-                lane: if r.get::<_, i16>(1) == 1 { Lane::Intro } else { Lane::Inbox },
-                envelope: Bytes::from(r.get::<_, Vec<u8>>(2)),
-                received_at: u(r.get(3)),
-            })
-            .collect())
+        self.read(|c, st| {
+            Ok(c.query(&st.list, &[&slot, &i(after), &limit])?
+                .into_iter()
+                .map(|r| Stored {
+                    seq: u(r.get(0)),
+                    lane: if r.get::<_, i16>(1) == 1 { Lane::Intro } else { Lane::Inbox },
+                    envelope: Bytes::from(r.get::<_, Vec<u8>>(2)),
+                    received_at: u(r.get(3)),
+                })
+                .collect())
+        })
     }
 
     fn handle(&mut self, nick: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        self.ensure()?;
-        Ok(self
-            .client
-            .query_opt("SELECT did, card FROM handles WHERE nick = $1", &[&nick])
-            .map_err(err)?
-            .map(|r| (r.get(0), r.get(1))))
+        self.read(|c, _| {
+            Ok(c.query_opt("SELECT did, card FROM handles WHERE nick = $1", &[&nick])?.map(|r| (r.get(0), r.get(1))))
+        })
     }
 
     fn slot(&mut self, id: &str) -> Result<Option<SlotRow>, StoreError> {
-        self.ensure()?;
-        Ok(self
-            .client
-            .query_opt("SELECT id, owner_hash, last_seq, floor, room FROM slots WHERE id = $1", &[&id])
-            .map_err(err)?
-            .map(|r| SlotRow {
-                id: r.get(0),
-                owner_hash: hash_of(r.get(1)),
-                last_seq: u(r.get(2)),
-                floor: u(r.get(3)),
-                room: r.get(4),
+        self.read(|c, _| {
+            Ok(c.query_opt("SELECT id, owner_hash, last_seq, floor, room FROM slots WHERE id = $1", &[&id])?.map(|r| {
+                SlotRow {
+                    id: r.get(0),
+                    owner_hash: hash_of(r.get(1)),
+                    last_seq: u(r.get(2)),
+                    floor: u(r.get(3)),
+                    room: r.get(4),
+                }
             }))
+        })
     }
 
     fn grant(&mut self, token_hash: &Hash) -> Result<Option<GrantRow>, StoreError> {
-        self.ensure()?;
-        Ok(self
-            .client
-            .query_opt(
+        self.read(|c, _| {
+            Ok(c.query_opt(
                 "SELECT id, slot, token_hash, kind, expires_at, uses_left, revoked FROM grants WHERE token_hash = $1",
                 &[&token_hash.as_slice()],
-            )
-            .map_err(err)?
+            )?
             .map(grant_row))
+        })
     }
 
     fn shared(&self) -> bool {
@@ -608,40 +619,49 @@ impl Store for PostgresStore {
     }
 
     fn incarnation(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(Some(self.client.query_one("SELECT incarnation FROM wire_meta", &[]).map_err(err)?.get(0)))
+        self.read(|c, _| Ok(Some(c.query_one("SELECT incarnation FROM wire_meta", &[])?.get(0))))
     }
 
     fn heartbeat(&mut self, now: u64, window: u64) -> Result<u32, StoreError> {
-        self.ensure()?;
-        self.client
-            .execute(
+        let node = self.node.clone();
+        self.read(|c, _| {
+            c.execute(
                 "INSERT INTO nodes (id, seen_at) VALUES ($1, $2)
                  ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-                &[&self.node, &i(now)],
-            )
-            .map_err(err)?;
-        self.client
-            .execute("DELETE FROM nodes WHERE seen_at < $1", &[&i(now.saturating_sub(10 * window))])
-            .map_err(err)?;
-        let live: i64 = self
-            .client
-            .query_one("SELECT count(*) FROM nodes WHERE seen_at >= $1", &[&i(now.saturating_sub(window))])
-            .map_err(err)?
-            .get(0);
-        Ok(u32::try_from(live).unwrap_or(1).max(1))
+                &[&node, &i(now)],
+            )?;
+            c.execute("DELETE FROM nodes WHERE seen_at < $1", &[&i(now.saturating_sub(10 * window))])?;
+            let live: i64 = c
+                .query_one("SELECT count(*) FROM nodes WHERE seen_at >= $1", &[&i(now.saturating_sub(window))])?
+                .get(0);
+            Ok(u32::try_from(live).unwrap_or(1).max(1))
+        })
     }
 
     fn revoked_since(&mut self, after: u64) -> Result<(Vec<Hash>, u64), StoreError> {
-        self.ensure()?;
-        let rows = self
-            .client
-            .query(
+        self.read(|c, _| {
+            let rows = c.query(
                 "SELECT token_hash, revoked_seq FROM grants WHERE revoked_seq > $1 ORDER BY revoked_seq LIMIT 10000",
                 &[&i(after)],
-            )
-            .map_err(err)?;
-        let last = rows.last().map_or(after, |r| u(r.get(1)));
-        Ok((rows.into_iter().map(|r| hash_of(r.get(0))).collect(), last))
+            )?;
+            let last = rows.last().map_or(after, |r| u(r.get(1)));
+            Ok((rows.into_iter().map(|r| hash_of(r.get(0))).collect(), last))
+        })
+    }
+}
+
+impl PostgresStore {
+    /// Runs a read (or an idempotent write); once more on new sessions if the database went
+    /// away under it (a restart: the session is only known to be broken once used).
+    fn read<T>(&mut self, f: impl Fn(&mut Client, &Statements) -> Result<T, postgres::Error>) -> Result<T, StoreError> {
+        self.ensure()?;
+        match f(&mut self.client, &self.st) {
+            Err(_) if self.client.is_closed() => {
+                self.ensure()?;
+                f(&mut self.client, &self.st).map_err(err)
+            }
+            other => other.map_err(err),
+        }
     }
 }
 
@@ -660,21 +680,25 @@ impl PostgresStore {
         let mut tx = self.client.transaction().map_err(err)?;
         let slots = lock(&mut tx, &self.st, &ids).map_err(err)?;
         let mut batch = Batch { tx: &mut tx, st: &self.st, slots, dirty: BTreeSet::new(), stored: Vec::new() };
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            let outcome = match op {
-                Op::Expire { before } => {
-                    return Err(StoreError(format!("expiry (before {before}) is applied alone, not in a batch")));
-                }
-                _ => batch.apply_one(op).map_err(err)?,
-            };
-            out.push(outcome);
+        let mut out: Vec<Option<Outcome>> = vec![None; ops.len()];
+        let (mut pending, mut projected) = (Vec::new(), bulk::Projected::new());
+        for (at, op) in ops.iter().enumerate() {
+            if let Op::Expire { before } = op {
+                return Err(StoreError(format!("expiry (before {before}) is applied alone, not in a batch")));
+            }
+            if bulk::plain(&batch, &mut projected, op) {
+                pending.push(bulk::Pending { at, op });
+                continue;
+            }
+            batch.flush(&mut pending, &mut projected, &mut out).map_err(err)?;
+            out[at] = Some(batch.apply_one(op).map_err(err)?);
         }
+        batch.flush(&mut pending, &mut projected, &mut out).map_err(err)?;
         write_counters(&mut batch).map_err(err)?;
         let stored = std::mem::take(&mut batch.stored);
         tx.commit().map_err(err)?;
         self.hint(&stored);
-        Ok(out)
+        Ok(out.into_iter().map(|o| o.expect("every op has its outcome")).collect())
     }
 
     /// Tells the other nodes what was stored (best effort: their sweep catches a lost hint).

@@ -16,6 +16,16 @@ use wire_core::proto::api::{GrantKind, Lane};
 /// SHA-256 of a token or an envelope.
 pub type Hash = [u8; 32];
 
+/// A grant kind from its stored name (its token prefix; unknown names read as send).
+pub(crate) fn grant_kind(name: &str) -> GrantKind {
+    match name {
+        "intro" => GrantKind::Intro,
+        "member" => GrantKind::Member,
+        "admin" => GrantKind::Admin,
+        _ => GrantKind::Send,
+    }
+}
+
 /// A slot as the index needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotRow {

@@ -173,6 +173,15 @@ struct StepArgs {
     percent: Option<u8>,
 }
 
+/// A price and its currency, both or neither.
+fn terms(price: Option<String>, currency: Option<String>) -> Result<Option<Terms>, ToolError> {
+    match (price, currency) {
+        (Some(amount), Some(currency)) => Ok(Some(Terms { amount, currency })),
+        (None, None) => Ok(None),
+        _ => Err(problem("bad_arguments", "a price needs its currency, and a currency its price", None)),
+    }
+}
+
 fn needs(what: &str, step: &str) -> ToolError {
     problem("bad_arguments", &format!("wire_job_step `{step}` needs `{what}`"), None)
 }
@@ -191,13 +200,7 @@ pub(super) async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject
         }
         "wire_job_offer" => {
             let a: OfferArgs = args(name, arguments)?;
-            let terms = match (a.price, a.currency) {
-                (Some(amount), Some(currency)) => Some(Terms { amount, currency }),
-                (None, None) => None,
-                _ => {
-                    return Err(problem("bad_arguments", "a price needs its currency, and a currency its price", None));
-                }
-            };
+            let terms = terms(a.price, a.currency)?;
             let ttl = std::time::Duration::from_secs(a.expires_secs.unwrap_or(86_400).clamp(1, 2_592_000));
             let input = Value::String(a.input.unwrap_or_default());
             match (a.peer, a.room) {
@@ -222,13 +225,7 @@ pub(super) async fn call(ep: &Endpoint, name: &str, arguments: Option<JsonObject
         }
         "wire_job_bid" => {
             let a: BidArgs = args(name, arguments)?;
-            let terms = match (a.price, a.currency) {
-                (Some(amount), Some(currency)) => Some(Terms { amount, currency }),
-                (None, None) => None,
-                _ => {
-                    return Err(problem("bad_arguments", "a price needs its currency, and a currency its price", None));
-                }
-            };
+            let terms = terms(a.price, a.currency)?;
             to_json(ep.job_bid(a.call.trim(), terms, a.note).await.map_err(e)?)?
         }
         "wire_job_award" => {

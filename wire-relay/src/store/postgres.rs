@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use postgres::{Client, NoTls, Statement, Transaction};
-use wire_core::proto::api::{GrantKind, Lane};
+use wire_core::proto::api::Lane;
 
 use super::{GrantRow, Hash, Op, Outcome, SlotRow, Snapshot, Store, StoreError, Stored};
 
@@ -149,15 +149,6 @@ fn err(e: postgres::Error) -> StoreError {
 /// Connects to `url` (a `postgres://` URL or `key=value` pairs).
 pub fn connect(url: &str) -> Result<Client, StoreError> {
     Client::connect(url, NoTls).map_err(|e| StoreError(format!("cannot connect to the database: {e}")))
-}
-
-fn kind_of(name: &str) -> GrantKind {
-    match name {
-        "intro" => GrantKind::Intro,
-        "member" => GrantKind::Member,
-        "admin" => GrantKind::Admin,
-        _ => GrantKind::Send,
-    }
 }
 
 fn lane_code(lane: Lane) -> i16 {
@@ -726,7 +717,7 @@ fn grant_row(r: postgres::Row) -> GrantRow {
         id: r.get(0),
         slot: r.get(1),
         token_hash: hash_of(r.get(2)),
-        kind: kind_of(&kind),
+        kind: super::grant_kind(&kind),
         expires_at: r.get::<_, Option<i64>>(4).map(u),
         uses_left: r.get::<_, Option<i32>>(5).map(|n| u32::try_from(n).unwrap_or(0)),
         revoked: r.get(6),
@@ -745,29 +736,14 @@ pub fn parse_hint(payload: &str) -> (Option<String>, Vec<String>) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A fresh database on the test cluster (`WIRE_TEST_PG`: key=value connection string
-    /// of a superuser on the private cluster `.ci/test` starts), or `None` outside it.
-    pub(crate) fn fresh_database(name: &str) -> Option<String> {
-        let base = std::env::var("WIRE_TEST_PG").ok()?;
-        let mut admin = connect(&base).expect("the test cluster in WIRE_TEST_PG");
-        let db = format!("{name}_{}_{}", std::process::id(), rand_suffix());
-        admin.batch_execute(&format!("CREATE DATABASE {db}")).expect("create database");
-        Some(format!("{base} dbname={db}"))
-    }
-
-    fn rand_suffix() -> u64 {
-        let mut b = [0u8; 8];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-        u64::from_le_bytes(b) % 1_000_000
-    }
+    use wire_core::proto::api::GrantKind;
 
     #[test]
     #[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG)"]
     fn postgres_store_meets_the_contract() {
-        let url = fresh_database("contract").expect("WIRE_TEST_PG names the test cluster");
+        let url = wire_testkit::relay::fresh_database("contract");
         super::super::contract::run(&mut PostgresStore::open(&url, "n1").expect("open"));
         // A second node on the same database sees the same state at once.
         let mut other = PostgresStore::open(&url, "n2").expect("a second node");

@@ -177,15 +177,6 @@ fn kind_name(kind: GrantKind) -> &'static str {
     kind.token_prefix()
 }
 
-fn kind_of(name: &str) -> GrantKind {
-    match name {
-        "intro" => GrantKind::Intro,
-        "member" => GrantKind::Member,
-        "admin" => GrantKind::Admin,
-        _ => GrantKind::Send,
-    }
-}
-
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(err)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
@@ -610,7 +601,7 @@ impl Store for SqliteStore {
                     id: r.get(0)?,
                     slot: r.get(1)?,
                     token_hash: hash_of(r.get(2)?)?,
-                    kind: kind_of(&kind),
+                    kind: super::grant_kind(&kind),
                     expires_at: r.get(4)?,
                     uses_left: r.get(5)?,
                     revoked: r.get(6)?,

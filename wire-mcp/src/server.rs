@@ -83,6 +83,9 @@ struct Snapshot {
     listed: Vec<String>,
     /// Pair requests already seen.
     requests: HashSet<EventId>,
+    /// What `wire://jobs` was last rendered from ([`Inner::jobs_key`]): it is rendered
+    /// again only when that changed, not on every sync tick.
+    jobs_key: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -229,6 +232,25 @@ impl Inner {
         (lines, from + complete as u64)
     }
 
+    /// What jobs are derived from: the sizes of the inbox and sent-log files, `calls.json`,
+    /// and the minute (an offer nobody took turns `expired` with time alone).
+    fn jobs_key(&self) -> u64 {
+        let root = self.home().root().to_path_buf();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for dir in ["inbox", "sent"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            let mut files: Vec<(PathBuf, u64)> =
+                entries.filter_map(|e| e.ok()).filter_map(|e| Some((e.path(), e.metadata().ok()?.len()))).collect();
+            files.sort();
+            files.hash(&mut h);
+        }
+        let calls = std::fs::metadata(root.join("calls.json")).ok();
+        (calls.as_ref().map(|m| m.len()), calls.and_then(|m| m.modified().ok())).hash(&mut h);
+        let minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60);
+        minute.hash(&mut h);
+        h.finish()
+    }
+
     /// Records the current state as announced (at start: nothing there yet is news).
     async fn baseline(&self) {
         let Ok(ep) = self.endpoint() else { return };
@@ -239,6 +261,7 @@ impl Inner {
             }
         }
         snap.offsets = self.inbox_files().into_iter().collect();
+        snap.jobs_key = Some(self.jobs_key());
         snap.listed = self.uris(&ep);
         snap.requests = self.requests().iter().map(|r| r.request_id).collect();
     }
@@ -284,7 +307,11 @@ impl Inner {
         if inbox_changed {
             changed.push(INBOX.to_owned());
         }
+        let jobs_key = self.jobs_key();
         for uri in [PENDING, PAIRINGS, JOBS] {
+            if uri == JOBS && snap.jobs_key.replace(jobs_key) == Some(jobs_key) {
+                continue;
+            }
             let Ok(text) = self.render(&ep, uri) else { continue };
             let h = hash(&text);
             if snap.hashes.insert(uri.to_owned(), h) != Some(h) {

@@ -22,12 +22,8 @@ pub enum JobCommand {
         /// The input (text).
         #[arg(long, default_value = "")]
         input: String,
-        /// A price: a decimal amount (needs --currency).
-        #[arg(long, requires = "currency")]
-        price: Option<String>,
-        /// The price's currency (ISO 4217 or a registered code).
-        #[arg(long, requires = "price")]
-        currency: Option<String>,
+        #[command(flatten)]
+        price: Price,
         /// How long the offer stands (e.g. 30m, 24h).
         #[arg(long, default_value = "24h", value_parser = wire_core::duration::parse)]
         expires: std::time::Duration,
@@ -44,12 +40,8 @@ pub enum JobCommand {
     Bid {
         /// The call id (or its first 8 or more hex digits).
         call: String,
-        /// Your price, if not the call's: a decimal amount (needs --currency).
-        #[arg(long, requires = "currency")]
-        price: Option<String>,
-        /// The price's currency.
-        #[arg(long, requires = "price")]
-        currency: Option<String>,
+        #[command(flatten)]
+        price: Price,
         /// A note for the customer.
         #[arg(long)]
         note: Option<String>,
@@ -188,12 +180,8 @@ pub enum CapabilitiesCommand {
         /// A task kind you take (repeatable).
         #[arg(long = "task", required = true)]
         tasks: Vec<String>,
-        /// A price for them: a decimal amount (needs --currency).
-        #[arg(long, requires = "currency")]
-        price: Option<String>,
-        /// The price's currency.
-        #[arg(long, requires = "price")]
-        currency: Option<String>,
+        #[command(flatten)]
+        price: Price,
         /// A note (limits, what the input should be).
         #[arg(long)]
         note: Option<String>,
@@ -205,8 +193,8 @@ pub enum CapabilitiesCommand {
 
 /// `wire capabilities set`.
 pub fn capabilities(command: CapabilitiesCommand, json: bool) -> anyhow::Result<()> {
-    let CapabilitiesCommand::Set { tasks, price, currency, note, unavailable } = command;
-    let terms = terms(price, currency);
+    let CapabilitiesCommand::Set { tasks, price, note, unavailable } = command;
+    let terms = price.terms();
     let tasks = tasks
         .into_iter()
         .map(|task| wire_core::proto::job::Capability { task, terms: terms.clone(), note: note.clone() })
@@ -232,6 +220,23 @@ pub fn capabilities(command: CapabilitiesCommand, json: bool) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// `--price A --currency C`, both or neither.
+#[derive(Debug, clap::Args)]
+pub struct Price {
+    /// A price: a decimal amount (needs --currency).
+    #[arg(long = "price", value_name = "PRICE", requires = "currency")]
+    amount: Option<String>,
+    /// The price's currency (ISO 4217 or a registered code).
+    #[arg(long, requires = "amount")]
+    currency: Option<String>,
+}
+
+impl Price {
+    fn terms(self) -> Option<Terms> {
+        terms(self.amount, self.currency)
+    }
 }
 
 fn terms(price: Option<String>, currency: Option<String>) -> Option<Terms> {
@@ -300,8 +305,8 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        JobCommand::Bid { call, price, currency, note } => {
-            let view = rt.block_on(ep.job_bid(&call, terms(price, currency), note))?;
+        JobCommand::Bid { call, price, note } => {
+            let view = rt.block_on(ep.job_bid(&call, price.terms(), note))?;
             if json {
                 output::json(&view);
             } else {
@@ -363,12 +368,12 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        JobCommand::Offer { peer, task, input, price, currency, expires } => {
+        JobCommand::Offer { peer, task, input, price, expires } => {
+            let terms = price.terms();
             let is_peer = ep.peers()?.iter().any(|p| p.face.nickname == peer || p.face.did == peer);
             let room = ep.rooms()?.into_iter().find(|r| r.name == peer || r.id == peer);
             if let (false, Some(room)) = (is_peer, room) {
-                let call =
-                    rt.block_on(ep.job_call(&room.name, &task, Value::String(input), terms(price, currency), expires))?;
+                let call = rt.block_on(ep.job_call(&room.name, &task, Value::String(input), terms, expires))?;
                 if json {
                     output::json(&call);
                 } else {
@@ -381,8 +386,7 @@ pub fn run(command: JobCommand, json: bool) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let report =
-                rt.block_on(ep.job_offer(&peer, &task, Value::String(input), terms(price, currency), expires))?;
+            let report = rt.block_on(ep.job_offer(&peer, &task, Value::String(input), terms, expires))?;
             say(&report, json);
             return Ok(());
         }

@@ -34,6 +34,15 @@ fn pair(name: &str) -> Pair {
     Pair { root, _relays: (r1, r2), customer, provider }
 }
 
+/// The customer offers the provider a job (`args`: task and the rest); its id.
+fn offer(p: &Pair, args: &[&str]) -> String {
+    let mut all = vec!["job", "offer"];
+    let nick = p.provider.nickname();
+    all.push(&nick);
+    all.extend_from_slice(args);
+    p.customer.json(&all)["id"].as_str().unwrap().to_owned()
+}
+
 fn show(w: &Wire, id: &str) -> Value {
     w.json(&["pull"]);
     w.json(&["job", "show", id])
@@ -102,10 +111,7 @@ fn offer_accept_invoice_pay_progress_deliver_settle_on_two_relays() {
 #[test]
 fn each_side_refuses_what_is_not_its_step_and_a_replay_changes_nothing() {
     let p = pair("jobs-refusals");
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "summarise"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "summarise"]);
     // Not the customer's turn, and not the provider's step: refused before anything is sent.
     let own = p.customer.run(&["job", "accept", &id, "--json"]);
     assert_eq!(own.json()["error"]["code"], "job_refused", "{own:?}");
@@ -119,10 +125,7 @@ fn each_side_refuses_what_is_not_its_step_and_a_replay_changes_nothing() {
     assert_eq!(c["job"], v["job"]);
     assert_eq!(c["phase"], "cancelled", "a cancel beats a reject it did not see: {c}");
     // A counter passes the turn.
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "review"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "review"]);
     show(&p.provider, &id);
     p.provider.json(&["job", "counter", &id, "--price", "20", "--currency", "EUR"]);
     let countered = show(&p.customer, &id);
@@ -141,10 +144,7 @@ fn a_step_signed_by_the_wrong_side_is_refused_at_the_other_side() {
     use wire_core::proto::event::{Event, Kind};
     use wire_core::proto::job::{JobEvent, Step};
     let p = pair("jobs-forged");
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "translate"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "translate"]);
     show(&p.provider, &id);
     p.provider.json(&["job", "accept", &id]);
     let before = show(&p.customer, &id);
@@ -205,10 +205,7 @@ fn serve(p: &Pair, run: &str, timeout: &str) -> std::thread::JoinHandle<crate::c
 fn job_serve_runs_the_command_and_delivers_its_output() {
     let p = pair("jobs-serve");
     let server = serve(&p, "echo hashing >&2; sha256sum", "60s");
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "sha256", "--input", "hello"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "sha256", "--input", "hello"]);
     let out = server.join().unwrap().ok();
     assert_eq!(out.json()["verdict"], "delivered", "{out:?}");
     let done = show(&p.customer, &id);
@@ -220,10 +217,7 @@ fn job_serve_runs_the_command_and_delivers_its_output() {
     assert_eq!(done["job"]["progress"][0][0], "hashing", "a stderr line as progress: {done}");
     // A run past its timeout is killed (with its process group) and the job cancelled.
     let server = serve(&p, "sleep 120", "1s");
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "sha256", "--input", "x"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "sha256", "--input", "x"]);
     assert_eq!(server.join().unwrap().ok().json()["verdict"], "cancelled");
     let cancelled = show(&p.customer, &id);
     assert_eq!(cancelled["phase"], "cancelled");
@@ -344,10 +338,7 @@ fn offers_over_the_providers_budget_are_refused_with_the_reason() {
 #[test]
 fn an_offer_expires_and_a_delivery_can_be_disputed() {
     let p = pair("jobs-expiry");
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "review", "--expires", "1m"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "review", "--expires", "1m"]);
     show(&p.provider, &id);
     // Two hours later by the provider's clock: too late to accept (the offer reads expired).
     let later = p.root.join("provider-clock");
@@ -359,10 +350,7 @@ fn an_offer_expires_and_a_delivery_can_be_disputed() {
     let listed = p.provider.run_with(&["job", "list", "--json"], &env).ok().json();
     assert_eq!(listed[0]["phase"], "expired", "{listed}");
     // A delivery the customer does not accept: disputed, with the reason, on both sides.
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "sha256", "--input", "hello"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "sha256", "--input", "hello"]);
     show(&p.provider, &id);
     p.provider.json(&["job", "accept", &id]);
     p.provider.json(&["job", "deliver", &id, "not a digest"]);
@@ -379,10 +367,7 @@ fn an_offer_expires_and_a_delivery_can_be_disputed() {
 #[test]
 fn a_job_step_replayed_by_the_relay_changes_nothing() {
     let p = pair("jobs-replay");
-    let id = p.customer.json(&["job", "offer", &p.provider.nickname(), "--task", "review"])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = offer(&p, &["--task", "review"]);
     show(&p.provider, &id);
     p.provider.json(&["job", "accept", &id]);
     // The accept, as the customer's relay holds it before the customer pulls.

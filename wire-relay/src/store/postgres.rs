@@ -127,8 +127,11 @@ struct Statements {
 /// PostgreSQL-backed store.
 pub struct PostgresStore {
     client: Client,
-    /// The session that sends append hints (`synchronous_commit = off`).
-    notifier: Client,
+    /// The session that sends append hints (`synchronous_commit = off`), opened with the
+    /// first hint (a node's read session never sends one).
+    notifier: Option<Client>,
+    /// The `drop-hints` failpoint (`WIRE_RELAY_FAILPOINT`): a node that sends none.
+    drop_hints: bool,
     st: Statements,
     /// This node's id in its hints (it skips its own).
     node: String,
@@ -208,26 +211,24 @@ impl PostgresStore {
     pub fn open(url: &str, node: &str) -> Result<Self, StoreError> {
         let mut client = connect(url)?;
         migrate(&mut client)?;
-        let (client, notifier, st) = sessions(client, url)?;
-        Ok(Self { client, notifier, st, node: node.to_owned(), url: url.to_owned() })
+        let (client, st) = prepared(client)?;
+        let drop_hints = std::env::var("WIRE_RELAY_FAILPOINT").is_ok_and(|f| f == "drop-hints");
+        Ok(Self { client, notifier: None, drop_hints, st, node: node.to_owned(), url: url.to_owned() })
     }
 
     /// Reconnects when the database went away (it restarted): the batch that met the
-    /// broken session failed as a whole, the next one runs on new sessions.
+    /// broken session failed as a whole, the next one runs on a new session.
     fn ensure(&mut self) -> Result<(), StoreError> {
-        if self.client.is_closed() || self.notifier.is_closed() {
-            let (client, notifier, st) = sessions(connect(&self.url)?, &self.url)?;
-            (self.client, self.notifier, self.st) = (client, notifier, st);
+        if self.client.is_closed() {
+            (self.client, self.st) = prepared(connect(&self.url)?)?;
         }
         Ok(())
     }
 }
 
-/// The notifier session and the prepared statements, beside `client`.
-fn sessions(mut client: Client, url: &str) -> Result<(Client, Client, Statements), StoreError> {
+/// `client` with the store's statements prepared on it.
+fn prepared(mut client: Client) -> Result<(Client, Statements), StoreError> {
     {
-        let mut notifier = connect(url)?;
-        notifier.batch_execute("SET synchronous_commit = off").map_err(err)?;
         let mut prepare = |sql: &str| client.prepare(sql).map_err(err);
         let st = Statements {
             lock_slots: prepare(
@@ -260,7 +261,7 @@ fn sessions(mut client: Client, url: &str) -> Result<(Client, Client, Statements
                  ORDER BY seq LIMIT $3",
             )?,
         };
-        Ok((client, notifier, st))
+        Ok((client, st))
     }
 }
 
@@ -694,20 +695,26 @@ impl PostgresStore {
 
     /// Tells the other nodes what was stored (best effort: their sweep catches a lost hint).
     fn hint(&mut self, stored: &[(String, u64)]) {
-        if stored.is_empty() || std::env::var("WIRE_RELAY_FAILPOINT").is_ok_and(|f| f == "drop-hints") {
+        if stored.is_empty() || self.drop_hints {
             return;
         }
+        if self.notifier.as_ref().is_none_or(Client::is_closed) {
+            self.notifier = connect(&self.url)
+                .and_then(|mut c| c.batch_execute("SET synchronous_commit = off").map(|()| c).map_err(err))
+                .ok();
+        }
+        let Some(notifier) = self.notifier.as_mut() else { return };
         let head = format!("@{}\n", self.node);
         let mut payload = head.clone();
         for (slot, seq) in stored {
             let line = format!("{slot} {seq}\n");
             if payload.len() + line.len() > MAX_HINT {
-                let _ = self.notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
+                let _ = notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
                 payload.clone_from(&head);
             }
             payload.push_str(&line);
         }
-        let _ = self.notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
+        let _ = notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The relay's HTTP API over real sockets: every route, every auth failure, idempotency,
-//! cursors and resume, retention, quotas and rate limits. Each test runs against both
-//! store backends (`memory::*` and `sqlite::*`).
+//! cursors and resume, retention, quotas and rate limits. Most run against every store
+//! (`memory::*`, `sqlite::*`, `postgres::*`: `common::every_store!`).
 
 use std::time::Duration;
 
@@ -9,21 +9,7 @@ use serde_json::json;
 use wire_core::clock::ManualClock;
 use wire_relay::{Config, Rate};
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod memory { $( #[test] fn $name() { super::$name(crate::common::Backend::Memory) } )* }
-        mod sqlite { $( #[test] fn $name() { super::$name(crate::common::Backend::Sqlite) } )* }
-        mod postgres {
-            $(
-                #[test]
-                #[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG)"]
-                fn $name() { super::$name(crate::common::Backend::Postgres) }
-            )*
-        }
-    };
-}
-
-both!(
+crate::common::every_store!(
     slots_grants_appends_and_idempotency,
     every_auth_failure_is_refused_with_the_right_code,
     revoked_token_fails_at_once,

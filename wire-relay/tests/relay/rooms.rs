@@ -1,6 +1,7 @@
 //! Room slots over real sockets: member and admin grants and what each may do, eviction
 //! by size and time with a "missed N" for readers behind it, stream caps per token, and a
-//! removed member's stream ending at once. Each test runs against both store backends.
+//! removed member's stream ending at once. Each test runs against every store
+//! (`common::every_store!`).
 
 use std::time::Duration;
 
@@ -9,21 +10,7 @@ use serde_json::json;
 use wire_core::clock::ManualClock;
 use wire_relay::Config;
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod memory { $( #[test] fn $name() { super::$name(crate::common::Backend::Memory) } )* }
-        mod sqlite { $( #[test] fn $name() { super::$name(crate::common::Backend::Sqlite) } )* }
-        mod postgres {
-            $(
-                #[test]
-                #[ignore = "needs the private PostgreSQL cluster `.ci/test` starts (WIRE_TEST_PG)"]
-                fn $name() { super::$name(crate::common::Backend::Postgres) }
-            )*
-        }
-    };
-}
-
-both!(
+crate::common::every_store!(
     member_and_admin_grants_do_exactly_what_they_say,
     a_room_evicts_its_oldest_and_tells_readers_what_they_missed,
     a_room_caps_streams_per_token_not_per_slot,

@@ -289,11 +289,7 @@ impl Endpoint {
             Call { v: 1, id, task: task.to_owned(), input, terms, expires_at: self.home.now().saturating_add(ttl) };
         call.check().map_err(|why| EndpointError::Job(why.into()))?;
         let body = control(JOB_CALL, &CallMsg { call: call.clone() });
-        let posted = self
-            .room_append(room, |to, _| {
-                Ok(Event::new(&self.identity, to.clone(), Kind::Control, body, self.home.now(), &mut OsRng))
-            })
-            .await?;
+        let posted = self.room_control(room, body).await?;
         let _lock = self.home.lock()?;
         let mut calls = self.load_calls()?;
         let held = HeldCall {
@@ -337,10 +333,7 @@ impl Endpoint {
         let name = self.room_names().into_iter().find(|(d, _)| d == &held.room).map(|(_, n)| n);
         let name = name.ok_or_else(|| EndpointError::Job("the call's room is no longer ours".into()))?;
         let body = control(JOB_BID, &BidMsg { bid: bid.clone() });
-        self.room_append(&name, |to, _| {
-            Ok(Event::new(&self.identity, to.clone(), Kind::Control, body, self.home.now(), &mut OsRng))
-        })
-        .await?;
+        self.room_control(&name, body).await?;
         let _lock = self.home.lock()?;
         let mut calls = self.load_calls()?;
         let call = Self::find_call(&mut calls, id)?;
@@ -491,6 +484,14 @@ impl Endpoint {
         Ok(self.home.save_keyed(ROOM_CAPS_DIR, &key, &RoomCard { room: m.room.clone(), card })?)
     }
 
+    /// Posts a control message (job call, bid, capability card) inside room `name`.
+    async fn room_control(&self, name: &str, body: serde_json::Value) -> Result<crate::endpoint::rooms::Posted> {
+        self.room_append(name, |to, _| {
+            Ok(Event::new(&self.identity, to.clone(), Kind::Control, body, self.home.now(), &mut OsRng))
+        })
+        .await
+    }
+
     /// Room members' capability cards (for `wire job providers`).
     pub(crate) fn room_cards(&self) -> Result<Vec<RoomCard>> {
         Ok(self.home.load_keyed(ROOM_CAPS_DIR)?)
@@ -503,11 +504,7 @@ impl Endpoint {
             self.rooms().unwrap_or_default().into_iter().filter(|r| r.standing == crate::room::Standing::Active);
         for name in active.map(|r| r.name) {
             let body = control(CAPABILITIES, &CapabilitiesMsg { capabilities: card.clone() });
-            let posted = self
-                .room_append(&name, |to, _| {
-                    Ok(Event::new(&self.identity, to.clone(), Kind::Control, body, self.home.now(), &mut OsRng))
-                })
-                .await;
+            let posted = self.room_control(&name, body).await;
             if let Err(e) = posted {
                 failed.push((name, e.to_string()));
             }

@@ -7,6 +7,7 @@ mod output;
 mod service;
 mod setup;
 mod signals;
+mod ui;
 
 use std::time::Duration;
 
@@ -280,6 +281,21 @@ enum Command {
     /// The sister sessions on this machine: `status`, `broadcast`, `role set`, `route`.
     #[command(subcommand)]
     Mesh(cmd::session::MeshCommand),
+    /// The operator's dashboard in a browser: who we are, peers and conversations, pairing
+    /// (invites with QR codes, code pairing with the digits, pending requests), rooms, jobs,
+    /// this machine's sessions and the relay's figures, live. Serves 127.0.0.1 only and
+    /// prints a one-time sign-in link; Ctrl-C stops it.
+    Ui {
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Open the link in the desktop's browser.
+        #[arg(long)]
+        open: bool,
+        /// The relay whose `/metrics` the Relay view charts (default: our own relay).
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
+    },
     /// Serve MCP on stdin/stdout for agent hosts (Claude Code, Cursor, ...): the wire_* tools,
     /// inbox resources with update notifications. Acts as the identity `wire whoami` shows.
     Mcp,
@@ -418,6 +434,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
     use cmd::agent;
     match command {
         Command::Demo { keep } => cmd::demo::run(keep, json),
+        Command::Ui { port, open, relay } => ui::run(port, open, relay, json),
         Command::Init { relay } => agent::init(relay.as_deref(), &[], json),
         Command::Up { reregister: true, .. } => agent::reregister(json),
         Command::Up { relay, also, .. } => agent::init(Some(relay.as_deref().unwrap_or_default()), &also, json),

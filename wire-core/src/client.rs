@@ -427,6 +427,24 @@ impl Client {
         self.call::<serde_json::Value>("GET", "/healthz", None, &[], Vec::new()).await.map(|_| ())
     }
 
+    /// The relay's `/metrics` text (Prometheus exposition), for the operator's UI.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let make = || {
+            Request::builder()
+                .method("GET")
+                .uri("/metrics")
+                .header("host", self.url.authority())
+                .body(Full::new(Bytes::new()))
+        };
+        make().map_err(|e| self.protocol(e))?;
+        let (status, body) = self.send(|| make().expect("built once above")).await?;
+        if (200..300).contains(&status) {
+            Ok(String::from_utf8_lossy(&body).into_owned())
+        } else {
+            Err(self.protocol(format!("HTTP {status} from /metrics")))
+        }
+    }
+
     /// Allocates a slot.
     pub async fn allocate_slot(&self) -> Result<AllocateSlotResponse, ClientError> {
         self.call("POST", "/v1/slots", None, &[], Vec::new()).await

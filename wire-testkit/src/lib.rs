@@ -3,13 +3,15 @@
 //! Helpers every wire test binary shares, so each exists once: unique temporary
 //! directories, [`eventually`] (the one way a test waits), an in-process relay on a free
 //! loopback port ([`relay::TestRelay`]), and a blocking HTTP/1.1 and SSE client that can
-//! also send malformed requests ([`http`]). A dev-dependency only; nothing here ships.
+//! also send malformed requests ([`http`]), and a headless Chromium over WebDriver
+//! ([`browser::Browser`]). A dev-dependency only; nothing here ships.
 //!
 //! Tests synchronise on observable state (a cursor, a metric, a file) through
 //! [`eventually`], never on a fixed sleep. Every wait is bounded; the bound is generous and
 //! scales with `WIRE_TEST_PATIENCE` (a multiplier, default 1) for very slow machines.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod browser;
 pub mod http;
 pub mod relay;
 

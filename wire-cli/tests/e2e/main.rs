@@ -36,3 +36,4 @@ mod service;
 mod setup;
 mod snapshots;
 mod strangers;
+mod ui;

@@ -185,6 +185,37 @@ impl Ui {
         });
     }
 
+    /// The sign-in socket (`wire_core::home::UI_SOCKET` in the home `wire ui` started in;
+    /// 0600, so only this user): each connection is answered with a fresh one-time link to
+    /// the Pairing page, and the UI acts as that home again. This is how `wire mcp` sends
+    /// the operator here (a URL-mode elicitation). `None` when another `wire ui` serves it.
+    #[cfg(unix)]
+    fn serve_links(self: &Arc<Self>) -> Option<std::path::PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        use tokio::io::AsyncWriteExt;
+        let path = self.started_as.home.root().join(wire_core::home::UI_SOCKET);
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            eprintln!("wire ui: another wire ui gives this home's sign-in links to `wire mcp`");
+            return None;
+        }
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).ok()?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok()?;
+        let ui = self.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let back = lock(&ui.acting).home.root() != ui.started_as.home.root();
+                if back {
+                    *lock(&ui.acting) = ui.started_as.clone();
+                    ui.start_engine();
+                }
+                let url = ui.gate.login_url("pairing");
+                let _ = stream.write_all(format!("{url}\n").as_bytes()).await;
+            }
+        });
+        Some(path)
+    }
+
     /// The relay the Relay view reads `/metrics` of: `--relay`, else our own.
     fn metrics_target(&self) -> Option<String> {
         if let Some(url) = &self.metrics_url {
@@ -221,7 +252,9 @@ pub fn run(port: u16, open: bool, relay_metrics: Option<String>, json: bool) -> 
         });
         ui.start_engine();
         ui.sample_relay();
-        let url = ui.gate.login_url();
+        #[cfg(unix)]
+        let socket = ui.serve_links();
+        let url = ui.gate.login_url("");
         if json {
             output::json(&serde_json::json!({ "url": url, "port": port }));
         } else {
@@ -246,6 +279,10 @@ pub fn run(port: u16, open: bool, relay_metrics: Option<String>, json: bool) -> 
         }
         if let Some(stop) = lock(&ui.engine_stop).take() {
             let _ = stop.send(true);
+        }
+        #[cfg(unix)]
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
         }
         Ok(())
     })

@@ -94,6 +94,10 @@ pub enum HomeError {
     },
 }
 
+/// The Unix socket a running `wire ui` keeps in the home it acts as: a connection reads one
+/// line, a one-time sign-in link to its Pairing page (how `wire mcp` sends the operator there).
+pub const UI_SOCKET: &str = "ui.sock";
+
 /// Bytes one peer's inbox file may reach before it is rotated (`WIRE_INBOX_MAX_BYTES`).
 pub const DEFAULT_INBOX_CAP: u64 = 64 << 20;
 

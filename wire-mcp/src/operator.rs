@@ -3,9 +3,11 @@
 //! taken from the model (which never sees the code or the digits). A host that cannot ask
 //! gets `operator_required` and the terminal command to run.
 //!
-//! Only form mode is used (a yes/no, six digits). The spoken code never passes through MCP
-//! at all: the operator reads it in a terminal (`wire pair-list`), so there is nothing to
-//! send a URL-mode elicitation for until `wire ui` can show it in the operator's browser.
+//! Form mode asks for a yes/no or six digits. The spoken code never passes through MCP at
+//! all: the operator reads it in a terminal (`wire pair-list`), or, when `wire ui` runs for
+//! this home and the client can open URLs, a URL-mode elicitation sends the operator to its
+//! Pairing page with a one-time sign-in link (the link goes to the client for the person,
+//! never into a tool result the model reads).
 
 use std::future::Future;
 
@@ -23,6 +25,40 @@ pub trait Host {
     fn ask(&self, message: String, schema: Value) -> impl Future<Output = Option<Asked>> + Send;
     /// Ticks after every pull of the server's sync engine.
     fn wake(&self) -> watch::Receiver<u64>;
+    /// Sends the person (not the model) to `url` (MCP URL-mode elicitation). Whether the
+    /// client could and the person agreed to open it.
+    fn show(&self, message: String, url: String) -> impl Future<Output = bool> + Send;
+}
+
+/// A one-time sign-in link to the Pairing page of the `wire ui` running for this home
+/// (`wire_core::home::UI_SOCKET`), when one runs.
+#[cfg(unix)]
+async fn ui_link(ep: &Endpoint) -> Option<String> {
+    use tokio::io::AsyncBufReadExt;
+    let path = ep.home.root().join(wire_core::home::UI_SOCKET);
+    let read = async {
+        let stream = tokio::net::UnixStream::connect(&path).await.ok()?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stream).read_line(&mut line).await.ok()?;
+        let url = line.trim().to_owned();
+        url.starts_with("http://127.0.0.1:").then_some(url)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), read).await.ok().flatten()
+}
+
+#[cfg(not(unix))]
+async fn ui_link(_ep: &Endpoint) -> Option<String> {
+    None
+}
+
+/// Sends the operator to the Pairing page of `wire ui`, where the code and the digits are
+/// shown large, when `wire ui` runs for this home and the client opens URLs.
+pub(crate) async fn show_pairing(ep: &Endpoint, host: &impl Host) -> bool {
+    let Some(url) = ui_link(ep).await else { return false };
+    let message = "wire: a code pairing is open. The Pairing page of wire ui shows its code (read it to the other \
+                   operator) and, once they join, the six digits to compare and confirm."
+        .to_owned();
+    host.show(message, url).await
 }
 
 /// What the person answered.

@@ -473,6 +473,23 @@ impl crate::operator::Host for Calling {
     fn wake(&self) -> watch::Receiver<u64> {
         self.wake.clone()
     }
+
+    async fn show(&self, message: String, url: String) -> bool {
+        let opens_urls = self
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.elicitation.as_ref().is_some_and(|e| e.url.is_some()));
+        if !opens_urls {
+            return false;
+        }
+        // Unique within this server (an id, not a secret).
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = format!("wire-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let params = json!({ "mode": "url", "message": message, "url": url, "elicitationId": id });
+        let Ok(params) = serde_json::from_value::<ElicitRequestParams>(params) else { return false };
+        let asked = self.peer.send_request(ServerRequest::ElicitRequest(ElicitRequest::new(params))).await;
+        matches!(asked, Ok(ClientResult::ElicitResult(r)) if r.action == ElicitationAction::Accept)
+    }
 }
 
 /// Sends a Claude Code channel notification; hosts that do not know it ignore it.

@@ -683,7 +683,11 @@ pub async fn call(
             let view = ep.pair_host(a.relay.as_deref(), PAIR_TIMEOUT).await.map_err(e)?;
             follow.pairing = Some(view.nameplate.clone());
             let mut v = for_model(&view)?;
-            v["next"] = "Tell your operator a code pairing is open: they see its code with `wire pair-list` in a terminal (it is never shown to you), read it to the other operator, who runs `wire pair-join <code>`. When wire_pair_list shows sas_ready, call wire_pair_confirm: your operator types the other screen's digits.".into();
+            v["next"] = if crate::operator::show_pairing(ep, host).await {
+                "Your operator was sent to the Pairing page of `wire ui` in their browser: it shows them the code (never shown to you) to read to the other operator, and then the digits to compare and confirm there. Wait with wire_pair_list until it is paired.".into()
+            } else {
+                "Tell your operator a code pairing is open: they see its code with `wire pair-list` in a terminal or on the Pairing page of `wire ui` (it is never shown to you), read it to the other operator, who runs `wire pair-join <code>`. When wire_pair_list shows sas_ready, call wire_pair_confirm: your operator types the other screen's digits.".into()
+            };
             v
         }
         "wire_pair_list" => {

@@ -60,9 +60,14 @@ pub struct Gate {
     port: u16,
     /// `/` and 32 hex digits.
     pub prefix: String,
-    token: Mutex<Option<String>>,
+    /// Unspent sign-in tokens: the printed one, and those minted for `wire mcp` (a few at
+    /// most; the oldest goes first).
+    tokens: Mutex<Vec<String>>,
     sessions: Mutex<HashMap<String, Instant>>,
 }
+
+/// Unspent tokens kept at most.
+const TOKENS: usize = 8;
 
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
@@ -76,15 +81,21 @@ impl Gate {
         Self {
             port,
             prefix: format!("/{}", random_hex(16)),
-            token: Mutex::new(Some(random_hex(32))),
+            tokens: Mutex::new(Vec::new()),
             sessions: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The URL that signs in (once).
-    pub fn login_url(&self) -> String {
-        let token = lock(&self.token).clone().unwrap_or_default();
-        format!("http://127.0.0.1:{}{}/login?token={token}", self.port, self.prefix)
+    /// A new URL that signs in once and lands on the view `next` (a path under the prefix).
+    pub fn login_url(&self, next: &str) -> String {
+        let token = random_hex(32);
+        let mut tokens = lock(&self.tokens);
+        if tokens.len() == TOKENS {
+            tokens.remove(0);
+        }
+        tokens.push(token.clone());
+        let next = if next.is_empty() { String::new() } else { format!("&next={next}") };
+        format!("http://127.0.0.1:{}{}/login?token={token}{next}", self.port, self.prefix)
     }
 
     /// Whether `host` (the `Host` header) names us.
@@ -99,18 +110,17 @@ impl Gate {
         })
     }
 
-    /// Spends the token: a new session id when `token` is the unspent one.
+    /// Spends a token: a new session id when `token` is an unspent one.
     pub fn login(&self, token: &str) -> Result<String, Refusal> {
-        let mut unspent = lock(&self.token);
-        match unspent.as_deref() {
-            Some(t) if !token.is_empty() && constant_eq(t.as_bytes(), token.as_bytes()) => {
-                *unspent = None;
-                let id = random_hex(32);
-                lock(&self.sessions).insert(id.clone(), Instant::now());
-                Ok(id)
-            }
-            _ => Err(Refusal::Token),
-        }
+        let mut unspent = lock(&self.tokens);
+        let Some(i) = unspent.iter().position(|t| !token.is_empty() && constant_eq(t.as_bytes(), token.as_bytes()))
+        else {
+            return Err(Refusal::Token);
+        };
+        unspent.remove(i);
+        let id = random_hex(32);
+        lock(&self.sessions).insert(id.clone(), Instant::now());
+        Ok(id)
     }
 
     /// Checks the session cookie in `cookie` (the `Cookie` header) and marks it used.
@@ -153,8 +163,10 @@ mod tests {
     #[test]
     fn the_token_signs_in_once_and_the_session_cookie_is_checked() {
         let gate = Gate::new(4242);
-        let url = gate.login_url();
+        let url = gate.login_url("");
         let token = url.rsplit_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default();
+        let other = gate.login_url("pairing");
+        assert!(other.ends_with("&next=pairing") && !other.contains(&token), "each link its own token");
         assert_eq!(gate.login("nope"), Err(Refusal::Token));
         let id = gate.login(&token).expect("the printed token signs in");
         assert_eq!(gate.login(&token), Err(Refusal::Token), "spent");

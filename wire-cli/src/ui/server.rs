@@ -80,10 +80,14 @@ async fn handle(ui: &Arc<Ui>, req: Request<Incoming>) -> Response<Body> {
     let Some(rest) = path.strip_prefix(prefix.as_str()) else { return respond(&prefix, Reply::NotFound) };
     let query = req.uri().query().unwrap_or_default().to_owned();
     if rest == "/login" && req.method() == Method::GET {
-        let token = form(&query).into_iter().find(|(k, _)| k == "token").map(|(_, v)| v).unwrap_or_default();
-        return match ui.gate.login(&token) {
+        let params = form(&query);
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        // Where to land: a view's path under the prefix, nothing else (no open redirect).
+        let next = param("next");
+        let next = if views::VIEW_PATHS.contains(&next.as_str()) { next } else { String::new() };
+        return match ui.gate.login(&param("token")) {
             Ok(id) => {
-                let mut r = respond(&prefix, Reply::SeeOther(String::new()));
+                let mut r = respond(&prefix, Reply::SeeOther(next));
                 if let Ok(v) = HeaderValue::from_str(&ui.gate.cookie(&id)) {
                     r.headers_mut().insert(header::SET_COOKIE, v);
                 }

@@ -32,6 +32,9 @@ pub fn problem(e: &EndpointError) -> String {
     format!("<code>{}</code>: {}.{next}", e.code(), esc(&e.to_string()))
 }
 
+/// The views a sign-in link may land on.
+pub const VIEW_PATHS: &[&str] = &["", "peers", "pairing", "rooms", "jobs", "mesh", "relay"];
+
 pub async fn get(ui: &Arc<Ui>, segments: &[&str], _query: &[(String, String)], live: bool) -> Reply {
     match segments {
         ["static", "ui.js"] => return Reply::Asset("text/javascript; charset=utf-8", include_str!("assets/ui.js")),

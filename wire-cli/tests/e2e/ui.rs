@@ -473,3 +473,42 @@ fn the_page_says_when_the_relay_or_the_ui_is_gone_and_picks_up_again() {
     wait_until(WAIT, "the page to notice wire ui stopped", || data(&ba, "stream").as_deref() == Some("closed"));
     assert!(ba.wait_text("#link").contains("wire ui"), "the banner names what stopped");
 }
+
+#[test]
+fn wire_mcp_sends_the_operator_to_the_pairing_page_with_a_one_time_link() {
+    let w = world("ui-mcp");
+    let ua = Ui::start(&w.a);
+    let (host, p) = (format!("127.0.0.1:{}", ua.port), ua.prefix());
+    let mut mcp = crate::common::McpSession::start(&w.a.home, &w.a.daemon_dir(), &w.a.sessions_dir(), None);
+    mcp.handshake_with(json!({ "elicitation": { "form": {}, "url": {} } }));
+    mcp.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "wire_pair_host", "arguments": {}}}));
+    let asked = mcp.until(|v| v["method"] == "elicitation/create");
+    assert_eq!(asked["params"]["mode"], "url", "{asked}");
+    let link = asked["params"]["url"].as_str().unwrap().to_owned();
+    assert!(link.starts_with(&format!("http://{host}{p}/login?token=")) && link.ends_with("&next=pairing"), "{link}");
+    mcp.send(json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "accept"}}));
+    let reply = mcp.until(|v| v["id"] == 2);
+    assert_ne!(reply["result"]["isError"], true, "{reply}");
+    let code = w.a.json(&["pair-list", "--reveal"])[0]["code"].as_str().unwrap().to_owned();
+    let said = reply.to_string();
+    assert!(!said.contains(&code) && !said.contains("token="), "the model sees neither the code nor the link: {said}");
+    assert!(said.contains("wire ui"), "the model is told where its operator was sent: {said}");
+
+    // The operator's link signs in once and lands on the Pairing page, which shows the code.
+    let path = link.strip_prefix(&format!("http://{host}")).unwrap().to_owned();
+    let signed = ua.request("GET", &path, &[("Host", &host)], "");
+    assert_eq!(signed.status, 303);
+    assert_eq!(signed.header("location"), Some(format!("{p}/pairing").as_str()));
+    let session = signed.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let page = ua.request("GET", &format!("{p}/pairing"), &[("Host", &host), ("Cookie", &session)], "");
+    assert!(page.text().contains(&code), "the page shows the code to the operator");
+    assert_eq!(ua.request("GET", &path, &[("Host", &host)], "").status, 403, "the link is spent");
+
+    // A client that cannot open URLs is never sent one: the model is told the terminal way.
+    let mut plain = crate::common::McpSession::start(&w.a.home, &w.a.daemon_dir(), &w.a.sessions_dir(), None);
+    plain.handshake_with(json!({ "elicitation": { "form": {} } }));
+    plain.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "wire_pair_host", "arguments": {}}}));
+    let reply = plain.until(|v| v["id"] == 2 || v["method"] == "elicitation/create");
+    assert_eq!(reply["id"], 2, "no elicitation: {reply}");
+    assert!(reply.to_string().contains("wire pair-list"), "{reply}");
+}

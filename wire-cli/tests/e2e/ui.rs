@@ -424,6 +424,25 @@ fn every_view_renders_passes_axe_and_tab_reaches_every_control() {
         }
         assert_eq!(reached, expected, "{name}: Tab order");
     }
+
+    // The switcher: the page acts as another session of this machine, and back.
+    let mesh = w.a.json(&["mesh", "status"]);
+    let planner = mesh.as_array().unwrap().iter().find(|m| m["session"] == "planner").unwrap()["face"]["nickname"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser.click_css("#session option[value=\"planner\"]");
+    browser.click_css("form.switch button");
+    wait_until(WAIT, "the page to act as the planner session", || {
+        browser.text_now(".acting").is_some_and(|t| t.contains(&planner))
+    });
+    assert!(browser.wait_text("#live").contains(&planner), "the Me view is the planner's");
+    browser.click_css("#session option[value=\"\"]");
+    browser.click_css("form.switch button");
+    let a_nick = w.a.nickname();
+    wait_until(WAIT, "the page to act as the home it started in", || {
+        browser.text_now(".acting").is_some_and(|t| t.contains(&a_nick))
+    });
 }
 
 /// Pairs A and B by invite on the command line.

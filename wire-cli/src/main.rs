@@ -133,13 +133,22 @@ enum Command {
     },
     /// List pair requests waiting for your decision, and your own requests in flight.
     Pending,
-    /// Raise a TOFU peer (paired by dial) to VERIFIED after comparing its fingerprint with its
-    /// operator over a channel you trust. A mismatch changes nothing. Operators only.
+    /// `wire verify PEER FINGERPRINT`: raise a TOFU peer (paired by dial) to VERIFIED after
+    /// comparing its fingerprint with its operator over a channel you trust (a mismatch changes
+    /// nothing; operators only).
+    ///
+    /// `wire verify FILE|- [--did DID]`: check signed events again, offline (an inbox file, a
+    /// single line, a job's events): each line against the pinned keys (any key the sender's
+    /// lineage held), or against DID alone. Tampered lines are reported by line number; exit 1
+    /// when any line fails.
     Verify {
-        /// Nickname, `nick@relay` or DID.
+        /// Nickname, `nick@relay` or DID; or, without a fingerprint, the file to check (`-`: stdin).
         peer: String,
         /// The fingerprint its operator read out (`wire whoami` on its side).
-        fingerprint: String,
+        fingerprint: Option<String>,
+        /// Check the file against this DID instead of the pinned keys (no home needed).
+        #[arg(long, conflicts_with = "fingerprint")]
+        did: Option<String>,
     },
     /// Unpair: revoke the peer's access to your mailbox, tell it, unpin it.
     Forget {
@@ -449,7 +458,8 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Reject { target } => agent::reject(&target, json),
         Command::Dial { handle, note } => agent::dial(&handle, note, json),
         Command::Pending => agent::pending(json),
-        Command::Verify { peer, fingerprint } => agent::verify(&peer, &fingerprint, json),
+        Command::Verify { peer, fingerprint: Some(fingerprint), .. } => agent::verify(&peer, &fingerprint, json),
+        Command::Verify { peer: file, fingerprint: None, did } => agent::verify_file(&file, did.as_deref(), json),
         Command::Forget { peer } => agent::forget(&peer, json),
         Command::Send { peer, body, kind, queue, wait, timeout } => {
             let (kind, body) = agent::kind_and_body(kind, body);

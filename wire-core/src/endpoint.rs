@@ -3,6 +3,7 @@
 //! holds the home lock and reloads state under it, so concurrent processes never lose or
 //! double anything. Results are `Serialize` so the CLI prints them as `--json`.
 
+mod audit;
 mod code_pair;
 mod error;
 mod jobs;
@@ -16,6 +17,7 @@ mod rooms;
 mod route;
 mod who;
 
+pub use audit::{Against, LineVerdict, VerifyReport, verify_lines};
 pub use code_pair::{CodeSession, PairView};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};
 pub use jobs::{

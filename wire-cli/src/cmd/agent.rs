@@ -442,6 +442,57 @@ pub fn verify(peer: &str, fingerprint: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wire verify FILE|- [--did DID]`.
+pub fn verify_file(file: &str, did: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("reading stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?
+    };
+    let report = match did {
+        Some(did) => {
+            let did = wire_core::proto::did::Did::parse(did).map_err(|e| output::Usage(format!("--did: {e}")))?;
+            endpoint::verify_lines(&text, &endpoint::Against::Did(did))
+        }
+        None => open()?.verify_lines(&text)?,
+    };
+    if json {
+        output::json(&report);
+    } else {
+        for l in &report.lines {
+            let who = l.from.as_ref().map(|f| format!(" from {}", face(f))).unwrap_or_default();
+            match l.problem {
+                None => println!("line {}: verified{who}", l.line),
+                Some(why) => println!("line {}: FAILED ({}){who}", l.line, verify_problem(why)),
+            }
+        }
+        println!("{} verified, {} failed", report.verified, report.failed);
+    }
+    if report.failed > 0 {
+        anyhow::bail!("{} of {} line(s) did not verify", report.failed, report.lines.len());
+    }
+    if report.lines.is_empty() {
+        anyhow::bail!("nothing to verify in {file}");
+    }
+    Ok(())
+}
+
+/// What a `wire verify` problem code means.
+fn verify_problem(code: &str) -> &'static str {
+    match code {
+        "not_json" => "not JSON",
+        "no_signature" => "no signed document on the line",
+        "not_an_event" => "the signed bytes are not an event",
+        "not_pinned" => "signed by nobody pinned here",
+        "other_signer" => "signed by another identity than --did",
+        "bad_signature" => "the signature does not verify: tampered, or not from that key",
+        "fields_differ" => "the line's fields differ from the signed bytes: tampered",
+        _ => "failed",
+    }
+}
+
 /// A tier as `wire peers` shows it.
 fn tier_name(t: wire_core::proto::pairing::Tier) -> String {
     serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod audit;
 mod cli;
 mod clock;
 mod code_pairing;

@@ -150,6 +150,20 @@ enum Command {
         #[arg(long, conflicts_with = "fingerprint")]
         did: Option<String>,
     },
+    /// Block an identity: its pair requests, dials and messages are dropped at receive and
+    /// counted, never shown; a pinned peer is unpinned and its send grant revoked (it is not
+    /// told); a stranger's waiting request goes. Follows the identity across key rotations.
+    Block {
+        /// Nickname, `nick@relay` or DID of a peer, a stranger in `wire pending`, or any DID.
+        target: String,
+    },
+    /// Take an identity off the block list (a former peer must pair again).
+    Unblock {
+        /// Nickname or DID, as `wire blocked` lists it.
+        target: String,
+    },
+    /// The block list, with how many envelopes from each were dropped.
+    Blocked,
     /// Unpair: revoke the peer's access to your mailbox, tell it, unpin it.
     Forget {
         /// Nickname, `nick@relay` or DID.
@@ -461,6 +475,9 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Verify { peer, fingerprint: Some(fingerprint), .. } => agent::verify(&peer, &fingerprint, json),
         Command::Verify { peer: file, fingerprint: None, did } => agent::verify_file(&file, did.as_deref(), json),
         Command::Forget { peer } => agent::forget(&peer, json),
+        Command::Block { target } => agent::block(&target, json),
+        Command::Unblock { target } => agent::unblock(&target, json),
+        Command::Blocked => agent::blocked(json),
         Command::Send { peer, body, kind, queue, wait, timeout } => {
             let (kind, body) = agent::kind_and_body(kind, body);
             agent::send(&peer, &kind, &body, queue, wait, timeout, json)

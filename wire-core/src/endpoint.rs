@@ -4,6 +4,7 @@
 //! double anything. Results are `Serialize` so the CLI prints them as `--json`.
 
 mod audit;
+mod block;
 mod code_pair;
 mod error;
 mod jobs;
@@ -17,6 +18,7 @@ mod rooms;
 mod route;
 mod who;
 
+pub use block::{BlockEntry, BlockReport, Blocked, BlockedView};
 pub use audit::{Against, LineVerdict, VerifyReport, verify_lines};
 pub use code_pair::{CodeSession, PairView};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};

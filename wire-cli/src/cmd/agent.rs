@@ -498,6 +498,53 @@ fn tier_name(t: wire_core::proto::pairing::Tier) -> String {
     serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
+/// `wire block`.
+pub fn block(target: &str, json: bool) -> anyhow::Result<()> {
+    let r = runtime()?.block_on(open()?.block(target))?;
+    if json {
+        output::json(&r);
+        return Ok(());
+    }
+    let mut what = Vec::new();
+    if r.unpinned {
+        what.push("unpinned, its send grant revoked");
+    }
+    if r.dropped_request {
+        what.push("its pair request dropped");
+    }
+    let what = if what.is_empty() { String::new() } else { format!(" ({})", what.join("; ")) };
+    let state = if r.already { "already blocked" } else { "blocked" };
+    println!("{}: {state}{what}; whatever it sends is dropped", face(&r.blocked));
+    Ok(())
+}
+
+/// `wire unblock`.
+pub fn unblock(target: &str, json: bool) -> anyhow::Result<()> {
+    let f = open()?.unblock(target)?;
+    if json {
+        output::json(&serde_json::json!({ "unblocked": f }));
+    } else {
+        println!("{}: unblocked (pair again to talk)", face(&f));
+    }
+    Ok(())
+}
+
+/// `wire blocked`.
+pub fn blocked(json: bool) -> anyhow::Result<()> {
+    let list = open()?.blocked()?;
+    if json {
+        output::json(&list);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("nobody is blocked");
+    }
+    for b in &list {
+        println!("{} since {}: {} dropped", face(&b.face), output::when(b.at), b.dropped);
+    }
+    Ok(())
+}
+
 /// `wire forget`.
 pub fn forget(target: &str, json: bool) -> anyhow::Result<()> {
     let v = runtime()?.block_on(open()?.forget(target))?;

@@ -10,6 +10,7 @@
 mod common;
 
 mod audit;
+mod block;
 mod cli;
 mod clock;
 mod code_pairing;

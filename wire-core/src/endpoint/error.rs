@@ -57,6 +57,12 @@ pub enum EndpointError {
     /// No pending request by that name.
     #[error("no pending pair request from `{0}`; `wire pending` lists them")]
     NoSuchRequest(String),
+    /// `wire block` named ourselves.
+    #[error("you cannot block yourself")]
+    BlockSelf,
+    /// `wire unblock` named nobody on the block list.
+    #[error("`{0}` is not blocked; `wire blocked` lists the block list")]
+    NotBlocked(String),
     /// Agents may not send protocol kinds.
     #[error(
         "`{0}` is a protocol kind that wire sends itself; use message, claim, decision, question, ack or heartbeat"
@@ -466,6 +472,8 @@ impl EndpointError {
             EndpointError::UnknownPeer(..) => "not_paired",
             EndpointError::AmbiguousPeer(_) => "ambiguous_peer",
             EndpointError::NoSuchRequest(_) => "no_such_request",
+            EndpointError::BlockSelf => "block_self",
+            EndpointError::NotBlocked(_) => "not_blocked",
             EndpointError::ProtocolKind(_) => "protocol_kind",
             EndpointError::Kind(_) => "unknown_kind",
             EndpointError::Seal(_) => "seal_failed",
@@ -516,6 +524,7 @@ impl EndpointError {
             | EndpointError::InviteSpent => Some(NextStep::AskForInvite),
             EndpointError::UnknownPeer(..) | EndpointError::AmbiguousPeer(_) => Some(NextStep::ListPeers),
             EndpointError::NoSuchRequest(_) => Some(NextStep::ListPending),
+            EndpointError::BlockSelf | EndpointError::NotBlocked(_) => Some(NextStep::FixArgument),
             EndpointError::NoSuchPairing(_) => Some(NextStep::ListPairings),
             EndpointError::NoSuchNameplate { .. } | EndpointError::NameplateTaken(_) | EndpointError::Code(_) => {
                 Some(NextStep::AskForCode)

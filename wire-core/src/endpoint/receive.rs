@@ -76,6 +76,8 @@ impl Endpoint {
         let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
         let mut later = After::default();
+        let mut blocked = self.home.load::<super::Blocked>()?;
+        let blocked_before = blocked.as_ref().map(|b| b.blocked.iter().map(|e| e.dropped).sum::<u64>());
         // Whether the relay's store is not the one our cursor counts in: then we read from
         // its floor and check repeats against the whole inbox.
         let mut rewound = false;
@@ -120,6 +122,7 @@ impl Endpoint {
             let mut inbox: Vec<(Did, InboxLine)> = Vec::new();
             for stored in events {
                 self.receive(
+                    blocked.as_mut(),
                     stored.seq,
                     stored.lane,
                     &stored.envelope,
@@ -192,6 +195,11 @@ impl Endpoint {
                 self.home.queue(&item)?;
             }
             account.cursor = last;
+            if let Some(b) = &blocked {
+                if Some(b.blocked.iter().map(|e| e.dropped).sum::<u64>()) != blocked_before {
+                    self.home.save(b)?;
+                }
+            }
             self.home.save(&peers)?;
             self.home.save(&pending)?;
             self.home.save(&account)?;
@@ -234,6 +242,7 @@ impl Endpoint {
     #[allow(clippy::too_many_arguments)]
     async fn receive(
         &self,
+        blocked: Option<&mut super::Blocked>,
         seq: u64,
         lane: Lane,
         bytes: &[u8],
@@ -274,6 +283,11 @@ impl Endpoint {
             Err(e) => return reject(format!("malformed event: {e}")),
         };
         let sender = event.claimed_sender().clone();
+        // Blocked: dropped first, counted, never stored (a forgery in its name is dropped too).
+        if blocked.is_some_and(|b| b.drops(&sender)) {
+            report.blocked += 1;
+            return Ok(());
+        }
         if let Some(peer) = peers.peers.iter_mut().find(|p| p.card.did() == &sender) {
             let nick = Face::of(&sender).nickname;
             let mut pin = peer.pin();

@@ -173,6 +173,8 @@ pub struct PullReport {
     pub closed: Vec<Face>,
     /// Inbound events refused (including `unsupported`).
     pub rejected: usize,
+    /// Envelopes from blocked identities, dropped (`wire blocked` counts them per identity).
+    pub blocked: usize,
     /// Of those, events of a kind (or control type) from a newer peer: not readable by
     /// this build, recorded in `wire status`.
     pub unsupported: usize,

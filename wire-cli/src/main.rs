@@ -150,6 +150,16 @@ enum Command {
         #[arg(long, conflicts_with = "fingerprint")]
         did: Option<String>,
     },
+    /// Check that a peer's endpoint is online: a signed probe its endpoint (daemon, `wire
+    /// mcp`) answers by itself; prints the round trip, or "no answer" after the timeout (exit
+    /// 1). Never reaches its inbox or its agent. At most 6 a minute per peer.
+    Ping {
+        /// Nickname, `nick@relay` or DID.
+        peer: String,
+        /// How long to wait for the answer (at most 60s).
+        #[arg(long, default_value = "10s", value_parser = wire_core::duration::parse)]
+        timeout: Duration,
+    },
     /// Block an identity: its pair requests, dials and messages are dropped at receive and
     /// counted, never shown; a pinned peer is unpinned and its send grant revoked (it is not
     /// told); a stranger's waiting request goes. Follows the identity across key rotations.
@@ -475,6 +485,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Verify { peer, fingerprint: Some(fingerprint), .. } => agent::verify(&peer, &fingerprint, json),
         Command::Verify { peer: file, fingerprint: None, did } => agent::verify_file(&file, did.as_deref(), json),
         Command::Forget { peer } => agent::forget(&peer, json),
+        Command::Ping { peer, timeout } => agent::ping(&peer, timeout, json),
         Command::Block { target } => agent::block(&target, json),
         Command::Unblock { target } => agent::unblock(&target, json),
         Command::Blocked => agent::blocked(json),

@@ -10,6 +10,7 @@ mod error;
 mod jobs;
 pub mod lineage;
 mod mesh;
+mod ping;
 mod receipts;
 mod receive;
 mod recover;
@@ -18,8 +19,8 @@ mod rooms;
 mod route;
 mod who;
 
-pub use block::{BlockEntry, BlockReport, Blocked, BlockedView};
 pub use audit::{Against, LineVerdict, VerifyReport, verify_lines};
+pub use block::{BlockEntry, BlockReport, Blocked, BlockedView};
 pub use code_pair::{CodeSession, PairView};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};
 pub use jobs::{
@@ -27,6 +28,7 @@ pub use jobs::{
     JobView, ProviderView,
 };
 pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, sessions_with_role, valid_role};
+pub use ping::{MAX_PING_WAIT, PER_MINUTE as PINGS_PER_MINUTE, PingReport, Pings, SentPing};
 pub use receipts::{Compact, MAX_WAIT};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
 pub use report::{

@@ -219,6 +219,14 @@ pub fn catalogue() -> Vec<Tool> {
             &[("sent", "array")],
         ),
         tool(
+            "wire_ping",
+            "Ping a peer",
+            "Check that a paired peer's endpoint is online: a signed probe its endpoint answers by itself (never shown to its agent). Returns answered and the round trip in ms, or answered false after the timeout (default 10 s). At most 6 a minute per peer.",
+            &[PEER, opt("timeout_secs", "integer", "Give up after this many seconds (default 10, at most 60).").range(1, 60)],
+            Outward,
+            &[("peer", "object"), ("answered", "boolean"), ("rtt_ms", "integer"), ("waited_ms", "integer")],
+        ),
+        tool(
             "wire_invite",
             "Make an invite",
             "Mint a wire://pair?... invite URL for the operator to hand to another operator, whose agent redeems it with wire_accept.",
@@ -388,6 +396,14 @@ struct NoArgs {}
 #[serde(deny_unknown_fields)]
 struct InitArgs {
     relay: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PingArgs {
+    peer: String,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -641,6 +657,12 @@ pub async fn call(
         "wire_sent" => {
             let a: SentArgs = args(name, arguments)?;
             json!({ "sent": ep.sent(a.peer.as_deref(), a.limit.unwrap_or(20).clamp(1, 1000)).map_err(e)? })
+        }
+        "wire_ping" => {
+            let a: PingArgs = args(name, arguments)?;
+            let mut wake = host.wake();
+            let wait = Duration::from_secs(a.timeout_secs.unwrap_or(10).clamp(1, 60));
+            to_json(ep.ping(&a.peer, wait, &mut wake).await.map_err(e)?)?
         }
         "wire_invite" => {
             let a: InviteArgs = args(name, arguments)?;

@@ -498,6 +498,29 @@ fn tier_name(t: wire_core::proto::pairing::Tier) -> String {
     serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
+/// `wire ping`.
+pub fn ping(peer: &str, timeout: Duration, json: bool) -> anyhow::Result<()> {
+    let ep = open()?;
+    let rt = engine_runtime()?;
+    // The engine brings the answer in; it starts first so a quick answer is not missed.
+    let mut waker = rt.block_on(async { sync::waker(ep.home.clone(), sync::Options { drive_pairings: false }) });
+    if !json {
+        eprintln!("pinging {peer} (up to {}s)...", timeout.as_secs().min(endpoint::MAX_PING_WAIT.as_secs()));
+    }
+    let r = rt.block_on(ep.ping(peer, timeout, &mut waker.wake))?;
+    if json {
+        output::json(&r);
+    } else if let Some(rtt) = r.rtt_ms {
+        println!("pong from {}: {rtt} ms", face(&r.peer));
+    } else {
+        println!("no answer from {} within {} s", face(&r.peer), r.waited_ms / 1000);
+    }
+    if !r.answered {
+        anyhow::bail!("no answer from {}: its endpoint is not running, or its relay is unreachable", r.peer.nickname);
+    }
+    Ok(())
+}
+
 /// `wire block`.
 pub fn block(target: &str, json: bool) -> anyhow::Result<()> {
     let r = runtime()?.block_on(open()?.block(target))?;

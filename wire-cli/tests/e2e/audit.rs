@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{RelayProcess, Wire, eventually, free_port, tempdir, WAIT};
+use crate::common::{RelayProcess, WAIT, Wire, eventually, free_port, tempdir};
 
 fn lines(file: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()

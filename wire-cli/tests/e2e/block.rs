@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{RelayProcess, Wire, eventually, free_port, tempdir, WAIT};
+use crate::common::{RelayProcess, WAIT, Wire, eventually, free_port, tempdir};
 
 fn dropped(w: &Wire, did: &str) -> u64 {
     let list = w.json(&["blocked"]);

@@ -30,6 +30,7 @@ mod mesh;
 mod netns;
 mod nodes;
 mod packaging;
+mod ping;
 mod receive;
 mod relay_process;
 mod replay;

@@ -59,12 +59,8 @@ impl Endpoint {
 /// Verifies each non-empty line of `text`: an inbox line (the event's fields and `signed`),
 /// or a bare signed document (`{"payload", "sig"}`).
 pub fn verify_lines(text: &str, against: &Against) -> VerifyReport {
-    let lines: Vec<LineVerdict> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| judge(i + 1, l, against))
-        .collect();
+    let lines: Vec<LineVerdict> =
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| judge(i + 1, l, against)).collect();
     let verified = lines.iter().filter(|l| l.ok).count();
     VerifyReport { failed: lines.len() - verified, verified, lines }
 }

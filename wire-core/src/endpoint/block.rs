@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Endpoint, EndpointError, Face, Result};
 use crate::client::ClientError;
-use crate::proto::api::ErrorCode;
 use crate::home::{Peers, Pending, StateFile};
+use crate::proto::api::ErrorCode;
 use crate::proto::did::Did;
 use crate::proto::time::UnixMillis;
 
@@ -87,9 +87,10 @@ impl Endpoint {
         let did = match self.find_peer(&peers, name) {
             Ok(peer) => peer.card.did().clone(),
             Err(not_pinned) => {
-                let waiting = pending.requests.iter().find(|r| {
-                    r.from.did().as_str() == name.trim() || r.from.character().nickname() == name.trim()
-                });
+                let waiting = pending
+                    .requests
+                    .iter()
+                    .find(|r| r.from.did().as_str() == name.trim() || r.from.character().nickname() == name.trim());
                 match (waiting, Did::parse(name.trim())) {
                     (Some(r), _) => r.from.did().clone(),
                     (None, Ok(did)) => did,
@@ -145,6 +146,10 @@ impl Endpoint {
     /// `wire blocked`.
     pub fn blocked(&self) -> Result<Vec<BlockedView>> {
         let blocked = self.home.load::<Blocked>()?.unwrap_or_default();
-        Ok(blocked.blocked.iter().map(|b| BlockedView { face: Face::of(&b.did), at: b.at, dropped: b.dropped }).collect())
+        Ok(blocked
+            .blocked
+            .iter()
+            .map(|b| BlockedView { face: Face::of(&b.did), at: b.at, dropped: b.dropped })
+            .collect())
     }
 }

@@ -57,6 +57,12 @@ pub enum EndpointError {
     /// No pending request by that name.
     #[error("no pending pair request from `{0}`; `wire pending` lists them")]
     NoSuchRequest(String),
+    /// The peer's card does not list pings (an older wire).
+    #[error("{0} runs a wire that does not answer pings; `wire status` on its side says whether it is online")]
+    PingUnsupported(String),
+    /// Too many pings to one peer in a minute.
+    #[error("{0} was pinged 6 times in the last minute; wait a little")]
+    PingRateLimited(String),
     /// `wire block` named ourselves.
     #[error("you cannot block yourself")]
     BlockSelf,
@@ -473,6 +479,8 @@ impl EndpointError {
             EndpointError::AmbiguousPeer(_) => "ambiguous_peer",
             EndpointError::NoSuchRequest(_) => "no_such_request",
             EndpointError::BlockSelf => "block_self",
+            EndpointError::PingUnsupported(_) => "ping_unsupported",
+            EndpointError::PingRateLimited(_) => "ping_rate_limited",
             EndpointError::NotBlocked(_) => "not_blocked",
             EndpointError::ProtocolKind(_) => "protocol_kind",
             EndpointError::Kind(_) => "unknown_kind",
@@ -525,6 +533,7 @@ impl EndpointError {
             EndpointError::UnknownPeer(..) | EndpointError::AmbiguousPeer(_) => Some(NextStep::ListPeers),
             EndpointError::NoSuchRequest(_) => Some(NextStep::ListPending),
             EndpointError::BlockSelf | EndpointError::NotBlocked(_) => Some(NextStep::FixArgument),
+            EndpointError::PingUnsupported(_) | EndpointError::PingRateLimited(_) => None,
             EndpointError::NoSuchPairing(_) => Some(NextStep::ListPairings),
             EndpointError::NoSuchNameplate { .. } | EndpointError::NameplateTaken(_) | EndpointError::Code(_) => {
                 Some(NextStep::AskForCode)

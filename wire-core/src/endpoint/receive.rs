@@ -186,6 +186,9 @@ impl Endpoint {
                     })?;
                 }
             }
+            if !later.pings.is_empty() || !later.pongs.is_empty() {
+                self.take_pings(&peers, &mut later.pings, &mut later.pongs)?;
+            }
             // Room control messages change the rooms file and answer: also before the ack.
             for item in self.take_room_controls(std::mem::take(&mut later.rooms), &peers, &mut report.rooms)? {
                 self.home.queue(&item)?;
@@ -195,10 +198,10 @@ impl Endpoint {
                 self.home.queue(&item)?;
             }
             account.cursor = last;
-            if let Some(b) = &blocked {
-                if Some(b.blocked.iter().map(|e| e.dropped).sum::<u64>()) != blocked_before {
-                    self.home.save(b)?;
-                }
+            if let Some(b) = &blocked
+                && Some(b.blocked.iter().map(|e| e.dropped).sum::<u64>()) != blocked_before
+            {
+                self.home.save(b)?;
             }
             self.home.save(&peers)?;
             self.home.save(&pending)?;
@@ -448,6 +451,18 @@ impl Endpoint {
                     Ok(control) if super::rooms::is_room_control(&control.kind) && control.v == 1 => {
                         later.rooms.push((sender.clone(), control));
                     }
+                    // A probe: answered with the batch unless this peer used its minute's
+                    // answers; its answer: the round trip of our ping. Neither is stored.
+                    Ok(control) if control.kind == super::ping::PING && control.v == 1 => {
+                        if let Some(nonce) = super::ping::nonce_of(&control.fields) {
+                            later.pings.push((sender.clone(), nonce));
+                        }
+                    }
+                    Ok(control) if control.kind == super::ping::PONG && control.v == 1 => {
+                        if let Some(nonce) = super::ping::nonce_of(&control.fields) {
+                            later.pongs.push((sender.clone(), nonce));
+                        }
+                    }
                     Ok(control) if control.kind == super::receipts::RECEIPT && control.v == 1 => {
                         match super::receipts::receipt_record(&control.fields, verified.signed(), self.home.now()) {
                             Ok(record) => later.receipts.push((sender.clone(), record)),
@@ -674,4 +689,8 @@ pub(super) struct After {
     rooms: Vec<(Did, ControlBody)>,
     /// Capability cards of peers (kept with the batch, before the ack).
     capabilities: Vec<(Did, ControlBody)>,
+    /// Pings to answer (peer, nonce).
+    pings: Vec<(Did, String)>,
+    /// Answers to our pings (peer, nonce).
+    pongs: Vec<(Did, String)>,
 }

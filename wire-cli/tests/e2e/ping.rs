@@ -1,0 +1,63 @@
+//! `wire ping`: a signed probe answered by the peer's running endpoint, the round trip
+//! reported, "no answer" when nothing runs there, the per-peer limit, and nothing in the inbox.
+
+use serde_json::{Value, json};
+
+use crate::common::{McpSession, RelayProcess, WAIT, Wire, eventually, free_port, tempdir};
+
+#[test]
+fn a_ping_is_answered_by_the_running_endpoint_and_never_reaches_the_inbox() {
+    let dir = tempdir("ping");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let relay = RelayProcess::start_at(&dir.join("relay"), &dir.join("relay.log"), &bind, &[]);
+    let (a, b) = (Wire::new(&dir, "a"), Wire::new(&dir, "b"));
+    for w in [&a, &b] {
+        w.json(&["up", &bind]);
+    }
+    let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
+    b.json(&["accept", &url]);
+    eventually(WAIT, "the pairing", || {
+        a.run(&["pull"]);
+        b.run(&["pull"]);
+        (b.json(&["peers"]).as_array().unwrap().len() == 1).then_some(())
+    });
+    let b_nick = b.nickname();
+
+    // Nothing runs for B: no answer, exit 1.
+    let quiet = a.run(&["ping", &b_nick, "--timeout", "1s", "--json"]);
+    assert_eq!(quiet.code, 1, "{quiet:?}");
+    let v: Value = serde_json::from_str(quiet.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!((v["answered"].clone(), v["rtt_ms"].clone()), (json!(false), Value::Null), "{v}");
+
+    // B's endpoint runs (its MCP server's sync engine): answered, with a round trip.
+    let mut mcp = McpSession::start(&b.home, &b.daemon_dir(), &b.sessions_dir(), None);
+    mcp.handshake();
+    let mut answered = 1;
+    let first = eventually(WAIT, "B's server to answer a ping", || {
+        answered += 1;
+        let run = a.run(&["ping", &b_nick, "--timeout", "20s", "--json"]);
+        let v: Value = serde_json::from_str(run.stdout.lines().next()?).ok()?;
+        (v["answered"] == true).then_some(v)
+    });
+    assert!(first["rtt_ms"].as_u64().is_some(), "{first}");
+    let human = a.run(&["ping", &b_nick]);
+    answered += 1;
+    assert!(human.stdout.contains("pong from") && human.stdout.contains(" ms"), "{human:?}");
+
+    // Six a minute per peer: the next one is refused before anything is sent.
+    while answered < 6 {
+        assert_eq!(a.json(&["ping", &b_nick])["answered"], true);
+        answered += 1;
+    }
+    let limited = a.run(&["ping", &b_nick, "--json"]);
+    assert_eq!(limited.code, 1);
+    assert!(limited.stdout.contains("ping_rate_limited"), "{limited:?}");
+
+    // Nothing of it in B's inbox, and B's agent was told nothing.
+    drop(mcp);
+    let tail = b.run(&["tail", "--json"]).ok();
+    assert_eq!(tail.stdout.trim(), "", "B's inbox holds no ping: {tail:?}");
+    assert_eq!(b.json(&["status"])["unread"], 0);
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+}

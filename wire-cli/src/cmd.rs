@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod demo;
+pub mod doctor;
 pub mod job;
 pub mod mcp;
 pub mod pair;

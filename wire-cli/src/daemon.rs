@@ -139,6 +139,18 @@ pub fn serves(home: &Path) -> bool {
         .is_some_and(|r| r.homes.contains(&home))
 }
 
+/// The running daemon's last error for `home`, when its stream to the relay is down.
+pub fn failing(home: &Path) -> Option<String> {
+    let dir = dir().ok()?;
+    let status: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("status.json")).ok()?).ok()?;
+    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
+    let entry = status["homes"].as_array()?.iter().find(|h| h["home"].as_str().map(Path::new) == Some(home.as_path()))?;
+    if entry["stream_connected"] == true {
+        return None;
+    }
+    entry["last_error"].as_str().map(str::to_owned)
+}
+
 fn lock_is_held(dir: &Path) -> bool {
     match OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("daemon.lock")) {
         Ok(f) => f.try_lock().is_err(),

@@ -150,6 +150,11 @@ enum Command {
         #[arg(long, conflicts_with = "fingerprint")]
         did: Option<String>,
     },
+    /// Find what is silently wrong with this identity, each with what to do: no identity or
+    /// relay, relay unreachable or its mailbox gone, no daemon (or a failing one), failing
+    /// outbox items, parked pairing answers, waiting pair requests, refused events. Exit 0
+    /// when healthy, 1 with findings.
+    Doctor,
     /// Check that a peer's endpoint is online: a signed probe its endpoint (daemon, `wire
     /// mcp`) answers by itself; prints the round trip, or "no answer" after the timeout (exit
     /// 1). Never reaches its inbox or its agent. At most 6 a minute per peer.
@@ -486,6 +491,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Verify { peer: file, fingerprint: None, did } => agent::verify_file(&file, did.as_deref(), json),
         Command::Forget { peer } => agent::forget(&peer, json),
         Command::Ping { peer, timeout } => agent::ping(&peer, timeout, json),
+        Command::Doctor => cmd::doctor::doctor(json),
         Command::Block { target } => agent::block(&target, json),
         Command::Unblock { target } => agent::unblock(&target, json),
         Command::Blocked => agent::blocked(json),
@@ -591,6 +597,7 @@ fn man_page() -> anyhow::Result<String> {
 fn report(result: anyhow::Result<()>, json: bool) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<output::Findings>().is_some() => std::process::ExitCode::FAILURE,
         Err(e) if e.downcast_ref::<output::Usage>().is_some() => {
             // A command line that parsed but says something impossible: like clap's refusals.
             if json {

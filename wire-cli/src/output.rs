@@ -31,6 +31,19 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// A command that found something to report and has printed it (`wire doctor`): exit code 1,
+/// and nothing more is printed.
+#[derive(Debug)]
+pub struct Findings;
+
+impl std::fmt::Display for Findings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("findings reported")
+    }
+}
+
+impl std::error::Error for Findings {}
+
 /// `emoji nickname`, coloured.
 pub fn face(f: &Face) -> String {
     if color() {

@@ -18,6 +18,7 @@ mod compat;
 mod daemon;
 mod demo;
 mod docs_commands;
+mod doctor;
 mod errors;
 mod first_hour;
 mod flows;

@@ -1,0 +1,151 @@
+//! `wire doctor`: the silent failures, found in one pass, each with what to do. Exit 0 when
+//! there is nothing to say, 1 with findings.
+
+use serde::Serialize;
+use wire_core::endpoint::{Endpoint, Mailbox};
+
+use super::agent::{chosen, runtime};
+use crate::output;
+
+/// One thing wrong.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    /// Its class (stable): `no_identity`, `no_relay`, `relay_unreachable`, `slot_gone`,
+    /// `daemon_not_running`, `daemon_failing`, `outbox_failing`, `answers_parked`,
+    /// `requests_waiting`, `events_rejected`.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub fix: String,
+}
+
+/// `wire doctor`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The home looked at.
+    pub home: String,
+    /// Nothing found.
+    pub healthy: bool,
+    /// What was found.
+    pub findings: Vec<Finding>,
+}
+
+fn finding(code: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding { code, message: message.into(), fix: fix.into() }
+}
+
+/// Looks at the home the command acts as.
+pub fn examine() -> anyhow::Result<Report> {
+    let home = chosen()?.home;
+    let mut findings = Vec::new();
+    let report = |findings: Vec<Finding>| Report {
+        home: home.root().display().to_string(),
+        healthy: findings.is_empty(),
+        findings,
+    };
+    let opened = Endpoint::open(home.clone());
+    let missing = match &opened {
+        Ok(ep) => ep.account().is_err(),
+        Err(e) => e.code() == "not_initialized",
+    };
+    if missing {
+        let (code, message) = match home.identity() {
+            Ok(_) => ("no_relay", "the identity has no mailbox on a relay"),
+            Err(_) => ("no_identity", "no identity in this home"),
+        };
+        findings.push(finding(code, message, "wire up <relay>"));
+        return Ok(report(findings));
+    }
+    let ep = opened?;
+    let status = runtime()?.block_on(ep.status())?;
+    match (status.relay.reachable.ok, status.relay.mailbox) {
+        (false, _) => findings.push(finding(
+            "relay_unreachable",
+            format!(
+                "the relay {} does not answer: {}",
+                status.relay.url,
+                output::untrusted(status.relay.reachable.error.as_deref().unwrap_or("no answer"))
+            ),
+            "check the address, the network, and for https the certificate (WIRE_CA_FILE for a private CA); `wire status` again",
+        )),
+        (true, Mailbox::Gone) => findings.push(finding(
+            "slot_gone",
+            format!("the relay {} no longer knows our mailbox (its data was lost or reset)", status.relay.url),
+            "wire up --reregister",
+        )),
+        _ => {}
+    }
+    let served = crate::daemon::serves(home.root());
+    if !served {
+        findings.push(finding(
+            "daemon_not_running",
+            "no wire daemon keeps this home in sync: messages arrive only when something pulls",
+            "wire daemon start (or `wire service install` to start it at login)",
+        ));
+    } else if let Some(error) = crate::daemon::failing(home.root()) {
+        findings.push(finding(
+            "daemon_failing",
+            format!("the daemon cannot sync this home: {}", output::untrusted(&error)),
+            "wire daemon status; the cause above (relay, network) first, then `wire daemon stop && wire daemon start`",
+        ));
+    }
+    for item in &status.outbox.failing {
+        findings.push(finding(
+            "outbox_failing",
+            format!(
+                "a message to {} failed {} time(s): {}",
+                item.to,
+                item.attempts,
+                output::untrusted(item.last_error.as_deref().unwrap_or("unknown"))
+            ),
+            "it is retried at every sync; if its relay is gone for good, `wire forget` the peer",
+        ));
+    }
+    let pending = ep.pending()?;
+    for answer in &pending.answers {
+        findings.push(finding(
+            "answers_parked",
+            format!(
+                "our pairing answer to {} is not delivered ({} attempt(s)): {}",
+                answer.to.nickname,
+                answer.attempts,
+                output::untrusted(answer.last_error.as_deref().unwrap_or("waiting"))
+            ),
+            format!("it is retried at every sync; `wire reject {}` gives it up", answer.to.nickname),
+        ));
+    }
+    if !pending.requests.is_empty() {
+        let who: Vec<String> = pending.requests.iter().map(|r| r.from.nickname.clone()).collect();
+        findings.push(finding(
+            "requests_waiting",
+            format!("{} pair request(s) wait for you: {}", who.len(), who.join(", ")),
+            "wire pending, then `wire accept <nick>` or `wire reject <nick>`",
+        ));
+    }
+    if status.rejected.total > 0 {
+        let reasons: Vec<String> =
+            status.rejected.reasons.iter().map(|(r, n)| format!("{n}x {}", output::untrusted(r))).collect();
+        findings.push(finding(
+            "events_rejected",
+            format!("{} inbound event(s) were refused: {}", status.rejected.total, reasons.join("; ")),
+            "read the reasons: a peer on a newer wire (upgrade), a stranger writing (ignore, or `wire block`)",
+        ));
+    }
+    Ok(report(findings))
+}
+
+/// `wire doctor`: prints the report; exit 1 with findings.
+pub fn doctor(json: bool) -> anyhow::Result<()> {
+    let report = examine()?;
+    if json {
+        output::json(&report);
+    } else if report.healthy {
+        println!("nothing wrong found in {}", report.home);
+    } else {
+        for f in &report.findings {
+            println!("{}: {}\n  fix: {}", f.code, f.message, f.fix);
+        }
+    }
+    if report.healthy { Ok(()) } else { Err(output::Findings.into()) }
+}

@@ -1,0 +1,172 @@
+//! `wire doctor`: each finding class built for real and found, exit 1; a healthy home
+//! (a daemon serving it) gives exit 0 and no findings.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::common::{RelayProcess, Wire, eventually, free_port, tempdir, WAIT};
+
+/// The finding codes of `wire doctor --json` and its exit code.
+fn doctor(w: &Wire) -> (i32, BTreeSet<String>, Value) {
+    let run = w.run(&["doctor", "--json"]);
+    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    let codes = report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(report["healthy"], run.code == 0, "{report}");
+    (run.code, codes, report)
+}
+
+/// A daemon started for a test, stopped when the test ends (passed or not).
+struct Daemon<'a>(&'a Wire);
+
+impl<'a> Daemon<'a> {
+    fn start(w: &'a Wire) -> Self {
+        w.run(&["daemon", "start", "--no-notify", "--json"]).ok();
+        Self(w)
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        self.0.run(&["daemon", "stop"]);
+    }
+}
+
+fn set(codes: &[&str]) -> BTreeSet<String> {
+    codes.iter().map(|c| (*c).to_owned()).collect()
+}
+
+struct Place {
+    dir: PathBuf,
+    relays: Vec<Option<RelayProcess>>,
+    binds: Vec<String>,
+}
+
+impl Place {
+    fn new(name: &str, relays: usize) -> Self {
+        let dir = tempdir(name);
+        let mut place = Self { dir, relays: Vec::new(), binds: Vec::new() };
+        for i in 0..relays {
+            let bind = format!("127.0.0.1:{}", free_port());
+            place.relays.push(Some(place.start(i, &bind)));
+            place.binds.push(bind);
+        }
+        place
+    }
+
+    fn start(&self, i: usize, bind: &str) -> RelayProcess {
+        RelayProcess::start_at(&self.dir.join(format!("relay-{i}")), &self.dir.join(format!("relay-{i}.log")), bind, &[])
+    }
+
+    fn agent(&self, name: &str, relay: usize) -> Wire {
+        let w = Wire::new(&self.dir, name);
+        w.json(&["up", &self.binds[relay]]);
+        w
+    }
+
+    fn kill(&mut self, i: usize) {
+        self.relays[i].take().unwrap().kill9();
+    }
+
+    fn pair(&self, a: &Wire, b: &Wire) {
+        let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
+        b.json(&["accept", &url]);
+        eventually(WAIT, "the pairing", || {
+            a.run(&["pull"]);
+            b.run(&["pull"]);
+            (b.json(&["peers"]).as_array().unwrap().len() == 1).then_some(())
+        });
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        for r in self.relays.iter_mut() {
+            drop(r.take());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_healthy_home_has_no_findings_and_each_missing_part_is_named() {
+    let place = Place::new("doctor-healthy", 1);
+    // No identity, then an identity without a relay mailbox.
+    let nobody = Wire::new(&place.dir, "nobody");
+    assert_eq!(doctor(&nobody).0, 1);
+    assert_eq!(doctor(&nobody).1, set(&["no_identity"]));
+    assert_ne!(nobody.run(&["up", "127.0.0.1:1"]).code, 0);
+    assert_eq!(doctor(&nobody).1, set(&["no_relay"]));
+
+    // Up, but nothing keeps it in sync: exactly that.
+    let a = place.agent("a", 0);
+    assert_eq!(doctor(&a).1, set(&["daemon_not_running"]));
+    // With the daemon serving it: healthy, exit 0.
+    let daemon = Daemon::start(&a);
+    let (code, codes, report) = doctor(&a);
+    assert_eq!((code, codes), (0, set(&[])), "{report}");
+    drop(daemon);
+    let human = a.run(&["doctor"]);
+    assert!(human.stdout.contains("daemon_not_running") && human.stdout.contains("fix: wire daemon start"), "{human:?}");
+}
+
+#[test]
+fn an_unreachable_relay_a_lost_mailbox_and_a_failing_daemon_are_found() {
+    let mut place = Place::new("doctor-relay", 1);
+    let a = place.agent("a", 0);
+    let daemon = Daemon::start(&a);
+    eventually(WAIT, "the daemon to serve A", || (doctor(&a).0 == 0).then_some(()));
+    place.kill(0);
+    let found = eventually(WAIT, "the daemon's failure to show", || {
+        let (_, codes, _) = doctor(&a);
+        codes.contains("daemon_failing").then_some(codes)
+    });
+    assert_eq!(found, set(&["relay_unreachable", "daemon_failing"]));
+    drop(daemon);
+
+    // The relay comes back with empty data at the same address: our mailbox is gone.
+    let bind = place.binds[0].clone();
+    let fresh = RelayProcess::start_at(&place.dir.join("relay-fresh"), &place.dir.join("relay-fresh.log"), &bind, &[]);
+    let (code, codes, report) = doctor(&a);
+    assert_eq!((code, codes), (1, set(&["slot_gone", "daemon_not_running"])), "{report}");
+    assert!(report.to_string().contains("wire up --reregister"), "{report}");
+    drop(fresh);
+}
+
+#[test]
+fn failing_outbox_items_parked_answers_requests_and_refused_events_are_found() {
+    let mut place = Place::new("doctor-queues", 2);
+    let (a, b, c) = (place.agent("a", 0), place.agent("b", 1), place.agent("c", 0));
+    place.pair(&a, &b);
+
+    // A stranger dials A; a junk envelope reaches A's intro lane.
+    c.json(&["dial", &format!("{}@{}", a.nickname(), place.binds[0])]);
+    let slot = a.json(&["whoami"])["slot"].as_str().unwrap().to_owned();
+    let junk = wire_testkit::relay::envelope(wire_core::proto::envelope::BUCKETS[0]);
+    let head = format!(
+        "POST /v1/slots/{slot}/intro HTTP/1.1\r\nHost: x\r\nConnection: close\r\nwire-intro-tag: {}\r\nContent-Length: {}\r\n\r\n",
+        wire_core::proto::b64::encode([7u8; 16]),
+        junk.len()
+    );
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(&junk);
+    let posted = wire_testkit::http::raw_request(place.binds[0].as_str(), &raw);
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    a.run(&["pull"]).ok();
+
+    // D, on B's relay, dials A; B's relay then dies: A's message to B and A's answer to D fail.
+    let d = place.agent("d", 1);
+    d.json(&["dial", &format!("{}@{}", a.nickname(), place.binds[0])]);
+    a.run(&["pull"]).ok();
+    place.kill(1);
+    a.run(&["send", &b.did(), "are you there?", "--queue"]).ok();
+    a.run(&["accept", &d.nickname()]);
+    a.run(&["pull"]);
+    let (code, codes, report) = doctor(&a);
+    assert_eq!(code, 1);
+    let want = set(&["daemon_not_running", "outbox_failing", "answers_parked", "requests_waiting", "events_rejected"]);
+    assert_eq!(codes, want, "{report}");
+    let text = report.to_string();
+    assert!(text.contains(&c.nickname()), "the waiting stranger is named: {text}");
+}

@@ -144,7 +144,8 @@ pub fn failing(home: &Path) -> Option<String> {
     let dir = dir().ok()?;
     let status: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("status.json")).ok()?).ok()?;
     let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
-    let entry = status["homes"].as_array()?.iter().find(|h| h["home"].as_str().map(Path::new) == Some(home.as_path()))?;
+    let entry =
+        status["homes"].as_array()?.iter().find(|h| h["home"].as_str().map(Path::new) == Some(home.as_path()))?;
     if entry["stream_connected"] == true {
         return None;
     }

@@ -10,7 +10,8 @@
 //! `service.json` in the daemon directory; uninstall removes exactly those files. The
 //! service manager is called through [`Runner`]; setting `WIRE_SERVICE_RECORD=FILE` makes
 //! it append each command to FILE as a JSON line instead of running it (tests use this; no
-//! test ever calls systemctl, launchctl or schtasks).
+//! test ever calls systemctl, launchctl or schtasks); a recorded "is it running" query
+//! answers no while a file `FILE.stopped` exists.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -102,7 +103,9 @@ impl Runner for Record {
     fn run(&self, argv: &[String]) -> anyhow::Result<(bool, String)> {
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.0)?;
         writeln!(f, "{}", serde_json::to_string(argv)?)?;
-        Ok((true, "recorded".into()))
+        let query = argv.iter().any(|a| matches!(a.as_str(), "is-active" | "list" | "/Query"));
+        let stopped = PathBuf::from(format!("{}.stopped", self.0.display())).exists();
+        Ok((!(query && stopped), "recorded".into()))
     }
 }
 
@@ -450,22 +453,33 @@ fn uninstall(dry_run: bool, json: bool, runner: &dyn Runner) -> anyhow::Result<(
     Ok(())
 }
 
-fn status(json: bool, runner: &dyn Runner) -> anyhow::Result<()> {
+/// One installed unit, as `wire service status` and `wire doctor` see it.
+#[derive(Debug, Serialize)]
+pub struct UnitState {
+    /// Its file.
+    pub file: PathBuf,
+    /// Whether the file is still there.
+    pub present: bool,
+    /// Whether it names this wire binary.
+    pub runs_this_wire: bool,
+    /// Whether the service manager says it runs.
+    pub running: bool,
+}
+
+/// The installed units (`None` when `wire service install` never ran), and the platform.
+pub fn unit_states() -> anyhow::Result<Option<(Platform, Vec<UnitState>)>> {
+    unit_states_with(runner().as_ref())
+}
+
+fn unit_states_with(runner: &dyn Runner) -> anyhow::Result<Option<(Platform, Vec<UnitState>)>> {
     let record = load_record(&crate::daemon::dir()?.join("service.json"))?;
-    let Some(platform) = record.platform.filter(|_| !record.files.is_empty()) else {
-        if json {
-            output::json(&json!({ "installed": false, "units": [] }));
-        } else {
-            println!("not installed; `wire service install [--local-relay]` sets it up");
-        }
-        return Ok(());
-    };
+    let Some(platform) = record.platform.filter(|_| !record.files.is_empty()) else { return Ok(None) };
     let bin = crate::setup::stable_binary()?;
     let mut units = Vec::new();
     for file in &record.files {
         let unit = if file.to_string_lossy().contains("relay") { Unit::Relay } else { Unit::Daemon };
         let on_disk = std::fs::read_to_string(file).ok();
-        let current = on_disk.as_deref().is_some_and(|t| t.contains(&bin.display().to_string()));
+        let runs_this_wire = on_disk.as_deref().is_some_and(|t| t.contains(&bin.display().to_string()));
         let query = match platform {
             Platform::Systemd => argv(&["systemctl", "--user", "is-active", unit.file_name(platform)]),
             Platform::Launchd => {
@@ -474,13 +488,21 @@ fn status(json: bool, runner: &dyn Runner) -> anyhow::Result<()> {
             Platform::Windows => argv(&["schtasks", "/Query", "/TN", unit.task()]),
         };
         let running = runner.run(&query).map(|(ok, _)| ok).unwrap_or(false);
-        units.push(json!({
-            "file": file,
-            "present": on_disk.is_some(),
-            "runs_this_wire": current,
-            "running": running,
-        }));
+        units.push(UnitState { file: file.clone(), present: on_disk.is_some(), runs_this_wire, running });
     }
+    Ok(Some((platform, units)))
+}
+
+fn status(json: bool, runner: &dyn Runner) -> anyhow::Result<()> {
+    let Some((platform, units)) = unit_states_with(runner)? else {
+        if json {
+            output::json(&json!({ "installed": false, "units": [] }));
+        } else {
+            println!("not installed; `wire service install [--local-relay]` sets it up");
+        }
+        return Ok(());
+    };
+    let units: Vec<serde_json::Value> = units.iter().map(|u| serde_json::to_value(u).unwrap_or_default()).collect();
     if json {
         output::json(&json!({ "installed": true, "platform": platform, "units": units }));
     } else {

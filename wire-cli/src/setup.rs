@@ -231,6 +231,38 @@ pub struct Request {
     pub hosts: Vec<Host>,
 }
 
+/// Where a user-level host entry stands against what `wire setup --apply` would write now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// The host is installed and has no wire entry.
+    Missing,
+    /// The entry names another binary or pins another identity selection.
+    Stale,
+}
+
+/// The installed hosts whose user-level entry is missing or stale: (host name, config file,
+/// state). A file that cannot be read or understood is skipped (`wire setup` reports it).
+pub fn entry_states() -> anyhow::Result<Vec<(&'static str, PathBuf, EntryState)>> {
+    let base = entry(Scope::User, &stable_binary()?);
+    let mut out = Vec::new();
+    for t in targets(false)?.into_iter().filter(|t| t.installed_if.exists()) {
+        let Ok(file) = through_links(&t.path) else { continue };
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(_) => continue,
+        };
+        let has = matches!(edit(t.host, &text, &Value::Null, true), Ok(Some(_)));
+        let differs = matches!(edit(t.host, &text, &host_entry(t.host, &base), false), Ok(Some(_)));
+        match (has, differs) {
+            (false, _) => out.push((t.host.name(), t.path, EntryState::Missing)),
+            (true, true) => out.push((t.host.name(), t.path, EntryState::Stale)),
+            (true, false) => {}
+        }
+    }
+    Ok(out)
+}
+
 /// `wire setup`.
 pub fn run(req: Request, json: bool) -> anyhow::Result<()> {
     let act = (req.apply || req.remove) && !req.dry_run;

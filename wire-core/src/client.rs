@@ -427,6 +427,12 @@ impl Client {
         self.call::<serde_json::Value>("GET", "/healthz", None, &[], Vec::new()).await.map(|_| ())
     }
 
+    /// The relay's clock (`now` of `/healthz`; `None` from a relay that does not say it).
+    pub async fn relay_time(&self) -> Result<Option<crate::proto::time::UnixMillis>, ClientError> {
+        let v = self.call::<serde_json::Value>("GET", "/healthz", None, &[], Vec::new()).await?;
+        Ok(v["now"].as_u64().map(crate::proto::time::UnixMillis))
+    }
+
     /// The relay's `/metrics` text (Prometheus exposition), for the operator's UI.
     pub async fn metrics(&self) -> Result<String, ClientError> {
         let make = || {

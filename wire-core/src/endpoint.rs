@@ -672,6 +672,17 @@ impl Endpoint {
         }
     }
 
+    /// How far the relay's clock is ahead of ours, in ms (negative: behind), measured at the
+    /// middle of one `/healthz` round trip; `None` when the relay does not say its time.
+    pub async fn clock_skew(&self) -> Result<Option<i64>> {
+        let client = self.our_client(&self.account()?)?;
+        let before = self.home.now().0;
+        let relay = client.relay_time().await?;
+        let after = self.home.now().0;
+        let middle = before / 2 + after / 2;
+        Ok(relay.map(|r| i64::try_from(r.0).unwrap_or(i64::MAX) - i64::try_from(middle).unwrap_or(i64::MAX)))
+    }
+
     /// `wire status`.
     pub async fn status(&self) -> Result<StatusReport> {
         let account = self.account()?;

@@ -73,7 +73,10 @@ async fn route(
     }
     let method = req.method().clone();
     match (&method, segs) {
-        (&Method::GET, ["healthz"]) => return Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+        // `now`: the relay's clock, so clients can tell their own clock's skew (`wire doctor`).
+        (&Method::GET, ["healthz"]) => {
+            return Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok", "now": relay.now_ms()})));
+        }
         (&Method::GET, ["metrics"]) => return Ok(text(relay.metrics.render())),
         _ => {}
     }

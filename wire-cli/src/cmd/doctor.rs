@@ -12,7 +12,8 @@ use crate::output;
 pub struct Finding {
     /// Its class (stable): `no_identity`, `no_relay`, `relay_unreachable`, `slot_gone`,
     /// `daemon_not_running`, `daemon_failing`, `outbox_failing`, `answers_parked`,
-    /// `requests_waiting`, `events_rejected`.
+    /// `requests_waiting`, `events_rejected`, `clock_skew`, `service_stale`, `service_inactive`,
+    /// `mcp_entry_missing`, `mcp_entry_stale`.
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
@@ -30,6 +31,9 @@ pub struct Report {
     /// What was found.
     pub findings: Vec<Finding>,
 }
+
+/// Clock skew against the relay worth a finding.
+const CLOCK_SKEW_MS: u64 = 60_000;
 
 fn finding(code: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
     Finding { code, message: message.into(), fix: fix.into() }
@@ -76,6 +80,17 @@ pub fn examine() -> anyhow::Result<Report> {
         )),
         _ => {}
     }
+    if status.relay.reachable.ok
+        && let Ok(Some(skew)) = runtime()?.block_on(ep.clock_skew())
+        && skew.unsigned_abs() > CLOCK_SKEW_MS
+    {
+        let (secs, way) = (skew.unsigned_abs() / 1000, if skew > 0 { "behind" } else { "ahead of" });
+        findings.push(finding(
+            "clock_skew",
+            format!("this machine's clock is {secs} s {way} the relay's: invites, pairings and events carry times and are refused outside their windows"),
+            "set the system clock right (NTP: `timedatectl set-ntp true` on Linux)",
+        ));
+    }
     let served = crate::daemon::serves(home.root());
     if !served {
         findings.push(finding(
@@ -89,6 +104,30 @@ pub fn examine() -> anyhow::Result<Report> {
             format!("the daemon cannot sync this home: {}", output::untrusted(&error)),
             "wire daemon status; the cause above (relay, network) first, then `wire daemon stop && wire daemon start`",
         ));
+    }
+    // Service units and host entries are looked at when they can be (a HOME, a daemon dir).
+    let units = crate::service::unit_states().ok().flatten().map(|(_, units)| units).unwrap_or_default();
+    for unit in units {
+        let file = unit.file.display();
+        if !unit.present || !unit.runs_this_wire {
+            let what = if unit.present { "names another wire binary" } else { "is missing" };
+            findings.push(finding("service_stale", format!("the service unit {file} {what}"), "wire service install"));
+        } else if !unit.running {
+            findings.push(finding(
+                "service_inactive",
+                format!("the service unit {file} is installed but not running"),
+                "wire service install (starts it again), or the service manager's log for why it stopped",
+            ));
+        }
+    }
+    for (host, file, state) in crate::setup::entry_states().unwrap_or_default() {
+        let (code, what) = match state {
+            crate::setup::EntryState::Missing => ("mcp_entry_missing", "has no wire entry"),
+            crate::setup::EntryState::Stale => {
+                ("mcp_entry_stale", "has a wire entry naming another wire binary or another identity")
+            }
+        };
+        findings.push(finding(code, format!("{host} ({}) {what}", file.display()), "wire setup --apply"));
     }
     for item in &status.outbox.failing {
         findings.push(finding(

@@ -6,11 +6,37 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::common::{RelayProcess, Wire, eventually, free_port, tempdir, WAIT};
+use crate::common::{RelayProcess, WAIT, Wire, eventually, free_port, tempdir};
+
+/// This test's own HOME (host configs, service units), never the user's.
+fn isolated(w: &Wire) -> Vec<(String, String)> {
+    let home = w.home.parent().unwrap().join("os-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let at = |p: &str| home.join(p).display().to_string();
+    vec![
+        ("HOME".into(), at("")),
+        ("XDG_CONFIG_HOME".into(), at(".config")),
+        ("XDG_DATA_HOME".into(), at(".local/share")),
+        ("XDG_STATE_HOME".into(), at(".local/state")),
+        ("WIRE_SERVICE_RECORD".into(), at("service-commands")),
+    ]
+}
+
+/// `wire ARGS` as `w` with an isolated HOME and `extra` env.
+fn run(w: &Wire, args: &[&str], extra: &[(&str, &str)]) -> crate::common::Run {
+    let env = isolated(w);
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(extra);
+    w.run_with(args, &all)
+}
 
 /// The finding codes of `wire doctor --json` and its exit code.
 fn doctor(w: &Wire) -> (i32, BTreeSet<String>, Value) {
-    let run = w.run(&["doctor", "--json"]);
+    doctor_with(w, &[])
+}
+
+fn doctor_with(w: &Wire, extra: &[(&str, &str)]) -> (i32, BTreeSet<String>, Value) {
+    let run = run(w, &["doctor", "--json"], extra);
     let report: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {run:?}"));
     let codes = report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_owned()).collect();
     assert_eq!(report["healthy"], run.code == 0, "{report}");
@@ -56,7 +82,12 @@ impl Place {
     }
 
     fn start(&self, i: usize, bind: &str) -> RelayProcess {
-        RelayProcess::start_at(&self.dir.join(format!("relay-{i}")), &self.dir.join(format!("relay-{i}.log")), bind, &[])
+        RelayProcess::start_at(
+            &self.dir.join(format!("relay-{i}")),
+            &self.dir.join(format!("relay-{i}.log")),
+            bind,
+            &[],
+        )
     }
 
     fn agent(&self, name: &str, relay: usize) -> Wire {
@@ -107,8 +138,11 @@ fn a_healthy_home_has_no_findings_and_each_missing_part_is_named() {
     let (code, codes, report) = doctor(&a);
     assert_eq!((code, codes), (0, set(&[])), "{report}");
     drop(daemon);
-    let human = a.run(&["doctor"]);
-    assert!(human.stdout.contains("daemon_not_running") && human.stdout.contains("fix: wire daemon start"), "{human:?}");
+    let human = run(&a, &["doctor"], &[]);
+    assert!(
+        human.stdout.contains("daemon_not_running") && human.stdout.contains("fix: wire daemon start"),
+        "{human:?}"
+    );
 }
 
 #[test]
@@ -169,4 +203,44 @@ fn failing_outbox_items_parked_answers_requests_and_refused_events_are_found() {
     assert_eq!(codes, want, "{report}");
     let text = report.to_string();
     assert!(text.contains(&c.nickname()), "the waiting stranger is named: {text}");
+}
+
+#[test]
+fn clock_skew_service_units_and_host_entries_are_found() {
+    let place = Place::new("doctor-host", 1);
+    let a = place.agent("a", 0);
+    assert_eq!(doctor(&a).1, set(&["daemon_not_running"]));
+
+    // This machine's clock ten minutes ahead of the relay's.
+    let offset = place.dir.join("clock-offset");
+    std::fs::write(&offset, "600000").unwrap();
+    let (_, codes, report) = doctor_with(&a, &[("WIRE_CLOCK_OFFSET_FILE", offset.to_str().unwrap())]);
+    assert_eq!(codes, set(&["daemon_not_running", "clock_skew"]), "{report}");
+    assert!(report.to_string().contains("ahead of the relay"), "{report}");
+
+    // Service units installed (the service manager's commands recorded, not run); then the
+    // manager says they are not running; then the unit names another binary.
+    run(&a, &["service", "install", "--json"], &[]).ok();
+    assert_eq!(doctor(&a).1, set(&["daemon_not_running"]), "installed and (as recorded) running");
+    let record = a.home.parent().unwrap().join("os-home/service-commands");
+    std::fs::write(format!("{}.stopped", record.display()), "").unwrap();
+    assert_eq!(doctor(&a).1, set(&["daemon_not_running", "service_inactive"]));
+    let unit = a.home.parent().unwrap().join("os-home/.config/systemd/user/wire-daemon.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let bin = text.lines().find(|l| l.starts_with("ExecStart=")).unwrap().trim_start_matches("ExecStart=");
+    let bin = bin.split_whitespace().next().unwrap().to_owned();
+    std::fs::write(&unit, text.replace(&bin, "/opt/old/wire")).unwrap();
+    assert_eq!(doctor(&a).1, set(&["daemon_not_running", "service_stale"]));
+    run(&a, &["service", "uninstall", "--json"], &[]).ok();
+
+    // An agent host installed without a wire entry; then with one; then the entry pins
+    // another identity than this one.
+    std::fs::create_dir_all(a.home.parent().unwrap().join("os-home/.claude")).unwrap();
+    let (_, codes, report) = doctor(&a);
+    assert_eq!(codes, set(&["daemon_not_running", "mcp_entry_missing"]), "{report}");
+    run(&a, &["setup", "--apply", "--host", "claude", "--json"], &[]).ok();
+    assert_eq!(doctor(&a).1, set(&["daemon_not_running"]));
+    let b = place.agent("b", 0);
+    let (_, codes, report) = doctor(&b);
+    assert!(codes.contains("mcp_entry_stale"), "the entry pins A's home, not B's: {report}");
 }

@@ -28,7 +28,13 @@ pub trait Host {
     /// Sends the person (not the model) to `url` (MCP URL-mode elicitation). Whether the
     /// client could and the person agreed to open it.
     fn show(&self, message: String, url: String) -> impl Future<Output = bool> + Send;
+    /// `wire doctor`'s report for `home`, when the binary serving MCP provides one.
+    fn doctor(&self, home: wire_core::home::Home) -> impl Future<Output = Option<Result<Value, String>>> + Send;
 }
+
+/// `wire doctor` as the binary provides it to the MCP server: the report for a home (it may
+/// block: it is run on a blocking thread).
+pub type Doctor = fn(wire_core::home::Home) -> Result<Value, String>;
 
 /// A one-time sign-in link to the Pairing page of the `wire ui` running for this home
 /// (`wire_core::home::UI_SOCKET`), when one runs.

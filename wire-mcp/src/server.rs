@@ -109,6 +109,8 @@ struct Inner {
     driving: Mutex<HashSet<String>>,
     /// Ticks after every pull of the sync engine (what `wire_wait` waits on).
     wake: watch::Sender<u64>,
+    /// `wire doctor`, from the binary.
+    doctor: Option<crate::operator::Doctor>,
 }
 
 /// The `wire mcp` server for one identity.
@@ -445,10 +447,11 @@ impl Inner {
     }
 }
 
-/// One tool call's view of the host: the client to ask, and the sync engine's wake.
+/// One tool call's view of the host: the client to ask, the sync engine's wake, the doctor.
 struct Calling {
     peer: Peer<RoleServer>,
     wake: watch::Receiver<u64>,
+    doctor: Option<crate::operator::Doctor>,
 }
 
 impl crate::operator::Host for Calling {
@@ -472,6 +475,11 @@ impl crate::operator::Host for Calling {
 
     fn wake(&self) -> watch::Receiver<u64> {
         self.wake.clone()
+    }
+
+    async fn doctor(&self, home: Home) -> Option<Result<Value, String>> {
+        let doctor = self.doctor?;
+        Some(tokio::task::spawn_blocking(move || doctor(home)).await.unwrap_or_else(|e| Err(e.to_string())))
     }
 
     async fn show(&self, message: String, url: String) -> bool {
@@ -501,7 +509,7 @@ async fn channel(peer: &Peer<RoleServer>, params: Value) {
 impl WireServer {
     /// A server for the identity in `home`; with `roots_may_choose`, the client's roots
     /// may choose another (a session bound to one of them).
-    pub fn new(home: Home, roots_may_choose: bool) -> Self {
+    pub fn new(home: Home, roots_may_choose: bool, doctor: Option<crate::operator::Doctor>) -> Self {
         let (changes, _) = broadcast::channel(256);
         Self {
             inner: Arc::new(Inner {
@@ -515,6 +523,7 @@ impl WireServer {
                 snapshot: tokio::sync::Mutex::new(Snapshot::default()),
                 driving: Mutex::new(HashSet::new()),
                 wake: watch::channel(0).0,
+                doctor,
             }),
         }
     }
@@ -563,7 +572,7 @@ impl ServerHandler for WireServer {
             let _ = tokio::time::timeout(Duration::from_secs(5), settled.wait_for(|s| *s)).await;
         }
         let ep = self.inner.endpoint().ok();
-        let host = Calling { peer: context.peer.clone(), wake: self.inner.wake.subscribe() };
+        let host = Calling { peer: context.peer.clone(), wake: self.inner.wake.subscribe(), doctor: self.inner.doctor };
         let outcome = tools::call(ep.as_ref(), &host, &self.inner.home(), &request.name, request.arguments).await;
         self.inner.publish().await;
         let result = match outcome {
@@ -716,13 +725,17 @@ fn file_path(uri: &str) -> Option<PathBuf> {
 /// With `roots_may_choose`, a session bound to one of the client's roots is served instead
 /// (for hosts that start the server outside the project directory). Only JSON-RPC goes to
 /// stdout; diagnostics go to stderr.
-pub async fn serve_stdio(home: Home, roots_may_choose: bool) -> Result<(), String> {
+pub async fn serve_stdio(
+    home: Home,
+    roots_may_choose: bool,
+    doctor: Option<crate::operator::Doctor>,
+) -> Result<(), String> {
     // Serve even before `wire init`: every tool then answers with the error that says to run
     // it, and the watcher starts once the identity exists.
     if let (Err(e), false) = (Endpoint::open(home.clone()), roots_may_choose) {
         eprintln!("wire mcp: {e}");
     }
-    let server = WireServer::new(home, roots_may_choose);
+    let server = WireServer::new(home, roots_may_choose, doctor);
     let inner = server.inner.clone();
     inner.baseline().await;
     let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| format!("MCP start-up failed: {e}"))?;

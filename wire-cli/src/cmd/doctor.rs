@@ -41,7 +41,17 @@ fn finding(code: &'static str, message: impl Into<String>, fix: impl Into<String
 
 /// Looks at the home the command acts as.
 pub fn examine() -> anyhow::Result<Report> {
-    let home = chosen()?.home;
+    examine_home(chosen()?.home)
+}
+
+/// `wire_doctor` (the MCP server's): the report for the home it serves.
+pub fn for_mcp(home: wire_core::home::Home) -> Result<serde_json::Value, String> {
+    let report = examine_home(home).map_err(|e| format!("{e:#}"))?;
+    serde_json::to_value(report).map_err(|e| e.to_string())
+}
+
+/// Looks at `home`.
+fn examine_home(home: wire_core::home::Home) -> anyhow::Result<Report> {
     let mut findings = Vec::new();
     let report = |findings: Vec<Finding>| Report {
         home: home.root().display().to_string(),

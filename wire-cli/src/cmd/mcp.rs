@@ -15,5 +15,6 @@ pub fn serve() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(wire_mcp::serve_stdio(chosen.home, roots_may_choose)).map_err(anyhow::Error::msg)
+    rt.block_on(wire_mcp::serve_stdio(chosen.home, roots_may_choose, Some(super::doctor::for_mcp)))
+        .map_err(anyhow::Error::msg)
 }

@@ -83,6 +83,16 @@ fn signed_events_are_checked_again_offline_and_tampered_lines_named() {
     assert_eq!(run.code, 1);
     assert!(run.stdout.contains("other_signer"));
 
+    // An agent checks the same through MCP: the tampered lines are named.
+    let mut mcp = crate::common::McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
+    mcp.handshake();
+    let text = std::fs::read_to_string(&tampered).unwrap();
+    mcp.send(serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "wire_verify", "arguments": {"lines": text}}}));
+    let reply = mcp.until(|v| v["id"] == 2);
+    assert_eq!(reply["result"]["structuredContent"]["failed"], 2, "{reply}");
+    drop(mcp);
+
     // One line on stdin.
     let one = std::fs::read_to_string(&inbox).unwrap().lines().next().unwrap().to_owned();
     let run = nobody.run_stdin(&["verify", "-", "--did", &b_did, "--json"], one.as_bytes());

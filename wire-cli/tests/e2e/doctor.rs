@@ -133,6 +133,16 @@ fn a_healthy_home_has_no_findings_and_each_missing_part_is_named() {
     // Up, but nothing keeps it in sync: exactly that.
     let a = place.agent("a", 0);
     assert_eq!(doctor(&a).1, set(&["daemon_not_running"]));
+    // An agent asks through MCP: the same report.
+    let mut mcp = crate::common::McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
+    mcp.handshake();
+    mcp.send(serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "wire_doctor", "arguments": {}}}));
+    let reply = mcp.until(|v| v["id"] == 2);
+    let report = &reply["result"]["structuredContent"];
+    assert_eq!(report["healthy"], false, "{reply}");
+    assert_eq!(report["findings"][0]["code"], "daemon_not_running", "{reply}");
+    drop(mcp);
     // With the daemon serving it: healthy, exit 0.
     let daemon = Daemon::start(&a);
     let (code, codes, report) = doctor(&a);

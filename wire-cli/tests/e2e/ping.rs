@@ -44,6 +44,16 @@ fn a_ping_is_answered_by_the_running_endpoint_and_never_reaches_the_inbox() {
     answered += 1;
     assert!(human.stdout.contains("pong from") && human.stdout.contains(" ms"), "{human:?}");
 
+    // The same from an agent, through A's MCP server.
+    let mut agent = McpSession::start(&a.home, &a.daemon_dir(), &a.sessions_dir(), None);
+    agent.handshake();
+    agent.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "wire_ping", "arguments": {"peer": b_nick, "timeout_secs": 20}}}));
+    let reply = agent.until(|v| v["id"] == 2);
+    answered += 1;
+    assert_eq!(reply["result"]["structuredContent"]["answered"], true, "{reply}");
+    drop(agent);
+
     // Six a minute per peer: the next one is refused before anything is sent.
     while answered < 6 {
         assert_eq!(a.json(&["ping", &b_nick])["answered"], true);

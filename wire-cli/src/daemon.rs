@@ -85,6 +85,10 @@ struct HomeStatus {
     rejected_reasons: HashMap<String, usize>,
     last_error: Option<String>,
     reconnects: u64,
+    /// Another daemon (started with another daemon directory) serves this home; this one
+    /// waits for it to stop.
+    #[serde(default)]
+    served_elsewhere: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,12 +145,8 @@ pub fn serves(home: &Path) -> bool {
 
 /// The running daemon's last error for `home`, when its stream to the relay is down.
 pub fn failing(home: &Path) -> Option<String> {
-    let dir = dir().ok()?;
-    let status: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("status.json")).ok()?).ok()?;
-    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
-    let entry =
-        status["homes"].as_array()?.iter().find(|h| h["home"].as_str().map(Path::new) == Some(home.as_path()))?;
-    if entry["stream_connected"] == true {
+    let entry = home_entry(home)?;
+    if entry["stream_connected"] == true || entry["served_elsewhere"] == true {
         return None;
     }
     entry["last_error"].as_str().map(str::to_owned)
@@ -235,6 +235,29 @@ async fn serve_home(
             .or_insert_with(|| HomeStatus { home: path.display().to_string(), ..HomeStatus::default() });
         f(entry);
     };
+    // One daemon per home, whatever its daemon directory: the first holds the home's
+    // serving lock; another waits (and says so) until it is free.
+    let mut stop = stop;
+    let _serving = loop {
+        match serving_lock(&path) {
+            Some(file) => break file,
+            None => {
+                update(&|s| {
+                    s.served_elsewhere = true;
+                    s.last_error = Some(ELSEWHERE.into());
+                });
+                log.line(&format!("{}: {ELSEWHERE}", path.display()));
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    update(&|s| {
+        s.served_elsewhere = false;
+        s.last_error = None;
+    });
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let engine = tokio::spawn(sync::run(Home::at(&path), sync::Options { drive_pairings: true }, tx, stop));
     while let Some(event) = events.recv().await {
@@ -277,6 +300,42 @@ async fn serve_home(
         }
     }
     let _ = engine.await;
+}
+
+/// What a daemon says of a home another daemon serves.
+const ELSEWHERE: &str = "another wire daemon (with another daemon directory) serves this home; this one waits";
+
+/// The home's serving lock (`daemon.serving` in the home), when no other daemon holds it.
+fn serving_lock(home: &Path) -> Option<File> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(home.join("daemon.serving")).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
+/// Whether some daemon (of any daemon directory) holds `home`'s serving lock.
+pub fn home_served(home: &Path) -> bool {
+    match OpenOptions::new().write(true).open(home.join("daemon.serving")) {
+        Ok(f) => f.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
+/// Whether the running daemon waits on `home` because another daemon serves it.
+pub fn served_elsewhere(home: &Path) -> bool {
+    home_entry(home).is_some_and(|h| h["served_elsewhere"] == true)
+}
+
+/// The running daemon's status entry for `home`.
+fn home_entry(home: &Path) -> Option<serde_json::Value> {
+    let dir = dir().ok()?;
+    let status: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("status.json")).ok()?).ok()?;
+    let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
+    status["homes"].as_array()?.iter().find(|h| h["home"].as_str().map(Path::new) == Some(home.as_path())).cloned()
+}
+
+/// Whether the running daemon says its stream for `home` is connected.
+pub fn connected(home: &Path) -> bool {
+    home_entry(home).is_some_and(|h| h["stream_connected"] == true)
 }
 
 /// Records a finished pull in the status, the log and (if asked) a desktop notification.

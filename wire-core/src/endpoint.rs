@@ -672,6 +672,14 @@ impl Endpoint {
         }
     }
 
+    /// Whether the relay holds events for us past our cursor (what a pull would take).
+    pub async fn waiting_at_relay(&self) -> Result<bool> {
+        let account = self.account()?;
+        let page =
+            self.our_client(&account)?.list(&account.slot, &account.owner_token, Some(account.cursor), 1).await?;
+        Ok(!page.events.is_empty())
+    }
+
     /// How far the relay's clock is ahead of ours, in ms (negative: behind), measured at the
     /// middle of one `/healthz` round trip; `None` when the relay does not say its time.
     pub async fn clock_skew(&self) -> Result<Option<i64>> {

@@ -13,7 +13,7 @@ pub struct Finding {
     /// Its class (stable): `no_identity`, `no_relay`, `relay_unreachable`, `slot_gone`,
     /// `daemon_not_running`, `daemon_failing`, `outbox_failing`, `answers_parked`,
     /// `requests_waiting`, `events_rejected`, `clock_skew`, `service_stale`, `service_inactive`,
-    /// `mcp_entry_missing`, `mcp_entry_stale`.
+    /// `mcp_entry_missing`, `mcp_entry_stale`, `daemon_twice`, `daemon_stuck`.
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
@@ -42,6 +42,22 @@ fn finding(code: &'static str, message: impl Into<String>, fix: impl Into<String
 /// Looks at the home the command acts as.
 pub fn examine() -> anyhow::Result<Report> {
     examine_home(chosen()?.home)
+}
+
+/// Whether events wait at the relay past our cursor and the cursor does not move for a
+/// few seconds (a connected daemon takes them within milliseconds).
+async fn stuck(ep: &Endpoint) -> anyhow::Result<bool> {
+    let start = ep.account()?.cursor;
+    if !ep.waiting_at_relay().await? {
+        return Ok(false);
+    }
+    for _ in 0..12 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if ep.account()?.cursor != start {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// `wire_doctor` (the MCP server's): the report for the home it serves.
@@ -102,11 +118,25 @@ fn examine_home(home: wire_core::home::Home) -> anyhow::Result<Report> {
         ));
     }
     let served = crate::daemon::serves(home.root());
-    if !served {
+    if crate::daemon::served_elsewhere(home.root()) {
+        findings.push(finding(
+            "daemon_twice",
+            "two wire daemons (started with different daemon directories) were started for this home: one serves it, the other waits",
+            "stop the extra one: `wire daemon stop` with its WIRE_DAEMON_DIR (`wire daemon status` shows the directory)",
+        ));
+    } else if !served && crate::daemon::home_served(home.root()) {
+        // Another daemon directory's daemon serves it: in sync, nothing to say.
+    } else if !served {
         findings.push(finding(
             "daemon_not_running",
             "no wire daemon keeps this home in sync: messages arrive only when something pulls",
             "wire daemon start (or `wire service install` to start it at login)",
+        ));
+    } else if crate::daemon::connected(home.root()) && runtime()?.block_on(stuck(&ep))? {
+        findings.push(finding(
+            "daemon_stuck",
+            "the daemon says it is connected, but what waits at the relay is not being taken",
+            "wire daemon stop && wire daemon start (and `wire daemon status` for its last error)",
         ));
     } else if let Some(error) = crate::daemon::failing(home.root()) {
         findings.push(finding(

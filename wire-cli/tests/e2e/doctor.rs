@@ -254,3 +254,41 @@ fn clock_skew_service_units_and_host_entries_are_found() {
     let (_, codes, report) = doctor(&b);
     assert!(codes.contains("mcp_entry_stale"), "the entry pins A's home, not B's: {report}");
 }
+
+#[test]
+fn a_second_daemon_and_a_stuck_daemon_are_found() {
+    let place = Place::new("doctor-daemons", 1);
+    let (a, b) = (place.agent("a", 0), place.agent("b", 0));
+    place.pair(&a, &b);
+    let first = Daemon::start(&a);
+    eventually(WAIT, "the daemon to serve A", || (doctor(&a).0 == 0).then_some(()));
+
+    // A second daemon, with another daemon directory, for the same home: it waits, and says so.
+    let other = place.dir.join("daemon-2");
+    let env2 = [("WIRE_DAEMON_DIR", other.to_str().unwrap())];
+    a.run_with(&["up", &place.binds[0]], &env2).ok();
+    a.run_with(&["daemon", "start", "--no-notify", "--json"], &env2).ok();
+    let found = eventually(WAIT, "the second daemon to say it waits", || {
+        let (_, codes, _) = doctor_with(&a, &env2);
+        codes.contains("daemon_twice").then_some(codes)
+    });
+    a.run_with(&["daemon", "stop"], &env2);
+    assert_eq!(found, set(&["daemon_twice"]));
+    assert_eq!(doctor(&a).1, set(&[]), "the first daemon's view: healthy");
+
+    // The first daemon frozen: it still says it is connected, but takes nothing.
+    let a_home = std::fs::canonicalize(&a.home).unwrap().display().to_string();
+    let status = eventually(WAIT, "the daemon's status to show A's stream up", || {
+        let status = a.json(&["daemon", "status"]);
+        let homes = status["homes"].as_array()?;
+        homes.iter().any(|h| h["home"] == a_home.as_str() && h["stream_connected"] == true).then_some(status)
+    });
+    let pid = status["pid"].as_u64().unwrap().to_string();
+    let signal = |sig: &str| assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    signal("-STOP");
+    b.run(&["send", &a.did(), "are you awake?"]).ok();
+    let (_, codes, report) = doctor(&a);
+    signal("-CONT");
+    drop(first);
+    assert_eq!(codes, set(&["daemon_stuck"]), "{report}");
+}

@@ -709,9 +709,10 @@ impl Endpoint {
         let pending = self.home.load::<Pending>()?.unwrap_or_default();
         // Our receipts wait in the outbox too; the counts here are of messages.
         let outbox: Vec<OutboxItem> = self.home.outbox()?.into_iter().filter(|i| !i.quiet).collect();
+        // Parked pairing answers are said once, under `pending.answers` (`wire pending`).
         let failing = outbox
             .iter()
-            .filter(|i| i.attempts > 0)
+            .filter(|i| i.attempts > 0 && i.answer.is_none())
             .map(|i| FailingItem {
                 to: Face::of(&i.to).nickname,
                 attempts: i.attempts,

@@ -60,9 +60,30 @@ fn a_blocked_identity_is_dropped_counted_and_never_shown() {
     });
     assert_eq!(a.json(&["pending"])["requests"], json!([]), "the re-dial never reaches pending");
 
+    // The block follows C's identity across a key rotation: its dial after rotating is dropped too.
+    let before = dropped(&a, &c_did);
+    c.json(&["rotate"]);
+    c.run(&["dial", &handle]);
+    eventually(WAIT, "C's dial after its rotation to be dropped", || {
+        a.run(&["pull"]);
+        (dropped(&a, &c_did) > before).then_some(())
+    });
+    assert_eq!(a.json(&["pending"])["requests"], json!([]));
+
+    // A stranger blocked before it ever wrote: its first dial is dropped.
+    let d = Wire::new(&dir, "d");
+    d.json(&["up", &bind]);
+    a.json(&["block", &d.did()]);
+    d.json(&["dial", &handle]);
+    eventually(WAIT, "D's first dial to be dropped", || {
+        a.run(&["pull"]);
+        (dropped(&a, &d.did()) >= 1).then_some(())
+    });
+    assert_eq!(a.json(&["pending"])["requests"], json!([]));
+
     // The list, and unblocking.
     let list = a.json(&["blocked"]);
-    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
     assert_eq!(a.json(&["unblock", &c_did])["unblocked"]["did"], json!(c_did));
     assert_eq!(a.run(&["unblock", &c_did, "--json"]).code, 1, "not blocked any more");
     let me = a.run(&["block", &a_did, "--json"]);

@@ -140,26 +140,12 @@ impl Ui {
         }
         let ui = self.clone();
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10 * 60);
-            let mut failures = 0u32;
-            while tokio::time::Instant::now() < deadline {
-                let Ok(ep) = ui.endpoint() else { break };
-                match ep.pair_drive(&nameplate, Duration::from_secs(10)).await {
-                    Ok(view) => {
-                        failures = 0;
-                        ui.changed("pairing");
-                        if matches!(view.state, "paired" | "aborted") {
-                            break;
-                        }
-                    }
-                    Err(_) if failures < 30 => {
-                        failures += 1;
-                        ui.changed("pairing");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    Err(_) => break,
-                }
-            }
+            let told = ui.clone();
+            let step = move || {
+                told.changed("pairing");
+                std::future::ready(())
+            };
+            wire_core::endpoint::drive_to_end(ui.home(), &nameplate, Duration::from_secs(10 * 60), step).await;
             lock(&ui.driving).remove(&nameplate);
         });
     }

@@ -21,7 +21,7 @@ mod who;
 
 pub use audit::{Against, LineVerdict, VerifyReport, verify_lines};
 pub use block::{BlockEntry, BlockReport, Blocked, BlockedView};
-pub use code_pair::{CodeSession, PairView};
+pub use code_pair::{CodeSession, PairView, drive_to_end};
 pub use error::{DidYouMean, EndpointError, NextStep, Problem};
 pub use jobs::{
     AwardView, BidView, Budget, BudgetScope, Budgets, CallView, Calls, CapabilitiesReport, JobEventView, JobStepReport,

@@ -1,6 +1,6 @@
-//! The two file-system helpers every part of the runtime shares: the one atomic write
-//! (temp file, fsync, rename, fsync of the directory) and the one place the platform's
-//! directories come from.
+//! The file-system helpers every part of the runtime shares: the one atomic write (temp
+//! file, fsync, rename, fsync of the directory), the one place the platform's directories
+//! come from, and the percent-decoding of file URIs and forms.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -81,6 +81,29 @@ fn compute_machine_tag() -> Option<String> {
         })?;
     let digest = Sha256::new().chain_update(crate::proto::labels::MACHINE_TAG).chain_update(id.as_bytes()).finalize();
     Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Percent-decoding (RFC 3986) to bytes: `%XY` becomes the byte XY; anything else, an
+/// invalid escape included, is kept as it is. For file URIs (`wire mcp`'s roots) and forms
+/// (`wire ui`).
+pub fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -424,25 +424,12 @@ impl Inner {
         if !lock(&self.driving).insert(nameplate.clone()) {
             return;
         }
-        let deadline = tokio::time::Instant::now() + tools::PAIR_TIMEOUT;
-        let mut failures = 0u32;
-        while tokio::time::Instant::now() < deadline {
-            let Ok(ep) = self.endpoint() else { break };
-            match ep.pair_drive(&nameplate, Duration::from_secs(10)).await {
-                Ok(view) => {
-                    failures = 0;
-                    self.publish().await;
-                    if matches!(view.state, "paired" | "aborted") {
-                        break;
-                    }
-                }
-                Err(_) if failures < 30 => {
-                    failures += 1;
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                Err(_) => break,
-            }
-        }
+        let me = self.clone();
+        let publish = move || {
+            let me = me.clone();
+            async move { me.publish().await }
+        };
+        wire_core::endpoint::drive_to_end(self.home(), &nameplate, tools::PAIR_TIMEOUT, publish).await;
         lock(&self.driving).remove(&nameplate);
     }
 }
@@ -701,22 +688,7 @@ impl ServerHandler for WireServer {
 fn file_path(uri: &str) -> Option<PathBuf> {
     let rest = uri.strip_prefix("file://")?;
     let path = rest.strip_prefix("localhost").unwrap_or(rest);
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
+    let out = wire_core::files::percent_decode(path);
     use std::os::unix::ffi::OsStringExt;
     Some(PathBuf::from(std::ffi::OsString::from_vec(out))).filter(|p| p.is_absolute())
 }

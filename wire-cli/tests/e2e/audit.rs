@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::common::{RelayProcess, WAIT, Wire, eventually, free_port, tempdir};
+use crate::common::{RelayProcess, WAIT, Wire, eventually, pair_by_invite, tempdir};
 
 fn lines(file: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -16,19 +16,13 @@ fn write(file: &std::path::Path, lines: &[Value]) {
 #[test]
 fn signed_events_are_checked_again_offline_and_tampered_lines_named() {
     let dir = tempdir("verify");
-    let bind = format!("127.0.0.1:{}", free_port());
-    let relay = RelayProcess::start_at(&dir.join("relay"), &dir.join("relay.log"), &bind, &[]);
+    let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &[]);
+    let bind = relay.addr.clone();
     let (a, b, c) = (Wire::new(&dir, "a"), Wire::new(&dir, "b"), Wire::new(&dir, "c"));
     for w in [&a, &b, &c] {
         w.json(&["up", &bind]);
     }
-    let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
-    b.json(&["accept", &url]);
-    eventually(WAIT, "the pairing", || {
-        a.run(&["pull"]);
-        b.run(&["pull"]);
-        (b.json(&["peers"]).as_array().unwrap().len() == 1).then_some(())
-    });
+    pair_by_invite(&a, &b);
     for text in ["pay 10", "ship it"] {
         b.run(&["send", &a.did(), text]).ok();
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{RelayProcess, WAIT, Wire, eventually, free_port, tempdir};
+use crate::common::{RelayProcess, WAIT, Wire, eventually, pair_by_invite, tempdir};
 
 fn dropped(w: &Wire, did: &str) -> u64 {
     let list = w.json(&["blocked"]);
@@ -13,19 +13,13 @@ fn dropped(w: &Wire, did: &str) -> u64 {
 #[test]
 fn a_blocked_identity_is_dropped_counted_and_never_shown() {
     let dir = tempdir("block");
-    let bind = format!("127.0.0.1:{}", free_port());
-    let relay = RelayProcess::start_at(&dir.join("relay"), &dir.join("relay.log"), &bind, &[]);
+    let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &[]);
+    let bind = relay.addr.clone();
     let (a, b, c) = (Wire::new(&dir, "a"), Wire::new(&dir, "b"), Wire::new(&dir, "c"));
     for w in [&a, &b, &c] {
         w.json(&["up", &bind]);
     }
-    let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
-    b.json(&["accept", &url]);
-    eventually(WAIT, "the pairing", || {
-        a.run(&["pull"]);
-        b.run(&["pull"]);
-        (b.json(&["peers"]).as_array().unwrap().len() == 1).then_some(())
-    });
+    pair_by_invite(&a, &b);
     let (a_did, b_did, c_did) = (a.did(), b.did(), c.did());
 
     // B's message is on A's relay; A blocks B before reading it.

@@ -245,6 +245,17 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Pairs `a` and `b` by invite: A invites, B accepts, both pull until B has pinned A.
+pub fn pair_by_invite(a: &Wire, b: &Wire) {
+    let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
+    b.json(&["accept", &url]);
+    eventually(WAIT, "the invite pairing to complete", || {
+        a.run(&["pull"]);
+        b.run(&["pull"]);
+        (b.json(&["peers"]).as_array().unwrap().iter().any(|p| p["did"] == a.did())).then_some(())
+    });
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -99,16 +99,6 @@ impl Place {
     fn kill(&mut self, i: usize) {
         self.relays[i].take().unwrap().kill9();
     }
-
-    fn pair(&self, a: &Wire, b: &Wire) {
-        let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
-        b.json(&["accept", &url]);
-        eventually(WAIT, "the pairing", || {
-            a.run(&["pull"]);
-            b.run(&["pull"]);
-            (b.json(&["peers"]).as_array().unwrap().len() == 1).then_some(())
-        });
-    }
 }
 
 impl Drop for Place {
@@ -191,7 +181,12 @@ fn an_unreachable_relay_a_lost_mailbox_and_a_failing_daemon_are_found() {
 /// Holds `w`'s serving lock as a daemon of another daemon directory would: the home counts
 /// as served (no `daemon_not_running`) while nothing syncs it, so a state stays as built.
 fn served_elsewhere(w: &Wire) -> std::fs::File {
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(w.home.join("daemon.serving")).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(w.home.join("daemon.serving"))
+        .unwrap();
     file.try_lock().unwrap();
     file
 }
@@ -201,7 +196,7 @@ fn failing_outbox_items_parked_answers_requests_and_refused_events_are_found_one
     let mut place = Place::new("doctor-queues", 2);
     let (a, b, c, d) = (place.agent("a", 0), place.agent("b", 1), place.agent("c", 0), place.agent("d", 0));
     let (e, f) = (place.agent("e", 0), place.agent("f", 1));
-    place.pair(&a, &b);
+    crate::common::pair_by_invite(&a, &b);
     let _held: Vec<std::fs::File> = [&a, &c, &d, &e].iter().map(|w| served_elsewhere(w)).collect();
     for w in [&a, &c, &d, &e] {
         assert_eq!(doctor(w), (0, set(&[]), doctor(w).2), "healthy before");
@@ -292,7 +287,7 @@ fn clock_skew_service_units_and_host_entries_are_found() {
 fn a_second_daemon_and_a_stuck_daemon_are_found() {
     let place = Place::new("doctor-daemons", 1);
     let (a, b) = (place.agent("a", 0), place.agent("b", 0));
-    place.pair(&a, &b);
+    crate::common::pair_by_invite(&a, &b);
     let first = Daemon::start(&a);
     eventually(WAIT, "the daemon to serve A", || (doctor(&a).0 == 0).then_some(()));
 

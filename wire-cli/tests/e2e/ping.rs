@@ -3,24 +3,18 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{McpSession, RelayProcess, WAIT, Wire, eventually, free_port, tempdir};
+use crate::common::{McpSession, RelayProcess, WAIT, Wire, eventually, pair_by_invite, tempdir};
 
 #[test]
 fn a_ping_is_answered_by_the_running_endpoint_and_never_reaches_the_inbox() {
     let dir = tempdir("ping");
-    let bind = format!("127.0.0.1:{}", free_port());
-    let relay = RelayProcess::start_at(&dir.join("relay"), &dir.join("relay.log"), &bind, &[]);
+    let relay = RelayProcess::start(&dir.join("relay"), &dir.join("relay.log"), &[]);
+    let bind = relay.addr.clone();
     let (a, b) = (Wire::new(&dir, "a"), Wire::new(&dir, "b"));
     for w in [&a, &b] {
         w.json(&["up", &bind]);
     }
-    let url = a.json(&["invite"])["url"].as_str().unwrap().to_owned();
-    b.json(&["accept", &url]);
-    eventually(WAIT, "the pairing", || {
-        a.run(&["pull"]);
-        b.run(&["pull"]);
-        (b.json(&["peers"]).as_array().unwrap().len() == 1).then_some(())
-    });
+    pair_by_invite(&a, &b);
     let b_nick = b.nickname();
 
     // Nothing runs for B: no answer, exit 1.

@@ -447,13 +447,7 @@ fn every_view_renders_passes_axe_and_tab_reaches_every_control() {
 
 /// Pairs A and B by invite on the command line.
 fn paired(w: &World) {
-    let url = w.a.json(&["invite"])["url"].as_str().unwrap().to_owned();
-    w.b.json(&["accept", &url]);
-    eventually(WAIT, "the invite pairing to complete", || {
-        w.a.run(&["pull"]);
-        w.b.run(&["pull"]);
-        (w.b.json(&["peers"]).as_array().unwrap().len() == 1).then_some(())
-    });
+    crate::common::pair_by_invite(&w.a, &w.b);
 }
 
 /// The page's `data-*` value `key` (set by its script from the event stream).

@@ -115,6 +115,37 @@ impl CodeSession {
 /// The keyed store code pairings live in (0600: they hold PAKE keys and tokens).
 const PAIRINGS: &str = "pairings";
 
+/// Drives the code pairing `nameplate` of `home` until it is paired or aborted, or `timeout`
+/// passes, awaiting `step()` after each move (the rendezvous is long-polled, so this waits on
+/// the other side, not on a timer). A failing relay is retried every 2 s, 30 times. What
+/// `wire mcp` and `wire ui` run for the pairings they start.
+pub async fn drive_to_end<F: std::future::Future<Output = ()>>(
+    home: crate::home::Home,
+    nameplate: &str,
+    timeout: Duration,
+    mut step: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut failures = 0u32;
+    while tokio::time::Instant::now() < deadline {
+        let Ok(ep) = Endpoint::open(home.clone()) else { return };
+        match ep.pair_drive(nameplate, Duration::from_secs(10)).await {
+            Ok(view) => {
+                failures = 0;
+                step().await;
+                if matches!(view.state, "paired" | "aborted") {
+                    return;
+                }
+            }
+            Err(_) if failures < 30 => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 impl Endpoint {
     fn save_pairing(&self, session: &CodeSession) -> Result<()> {
         Ok(self.home.save_keyed(PAIRINGS, &session.nameplate, session)?)

@@ -488,13 +488,15 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Dial { handle, note } => agent::dial(&handle, note, json),
         Command::Pending => agent::pending(json),
         Command::Verify { peer, fingerprint: Some(fingerprint), .. } => agent::verify(&peer, &fingerprint, json),
-        Command::Verify { peer: file, fingerprint: None, did } => agent::verify_file(&file, did.as_deref(), json),
+        Command::Verify { peer: file, fingerprint: None, did } => {
+            cmd::operator::verify_file(&file, did.as_deref(), json)
+        }
         Command::Forget { peer } => agent::forget(&peer, json),
-        Command::Ping { peer, timeout } => agent::ping(&peer, timeout, json),
+        Command::Ping { peer, timeout } => cmd::operator::ping(&peer, timeout, json),
         Command::Doctor => cmd::doctor::doctor(json),
-        Command::Block { target } => agent::block(&target, json),
-        Command::Unblock { target } => agent::unblock(&target, json),
-        Command::Blocked => agent::blocked(json),
+        Command::Block { target } => cmd::operator::block(&target, json),
+        Command::Unblock { target } => cmd::operator::unblock(&target, json),
+        Command::Blocked => cmd::operator::blocked(json),
         Command::Send { peer, body, kind, queue, wait, timeout } => {
             let (kind, body) = agent::kind_and_body(kind, body);
             agent::send(&peer, &kind, &body, queue, wait, timeout, json)

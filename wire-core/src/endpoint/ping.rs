@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn answers_are_bounded_per_peer_and_minute() {
         let (a, b) = (
-            Did::parse(&format!("did:key:{}", "z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH")).unwrap(),
+            Did::parse("did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH").unwrap(),
             Did::parse("did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG").unwrap(),
         );
         let mut pings = Pings::default();

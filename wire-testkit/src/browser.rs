@@ -191,6 +191,11 @@ impl Browser {
         base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap_or_default()).unwrap()
     }
 
+    /// Forgets every cookie of the current page's site.
+    pub fn clear_cookies(&self) {
+        self.session_call("DELETE", "/cookie", None);
+    }
+
     /// Sets the window size.
     pub fn resize(&self, width: u32, height: u32) {
         self.session_call("POST", "/window/rect", Some(&json!({ "width": width, "height": height })));

@@ -525,3 +525,59 @@ fn wire_mcp_sends_the_operator_to_the_pairing_page_with_a_one_time_link() {
     assert_eq!(reply["id"], 2, "no elicitation: {reply}");
     assert!(reply.to_string().contains("wire pair-list"), "{reply}");
 }
+
+/// Serves `html` to every request on a free loopback port (another local server, another
+/// origin of the same site) until the test ends; its address.
+fn foreign_page(html: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                html.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(html.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver (.ci/test installs them)"]
+fn in_the_browser_another_origin_cannot_act_and_no_token_gets_nothing() {
+    let w = world("ui-csrf");
+    let ua = Ui::start(&w.a);
+    let browser = signed_in(&w.dir, "a", &ua, "pairing");
+    let before = w.a.json(&["pending"])["invites_open"].clone();
+
+    // A page of another local server (same site, other port: the browser sends our cookie
+    // along) posts a form to the UI: refused by its Origin, nothing made.
+    let attack = format!(
+        "<!doctype html><form method=post action=\"{}/pairing/invite\"><input name=uses value=1></form>\
+         <script>document.forms[0].submit()</script>",
+        ua.base
+    );
+    let foreign = foreign_page(attack);
+    browser.goto(&format!("http://{foreign}/"));
+    let refused = eventually(WAIT, "the cross-origin post to be answered", || {
+        let text = browser.text_now("body")?;
+        text.contains("bad_origin").then_some(text)
+    });
+    assert!(refused.contains("Refused"), "{refused}");
+    assert_eq!(w.a.json(&["pending"])["invites_open"], before, "nothing was made");
+
+    // Without the session cookie: nothing but the refusal; a wrong or spent token neither.
+    browser.goto(&format!("{}/", ua.base));
+    assert!(browser.wait_text("h1").starts_with("Me"), "still signed in here");
+    browser.clear_cookies();
+    browser.goto(&format!("{}/peers", ua.base));
+    assert!(browser.wait_text("body").contains("not_signed_in"));
+    browser.goto(&ua.login);
+    assert!(browser.wait_text("body").contains("bad_token"), "the printed link was spent");
+}

@@ -143,15 +143,6 @@ pub fn serves(home: &Path) -> bool {
         .is_some_and(|r| r.homes.contains(&home))
 }
 
-/// The running daemon's last error for `home`, when its stream to the relay is down.
-pub fn failing(home: &Path) -> Option<String> {
-    let entry = home_entry(home)?;
-    if entry["stream_connected"] == true || entry["served_elsewhere"] == true {
-        return None;
-    }
-    entry["last_error"].as_str().map(str::to_owned)
-}
-
 fn lock_is_held(dir: &Path) -> bool {
     match OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("daemon.lock")) {
         Ok(f) => f.try_lock().is_err(),
@@ -320,22 +311,28 @@ pub fn home_served(home: &Path) -> bool {
     }
 }
 
-/// Whether the running daemon waits on `home` because another daemon serves it.
-pub fn served_elsewhere(home: &Path) -> bool {
-    home_entry(home).is_some_and(|h| h["served_elsewhere"] == true)
+/// What the running daemon's status file says of one home.
+#[derive(Debug)]
+pub struct HomeView {
+    /// Its stream to the relay is up.
+    pub connected: bool,
+    /// It waits because another daemon serves the home.
+    pub served_elsewhere: bool,
+    /// Its last error.
+    pub last_error: Option<String>,
 }
 
-/// The running daemon's status entry for `home`.
-fn home_entry(home: &Path) -> Option<serde_json::Value> {
+/// The running daemon's view of `home` (one read of its status file).
+pub fn home_view(home: &Path) -> Option<HomeView> {
     let dir = dir().ok()?;
     let status: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("status.json")).ok()?).ok()?;
     let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
-    status["homes"].as_array()?.iter().find(|h| h["home"].as_str().map(Path::new) == Some(home.as_path())).cloned()
-}
-
-/// Whether the running daemon says its stream for `home` is connected.
-pub fn connected(home: &Path) -> bool {
-    home_entry(home).is_some_and(|h| h["stream_connected"] == true)
+    let h = status["homes"].as_array()?.iter().find(|h| h["home"].as_str().map(Path::new) == Some(home.as_path()))?;
+    Some(HomeView {
+        connected: h["stream_connected"] == true,
+        served_elsewhere: h["served_elsewhere"] == true,
+        last_error: h["last_error"].as_str().map(str::to_owned),
+    })
 }
 
 /// Records a finished pull in the status, the log and (if asked) a desktop notification.

@@ -118,7 +118,8 @@ fn examine_home(home: wire_core::home::Home) -> anyhow::Result<Report> {
         ));
     }
     let served = crate::daemon::serves(home.root());
-    if crate::daemon::served_elsewhere(home.root()) {
+    let daemon = crate::daemon::home_view(home.root());
+    if daemon.as_ref().is_some_and(|d| d.served_elsewhere) {
         findings.push(finding(
             "daemon_twice",
             "two wire daemons (started with different daemon directories) were started for this home: one serves it, the other waits",
@@ -132,13 +133,13 @@ fn examine_home(home: wire_core::home::Home) -> anyhow::Result<Report> {
             "no wire daemon keeps this home in sync: messages arrive only when something pulls",
             "wire daemon start (or `wire service install` to start it at login)",
         ));
-    } else if crate::daemon::connected(home.root()) && runtime()?.block_on(stuck(&ep))? {
+    } else if daemon.as_ref().is_some_and(|d| d.connected) && runtime()?.block_on(stuck(&ep))? {
         findings.push(finding(
             "daemon_stuck",
             "the daemon says it is connected, but what waits at the relay is not being taken",
             "wire daemon stop && wire daemon start (and `wire daemon status` for its last error)",
         ));
-    } else if let Some(error) = crate::daemon::failing(home.root()) {
+    } else if let Some(error) = daemon.filter(|d| !d.connected).and_then(|d| d.last_error) {
         findings.push(finding(
             "daemon_failing",
             format!("the daemon cannot sync this home: {}", output::untrusted(&error)),

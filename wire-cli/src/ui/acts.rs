@@ -11,6 +11,11 @@ use wire_core::endpoint::EndpointError;
 use super::html::esc;
 use super::server::{Reply, encode};
 use super::views::problem;
+
+/// An enum's name for a notice.
+fn label(value: &impl serde::Serialize) -> String {
+    esc(&super::views::label(value))
+}
 use super::{Acting, Ui, gate::lock};
 
 /// How long a code pairing started here waits for the other side.
@@ -143,8 +148,4 @@ fn switch(ui: &Arc<Ui>, name: &str) -> Result<String, EndpointError> {
     *lock(&ui.invite) = None;
     ui.start_engine();
     Ok(format!("acting as {}", esc(&name)))
-}
-
-fn label(value: &impl serde::Serialize) -> String {
-    esc(&serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
 }

@@ -22,7 +22,7 @@ pub struct View {
 }
 
 /// An enum's serialized name, in lower case, for display.
-fn label(value: &impl Serialize) -> String {
+pub fn label(value: &impl Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_lowercase)).unwrap_or_default()
 }
 

@@ -11,6 +11,7 @@ mod jobs;
 pub mod lineage;
 mod mesh;
 mod ping;
+mod prekeys;
 mod receipts;
 mod receive;
 mod recover;
@@ -41,7 +42,7 @@ pub use rooms::{
     RoomAddReport, RoomInviteReport, RoomJoinReport, RoomMember, RoomSendReport, RoomStream, RoomSyncReport, RoomView,
 };
 use route::refusal;
-pub(crate) use route::{deliver, post, seal_for};
+pub(crate) use route::{deliver, deliver_sealed, post, seal_for};
 
 use std::time::Duration;
 
@@ -216,6 +217,7 @@ fn closed_lineage(peer: &Peer) -> Result<()> {
 /// pairing ended with a message from the peer (it counts as last contact).
 pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, at: UnixMillis, heard: bool) -> Face {
     let face = Face::of(paired.card.did());
+    let did = paired.card.did().clone();
     // A card that carries statements (a rotated peer) pins its lineage from the start.
     let paired_lineage = (!paired.card.lineage().is_empty()).then(|| paired.card.lineage_pin());
     peers.pin(Peer {
@@ -228,7 +230,14 @@ pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, 
         needs_repair: false,
         lineage: paired_lineage,
         told: None,
+        prekeys: None,
+        prekeys_asked: None,
     });
+    // Its bundle, when the pairing carried one (checked against the key just pinned).
+    if let (Some(bundle), Some(peer)) = (paired.prekeys.as_ref(), peers.peers.iter_mut().find(|p| p.card.did() == &did))
+    {
+        let _ = prekeys::take_bundle(peer, bundle);
+    }
     face
 }
 
@@ -269,6 +278,7 @@ pub(crate) fn parked_answer(
         slot: first.slot.clone(),
         token,
         envelope: out.envelope.0.clone(),
+        signed: None,
         queued_at: now,
         attempts: 0,
         last_error: None,
@@ -342,8 +352,7 @@ impl Endpoint {
         for peer in &peers.peers {
             let body = serde_json::to_value(account.card.signed()).expect("a signed card serializes");
             let event = Event::new(&self.identity, peer.card.did().clone(), Kind::CardUpdate, body, now, &mut OsRng);
-            let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
-            let item = OutboxItem::to_peer(peer, event_id, envelope, now).ok_or(PairingError::NoEndpoint)?;
+            let item = seal_for(&self.identity, peer, event)?.item(peer, now)?;
             self.home.queue(&item)?;
         }
         // The card is saved last: a crash before this point re-runs the migration (a peer
@@ -419,8 +428,15 @@ impl Endpoint {
         }
         let client = self.our_client(&account)?;
         let grant = self.mint_send_grant(&account).await?;
-        let (waiting, out) =
-            invite_flow::join(&self.identity, &account.card, &invite, grant.token, self.home.now(), &mut OsRng)?;
+        let (waiting, out) = invite_flow::join(
+            &self.identity,
+            &account.card,
+            self.our_bundle()?.as_ref(),
+            &invite,
+            grant.token,
+            self.home.now(),
+            &mut OsRng,
+        )?;
         if let Err(e) = post(&self.identity, &out).await {
             // The invite was refused (used, expired) or unreachable: take back our grant.
             let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
@@ -451,8 +467,16 @@ impl Endpoint {
         let account = self.account()?;
         let client = self.our_client(&account)?;
         let grant = self.mint_send_grant(&account).await?;
-        let (waiting, out) =
-            dial::dial(&self.identity, &account.card, &theirs, grant.token, note, self.home.now(), &mut OsRng)?;
+        let (waiting, out) = dial::dial(
+            &self.identity,
+            &account.card,
+            self.our_bundle()?.as_ref(),
+            &theirs,
+            grant.token,
+            note,
+            self.home.now(),
+            &mut OsRng,
+        )?;
         if let Err(e) = post(&self.identity, &out).await {
             let _ = client.revoke(&account.slot, &account.owner_token, &grant.grant_id).await;
             return Err(e);
@@ -518,8 +542,14 @@ impl Endpoint {
         let mut answer = None;
         if accept {
             let grant = self.mint_send_grant(&account).await?;
-            let (paired, out) =
-                request.accept(&self.identity, &account.card, grant.token, self.home.now(), &mut OsRng)?;
+            let (paired, out) = request.accept(
+                &self.identity,
+                &account.card,
+                self.our_bundle()?.as_ref(),
+                grant.token,
+                self.home.now(),
+                &mut OsRng,
+            )?;
             // The answer is parked first, like one the receive path makes: a dialer whose
             // addresses do not answer now is answered at a later sync (until the request's
             // own window closes), and the decision is saved either way.
@@ -592,7 +622,7 @@ impl Endpoint {
             &mut OsRng,
         );
         let told = match seal_for(&self.identity, &peer, close) {
-            Ok((_, env)) => deliver(&peer, &env).await.is_ok(),
+            Ok(sealed) => matches!(deliver_sealed(&peer, &sealed).await, Ok(Some(_))),
             Err(_) => false,
         };
         peers.peers.retain(|p| p.card.did() != peer.card.did());
@@ -612,10 +642,23 @@ impl Endpoint {
         let event = Event::new(&self.identity, peer.card.did().clone(), kind, body, self.home.now(), &mut OsRng);
         let to = peer.card.did().clone();
         let sent = |queued| SentRecord::Sent { event: event.clone(), at: self.home.now(), queued };
-        let (event_id, env) = seal_for(&self.identity, &peer, event.clone())?;
+        let sealed = seal_for(&self.identity, &peer, event.clone())?;
+        let event_id = sealed.id;
         let face = face_of_peer(&peer);
-        match deliver(&peer, &env).await {
-            Ok((seq, via)) => {
+        let outcome = deliver_sealed(&peer, &sealed).await;
+        // Queued when nobody answered, when the peer's relay lost its slot (it comes back
+        // with a re-introduction, and the outbox follows its new card), or when we hold no
+        // usable prekey of the peer's (it is asked for a fresh bundle).
+        let stale = matches!(outcome, Ok(None));
+        let wait = match &outcome {
+            Ok(None) => Some(EndpointError::PrekeysStale(face.nickname.clone()).to_string()),
+            Err(e) if matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::NotFound) => {
+                Some(e.to_string())
+            }
+            _ => None,
+        };
+        match outcome {
+            Ok(Some((seq, via))) => {
                 self.home.record_sent(&to, &[sent(false)])?;
                 Ok(SendReport {
                     verdict: Verdict::Sent,
@@ -626,17 +669,16 @@ impl Endpoint {
                     reason: None,
                 })
             }
-            // Queued when nobody answered, or the peer's relay lost its slot (it comes back
-            // with a re-introduction, and the outbox follows its new card).
-            Err(e)
-                if queue && (matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::NotFound)) =>
-            {
-                let mut item =
-                    OutboxItem::to_peer(&peer, event_id, env, self.home.now()).ok_or(PairingError::NoEndpoint)?;
+            _ if queue && wait.is_some() => {
+                let mut item = sealed.item(&peer, self.home.now())?;
                 item.logged = true;
                 let _lock = self.home.lock()?;
                 // Logged before it is queued: a flush can only ever find it in the log.
                 self.home.record_sent(&to, &[sent(true)])?;
+                if stale {
+                    item.last_error = wait.clone();
+                    self.ask_prekeys_of(&to)?;
+                }
                 self.home.queue(&item)?;
                 Ok(SendReport {
                     verdict: Verdict::Queued,
@@ -644,9 +686,10 @@ impl Endpoint {
                     to: face,
                     seq: None,
                     via: None,
-                    reason: Some(e.to_string()),
+                    reason: wait,
                 })
             }
+            Ok(None) => Err(EndpointError::PrekeysStale(face.nickname)),
             Err(e) => {
                 let reason = e.to_string();
                 let failed = SentRecord::Failed { id: event_id, at: self.home.now(), reason };

@@ -230,6 +230,12 @@ pub struct Peer {
     /// statements), so each peer that follows lineages hears each statement once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub told: Option<u64>,
+    /// Its newest prekey bundle we hold (verified), when it publishes prekeys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prekeys: Option<crate::proto::prekey::Bundle>,
+    /// When we last asked it for a fresh bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prekeys_asked: Option<UnixMillis>,
 }
 
 impl Peer {

@@ -18,6 +18,7 @@ pub mod job;
 pub mod labels;
 pub mod lineage;
 pub mod pairing;
+pub mod prekey;
 pub mod rng;
 pub mod secret;
 pub mod signed;

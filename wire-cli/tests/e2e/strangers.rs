@@ -59,6 +59,7 @@ fn hand_built_dial(w: &World, stranger: &Endpoint, card: &Card, victim: &Endpoin
     let (_, out) = dial::dial(
         &stranger.identity,
         card,
+        None,
         &theirs.card,
         Token::random("snd", &mut OsRng),
         Some("pick me".into()),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, EndpointError, Face, Result, deliver, seal_for};
+use super::{Endpoint, EndpointError, Face, Result, seal_for};
 use crate::client::{Client, ClientError, RelayUrl};
 use crate::home::{Peer, Peers};
 use crate::proto::api::ErrorCode;
@@ -194,10 +194,15 @@ impl Endpoint {
             (Role::Guest, None) => return Err(EndpointError::CodeMissing),
         };
         let grant = self.mint_send_grant(&account).await?;
+        let bundle = {
+            let _lock = self.home.lock()?;
+            self.our_bundle()?
+        };
         let (pairing, progress) = CodePairing::start(
             role,
             code,
             account.card.clone(),
+            bundle,
             grant.token,
             Secret32::random(&mut OsRng),
             self.home.now(),
@@ -323,6 +328,8 @@ impl Endpoint {
                     needs_repair: false,
                     lineage: None,
                     told: None,
+                    prekeys: None,
+                    prekeys_asked: None,
                 };
                 let close = Event::new(
                     &self.identity,
@@ -332,8 +339,8 @@ impl Endpoint {
                     self.home.now(),
                     &mut OsRng,
                 );
-                if let Ok((_, env)) = seal_for(&self.identity, &peer, close) {
-                    let _ = deliver(&peer, &env).await;
+                if let Ok(sealed) = seal_for(&self.identity, &peer, close) {
+                    let _ = super::deliver_sealed(&peer, &sealed).await;
                 }
             }
         }

@@ -186,6 +186,10 @@ pub enum EndpointError {
         /// The kind it lacks.
         kind: Kind,
     },
+    /// The peer publishes prekeys and we hold none it still takes: the send waits in the
+    /// outbox for its fresh bundle (asked for), and is never sealed to its long-term key.
+    #[error("{0} has not sent us a fresh prekey bundle; the message waits in the outbox until it does")]
+    PrekeysStale(String),
     /// No address of the peer's relay answered a send.
     #[error("could not reach {0}: {1}; retry later, or send with --queue to have it delivered when the relay answers")]
     PeerUnreachable(String, ClientError),
@@ -504,6 +508,7 @@ impl EndpointError {
             EndpointError::Cancel(_) => "cancel_refused",
             EndpointError::Revoked(_) => "revoked",
             EndpointError::PeerLacksKind { .. } => "peer_lacks_kind",
+            EndpointError::PrekeysStale(_) => "prekeys_stale",
             EndpointError::NoSuchRoom(_) => "no_such_room",
             EndpointError::RoomExists(_) => "room_exists",
             EndpointError::NotRoomManager(_) => "not_room_manager",
@@ -552,7 +557,9 @@ impl EndpointError {
             EndpointError::NoSuchRoom(_) | EndpointError::RoomExists(_) => Some(NextStep::ListRooms),
             EndpointError::NoSuchJob(_) | EndpointError::Job(_) => Some(NextStep::ListJobs),
             EndpointError::NotRoomManager(_) | EndpointError::RoomClosed(_) => Some(NextStep::RoomMembers),
-            EndpointError::PeerUnreachable(..) | EndpointError::PeerSlotGone(_) => Some(NextStep::SendQueued),
+            EndpointError::PeerUnreachable(..) | EndpointError::PeerSlotGone(_) | EndpointError::PrekeysStale(_) => {
+                Some(NextStep::SendQueued)
+            }
             EndpointError::MailboxFull(_) => Some(NextStep::RetryLater),
             EndpointError::SlotGone { .. } => Some(NextStep::Reregister),
             EndpointError::SlotAlive { .. } | EndpointError::OtherRelay { .. } => Some(NextStep::Status),

@@ -7,7 +7,7 @@ use rand_core::OsRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Endpoint, EndpointError, Face, Result, deliver, refusal, seal_for};
+use super::{Endpoint, EndpointError, Face, Result, refusal, seal_for};
 use crate::client::ClientError;
 use crate::home::{InboxLine, OutboxItem, Peers, SentRecord};
 use crate::proto::api::ErrorCode;
@@ -285,22 +285,32 @@ impl Endpoint {
         let id = body.job;
         let value = serde_json::to_value(&body).expect("job events serialize");
         let event = Event::new(&self.identity, to.clone(), Kind::Job, value, self.home.now(), &mut OsRng);
-        let (event_id, env) = seal_for(&self.identity, &peer, event.clone())?;
+        let sealed = seal_for(&self.identity, &peer, event.clone())?;
         let sent = |queued| SentRecord::Sent { event: event.clone(), at: self.home.now(), queued };
-        let verdict = match deliver(&peer, &env).await {
-            Ok(_) => {
+        let outcome = super::deliver_sealed(&peer, &sealed).await;
+        let stale = matches!(outcome, Ok(None));
+        let wait = match &outcome {
+            Ok(None) => true,
+            Err(e) => matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::NotFound),
+            Ok(Some(_)) => false,
+        };
+        let verdict = match outcome {
+            Ok(Some(_)) => {
                 self.home.record_sent(to, &[sent(false)])?;
                 "sent"
             }
-            Err(e) if matches!(e, ClientError::Unreachable { .. }) || e.code() == Some(ErrorCode::NotFound) => {
-                let mut item = OutboxItem::to_peer(&peer, event_id, env, self.home.now())
-                    .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+            _ if wait => {
+                let mut item = sealed.item(&peer, self.home.now())?;
                 item.logged = true;
                 let _lock = self.home.lock()?;
                 self.home.record_sent(to, &[sent(true)])?;
+                if stale {
+                    self.ask_prekeys_of(to)?;
+                }
                 self.home.queue(&item)?;
                 "queued"
             }
+            Ok(None) => return Err(EndpointError::PrekeysStale(Face::of(to).nickname)),
             Err(e) => return Err(refusal(&Face::of(to), e)),
         };
         let entries: Vec<Entry> = self.job_entries(to, &[])?.into_iter().filter(|e| e.event.job == id).collect();
@@ -378,8 +388,7 @@ impl Endpoint {
                     self.home.now(),
                     &mut OsRng,
                 );
-                let (event_id, env) = seal_for(&self.identity, peer, event)?;
-                if let Some(mut item) = OutboxItem::to_peer(peer, event_id, env, self.home.now()) {
+                if let Ok(mut item) = seal_for(&self.identity, peer, event)?.item(peer, self.home.now()) {
                     item.quiet = true;
                     self.home.queue(&item)?;
                     told.push(Face::of(peer.card.did()));
@@ -481,9 +490,7 @@ impl Endpoint {
     pub(crate) fn queued_job_step(&self, peer: &crate::home::Peer, body: JobEvent) -> Result<OutboxItem> {
         let value = serde_json::to_value(&body).expect("job events serialize");
         let event = Event::new(&self.identity, peer.card.did().clone(), Kind::Job, value, self.home.now(), &mut OsRng);
-        let (event_id, env) = seal_for(&self.identity, peer, event.clone())?;
-        let mut item = OutboxItem::to_peer(peer, event_id, env, self.home.now())
-            .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+        let mut item = seal_for(&self.identity, peer, event.clone())?.item(peer, self.home.now())?;
         item.logged = true;
         self.home.record_sent(peer.card.did(), &[SentRecord::Sent { event, at: self.home.now(), queued: true }])?;
         Ok(item)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::route::{deliver, seal_for};
 use super::{Endpoint, EndpointError, Face, Result};
-use crate::home::{Account, Home, HomeError, OutboxItem, Peer, Peers};
+use crate::home::{Account, Home, HomeError, Peer, Peers};
 use crate::proto::card::Card;
 use crate::proto::did::Did;
 use crate::proto::envelope;
@@ -190,9 +190,7 @@ impl Endpoint {
             let peer = &mut peers.peers[i];
             let body = serde_json::to_value(card.signed()).expect("a signed card serializes");
             let event = Event::new(&self.identity, peer.card.did().clone(), Kind::CardUpdate, body, now, &mut OsRng);
-            let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
-            let mut item = OutboxItem::to_peer(peer, event_id, envelope, now)
-                .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+            let mut item = seal_for(&self.identity, peer, event)?.item(peer, now)?;
             item.quiet = true;
             self.home.queue(&item)?;
             peer.told = Some(seq);
@@ -318,6 +316,8 @@ pub async fn publish_revocation(file: &Path) -> Result<PublishReport> {
             needs_repair: false,
             lineage: None,
             told: None,
+            prekeys: None,
+            prekeys_asked: None,
         };
         let outcome = match envelope::seal_signed(&p.event, &p.card.x25519_public(), &mut OsRng) {
             Ok(sealed) => deliver(&peer, &sealed.0).await.map(|_| ()).map_err(|e| e.to_string()),
@@ -397,10 +397,12 @@ pub(crate) fn apply_revocation(
     }
 }
 
-/// Opens an envelope with our current key, or one a rotation retired less than [`GRACE`]
-/// ago.
-pub(crate) fn open_any(ep: &Endpoint, bytes: &[u8]) -> Option<Signed> {
-    envelope::open_signed(&ep.identity, bytes)
-        .ok()
+/// Opens an envelope with one of our prekeys (newest first), our current key, or one a
+/// rotation retired less than [`GRACE`] ago.
+pub(crate) fn open_any(ep: &Endpoint, prekeys: &[x25519_dalek::StaticSecret], bytes: &[u8]) -> Option<Signed> {
+    prekeys
+        .iter()
+        .find_map(|k| envelope::open_signed_with(k, bytes).ok())
+        .or_else(|| envelope::open_signed(&ep.identity, bytes).ok())
         .or_else(|| ep.past.iter().find_map(|id| envelope::open_signed(id, bytes).ok()))
 }

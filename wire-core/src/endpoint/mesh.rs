@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Endpoint, EndpointError, Face, Result, deliver, seal_for};
+use super::{Endpoint, EndpointError, Face, Result, seal_for};
 use crate::home::{Peers, SentRecord};
 use crate::proto::did::Did;
 use crate::proto::event::{Event, Kind};
@@ -46,8 +46,10 @@ pub async fn pair_local(a: &Endpoint, b: &Endpoint) -> Result<bool> {
     let grant_a = a.mint_send_grant(&account_a).await?;
     let grant_b = b.mint_send_grant(&account_b).await?;
     let at = a.home.now();
-    let paired_b = Paired { card: account_b.card.clone(), send_token: grant_b.token, tier: Tier::Local };
-    let paired_a = Paired { card: account_a.card.clone(), send_token: grant_a.token, tier: Tier::Local };
+    let paired_b =
+        Paired { card: account_b.card.clone(), send_token: grant_b.token, tier: Tier::Local, prekeys: b.our_bundle()? };
+    let paired_a =
+        Paired { card: account_a.card.clone(), send_token: grant_a.token, tier: Tier::Local, prekeys: a.our_bundle()? };
     super::pin(&mut peers_a, paired_b, Some(grant_a.grant_id), at, false);
     super::pin(&mut peers_b, paired_a, Some(grant_b.grant_id), at, false);
     a.home.save(&peers_a)?;
@@ -115,7 +117,11 @@ impl Endpoint {
             let to = Face::of(peer.card.did());
             let record = SentRecord::Sent { event: event.clone(), at: self.home.now(), queued: false };
             let sent = match seal_for(&self.identity, peer, event) {
-                Ok((_, env)) => deliver(peer, &env).await.map_err(|e| e.to_string()),
+                Ok(sealed) => match super::deliver_sealed(peer, &sealed).await {
+                    Ok(Some(done)) => Ok(done),
+                    Ok(None) => Err(EndpointError::PrekeysStale(to.nickname.clone()).to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
                 Err(e) => Err(e.to_string()),
             };
             let mut records = vec![record];

@@ -114,7 +114,7 @@ pub(super) fn nonce_of(fields: &serde_json::Map<String, serde_json::Value>) -> O
 }
 
 impl Endpoint {
-    fn probe(&self, peer: &Peer, kind: &str, nonce: &str) -> Result<(crate::proto::event::EventId, Vec<u8>)> {
+    fn probe(&self, peer: &Peer, kind: &str, nonce: &str) -> Result<super::route::Sealed> {
         let mut fields = serde_json::Map::new();
         fields.insert("nonce".into(), nonce.into());
         let body = serde_json::to_value(ControlBody { kind: kind.into(), v: 1, fields }).expect("serializes");
@@ -125,8 +125,7 @@ impl Endpoint {
 
     /// The answer to a ping from `peer`, as an outbox item (posted with the batch).
     pub(super) fn pong_for(&self, peer: &Peer, nonce: &str) -> Result<Option<OutboxItem>> {
-        let (event_id, envelope) = self.probe(peer, PONG, nonce)?;
-        Ok(OutboxItem::to_peer(peer, event_id, envelope, self.home.now()).map(|mut item| {
+        Ok(self.probe(peer, PONG, nonce)?.item(peer, self.home.now()).ok().map(|mut item| {
             item.quiet = true;
             item
         }))
@@ -185,8 +184,8 @@ impl Endpoint {
             self.home.save(&pings)?;
             now
         };
-        let (_, envelope) = self.probe(&peer, PING, &nonce)?;
-        deliver(&peer, &envelope).await.map_err(EndpointError::from)?;
+        let sealed = self.probe(&peer, PING, &nonce)?;
+        deliver(&peer, sealed.envelope()?).await.map_err(EndpointError::from)?;
         let started = tokio::time::Instant::now();
         let deadline = started + timeout.min(MAX_PING_WAIT);
         loop {

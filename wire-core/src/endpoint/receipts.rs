@@ -129,8 +129,7 @@ impl Endpoint {
             let body = serde_json::to_value(control).expect("serializes");
             let event =
                 Event::new(&self.identity, peer.card.did().clone(), Kind::Control, body, self.home.now(), &mut OsRng);
-            let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
-            if let Some(mut item) = OutboxItem::to_peer(peer, event_id, envelope, self.home.now()) {
+            if let Ok(mut item) = seal_for(&self.identity, peer, event)?.item(peer, self.home.now()) {
                 item.quiet = true;
                 items.push(item);
             }

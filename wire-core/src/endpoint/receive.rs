@@ -77,6 +77,7 @@ impl Endpoint {
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
         let mut later = After::default();
         let mut blocked = self.home.load::<super::Blocked>()?;
+        let prekeys = self.prekey_secrets()?;
         let blocked_before = blocked.as_ref().map(|b| b.blocked.iter().map(|e| e.dropped).sum::<u64>());
         // Whether the relay's store is not the one our cursor counts in: then we read from
         // its floor and check repeats against the whole inbox.
@@ -122,6 +123,7 @@ impl Endpoint {
             let mut inbox: Vec<(Did, InboxLine)> = Vec::new();
             for stored in events {
                 self.receive(
+                    &prekeys,
                     blocked.as_mut(),
                     stored.seq,
                     stored.lane,
@@ -186,6 +188,11 @@ impl Endpoint {
                     })?;
                 }
             }
+            for did in later.asks.drain(..) {
+                if let Some(item) = peers.get(&did).map(|p| self.answer_ask(p)).transpose()?.flatten() {
+                    self.home.queue(&item)?;
+                }
+            }
             if !later.pings.is_empty() || !later.pongs.is_empty() {
                 self.take_pings(&peers, &mut later.pings, &mut later.pongs)?;
             }
@@ -245,6 +252,7 @@ impl Endpoint {
     #[allow(clippy::too_many_arguments)]
     async fn receive(
         &self,
+        prekeys: &[x25519_dalek::StaticSecret],
         blocked: Option<&mut super::Blocked>,
         seq: u64,
         lane: Lane,
@@ -261,7 +269,7 @@ impl Endpoint {
             self.home.reject(&Rejected { at: self.home.now(), seq, reason })?;
             Ok(())
         };
-        let Some(signed) = super::lineage::open_any(self, bytes) else {
+        let Some(signed) = super::lineage::open_any(self, prekeys, bytes) else {
             return reject("could not open envelope (not sealed to us, or damaged)".into());
         };
         let event = match SignedEvent::parse(signed) {
@@ -445,6 +453,22 @@ impl Endpoint {
                             }
                         }
                     }
+                    // A fresh prekey bundle: what waited for one goes now.
+                    Ok(control) if control.kind == super::prekeys::BUNDLE && control.v == 1 => {
+                        let taken = super::prekeys::bundle_of(&control)
+                            .ok_or_else(|| "no bundle".to_owned())
+                            .and_then(|b| super::prekeys::take_bundle(peer, &b));
+                        match taken {
+                            Ok(true) => later.due.push(sender.clone()),
+                            Ok(false) => {}
+                            Err(why) => return reject(format!("prekeys from {nick}: {why}")),
+                        }
+                    }
+                    Ok(control) if control.kind == super::prekeys::ASK && control.v == 1 => {
+                        if !later.asks.contains(&sender) {
+                            later.asks.push(sender.clone());
+                        }
+                    }
                     Ok(control) if control.kind == super::jobs::CAPABILITIES && control.v == 1 => {
                         later.capabilities.push((sender.clone(), control));
                     }
@@ -500,8 +524,14 @@ impl Endpoint {
                     // Our own relay: if it cannot mint, the pull fails as a whole (it could
                     // not list or ack either). The answer itself is parked, never posted here.
                     let grant = self.mint_send_grant(account).await?;
-                    let (paired, out) =
-                        request.answer(&self.identity, &account.card, grant.token, self.home.now(), &mut OsRng)?;
+                    let (paired, out) = request.answer(
+                        &self.identity,
+                        &account.card,
+                        self.our_bundle()?.as_ref(),
+                        grant.token,
+                        self.home.now(),
+                        &mut OsRng,
+                    )?;
                     let to = paired.card.did().clone();
                     later.parked.push(super::parked_answer(
                         to,
@@ -625,12 +655,43 @@ impl Endpoint {
     pub(crate) async fn try_item(&self, item: &OutboxItem, report: &mut PullReport) -> Result<bool> {
         // Reloaded per item: dropping a parked answer may have unpinned a peer.
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
+        // To a peer that publishes prekeys the item holds the signed event: sealed now to
+        // the newest prekey we hold, or, when all are stale, left waiting for a fresh bundle.
+        let resealed;
+        let envelope = match (&item.signed, peers.get(&item.to)) {
+            (None, _) => &item.envelope,
+            (Some(signed), Some(peer)) => match super::route::seal_now(peer, signed, self.home.now())? {
+                Some(envelope) => {
+                    resealed = envelope;
+                    &resealed
+                }
+                None => {
+                    self.ask_prekeys_of(&item.to)?;
+                    let mut item = item.clone();
+                    item.last_error = Some(EndpointError::PrekeysStale(Face::of(&item.to).nickname).to_string());
+                    item.not_before = Some(self.home.now().saturating_add(OutboxItem::backoff(item.attempts)));
+                    self.home.queue(&item)?;
+                    report.count_waiting(&item);
+                    return Ok(false);
+                }
+            },
+            // Forgotten since: there is no key to seal it to any more.
+            (Some(_), None) => {
+                self.home.unqueue(&item.event_id)?;
+                if item.logged {
+                    let reason = "the peer was forgotten before this could be sent".to_owned();
+                    let failed = SentRecord::Failed { id: item.event_id, at: self.home.now(), reason };
+                    self.home.record_sent(&item.to, &[failed])?;
+                }
+                return Ok(false);
+            }
+        };
         // A pinned peer is reached along the one route (closest address that answers).
         let sent = match peers.get(&item.to) {
-            Some(peer) if item.reintro.is_some() => self.post_reintro(peer, &item.envelope).await,
-            Some(peer) => super::deliver(peer, &item.envelope).await.map(|_| ()),
+            Some(peer) if item.reintro.is_some() => self.post_reintro(peer, envelope).await,
+            Some(peer) => super::deliver(peer, envelope).await.map(|_| ()),
             None => match RelayUrl::parse(&item.relay) {
-                Ok(url) => Client::new(url).append(&item.slot, &item.token, &item.envelope).await.map(|_| ()),
+                Ok(url) => Client::new(url).append(&item.slot, &item.token, envelope).await.map(|_| ()),
                 Err(e) => Err(e),
             },
         };
@@ -693,4 +754,6 @@ pub(super) struct After {
     pings: Vec<(Did, String)>,
     /// Answers to our pings (peer, nonce).
     pongs: Vec<(Did, String)>,
+    /// Peers that asked for our prekey bundle.
+    asks: Vec<Did>,
 }

@@ -181,9 +181,7 @@ impl Endpoint {
             now,
             &mut OsRng,
         );
-        let (event_id, envelope) = seal_for(&self.identity, peer, event)?;
-        let mut item = OutboxItem::to_peer(peer, event_id, envelope, now)
-            .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+        let mut item = seal_for(&self.identity, peer, event)?.item(peer, now)?;
         item.reintro = Some(now.saturating_add(REINTRO_TTL));
         Ok(item)
     }
@@ -315,6 +313,8 @@ mod tests {
             needs_repair: true,
             lineage: None,
             told: None,
+            prekeys: None,
+            prekeys_asked: None,
         };
         let (new, fresh) = (card_at(&peer_id, 20), Token::random("send", &mut OsRng));
         assert!(matches!(apply_reintro(&mut peer, &fields(&new, &fresh)), Ok(Reintro::Accepted)));

@@ -283,9 +283,7 @@ impl Endpoint {
         }
         let event =
             Event::new(&self.identity, peer.card.did().clone(), Kind::Control, body, self.home.now(), &mut OsRng);
-        let (event_id, envelope) = super::seal_for(&self.identity, peer, event)?;
-        let mut item = OutboxItem::to_peer(peer, event_id, envelope, self.home.now())
-            .ok_or(crate::proto::pairing::PairingError::NoEndpoint)?;
+        let mut item = super::seal_for(&self.identity, peer, event)?.item(peer, self.home.now())?;
         item.quiet = true;
         Ok(item)
     }

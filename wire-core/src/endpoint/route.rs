@@ -9,23 +9,70 @@ use rand_core::OsRng;
 
 use super::{EndpointError, Face, Result, intro_tag};
 use crate::client::{Client, ClientError, Reach, RelayUrl};
-use crate::home::Peer;
+use crate::home::{OutboxItem, Peer};
 use crate::proto::api::{ErrorCode, Lane, SlotId};
 use crate::proto::card::Endpoint;
+use crate::proto::did::Did;
 use crate::proto::envelope;
 use crate::proto::event::{Event, EventId, SignedEvent};
 use crate::proto::identity::Identity;
-use crate::proto::pairing::{Outgoing, Tier};
+use crate::proto::pairing::{Outgoing, PairingError, Tier};
+use crate::proto::prekey;
 use crate::proto::secret::Token;
+use crate::proto::signed::Signed;
+use crate::proto::time::UnixMillis;
 
-pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<(EventId, Vec<u8>)> {
+pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<Sealed> {
     // New kinds go only to peers that list them: an older peer could not read them.
     if !peer.card.speaks(event.kind.as_str()) {
         return Err(EndpointError::PeerLacksKind { peer: Face::of(peer.card.did()).nickname, kind: event.kind });
     }
-    let id = event.id;
+    let (id, now) = (event.id, event.created_at);
     let signed: SignedEvent = event.sign(me).expect("events built here are from `me`");
-    Ok((id, envelope::seal(&signed, &peer.card.x25519_public(), &mut OsRng)?.0))
+    let envelope = seal_now(peer, signed.signed(), now)?;
+    Ok(Sealed { id, to: peer.card.did().clone(), signed: signed.signed().clone(), envelope })
+}
+
+/// An event signed for a pinned peer, and its envelope when there is a key to seal it to
+/// now (none when the peer publishes prekeys and we hold no usable one).
+pub(crate) struct Sealed {
+    pub(crate) id: EventId,
+    to: Did,
+    signed: Signed,
+    envelope: Option<Vec<u8>>,
+}
+
+impl Sealed {
+    /// The envelope, to post now.
+    pub(crate) fn envelope(&self) -> Result<&[u8]> {
+        self.envelope.as_deref().ok_or_else(|| EndpointError::PrekeysStale(Face::of(&self.to).nickname))
+    }
+
+    /// An outbox item for it. To a peer that publishes prekeys the item keeps the signed
+    /// event, and every attempt seals it anew to the newest prekey ([`reseal`]).
+    pub(crate) fn item(self, peer: &Peer, now: UnixMillis) -> Result<OutboxItem> {
+        let fresh = peer.card.speaks(prekey::FEATURE);
+        let envelope = if fresh { Vec::new() } else { self.envelope.unwrap_or_default() };
+        let mut item = OutboxItem::to_peer(peer, self.id, envelope, now).ok_or(PairingError::NoEndpoint)?;
+        item.signed = fresh.then_some(self.signed);
+        Ok(item)
+    }
+}
+
+/// Seals `signed` for `peer` at `now`: to the newest usable prekey of a peer that publishes
+/// them (never to its long-term key: `None` when it has none usable), to the long-term key
+/// otherwise. The prekey messages themselves carry nothing secret and go to the long-term
+/// key, so a peer whose prekeys we lack can still be asked for them.
+pub(crate) fn seal_now(peer: &Peer, signed: &Signed, now: UnixMillis) -> Result<Option<Vec<u8>>> {
+    let key = if peer.card.speaks(prekey::FEATURE) && !super::prekeys::is_key_management(signed) {
+        match peer.prekeys.as_ref().and_then(|b| b.seal_key(now)) {
+            Some(key) => key,
+            None => return Ok(None),
+        }
+    } else {
+        peer.card.x25519_public()
+    };
+    Ok(Some(envelope::seal_signed(signed, &key, &mut OsRng)?.0))
 }
 
 /// Whether a target is on this machine, as far as its addresses are concerned.
@@ -103,6 +150,15 @@ pub(super) async fn post_along(
 pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<(u64, String), ClientError> {
     let here = Here::of(peer.card.machine(), Some(peer.tier));
     post_along(&peer.card.body().endpoints, here, Post::Append(&peer.send_token), envelope).await
+}
+
+/// Posts a sealed event now; `Ok(None)` when it cannot be sealed now (the peer's prekeys
+/// we hold are all stale: queue it).
+pub(crate) async fn deliver_sealed(peer: &Peer, sealed: &Sealed) -> Result<Option<(u64, String)>, ClientError> {
+    match &sealed.envelope {
+        Some(envelope) => deliver(peer, envelope).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// A failed send, in words that fit a send.

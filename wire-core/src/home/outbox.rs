@@ -25,9 +25,13 @@ pub struct OutboxItem {
     pub slot: crate::proto::api::SlotId,
     /// Our send token on it.
     pub token: Token,
-    /// Envelope bytes.
+    /// Envelope bytes (empty when `signed` is set).
     #[serde(with = "crate::proto::b64::bytes")]
     pub envelope: Vec<u8>,
+    /// The signed event, for a peer that publishes prekeys: sealed anew at every attempt to
+    /// its newest prekey, so nothing waits here sealed to a key that may be deleted first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<crate::proto::signed::Signed>,
     /// When it was queued.
     pub queued_at: UnixMillis,
     /// Failed delivery attempts so far.
@@ -81,6 +85,7 @@ impl OutboxItem {
             slot: endpoint.slot.clone(),
             token: peer.send_token.clone(),
             envelope,
+            signed: None,
             queued_at: now,
             attempts: 0,
             last_error: None,

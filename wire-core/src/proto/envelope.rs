@@ -20,7 +20,7 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use hkdf::Hkdf;
 use rand_core::CryptoRngCore;
 use sha2::Sha256;
-use x25519_dalek::{EphemeralSecret, PublicKey as X25519Public};
+use x25519_dalek::{EphemeralSecret, PublicKey as X25519Public, StaticSecret};
 use zeroize::Zeroizing;
 
 use super::event::{SignedEvent, VerifiedEvent};
@@ -131,6 +131,20 @@ pub fn open(me: &Identity, envelope: &[u8]) -> Result<SignedEvent, OpenError> {
 /// event inside: the receive path parses it itself, so an event of a kind from a newer
 /// peer is told apart from a damaged envelope.
 pub fn open_signed(me: &Identity, envelope: &[u8]) -> Result<Signed, OpenError> {
+    open_to(envelope, &me.x25519_public(), |epk| me.diffie_hellman(epk))
+}
+
+/// Opens an envelope sealed to one of our prekeys (docs/PROTOCOL.md 7.1): the same
+/// construction with the prekey in place of the identity's X25519 key.
+pub fn open_signed_with(secret: &StaticSecret, envelope: &[u8]) -> Result<Signed, OpenError> {
+    open_to(envelope, &X25519Public::from(secret), |epk| secret.diffie_hellman(epk))
+}
+
+fn open_to(
+    envelope: &[u8],
+    recipient: &X25519Public,
+    dh: impl FnOnce(&X25519Public) -> x25519_dalek::SharedSecret,
+) -> Result<Signed, OpenError> {
     let (&version, rest) = envelope.split_first().ok_or(OpenError)?;
     if version != ENVELOPE_VERSION || rest.len() < 32 + 16 {
         return Err(OpenError);
@@ -141,11 +155,11 @@ pub fn open_signed(me: &Identity, envelope: &[u8]) -> Result<Signed, OpenError> 
     if !BUCKETS.contains(&(ct.len() - 16)) {
         return Err(OpenError);
     }
-    let dh = me.diffie_hellman(&epk);
+    let dh = dh(&epk);
     if !dh.was_contributory() {
         return Err(OpenError);
     }
-    let (aead, nonce) = cipher(dh.as_bytes(), &epk, &me.x25519_public());
+    let (aead, nonce) = cipher(dh.as_bytes(), &epk, recipient);
     let padded =
         Zeroizing::new(aead.decrypt(&nonce.into(), Payload { msg: ct, aad: &aad(&epk) }).map_err(|_| OpenError)?);
     let (len, body) = padded.split_at(4);

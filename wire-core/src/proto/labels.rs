@@ -42,3 +42,5 @@ pub const SIGN_LINEAGE: &[u8] = b"wire/v1/lineage";
 pub const SIGN_LINEAGE_NEW: &[u8] = b"wire/v1/lineage-new";
 /// Hash prefix of the commitment to a lineage's next signing key.
 pub const NEXT_KEY: &[u8] = b"wire/v1/next-key";
+/// Prefix of the bytes a prekey bundle signature covers.
+pub const SIGN_PREKEYS: &[u8] = b"wire/v1/prekeys";

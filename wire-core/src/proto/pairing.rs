@@ -52,6 +52,9 @@ pub struct Paired {
     pub send_token: Token,
     /// How the peer was verified.
     pub tier: Tier,
+    /// The peer's signed prekey bundle, when it publishes prekeys (checked at pinning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prekeys: Option<Signed>,
 }
 
 /// A sealed message and where to post it.
@@ -86,6 +89,8 @@ pub(crate) enum PairRequestBody {
         send_token: Token,
         #[serde(with = "b64::fixed")]
         proof: [u8; 32],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prekeys: Option<Signed>,
     },
     /// Dialing a stranger.
     Dial {
@@ -93,6 +98,8 @@ pub(crate) enum PairRequestBody {
         send_token: Token,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prekeys: Option<Signed>,
     },
 }
 
@@ -102,6 +109,8 @@ pub(crate) enum PairRequestBody {
 pub(crate) struct PairAcceptBody {
     pub(crate) card: Signed,
     pub(crate) send_token: Token,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) prekeys: Option<Signed>,
 }
 
 /// Body of a `pair_reject` event.
@@ -231,23 +240,25 @@ pub fn receive_request(me: &Identity, event: SignedEvent, now: UnixMillis) -> Re
         return Err(PairingError::SelfPairing);
     }
     match body_of::<PairRequestBody>(&verified, Kind::PairRequest)? {
-        PairRequestBody::Invite { invite, card, send_token, proof } => {
+        PairRequestBody::Invite { invite, card, send_token, proof, prekeys } => {
             let card = sender_card(card, &verified)?;
             Ok(IncomingRequest::Invite(invite::InviteClaim {
                 invite_id: invite,
                 request_id: verified.event().id,
                 guest: card,
                 guest_token: send_token,
+                guest_prekeys: prekeys,
                 proof,
             }))
         }
-        PairRequestBody::Dial { card, send_token, note } => {
+        PairRequestBody::Dial { card, send_token, note, prekeys } => {
             let card = sender_card(card, &verified)?;
             let note = note.map(|n| n.chars().take(dial::MAX_NOTE_CHARS).collect());
             Ok(IncomingRequest::Dial(dial::PendingDial {
                 request_id: verified.event().id,
                 from: card,
                 token: send_token,
+                prekeys,
                 note,
                 received_at: now,
             }))

@@ -59,9 +59,16 @@ fn invite_flow_pairs_both_sides() {
     let parsed = Invite::parse_url(&url, later(1)).unwrap();
 
     let guest_token = token("send");
-    let (waiting, request) =
-        invite::join(&s.guest.id, &s.guest.card, &parsed, guest_token.clone(), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (waiting, request) = invite::join(
+        &s.guest.id,
+        &s.guest.card,
+        None,
+        &parsed,
+        guest_token.clone(),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     assert_eq!(request.endpoints[0].slot, *s.issuer.slot(), "request goes to the slot named in the invite");
     assert_eq!(request.lane, Lane::Inbox);
     assert_eq!(request.token.as_ref(), Some(&s.invite.body().intro_token), "posted with the intro token");
@@ -71,7 +78,7 @@ fn invite_flow_pairs_both_sides() {
     assert_eq!(redeemed.guest().did(), s.guest.id.did());
     let issuer_token = token("send");
     let (issuer_pins, accept) = redeemed
-        .answer(&s.issuer.id, &s.issuer.card, issuer_token.clone(), later(2), &mut crate::common::rng())
+        .answer(&s.issuer.id, &s.issuer.card, None, issuer_token.clone(), later(2), &mut crate::common::rng())
         .unwrap();
     assert_eq!(accept.endpoints[0].slot, *s.guest.slot());
     assert_eq!(accept.token.as_ref(), Some(&guest_token));
@@ -90,7 +97,7 @@ fn invite_flow_pairs_both_sides() {
 fn invite_second_use_is_refused_and_changes_nothing() {
     let mut s = issue_invite(1);
     let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
             .unwrap();
     s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
     // The same envelope replayed, and a second guest with the same URL.
@@ -98,7 +105,8 @@ fn invite_second_use_is_refused_and_changes_nothing() {
     assert!(matches!(replay, Err(PairingError::InviteUsedUp)), "{replay:?}");
     let other = Agent::new("other");
     let (_, second) =
-        invite::join(&other.id, &other.card, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
+        invite::join(&other.id, &other.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
+            .unwrap();
     let second = s.issued.redeem(&s.issuer.id, claim_of(&s, &second.envelope.0), later(3));
     assert!(matches!(second, Err(PairingError::InviteUsedUp)), "{second:?}");
     assert_eq!(s.issued.uses_left, 0);
@@ -110,12 +118,13 @@ fn an_invite_for_one_identity_is_refused_to_any_other() {
     s.issued.only = Some(s.guest.id.did().clone());
     let other = Agent::new("other");
     let (_, theirs) =
-        invite::join(&other.id, &other.card, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
+        invite::join(&other.id, &other.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
+            .unwrap();
     let refused = s.issued.redeem(&s.issuer.id, claim_of(&s, &theirs.envelope.0), later(2));
     assert!(matches!(refused, Err(PairingError::InviteForAnother)), "{refused:?}");
     assert_eq!(s.issued.uses_left, 1, "a refused claim consumes nothing");
     let (_, ours) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
             .unwrap();
     s.issued.redeem(&s.issuer.id, claim_of(&s, &ours.envelope.0), later(2)).unwrap();
 }
@@ -126,7 +135,7 @@ fn invite_with_several_uses_counts_down() {
     for (i, left) in [(0, 1), (1, 0)] {
         let g = Agent::new(&format!("guest{i}"));
         let (_, req) =
-            invite::join(&g.id, &g.card, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
+            invite::join(&g.id, &g.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
         s.issued.redeem(&s.issuer.id, claim_of(&s, &req.envelope.0), later(2)).unwrap();
         assert_eq!(s.issued.uses_left, left);
     }
@@ -136,7 +145,7 @@ fn invite_with_several_uses_counts_down() {
 fn invite_redeemed_after_expiry_is_refused() {
     let mut s = issue_invite(1);
     let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
             .unwrap();
     let claim = claim_of(&s, &request.envelope.0);
     let late = s.issued.redeem(&s.issuer.id, claim, later(3601));
@@ -148,7 +157,7 @@ fn invite_redeemed_after_expiry_is_refused() {
 fn invite_request_without_the_secret_is_refused() {
     let s = issue_invite(1);
     let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
             .unwrap();
     // The issuer's record holds a different secret than the one the guest proved.
     let mut wrong = IssuedInvite { secret: Secret32::from_bytes([9; 32]), ..s.issued.clone() };
@@ -164,7 +173,7 @@ fn invite_request_without_the_secret_is_refused() {
 fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
     let mut s = issue_invite(1);
     let (waiting, request) =
-        invite::join(&s.guest.id, &s.guest.card, &s.invite, token("send"), later(1), &mut crate::common::rng())
+        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
             .unwrap();
     // A third party forges a pair_accept to the guest.
     let mallory = Agent::new("mallory");
@@ -183,8 +192,9 @@ fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
     assert!(matches!(result, Err(PairingError::Event(EventError::UnexpectedSender { .. }))), "{result:?}");
     // The issuer's accept for some other request.
     let redeemed = s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
-    let (_, accept) =
-        redeemed.answer(&s.issuer.id, &s.issuer.card, token("send"), later(2), &mut crate::common::rng()).unwrap();
+    let (_, accept) = redeemed
+        .answer(&s.issuer.id, &s.issuer.card, None, token("send"), later(2), &mut crate::common::rng())
+        .unwrap();
     let stale =
         invite::AwaitingInviteAccept { request_id: wire_core::proto::event::EventId([7; 16]), ..waiting.clone() };
     let result = stale.receive(&s.guest.id, envelope::open(&s.guest.id, &accept.envelope.0).unwrap(), later(3));
@@ -203,6 +213,7 @@ fn dial_to_pending(
     let (waiting, out) = dial::dial(
         &a.id,
         &a.card,
+        None,
         &b.card,
         a_token.clone(),
         Some("hi, it's the build agent".into()),
@@ -228,7 +239,8 @@ fn dial_accepted_pairs_both_sides() {
     // The pending request survives persistence (it waits for the operator).
     let pending: dial::PendingDial = serde_json::from_slice(&serde_json::to_vec(&pending).unwrap()).unwrap();
     let b_token = token("send");
-    let (b_pins, accept) = pending.accept(&b.id, &b.card, b_token.clone(), T0, &mut crate::common::rng()).unwrap();
+    let (b_pins, accept) =
+        pending.accept(&b.id, &b.card, None, b_token.clone(), T0, &mut crate::common::rng()).unwrap();
     assert_eq!(accept.token.as_ref(), Some(&a_token));
     let answer = waiting.receive(&a.id, envelope::open(&a.id, &accept.envelope.0).unwrap(), T0).unwrap();
     let DialAnswer::Accepted(a_pins) = answer else { panic!("expected accepted") };
@@ -285,6 +297,7 @@ fn start_pair(host_code: &str, guest_code: &str) -> Pair {
         Role::Host,
         Code::parse(host_code).unwrap(),
         ha.card.clone(),
+        None,
         token("send"),
         Secret32::random(&mut crate::common::rng()),
         T0,
@@ -294,6 +307,7 @@ fn start_pair(host_code: &str, guest_code: &str) -> Pair {
         Role::Guest,
         Code::parse(guest_code).unwrap(),
         ga.card.clone(),
+        None,
         token("send"),
         Secret32::random(&mut crate::common::rng()),
         T0,

@@ -283,6 +283,8 @@ impl Endpoint {
                     needs_repair: false,
                     lineage: None,
                     told: None,
+                    prekeys: None,
+                    prekeys_asked: None,
                 })
             });
             let Some(peer) = peers.get(did).or(routed.as_ref()) else { continue };

@@ -255,6 +255,8 @@ enum Inner {
         send_token: Token,
         #[serde(with = "b64::fixed")]
         n: [u8; 32],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prekeys: Option<Signed>,
     },
     Vote,
 }
@@ -272,6 +274,8 @@ fn six() -> u32 {
 struct Peer {
     card: Card,
     token: Token,
+    #[serde(default)]
+    prekeys: Option<Signed>,
 }
 
 /// States, named for what they wait for.
@@ -392,6 +396,9 @@ pub struct CodePairing {
     code: Code,
     seed: Secret32,
     my_card: Card,
+    /// Our signed prekey bundle, sent with our Hello.
+    #[serde(default)]
+    my_prekeys: Option<Signed>,
     my_token: Token,
     deadline: UnixMillis,
     #[serde(with = "b64::bytes")]
@@ -409,6 +416,7 @@ impl CodePairing {
         role: Role,
         code: Code,
         my_card: Card,
+        my_prekeys: Option<Signed>,
         my_token: Token,
         seed: Secret32,
         now: UnixMillis,
@@ -421,6 +429,7 @@ impl CodePairing {
             code,
             seed,
             my_card,
+            my_prekeys,
             my_token,
             deadline: now.saturating_add(timeout),
             my_pake,
@@ -472,9 +481,12 @@ impl CodePairing {
     /// The result, once paired.
     pub fn paired(&self) -> Option<Paired> {
         match &self.state {
-            State::Paired { peer, .. } => {
-                Some(Paired { card: peer.card.clone(), send_token: peer.token.clone(), tier: Tier::Verified })
-            }
+            State::Paired { peer, .. } => Some(Paired {
+                card: peer.card.clone(),
+                send_token: peer.token.clone(),
+                tier: Tier::Verified,
+                prekeys: peer.prekeys.clone(),
+            }),
             _ => None,
         }
     }
@@ -533,6 +545,7 @@ impl CodePairing {
                             card: self.my_card.signed().clone(),
                             send_token: self.my_token.clone(),
                             n: sas_nonce(&self.seed),
+                            prekeys: self.my_prekeys.clone(),
                         },
                     );
                     self.state = State::AwaitingPeerHello { keys, commit: c };
@@ -545,7 +558,9 @@ impl CodePairing {
             },
             (State::AwaitingPeerHello { mut keys, commit }, Wire::Sealed { seq, ct }) => {
                 match open(&mut keys, seq, &ct) {
-                    Some(Inner::Hello { card, send_token, n }) => self.on_hello(keys, commit, card, send_token, n),
+                    Some(Inner::Hello { card, send_token, n, prekeys }) => {
+                        self.on_hello(keys, commit, (card, send_token, prekeys), n)
+                    }
                     _ => {
                         self.state = State::AwaitingPeerHello { keys, commit };
                         self.abort(AbortReason::ProtocolViolation)
@@ -679,7 +694,13 @@ impl CodePairing {
         commitment(self.role, &keys.transcript, &self.my_card, &sas_nonce(&self.seed))
     }
 
-    fn on_hello(&mut self, keys: Keys, commit: [u8; 32], card: Signed, token: Token, n: [u8; 32]) -> Progress {
+    fn on_hello(
+        &mut self,
+        keys: Keys,
+        commit: [u8; 32],
+        (card, token, prekeys): (Signed, Token, Option<Signed>),
+        n: [u8; 32],
+    ) -> Progress {
         let card = match Card::verify(card) {
             Ok(card) if card.did() != self.my_card.did() => card,
             _ => {
@@ -698,7 +719,7 @@ impl CodePairing {
             Role::Guest => ((&card, &n), (&self.my_card, &mine)),
         };
         let sas = sas_digits(&keys.sas, host, guest, self.sas_len);
-        self.state = State::AwaitingOperator { keys, peer: Peer { card, token }, sas, peer_voted: false };
+        self.state = State::AwaitingOperator { keys, peer: Peer { card, token, prekeys }, sas, peer_voted: false };
         Progress::default()
     }
 

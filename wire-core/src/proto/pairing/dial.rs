@@ -20,6 +20,7 @@ use crate::proto::card::Card;
 use crate::proto::event::{Acceptance, EventId, Kind, SignedEvent};
 use crate::proto::identity::Identity;
 use crate::proto::secret::Token;
+use crate::proto::signed::Signed;
 use crate::proto::time::UnixMillis;
 
 /// Longest note a dialer may attach (longer notes are cut).
@@ -38,6 +39,9 @@ pub struct PendingDial {
     /// The stranger's verified card.
     pub from: Card,
     pub(crate) token: Token,
+    /// Its signed prekey bundle, if it publishes prekeys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) prekeys: Option<Signed>,
     /// What the dialer wrote, if anything.
     pub note: Option<String>,
     /// When we received it.
@@ -69,6 +73,7 @@ pub enum DialAnswer {
 pub fn dial(
     me: &Identity,
     my_card: &Card,
+    my_prekeys: Option<&Signed>,
     their_card: &Card,
     token_for_them: Token,
     note: Option<String>,
@@ -79,7 +84,12 @@ pub fn dial(
         return Err(PairingError::SelfPairing);
     }
     let note = note.map(|n| n.chars().take(MAX_NOTE_CHARS).collect());
-    let body = PairRequestBody::Dial { card: my_card.signed().clone(), send_token: token_for_them, note };
+    let body = PairRequestBody::Dial {
+        card: my_card.signed().clone(),
+        send_token: token_for_them,
+        note,
+        prekeys: my_prekeys.cloned(),
+    };
     let out = send_to(me, their_card, Kind::PairRequest, &body, None, Lane::Intro, None, now, rng)?;
     Ok((AwaitingDialAnswer { peer: their_card.clone(), request_id: out.event_id }, out))
 }
@@ -90,11 +100,13 @@ impl PendingDial {
         self,
         me: &Identity,
         my_card: &Card,
+        my_prekeys: Option<&Signed>,
         token_for_them: Token,
         now: UnixMillis,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Paired, Outgoing), PairingError> {
-        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_them };
+        let prekeys = my_prekeys.filter(|_| self.from.speaks(crate::proto::prekey::FEATURE)).cloned();
+        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_them, prekeys };
         let out = send_to(
             me,
             &self.from,
@@ -106,7 +118,7 @@ impl PendingDial {
             now,
             rng,
         )?;
-        Ok((Paired { card: self.from, send_token: self.token, tier: Tier::Tofu }, out))
+        Ok((Paired { card: self.from, send_token: self.token, tier: Tier::Tofu, prekeys: self.prekeys }, out))
     }
 
     /// The operator declined: tell the dialer. Nothing is pinned.
@@ -133,7 +145,8 @@ impl AwaitingDialAnswer {
             Kind::PairAccept => {
                 let body: PairAcceptBody = super::body_of(&verified, Kind::PairAccept)?;
                 let card = sender_card(body.card, &verified)?;
-                Ok(DialAnswer::Accepted(Box::new(Paired { card, send_token: body.send_token, tier: Tier::Tofu })))
+                let paired = Paired { card, send_token: body.send_token, tier: Tier::Tofu, prekeys: body.prekeys };
+                Ok(DialAnswer::Accepted(Box::new(paired)))
             }
             Kind::PairReject => {
                 let body: PairRejectBody = super::body_of(&verified, Kind::PairReject)?;

@@ -27,6 +27,7 @@ use crate::proto::identity::Identity;
 use crate::proto::invite::Invite;
 use crate::proto::labels;
 use crate::proto::secret::{Secret32, Token};
+use crate::proto::signed::Signed;
 use crate::proto::time::UnixMillis;
 
 /// The issuer's record of an invite, persisted until used up or expired.
@@ -52,6 +53,7 @@ pub struct InviteClaim {
     /// The invite id it names.
     pub invite_id: [u8; 16],
     pub(crate) request_id: EventId,
+    pub(crate) guest_prekeys: Option<Signed>,
     pub(crate) guest: Card,
     pub(crate) guest_token: Token,
     pub(crate) proof: [u8; 32],
@@ -63,6 +65,7 @@ pub struct InviteRequest {
     request_id: EventId,
     guest: Card,
     guest_token: Token,
+    guest_prekeys: Option<Signed>,
 }
 
 /// The guest's state after sending its `pair_request`, persisted until the accept arrives.
@@ -117,7 +120,12 @@ impl IssuedInvite {
             return Err(PairingError::InviteForAnother);
         }
         self.uses_left -= 1;
-        Ok(InviteRequest { request_id: claim.request_id, guest: claim.guest, guest_token: claim.guest_token })
+        Ok(InviteRequest {
+            request_id: claim.request_id,
+            guest: claim.guest,
+            guest_token: claim.guest_token,
+            guest_prekeys: claim.guest_prekeys,
+        })
     }
 }
 
@@ -132,11 +140,14 @@ impl InviteRequest {
         self,
         me: &Identity,
         my_card: &Card,
+        my_prekeys: Option<&Signed>,
         token_for_guest: Token,
         now: UnixMillis,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Paired, Outgoing), PairingError> {
-        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_guest };
+        // Only a guest that publishes prekeys reads them (older accept bodies deny unknown fields).
+        let prekeys = my_prekeys.filter(|_| self.guest.speaks(crate::proto::prekey::FEATURE)).cloned();
+        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_guest, prekeys };
         let out = send_to(
             me,
             &self.guest,
@@ -148,7 +159,15 @@ impl InviteRequest {
             now,
             rng,
         )?;
-        Ok((Paired { card: self.guest, send_token: self.guest_token, tier: Tier::Verified }, out))
+        Ok((
+            Paired {
+                card: self.guest,
+                send_token: self.guest_token,
+                tier: Tier::Verified,
+                prekeys: self.guest_prekeys,
+            },
+            out,
+        ))
     }
 }
 
@@ -157,6 +176,7 @@ impl InviteRequest {
 pub fn join(
     me: &Identity,
     my_card: &Card,
+    my_prekeys: Option<&Signed>,
     invite: &Invite,
     token_for_issuer: Token,
     now: UnixMillis,
@@ -173,6 +193,7 @@ pub fn join(
         card: my_card.signed().clone(),
         send_token: token_for_issuer,
         proof: mac.into(),
+        prekeys: my_prekeys.cloned(),
     };
     let mut out =
         send_to(me, issuer, Kind::PairRequest, &request, None, Lane::Inbox, Some(body.intro_token.clone()), now, rng)?;
@@ -195,6 +216,6 @@ impl AwaitingInviteAccept {
             return Err(PairingError::NotAReply);
         }
         let card = sender_card(body.card, &verified)?;
-        Ok(Paired { card, send_token: body.send_token, tier: Tier::Verified })
+        Ok(Paired { card, send_token: body.send_token, tier: Tier::Verified, prekeys: body.prekeys })
     }
 }

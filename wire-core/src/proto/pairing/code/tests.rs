@@ -39,8 +39,16 @@ fn side(role: Role, seed: u8, card: &Card) -> (CodePairing, Vec<Vec<u8>>) {
     let code = Code::parse("7-brave-otter").unwrap();
     let token = Token::new("send.test-token-00").unwrap();
     let now = UnixMillis(1_000);
-    let (p, out) =
-        CodePairing::start(role, code, card.clone(), token, Secret32::from_bytes([seed; 32]), now, DEFAULT_TIMEOUT);
+    let (p, out) = CodePairing::start(
+        role,
+        code,
+        card.clone(),
+        None,
+        token,
+        Secret32::from_bytes([seed; 32]),
+        now,
+        DEFAULT_TIMEOUT,
+    );
     (p.with_sas_len(3), out.send)
 }
 
@@ -113,7 +121,10 @@ fn an_attacker_who_knows_the_code_grinds_version_1_and_gets_one_try_at_version_2
     // ... but the guest takes only the opening the attacker committed to.
     let mut k = keys.clone();
     k.send_seq = 1;
-    let fake = seal(&mut k, &Inner::Hello { card: forged.signed().clone(), send_token: m_host.my_token.clone(), n });
+    let fake = seal(
+        &mut k,
+        &Inner::Hello { card: forged.signed().clone(), send_token: m_host.my_token.clone(), n, prekeys: None },
+    );
     let mut honest_guest = guest.clone();
     guest.receive(&fake, now);
     assert_eq!(guest.status(), Status::Aborted { reason: AbortReason::ProtocolViolation, by_peer: false });

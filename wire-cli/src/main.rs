@@ -179,6 +179,14 @@ enum Command {
     },
     /// The block list, with how many envelopes from each were dropped.
     Blocked,
+    /// Drop received and sent history older than a cut from this home (inboxes, room
+    /// inboxes, sent logs). Envelopes sealed to prekeys can no longer be opened once the
+    /// prekey's secret is deleted; this removes what was already opened.
+    Prune {
+        /// An age (`30d`, `12h`: what is older) or a UTC date (`YYYY-MM-DD`: what came before).
+        #[arg(long, value_parser = wire_core::home::Before::parse)]
+        before: wire_core::home::Before,
+    },
     /// Unpair: revoke the peer's access to your mailbox, tell it, unpin it.
     Forget {
         /// Nickname, `nick@relay` or DID.
@@ -495,6 +503,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Ping { peer, timeout } => cmd::operator::ping(&peer, timeout, json),
         Command::Doctor => cmd::doctor::doctor(json),
         Command::Block { target } => cmd::operator::block(&target, json),
+        Command::Prune { before } => cmd::operator::prune(before, json),
         Command::Unblock { target } => cmd::operator::unblock(&target, json),
         Command::Blocked => cmd::operator::blocked(json),
         Command::Send { peer, body, kind, queue, wait, timeout } => {

@@ -11,7 +11,7 @@ mod jobs;
 pub mod lineage;
 mod mesh;
 mod ping;
-mod prekeys;
+pub(crate) mod prekeys;
 mod receipts;
 mod receive;
 mod recover;

@@ -29,11 +29,13 @@ use serde::{Deserialize, Serialize};
 mod cursor;
 mod inbox;
 mod outbox;
+mod prune;
 mod sent;
 
 pub use cursor::{Consumer, Position, Unread};
 pub use inbox::InboxLine;
 pub use outbox::{OutboxItem, ParkedAnswer};
+pub use prune::{Before, Pruned};
 pub use sent::{ReceiptState, SentRecord, SentState, SentView};
 
 use crate::clock::SharedClock;

@@ -217,6 +217,9 @@ pub mod msg {
         pub key_package: Vec<u8>,
         /// A send token on its mailbox, for the Welcome.
         pub send_token: Token,
+        /// Its signed prekey bundle, so the Welcome is sealed to a prekey.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub prekeys: Option<Signed>,
     }
 
     /// A room message's body: the text (or JSON) and the members it mentions.
@@ -325,6 +328,9 @@ pub struct Route {
     pub card: Signed,
     /// A send token on its mailbox it gave for the Welcome (it expires by itself).
     pub token: Token,
+    /// Its signed prekey bundle, from its join request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prekeys: Option<Signed>,
 }
 
 // ------------------------------------------------------------------ the envelope wrap

@@ -105,6 +105,17 @@ pub fn block(target: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wire prune --before`.
+pub fn prune(before: wire_core::home::Before, json: bool) -> anyhow::Result<()> {
+    let p = open()?.prune(before)?;
+    if json {
+        output::json(&p);
+    } else {
+        println!("pruned {} received and {} sent-log lines from {} files", p.inbox_lines, p.sent_lines, p.files);
+    }
+    Ok(())
+}
+
 /// `wire unblock`.
 pub fn unblock(target: &str, json: bool) -> anyhow::Result<()> {
     let f = open()?.unblock(target)?;

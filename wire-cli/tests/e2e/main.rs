@@ -32,6 +32,7 @@ mod netns;
 mod nodes;
 mod packaging;
 mod ping;
+mod prekeys;
 mod receive;
 mod relay_process;
 mod replay;

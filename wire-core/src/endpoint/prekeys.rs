@@ -142,4 +142,13 @@ impl Endpoint {
         }
         Ok(())
     }
+
+    /// `wire prune --before`: drops inbox and sent-log lines older than the cut. Returns
+    /// what went.
+    pub fn prune(&self, before: crate::home::Before) -> Result<crate::home::Pruned> {
+        let _lock = self.home.lock()?;
+        // Expired prekey secrets go first, so a pruned home holds no key to the relay's copy.
+        self.our_prekeys()?;
+        Ok(self.home.prune_before(before.at(self.home.now()))?)
+    }
 }

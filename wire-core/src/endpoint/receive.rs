@@ -675,7 +675,8 @@ impl Endpoint {
                     return Ok(false);
                 }
             },
-            // Forgotten since: there is no key to seal it to any more.
+            // Not pinned: sealed when queued (a room member by route), or forgotten since.
+            (Some(_), None) if !item.envelope.is_empty() => &item.envelope,
             (Some(_), None) => {
                 self.home.unqueue(&item.event_id)?;
                 if item.logged {

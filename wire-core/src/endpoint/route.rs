@@ -49,11 +49,13 @@ impl Sealed {
     }
 
     /// An outbox item for it. To a peer that publishes prekeys the item keeps the signed
-    /// event, and every attempt seals it anew to the newest prekey ([`reseal`]).
+    /// event, and every attempt to a pinned peer seals it anew to the newest prekey
+    /// ([`seal_now`]); the envelope sealed now serves a recipient that is not pinned (a room
+    /// member reached by the route its join request gave).
     pub(crate) fn item(self, peer: &Peer, now: UnixMillis) -> Result<OutboxItem> {
         let fresh = peer.card.speaks(prekey::FEATURE);
-        let envelope = if fresh { Vec::new() } else { self.envelope.unwrap_or_default() };
-        let mut item = OutboxItem::to_peer(peer, self.id, envelope, now).ok_or(PairingError::NoEndpoint)?;
+        let mut item = OutboxItem::to_peer(peer, self.id, self.envelope.unwrap_or_default(), now)
+            .ok_or(PairingError::NoEndpoint)?;
         item.signed = fresh.then_some(self.signed);
         Ok(item)
     }

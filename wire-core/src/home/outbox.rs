@@ -25,7 +25,7 @@ pub struct OutboxItem {
     pub slot: crate::proto::api::SlotId,
     /// Our send token on it.
     pub token: Token,
-    /// Envelope bytes (empty when `signed` is set).
+    /// Envelope bytes (empty when there was no key to seal to when queued).
     #[serde(with = "crate::proto::b64::bytes")]
     pub envelope: Vec<u8>,
     /// The signed event, for a peer that publishes prekeys: sealed anew at every attempt to

@@ -35,6 +35,9 @@ fn agent(seed: u8, slot: &str) -> (Identity, Card) {
     (id, card)
 }
 
+use wire_core::proto::prekey::{Bundle, OurPrekeys};
+use wire_core::proto::signed::Signed;
+
 fn generate() -> Value {
     let (alice, alice_card) = agent(0x01, "aaaaaaaaaaaaaaaaaaaaaa");
     let (bob, bob_card) = agent(0x02, "bbbbbbbbbbbbbbbbbbbbbb");
@@ -48,6 +51,13 @@ fn generate() -> Value {
     let mut esk = [0u8; 32];
     rng(b"envelope").fill_bytes(&mut esk);
     let sealed = envelope::seal(&event, &bob.x25519_public(), &mut rng(b"envelope")).unwrap();
+
+    // Bob's prekeys: one made at NOW from SeededRng("prekey"); the event sealed to it.
+    let mut bob_prekeys = OurPrekeys { v: 1, keys: Vec::new() };
+    bob_prekeys.maintain(NOW, &mut rng(b"prekey"));
+    let bundle = bob_prekeys.bundle(&bob, NOW).unwrap();
+    let prekey = Bundle::verify(&bundle, &bob.verifying_key(), bob.did()).unwrap().seal_key(NOW).unwrap();
+    let to_prekey = envelope::seal(&event, &prekey, &mut rng(b"envelope-prekey")).unwrap();
 
     let invite = Invite::issue(
         &alice,
@@ -98,6 +108,12 @@ fn generate() -> Value {
             "ephemeral_secret": hex::encode(esk),
             "plaintext_signed_event": event.signed(),
             "envelope_hex": hex::encode(&sealed.0),
+        },
+        "prekeys": {
+            "comment": "bob's prekey secret from SeededRng(label \"prekey\"); the event sealed to it (label \"envelope-prekey\")",
+            "prekey_secret": hex::encode(bob_prekeys.keys[0].secret.expose()),
+            "bundle": bundle,
+            "envelope_hex": hex::encode(&to_prekey.0),
         },
         "invite": { "rng_label": "invite", "url": invite.to_url() },
         "code_pairing": {
@@ -202,6 +218,16 @@ fn committed_vectors_verify_independently() {
     // The rotated card verifies on its own, under the new key, for alice's DID.
     let card: Card = serde_json::from_value(v["lineage"]["rotated_card"].clone()).unwrap();
     assert_eq!((card.did(), card.lineage().len()), (&alice_did, 2));
+    // The bundle verifies under bob's key; the envelope sealed to its prekey opens with the
+    // prekey's secret (not bob's long-term key) to the same signed event.
+    let bundle: Signed = serde_json::from_value(v["prekeys"]["bundle"].clone()).unwrap();
+    let listed = Bundle::verify(&bundle, &bob.verifying_key(), bob.did()).unwrap();
+    let secret = x25519_dalek::StaticSecret::from(hex32(&v["prekeys"]["prekey_secret"]));
+    assert_eq!(listed.prekeys[0].key, x25519_dalek::PublicKey::from(&secret).to_bytes());
+    let sealed = hex::decode(v["prekeys"]["envelope_hex"].as_str().unwrap()).unwrap();
+    assert!(envelope::open(&bob, &sealed).is_err());
+    let opened = envelope::open_signed_with(&secret, &sealed).unwrap();
+    assert_eq!(serde_json::to_value(&opened).unwrap(), v["envelope"]["plaintext_signed_event"]);
     // The invite parses at `now`.
     let invite = Invite::parse_url(v["invite"]["url"].as_str().unwrap(), NOW).unwrap();
     assert_eq!(invite.issuer().did(), &alice_did);

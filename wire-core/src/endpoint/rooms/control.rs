@@ -90,7 +90,8 @@ impl Endpoint {
     /// A join request by room invite (its event was verified under the card it carries):
     /// the invite must be ours, unused, unexpired, for a room we manage, with its secret.
     fn take_join(&self, loaded: &mut Loaded, sender: &Did, c: &ControlBody) -> Result<()> {
-        let msg::Join { room: room_id, invite: id, secret, card, key_package: bytes, send_token: token } = read(c)?;
+        let msg::Join { room: room_id, invite: id, secret, card, key_package: bytes, send_token: token, prekeys } =
+            read(c)?;
         let now = self.home.now();
         let at = loaded
             .file
@@ -112,7 +113,7 @@ impl Endpoint {
         room.adds.retain(|a| &a.did != sender);
         room.adds.push(crate::room::PendingAdd { did: did.clone(), key_package: Some(bytes), asked_at: now });
         room.routes.retain(|r| &r.did != sender);
-        room.routes.push(crate::room::Route { did, card, token });
+        room.routes.push(crate::room::Route { did, card, token, prekeys });
         Ok(())
     }
 

@@ -94,6 +94,7 @@ impl Endpoint {
             card: account.card.signed().clone(),
             key_package: kp,
             send_token: token,
+            prekeys: self.our_bundle()?,
         };
         let event = Event::new(
             &self.identity,

@@ -273,7 +273,7 @@ impl Endpoint {
             // A paired peer, or a member that joined by invite (the route its request gave).
             let routed = room.routes.iter().find(|r| &r.did == did).and_then(|r| {
                 let card = crate::proto::card::Card::verify(r.card.clone()).ok()?;
-                Some(crate::home::Peer {
+                let mut peer = crate::home::Peer {
                     card,
                     send_token: r.token.clone(),
                     our_grant: None,
@@ -285,7 +285,11 @@ impl Endpoint {
                     told: None,
                     prekeys: None,
                     prekeys_asked: None,
-                })
+                };
+                if let Some(bundle) = &r.prekeys {
+                    let _ = crate::endpoint::prekeys::take_bundle(&mut peer, bundle);
+                }
+                Some(peer)
             });
             let Some(peer) = peers.get(did).or(routed.as_ref()) else { continue };
             let grant = match room.grants.iter().find(|(d, _)| d == did) {

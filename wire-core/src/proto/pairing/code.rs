@@ -412,6 +412,7 @@ pub struct CodePairing {
 impl CodePairing {
     /// Starts one side. `my_token` is a send token on our slot, for the peer; `seed` is
     /// fresh randomness that is persisted with the state.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         role: Role,
         code: Code,

@@ -70,6 +70,7 @@ pub enum DialAnswer {
 }
 
 /// Builds a `pair_request` for the stranger whose card was resolved from the directory.
+#[allow(clippy::too_many_arguments)]
 pub fn dial(
     me: &Identity,
     my_card: &Card,

@@ -179,6 +179,13 @@ enum Command {
     },
     /// The block list, with how many envelopes from each were dropped.
     Blocked,
+    /// Move this agent's mailbox to another relay without re-pairing: a new mailbox there,
+    /// and every pinned peer told (a signed re-introduction with a new send grant). The old
+    /// mailbox is read until every peer confirmed, or for 14 days.
+    Move {
+        /// The relay to move to.
+        relay: String,
+    },
     /// Drop received and sent history older than a cut from this home (inboxes, room
     /// inboxes, sent logs). Envelopes sealed to prekeys can no longer be opened once the
     /// prekey's secret is deleted; this removes what was already opened.
@@ -504,6 +511,7 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
         Command::Doctor => cmd::doctor::doctor(json),
         Command::Block { target } => cmd::operator::block(&target, json),
         Command::Prune { before } => cmd::operator::prune(before, json),
+        Command::Move { relay } => cmd::agent::move_to(&relay, json),
         Command::Unblock { target } => cmd::operator::unblock(&target, json),
         Command::Blocked => cmd::operator::blocked(json),
         Command::Send { peer, body, kind, queue, wait, timeout } => {

@@ -15,6 +15,7 @@ pub(crate) mod prekeys;
 mod receipts;
 mod receive;
 mod recover;
+mod relocate;
 mod report;
 mod rooms;
 mod route;
@@ -32,6 +33,7 @@ pub use mesh::{BroadcastVerdict, Delivery, MeshMember, mesh_status, pair_local, 
 pub use ping::{MAX_PING_WAIT, PER_MINUTE as PINGS_PER_MINUTE, PingReport, Pings, SentPing};
 pub use receipts::{Compact, MAX_WAIT};
 pub use recover::{ReintroState, Reintroduction, ReregisterReport};
+pub use relocate::MoveReport;
 pub use report::{
     AnswerState, Decision, DecisionReport, Face, FailingItem, Flow, ForgetReport, InitReport, InviteReport,
     LineageView, Mailbox, OutboxStatus, OutgoingRequest, PeerReport, PendingCounts, PendingReport, PendingRequest,
@@ -163,6 +165,7 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
         cursor: 0,
         incarnation: None,
         role: None,
+        moved_from: Vec::new(),
     };
     home.save(&account)?;
     Ok(InitReport {

@@ -178,9 +178,57 @@ pub struct Account {
     /// Our mesh role (`wire mesh role set`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Mailboxes we moved from (`wire move`), still read until released.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved_from: Vec<OldMailbox>,
+}
+
+/// A mailbox we moved from: read beside the current one until every peer confirmed our
+/// move or its relay's retention passed, then released (its grants revoked).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OldMailbox {
+    /// Relay base URL.
+    pub relay: String,
+    /// Our slot there.
+    pub slot: crate::proto::api::SlotId,
+    /// Our owner capability on it.
+    pub owner_token: Token,
+    /// Everything through this sequence number has been pulled and acked.
+    #[serde(default)]
+    pub cursor: u64,
+    /// The relay store incarnation the cursor counts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
+    /// Released at this time at the latest (the relay's retention after the move).
+    pub until: UnixMillis,
+    /// Peers that have not yet confirmed the move (their `reintro_ack`).
+    #[serde(default)]
+    pub waiting: Vec<crate::proto::did::Did>,
+    /// The send grants peers held on it (revoked at release).
+    #[serde(default)]
+    pub grants: Vec<String>,
 }
 
 impl Account {
+    /// Mailbox `which` (0: ours, then those we moved from): relay, slot, owner token,
+    /// cursor, incarnation.
+    pub fn mailbox(&self, which: usize) -> (String, crate::proto::api::SlotId, Token, u64, Option<String>) {
+        match which.checked_sub(1).and_then(|i| self.moved_from.get(i)) {
+            Some(m) => (m.relay.clone(), m.slot.clone(), m.owner_token.clone(), m.cursor, m.incarnation.clone()),
+            None => {
+                (self.relay.clone(), self.slot.clone(), self.owner_token.clone(), self.cursor, self.incarnation.clone())
+            }
+        }
+    }
+
+    /// Records how far mailbox `which` was read.
+    pub fn set_mailbox(&mut self, which: usize, cursor: u64, incarnation: Option<String>) {
+        match which.checked_sub(1).and_then(|i| self.moved_from.get_mut(i)) {
+            Some(m) => (m.cursor, m.incarnation) = (cursor, incarnation),
+            None => (self.cursor, self.incarnation) = (cursor, incarnation),
+        }
+    }
+
     /// Where our owner token goes: our card's Unix-socket address for our slot when it lists
     /// one whose socket file exists, else `relay`. The socket is 0600 in a 0700 directory and
     /// its file outlives a stopped relay, so while the relay is down owner calls fail on the

@@ -27,6 +27,8 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often the outbox is retried and pairings are driven while connected.
 pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Housekeeping ticks between reads of a mailbox we moved from.
+const OLD_MAILBOX_TICKS: u32 = 5;
 /// Most envelopes taken from the stream as one batch.
 const BATCH: usize = 200;
 
@@ -185,6 +187,9 @@ async fn connected(
     *failures = 0;
     let _ = events.send(SyncEvent::Connected { did: me.face.did.clone(), nickname: me.face.nickname.clone() });
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+    // A mailbox we moved from has no stream of its own: it is read every few ticks while
+    // it is kept (a few days at most, until every peer confirmed the move).
+    let mut ticks = 0u32;
     let mut rooms = Rooms::default();
     let (room_tx, mut room_rx) = mpsc::unbounded_channel::<Did>();
     rooms.refresh(&ep, &room_tx);
@@ -236,7 +241,9 @@ async fn connected(
                 if ep.keys_changed() {
                     return Ok(());
                 }
-                if due(&ep)? {
+                ticks = ticks.wrapping_add(1);
+                let old_mailbox = ticks % OLD_MAILBOX_TICKS == 0 && !ep.account()?.moved_from.is_empty();
+                if old_mailbox || due(&ep)? {
                     cursor = report(events, ep.pull().await?).max(cursor);
                 }
                 rooms.refresh(&ep, &room_tx);

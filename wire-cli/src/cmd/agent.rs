@@ -118,7 +118,28 @@ pub fn reregister(json: bool) -> anyhow::Result<()> {
     if let Some(h) = &report.handle {
         println!("  handle       {h} (published again)");
     }
-    for r in &report.peers {
+    print_reintroductions(&report.peers);
+    Ok(())
+}
+
+/// `wire move`.
+pub fn move_to(relay: &str, json: bool) -> anyhow::Result<()> {
+    let report = runtime()?.block_on(open()?.move_to(relay))?;
+    if json {
+        output::json(&report);
+        return Ok(());
+    }
+    println!("{} moved to {} (slot {})", face(&report.face), report.relay, report.slot);
+    println!("  {} is read until every peer confirmed (at most 14 days)", report.from);
+    if let Some(h) = &report.handle {
+        println!("  handle       {h}");
+    }
+    print_reintroductions(&report.peers);
+    Ok(())
+}
+
+fn print_reintroductions(peers: &[wire_core::endpoint::Reintroduction]) {
+    for r in peers {
         match r.state {
             ReintroState::Delivered => println!("  {}  re-introduced", face(&r.peer)),
             ReintroState::Waiting => println!(
@@ -131,7 +152,6 @@ pub fn reregister(json: bool) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// `wire whoami`.

@@ -35,6 +35,7 @@ mod ping;
 mod prekeys;
 mod receive;
 mod relay_process;
+mod relocate;
 mod replay;
 mod rooms;
 mod service;

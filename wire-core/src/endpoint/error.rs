@@ -186,6 +186,9 @@ pub enum EndpointError {
         /// The kind it lacks.
         kind: Kind,
     },
+    /// `wire move` to the relay we are on.
+    #[error("this identity is on {0} already; `wire move` takes another relay")]
+    SameRelay(String),
     /// The peer publishes prekeys and we hold none it still takes: the send waits in the
     /// outbox for its fresh bundle (asked for), and is never sealed to its long-term key.
     #[error("{0} has not sent us a fresh prekey bundle; the message waits in the outbox until it does")]
@@ -509,6 +512,7 @@ impl EndpointError {
             EndpointError::Revoked(_) => "revoked",
             EndpointError::PeerLacksKind { .. } => "peer_lacks_kind",
             EndpointError::PrekeysStale(_) => "prekeys_stale",
+            EndpointError::SameRelay(_) => "same_relay",
             EndpointError::NoSuchRoom(_) => "no_such_room",
             EndpointError::RoomExists(_) => "room_exists",
             EndpointError::NotRoomManager(_) => "not_room_manager",

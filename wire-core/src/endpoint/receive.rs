@@ -68,159 +68,35 @@ impl Endpoint {
             self.flush_outbox(&mut report).await?;
         }
         let mut account = self.account()?;
-        let client = self.our_client(&account)?;
-        let gone = |e: ClientError| match e.code() {
-            Some(ErrorCode::NotFound) => EndpointError::SlotGone { relay: account.relay.clone() },
-            _ => e.into(),
-        };
         let mut peers = self.home.load::<Peers>()?.unwrap_or(Peers { v: 1, ..Peers::default() });
         let mut pending = self.home.load::<Pending>()?.unwrap_or(Pending { v: 1, ..Pending::default() });
         let mut later = After::default();
         let mut blocked = self.home.load::<super::Blocked>()?;
         let prekeys = self.prekey_secrets()?;
         let blocked_before = blocked.as_ref().map(|b| b.blocked.iter().map(|e| e.dropped).sum::<u64>());
-        // Whether the relay's store is not the one our cursor counts in: then we read from
-        // its floor and check repeats against the whole inbox.
-        let mut rewound = false;
-        // Whether the account changed without a batch saving it (a first incarnation).
-        let mut unsaved = false;
-        let mut done = false;
-        while !done {
-            let events: Vec<StoredEnvelope> = match streamed.take() {
-                Some(batch) => {
-                    done = true;
-                    batch.into_iter().filter(|e| e.seq > account.cursor).collect()
-                }
-                None => {
-                    let mut page = match client
-                        .list(&account.slot, &account.owner_token, Some(account.cursor), BATCH as u32)
-                        .await
-                    {
-                        // Our cursor is outside the slot's window: events expired unread, or
-                        // the store lost data. Read from the floor.
-                        Err(ClientError::Api { code: ErrorCode::CursorExpired, .. }) => {
-                            rewound = true;
-                            client.list(&account.slot, &account.owner_token, None, BATCH as u32).await.map_err(gone)?
-                        }
-                        other => other.map_err(gone)?,
-                    };
-                    if let Some(now) = page.incarnation.clone() {
-                        if account.incarnation.as_ref().is_some_and(|seen| *seen != now) && !rewound {
-                            rewound = true;
-                            page = client
-                                .list(&account.slot, &account.owner_token, None, BATCH as u32)
-                                .await
-                                .map_err(gone)?;
-                        }
-                        unsaved |= account.incarnation.as_ref() != Some(&now);
-                        account.incarnation = Some(now);
-                    }
-                    done = !page.more;
-                    page.events
-                }
+        // Our mailbox first, then those we moved from (`wire move`), each on its own: one
+        // that fails is reported and blocks nothing.
+        for which in 0..=account.moved_from.len() {
+            let streamed = if which == 0 { streamed.take() } else { None };
+            let mut st = Reading {
+                account: &mut account,
+                peers: &mut peers,
+                pending: &mut pending,
+                later: &mut later,
+                blocked: &mut blocked,
+                blocked_before,
+                prekeys: &prekeys,
             };
-            let Some(last) = events.last().map(|e| e.seq) else { break };
-            let mut inbox: Vec<(Did, InboxLine)> = Vec::new();
-            for stored in events {
-                self.receive(
-                    &prekeys,
-                    blocked.as_mut(),
-                    stored.seq,
-                    stored.lane,
-                    &stored.envelope,
-                    &account,
-                    &mut peers,
-                    &mut pending,
-                    &mut inbox,
-                    &mut later,
-                    &mut report,
-                )
-                .await?;
-            }
-            // Inbox first (fsynced), then state, then the relay ack: a crash anywhere in
-            // between re-fetches the same envelopes, and the id check drops the repeats.
-            let mut by_peer: std::collections::BTreeMap<Did, Vec<InboxLine>> = std::collections::BTreeMap::new();
-            for (did, line) in inbox {
-                by_peer.entry(did).or_default().push(line);
-            }
-            for (did, lines) in by_peer {
-                let seen = if rewound {
-                    self.home.inbox_ids(&did)?
-                } else {
-                    self.home.recent_inbox_ids(&did, DEDUPE_WINDOW)?
-                };
-                let mut fresh = Vec::new();
-                for line in lines {
-                    if seen.contains(&line.event.id) || fresh.iter().any(|l: &InboxLine| l.event.id == line.event.id) {
-                        report.duplicates += 1;
-                    } else {
-                        fresh.push(line);
-                    }
+            match self.read_mailbox(which, streamed, &mut st, &mut report).await {
+                Ok(()) => {}
+                Err(e) if which > 0 => {
+                    report.mailbox_errors.push(format!("{}: {e}", account.moved_from[which - 1].relay));
                 }
-                report.received += fresh.len();
-                self.home.append_inbox(&did, &fresh)?;
-                // Durably in the inbox: `delivered` receipts, parked with the batch.
-                if let Some(peer) = peers.get(&did) {
-                    later.parked.extend(self.receipts_for(
-                        peer,
-                        ReceiptState::Delivered,
-                        &fresh.iter().collect::<Vec<_>>(),
-                    )?);
-                }
+                Err(e) => return Err(e),
             }
-            for (did, record) in later.receipts.drain(..) {
-                self.home.record_sent(&did, &[record])?;
-            }
-            for (did, id) in later.seen.drain(..) {
-                self.home.remember_protocol_ids(&did, &[id])?;
-            }
-            // Parked answers and their grants are state: written before the ack.
-            for item in later.parked.drain(..) {
-                self.home.queue(&item)?;
-            }
-            for (did, control) in later.capabilities.drain(..) {
-                if let Err(why) = self.take_capabilities(&did, &control.fields) {
-                    report.rejected += 1;
-                    self.home.reject(&Rejected {
-                        at: self.home.now(),
-                        seq: 0,
-                        reason: format!("capabilities: {why}"),
-                    })?;
-                }
-            }
-            for did in later.asks.drain(..) {
-                if let Some(item) = peers.get(&did).map(|p| self.answer_ask(p)).transpose()?.flatten() {
-                    self.home.queue(&item)?;
-                }
-            }
-            if !later.pings.is_empty() || !later.pongs.is_empty() {
-                self.take_pings(&peers, &mut later.pings, &mut later.pongs)?;
-            }
-            // Room control messages change the rooms file and answer: also before the ack.
-            for item in self.take_room_controls(std::mem::take(&mut later.rooms), &peers, &mut report.rooms)? {
-                self.home.queue(&item)?;
-            }
-            // A room call awarded to a bidder we just paired with: its offer goes now.
-            for item in self.award_items(&peers)? {
-                self.home.queue(&item)?;
-            }
-            account.cursor = last;
-            if let Some(b) = &blocked
-                && Some(b.blocked.iter().map(|e| e.dropped).sum::<u64>()) != blocked_before
-            {
-                self.home.save(b)?;
-            }
-            self.home.save(&peers)?;
-            self.home.save(&pending)?;
-            self.home.save(&account)?;
-            unsaved = false;
-            client.ack(&account.slot, &account.owner_token, last).await.map_err(gone)?;
         }
-        report.reread = rewound;
-        if unsaved {
-            self.home.save(&account)?;
-        }
-        drop(client);
+        self.settle_moves(&later.answered).await?;
+        let account = self.account()?;
         for did in later.due {
             for mut item in self.home.outbox()?.into_iter().filter(|i| i.to == did && i.not_before.is_some()) {
                 item.not_before = None;
@@ -247,6 +123,168 @@ impl Endpoint {
         }
         report.cursor = account.cursor;
         Ok(report)
+    }
+
+    /// Reads one of our mailboxes to its end (`which`: 0 for ours, then those we moved
+    /// from), batch by batch: each batch is stored and its state saved before its ack.
+    async fn read_mailbox(
+        &self,
+        which: usize,
+        mut streamed: Option<Vec<StoredEnvelope>>,
+        st: &mut Reading<'_>,
+        report: &mut PullReport,
+    ) -> Result<()> {
+        let (relay, slot, owner, mut cursor, mut incarnation) = st.account.mailbox(which);
+        let client = if which == 0 { self.our_client(st.account)? } else { Client::new(RelayUrl::parse(&relay)?) };
+        let gone = |e: ClientError| match e.code() {
+            Some(ErrorCode::NotFound) => EndpointError::SlotGone { relay: relay.clone() },
+            _ => e.into(),
+        };
+        // Whether the relay's store is not the one our cursor counts in: then we read from
+        // its floor and check repeats against the whole inbox.
+        let mut rewound = false;
+        // Whether the account changed without a batch saving it (a first incarnation).
+        let mut unsaved = false;
+        let mut done = false;
+        while !done {
+            let events: Vec<StoredEnvelope> = match streamed.take() {
+                Some(batch) => {
+                    done = true;
+                    batch.into_iter().filter(|e| e.seq > cursor).collect()
+                }
+                None => {
+                    let mut page = match client.list(&slot, &owner, Some(cursor), BATCH as u32).await {
+                        // Our cursor is outside the slot's window: events expired unread, or
+                        // the store lost data. Read from the floor.
+                        Err(ClientError::Api { code: ErrorCode::CursorExpired, .. }) => {
+                            rewound = true;
+                            client.list(&slot, &owner, None, BATCH as u32).await.map_err(gone)?
+                        }
+                        other => other.map_err(gone)?,
+                    };
+                    if let Some(now) = page.incarnation.clone() {
+                        if incarnation.as_ref().is_some_and(|seen| *seen != now) && !rewound {
+                            rewound = true;
+                            page = client.list(&slot, &owner, None, BATCH as u32).await.map_err(gone)?;
+                        }
+                        unsaved |= incarnation.as_ref() != Some(&now);
+                        incarnation = Some(now);
+                    }
+                    done = !page.more;
+                    page.events
+                }
+            };
+            let Some(last) = events.last().map(|e| e.seq) else { break };
+            let mut inbox: Vec<(Did, InboxLine)> = Vec::new();
+            for stored in events {
+                self.receive(
+                    st.prekeys,
+                    st.blocked.as_mut(),
+                    stored.seq,
+                    stored.lane,
+                    &stored.envelope,
+                    st.account,
+                    st.peers,
+                    st.pending,
+                    &mut inbox,
+                    st.later,
+                    report,
+                )
+                .await?;
+            }
+            // Inbox first (fsynced), then state, then the relay ack: a crash anywhere in
+            // between re-fetches the same envelopes, and the id check drops the repeats.
+            let mut by_peer: std::collections::BTreeMap<Did, Vec<InboxLine>> = std::collections::BTreeMap::new();
+            for (did, line) in inbox {
+                by_peer.entry(did).or_default().push(line);
+            }
+            for (did, lines) in by_peer {
+                let seen = if rewound {
+                    self.home.inbox_ids(&did)?
+                } else {
+                    self.home.recent_inbox_ids(&did, DEDUPE_WINDOW)?
+                };
+                let mut fresh = Vec::new();
+                for line in lines {
+                    if seen.contains(&line.event.id) || fresh.iter().any(|l: &InboxLine| l.event.id == line.event.id) {
+                        report.duplicates += 1;
+                    } else {
+                        fresh.push(line);
+                    }
+                }
+                report.received += fresh.len();
+                self.home.append_inbox(&did, &fresh)?;
+                // Durably in the inbox: `delivered` receipts, parked with the batch.
+                if let Some(peer) = st.peers.get(&did) {
+                    st.later.parked.extend(self.receipts_for(
+                        peer,
+                        ReceiptState::Delivered,
+                        &fresh.iter().collect::<Vec<_>>(),
+                    )?);
+                }
+            }
+            for (did, record) in st.later.receipts.drain(..) {
+                self.home.record_sent(&did, &[record])?;
+            }
+            for (did, id) in st.later.seen.drain(..) {
+                self.home.remember_protocol_ids(&did, &[id])?;
+            }
+            // Parked answers and their grants are state: written before the ack.
+            for item in st.later.parked.drain(..) {
+                self.home.queue(&item)?;
+            }
+            for (did, control) in st.later.capabilities.drain(..) {
+                if let Err(why) = self.take_capabilities(&did, &control.fields) {
+                    report.rejected += 1;
+                    self.home.reject(&Rejected {
+                        at: self.home.now(),
+                        seq: 0,
+                        reason: format!("capabilities: {why}"),
+                    })?;
+                }
+            }
+            for (did, id) in st.later.reintros.drain(..) {
+                if let Some(item) = st.peers.get(&did).map(|p| self.reintro_ack(p, id)).transpose()?.flatten() {
+                    self.home.queue(&item)?;
+                }
+            }
+            for did in st.later.asks.drain(..) {
+                if let Some(item) = st.peers.get(&did).map(|p| self.answer_ask(p)).transpose()?.flatten() {
+                    self.home.queue(&item)?;
+                }
+            }
+            if !st.later.pings.is_empty() || !st.later.pongs.is_empty() {
+                self.take_pings(st.peers, &mut st.later.pings, &mut st.later.pongs)?;
+            }
+            // Room control messages change the rooms file and answer: also before the ack.
+            for item in self.take_room_controls(std::mem::take(&mut st.later.rooms), st.peers, &mut report.rooms)? {
+                self.home.queue(&item)?;
+            }
+            // A room call awarded to a bidder we just paired with: its offer goes now.
+            for item in self.award_items(st.peers)? {
+                self.home.queue(&item)?;
+            }
+            cursor = last;
+            st.account.set_mailbox(which, cursor, incarnation.clone());
+            if let Some(b) = &st.blocked
+                && Some(b.blocked.iter().map(|e| e.dropped).sum::<u64>()) != st.blocked_before
+            {
+                self.home.save(b)?;
+            }
+            self.home.save(st.peers)?;
+            self.home.save(st.pending)?;
+            self.home.save(st.account)?;
+            unsaved = false;
+            client.ack(&slot, &owner, last).await.map_err(gone)?;
+        }
+        if which == 0 {
+            report.reread = rewound;
+        }
+        if unsaved {
+            st.account.set_mailbox(which, cursor, incarnation);
+            self.home.save(st.account)?;
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -446,6 +484,7 @@ impl Endpoint {
                             Ok(super::recover::Reintro::Accepted) => {
                                 report.reintroduced.push(Face::of(&sender));
                                 later.due.push(sender.clone());
+                                later.reintros.push((sender.clone(), e.id));
                             }
                             Ok(super::recover::Reintro::Repeat) => {}
                             Err(why) => {
@@ -463,6 +502,10 @@ impl Endpoint {
                             Ok(false) => {}
                             Err(why) => return reject(format!("prekeys from {nick}: {why}")),
                         }
+                    }
+                    // A peer took our move: the mailbox we left need not wait for it.
+                    Ok(control) if control.kind == super::relocate::REINTRO_ACK && control.v == 1 => {
+                        later.answered.push(sender.clone());
                     }
                     Ok(control) if control.kind == super::prekeys::ASK && control.v == 1 => {
                         if !later.asks.contains(&sender) {
@@ -734,6 +777,17 @@ impl Endpoint {
     }
 }
 
+/// What a pull reads into, across our mailboxes.
+struct Reading<'a> {
+    account: &'a mut Account,
+    peers: &'a mut Peers,
+    pending: &'a mut Pending,
+    later: &'a mut After,
+    blocked: &'a mut Option<super::Blocked>,
+    blocked_before: Option<u64>,
+    prekeys: &'a [x25519_dalek::StaticSecret],
+}
+
 /// What a batch leaves to do after its ack.
 #[derive(Debug, Default)]
 pub(super) struct After {
@@ -757,4 +811,8 @@ pub(super) struct After {
     pongs: Vec<(Did, String)>,
     /// Peers that asked for our prekey bundle.
     asks: Vec<Did>,
+    /// Re-introductions we took (peer, event id): each is answered with a `reintro_ack`.
+    reintros: Vec<(Did, EventId)>,
+    /// Peers that answered our move.
+    answered: Vec<Did>,
 }

@@ -166,7 +166,7 @@ impl Endpoint {
     }
 
     /// A re-introduction for `peer` as an outbox item.
-    fn reintro_item(&self, account: &Account, peer: &Peer, token: Token) -> Result<OutboxItem> {
+    pub(super) fn reintro_item(&self, account: &Account, peer: &Peer, token: Token) -> Result<OutboxItem> {
         let body = ReintroBody { card: account.card.signed().clone(), send_token: token };
         let serde_json::Value::Object(fields) = serde_json::to_value(&body).expect("serializes") else {
             unreachable!("a struct serializes to an object")

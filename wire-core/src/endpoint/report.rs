@@ -199,6 +199,10 @@ pub struct PullReport {
     pub reread: bool,
     /// Relay cursor after the pull.
     pub cursor: u64,
+    /// Mailboxes we moved from that could not be read this time (relay: error); they block
+    /// nothing else.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mailbox_errors: Vec<String>,
     /// What rooms did: joined, received, committed, failing.
     pub rooms: super::rooms::RoomSyncReport,
 }

@@ -73,7 +73,7 @@ kinds! {
 /// `receipts`: reads signed receipts (control type `receipt`) and wants them. `rooms`: reads
 /// the room control types (`room_kp_request`, `room_key_package`, `room_welcome`). `ping`:
 /// answers the control type `ping` with a `pong`.
-pub const FEATURES: &[&str] = &["receipts", "lineage", "rooms", "ping", super::prekey::FEATURE];
+pub const FEATURES: &[&str] = &["receipts", "lineage", "rooms", "ping", super::prekey::FEATURE, "move"];
 
 /// What this build puts in its card's `capabilities`: every kind it reads, then its
 /// feature flags. A new kind or field is sent only to peers whose card lists it.

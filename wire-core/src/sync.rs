@@ -242,7 +242,7 @@ async fn connected(
                     return Ok(());
                 }
                 ticks = ticks.wrapping_add(1);
-                let old_mailbox = ticks % OLD_MAILBOX_TICKS == 0 && !ep.account()?.moved_from.is_empty();
+                let old_mailbox = ticks.is_multiple_of(OLD_MAILBOX_TICKS) && !ep.account()?.moved_from.is_empty();
                 if old_mailbox || due(&ep)? {
                     cursor = report(events, ep.pull().await?).max(cursor);
                 }

@@ -79,6 +79,11 @@ enum Command {
         /// address); peers try the closest first. Repeatable.
         #[arg(long = "also", value_name = "ADDR")]
         also: Vec<String>,
+        /// A further mailbox on another relay, for a new identity: listed in the card after
+        /// the first, read like it; senders fall over to it when the first refuses.
+        /// Repeatable.
+        #[arg(long = "mailbox", value_name = "RELAY", conflicts_with = "reregister")]
+        mailboxes: Vec<String>,
     },
     /// Show this agent: face, DID, fingerprint, relay, handle.
     Whoami,
@@ -488,9 +493,11 @@ fn run(command: Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Demo { keep } => cmd::demo::run(keep, json),
         Command::Ui { port, open, relay } => ui::run(port, open, relay, json),
-        Command::Init { relay } => agent::init(relay.as_deref(), &[], json),
+        Command::Init { relay } => agent::init(relay.as_deref(), &[], &[], json),
         Command::Up { reregister: true, .. } => agent::reregister(json),
-        Command::Up { relay, also, .. } => agent::init(Some(relay.as_deref().unwrap_or_default()), &also, json),
+        Command::Up { relay, also, mailboxes, .. } => {
+            agent::init(Some(relay.as_deref().unwrap_or_default()), &also, &mailboxes, json)
+        }
         Command::Whoami => agent::whoami(json),
         Command::Whois { target } => agent::whois(&target, json),
         Command::Peers => agent::peers(json),

@@ -9,6 +9,7 @@ mod code_pair;
 mod error;
 mod jobs;
 pub mod lineage;
+mod mailboxes;
 mod mesh;
 mod ping;
 pub(crate) mod prekeys;
@@ -94,8 +95,21 @@ pub async fn init(home: &Home, relay: &str) -> Result<InitReport> {
 /// socket, a LAN address), which peers try first when closer; and without claiming a
 /// handle when `claim` is false (a same-machine session nobody should dial).
 pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -> Result<InitReport> {
+    init_mailboxes(home, relay, also, &[], claim).await
+}
+
+/// [`init_with`], with further mailboxes on other relays (`spares`) for a new identity:
+/// listed in the card after the first (docs/PROTOCOL.md, "Several mailboxes").
+pub async fn init_mailboxes(
+    home: &Home,
+    relay: &str,
+    also: &[String],
+    spares: &[String],
+    claim: bool,
+) -> Result<InitReport> {
     let url = RelayUrl::parse(relay)?;
     let also = also.iter().map(|a| RelayUrl::parse(a)).collect::<Result<Vec<_>, _>>()?;
+    let spare_urls = spares.iter().map(|a| RelayUrl::parse(a)).collect::<Result<Vec<_>, _>>()?;
     let _lock = home.lock()?;
     let identity = if home.exists() {
         home.identity()?
@@ -107,6 +121,10 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
     if let Some(account) = home.load::<Account>()? {
         if RelayUrl::parse(&account.relay).ok().as_ref() != Some(&url) {
             return Err(EndpointError::OtherRelay { current: account.relay, asked: url.to_string() });
+        }
+        let held: Vec<Option<RelayUrl>> = account.spares.iter().map(|s| RelayUrl::parse(&s.relay).ok()).collect();
+        if spare_urls.iter().any(|u| !held.contains(&Some(u.clone()))) {
+            return Err(EndpointError::MailboxesFixed);
         }
         return Ok(InitReport {
             created: false,
@@ -133,11 +151,24 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
         }
         listed.push(u);
     }
-    let endpoints = listed
+    let mut endpoints = listed
         .iter()
         .chain([&url])
         .map(|u| CardEndpoint { relay: u.to_string(), slot: slot.slot.clone() })
         .collect::<Vec<_>>();
+    // Further mailboxes: a slot of their own on each further relay, listed after the first.
+    let mut spares = Vec::new();
+    for u in spare_urls {
+        let spare = Client::new(u.clone()).allocate_slot().await?;
+        endpoints.push(CardEndpoint { relay: u.to_string(), slot: spare.slot.clone() });
+        spares.push(crate::home::SpareMailbox {
+            relay: u.to_string(),
+            slot: spare.slot,
+            owner_token: spare.owner_token,
+            cursor: 0,
+            incarnation: None,
+        });
+    }
     let card = Card::issue(&identity, endpoints, card_capabilities(), home.now());
     let nick = card.character().nickname();
     let claimed =
@@ -165,6 +196,7 @@ pub async fn init_with(home: &Home, relay: &str, also: &[String], claim: bool) -
         cursor: 0,
         incarnation: None,
         role: None,
+        spares,
         moved_from: Vec::new(),
     };
     home.save(&account)?;
@@ -195,6 +227,23 @@ pub struct Endpoint {
     pub(crate) seq: u64,
 }
 
+/// Whether mailbox `which` of ours answers, and knows our slot.
+async fn mailbox_status(client: Client, account: &Account, which: usize) -> RelayStatus {
+    let (url, slot, owner, cursor, _) = account.mailbox(which);
+    let (reachable, mailbox) = match client.health().await {
+        Ok(()) => {
+            let mailbox = match client.list(&slot, &owner, Some(cursor), 1).await {
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => Mailbox::Gone,
+                Err(ClientError::Unreachable { .. }) => Mailbox::Unknown,
+                _ => Mailbox::Ok,
+            };
+            (Reachability { ok: true, error: None }, mailbox)
+        }
+        Err(e) => (Reachability { ok: false, error: Some(e.to_string()) }, Mailbox::Unknown),
+    };
+    RelayStatus { url, reachable, mailbox, cursor }
+}
+
 fn intro_tag(me: &Did, slot: &str) -> Vec<u8> {
     Sha256::new()
         .chain_update(crate::proto::labels::INTRO_TAG)
@@ -221,6 +270,11 @@ fn closed_lineage(peer: &Peer) -> Result<()> {
 pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, at: UnixMillis, heard: bool) -> Face {
     let face = Face::of(paired.card.did());
     let did = paired.card.did().clone();
+    // Tokens only for mailboxes its card lists after the first.
+    let tokens = (paired.extras.tokens.iter())
+        .filter(|t| paired.card.body().endpoints.iter().skip(1).any(|e| e.slot == t.slot))
+        .cloned()
+        .collect();
     // A card that carries statements (a rotated peer) pins its lineage from the start.
     let paired_lineage = (!paired.card.lineage().is_empty()).then(|| paired.card.lineage_pin());
     peers.pin(Peer {
@@ -235,9 +289,11 @@ pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, 
         told: None,
         prekeys: None,
         prekeys_asked: None,
+        tokens,
     });
     // Its bundle, when the pairing carried one (checked against the key just pinned).
-    if let (Some(bundle), Some(peer)) = (paired.prekeys.as_ref(), peers.peers.iter_mut().find(|p| p.card.did() == &did))
+    if let (Some(bundle), Some(peer)) =
+        (paired.extras.prekeys.as_ref(), peers.peers.iter_mut().find(|p| p.card.did() == &did))
     {
         let _ = prekeys::take_bundle(peer, bundle);
     }
@@ -434,7 +490,7 @@ impl Endpoint {
         let (waiting, out) = invite_flow::join(
             &self.identity,
             &account.card,
-            self.our_bundle()?.as_ref(),
+            &self.our_extras(&account, &grant.grant_id).await?,
             &invite,
             grant.token,
             self.home.now(),
@@ -473,7 +529,7 @@ impl Endpoint {
         let (waiting, out) = dial::dial(
             &self.identity,
             &account.card,
-            self.our_bundle()?.as_ref(),
+            &self.our_extras(&account, &grant.grant_id).await?,
             &theirs,
             grant.token,
             note,
@@ -548,7 +604,7 @@ impl Endpoint {
             let (paired, out) = request.accept(
                 &self.identity,
                 &account.card,
-                self.our_bundle()?.as_ref(),
+                &self.our_extras(&account, &grant.grant_id).await?,
                 grant.token,
                 self.home.now(),
                 &mut OsRng,
@@ -615,6 +671,7 @@ impl Endpoint {
                 Ok(_) | Err(ClientError::Api { code: ErrorCode::NotFound, .. }) => {}
                 Err(e) => return Err(e.into()),
             }
+            self.revoke_spare_grants(grant).await?;
         }
         let close = Event::new(
             &self.identity,
@@ -740,18 +797,13 @@ impl Endpoint {
     /// `wire status`.
     pub async fn status(&self) -> Result<StatusReport> {
         let account = self.account()?;
-        let client = self.our_client(&account)?;
-        let (reachable, mailbox) = match client.health().await {
-            Ok(()) => {
-                let mailbox = match client.list(&account.slot, &account.owner_token, Some(account.cursor), 1).await {
-                    Err(e) if e.code() == Some(ErrorCode::NotFound) => Mailbox::Gone,
-                    Err(ClientError::Unreachable { .. }) => Mailbox::Unknown,
-                    _ => Mailbox::Ok,
-                };
-                (Reachability { ok: true, error: None }, mailbox)
-            }
-            Err(e) => (Reachability { ok: false, error: Some(e.to_string()) }, Mailbox::Unknown),
-        };
+        let relay = mailbox_status(self.our_client(&account)?, &account, 0).await;
+        let mut mailboxes = Vec::new();
+        for which in 1..account.mailbox_count() {
+            let role = if which <= account.spares.len() { "spare" } else { "moved_from" };
+            let client = Client::new(RelayUrl::parse(&account.mailbox(which).0)?);
+            mailboxes.push(report::OtherMailbox { role, status: mailbox_status(client, &account, which).await });
+        }
         let pending = self.home.load::<Pending>()?.unwrap_or_default();
         // Our receipts wait in the outbox too; the counts here are of messages.
         let outbox: Vec<OutboxItem> = self.home.outbox()?.into_iter().filter(|i| !i.quiet).collect();
@@ -778,7 +830,8 @@ impl Endpoint {
         let peers = self.home.load::<Peers>()?.unwrap_or_default();
         Ok(StatusReport {
             identity: self.whoami()?,
-            relay: RelayStatus { url: account.relay, reachable, mailbox, cursor: account.cursor },
+            relay,
+            mailboxes,
             peers: peers.peers.len(),
             inbox: self.home.inbox_len()?,
             unread: self.home.unread(crate::home::Consumer::Agent, None, 1000)?.lines.len(),

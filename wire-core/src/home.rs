@@ -178,9 +178,30 @@ pub struct Account {
     /// Our mesh role (`wire mesh role set`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Our further mailboxes on other relays (`wire up --mailbox`): listed in our card after
+    /// the first, read like it; senders fall over to them when the first refuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spares: Vec<SpareMailbox>,
     /// Mailboxes we moved from (`wire move`), still read until released.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_from: Vec<OldMailbox>,
+}
+
+/// A further mailbox of ours on another relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpareMailbox {
+    /// Relay base URL.
+    pub relay: String,
+    /// Our slot there.
+    pub slot: crate::proto::api::SlotId,
+    /// Our owner capability on it.
+    pub owner_token: Token,
+    /// Everything through this sequence number has been pulled and acked.
+    #[serde(default)]
+    pub cursor: u64,
+    /// The relay store incarnation the cursor counts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
 }
 
 /// A mailbox we moved from: read beside the current one until every peer confirmed our
@@ -213,9 +234,12 @@ impl Account {
     /// Mailbox `which` (0: ours, then those we moved from): relay, slot, owner token,
     /// cursor, incarnation.
     pub fn mailbox(&self, which: usize) -> (String, crate::proto::api::SlotId, Token, u64, Option<String>) {
-        match which.checked_sub(1).and_then(|i| self.moved_from.get(i)) {
-            Some(m) => (m.relay.clone(), m.slot.clone(), m.owner_token.clone(), m.cursor, m.incarnation.clone()),
-            None => {
+        let spare = which.checked_sub(1).and_then(|i| self.spares.get(i));
+        let old = which.checked_sub(1 + self.spares.len()).and_then(|i| self.moved_from.get(i));
+        match (spare, old) {
+            (Some(m), _) => (m.relay.clone(), m.slot.clone(), m.owner_token.clone(), m.cursor, m.incarnation.clone()),
+            (_, Some(m)) => (m.relay.clone(), m.slot.clone(), m.owner_token.clone(), m.cursor, m.incarnation.clone()),
+            _ => {
                 (self.relay.clone(), self.slot.clone(), self.owner_token.clone(), self.cursor, self.incarnation.clone())
             }
         }
@@ -223,10 +247,19 @@ impl Account {
 
     /// Records how far mailbox `which` was read.
     pub fn set_mailbox(&mut self, which: usize, cursor: u64, incarnation: Option<String>) {
-        match which.checked_sub(1).and_then(|i| self.moved_from.get_mut(i)) {
-            Some(m) => (m.cursor, m.incarnation) = (cursor, incarnation),
-            None => (self.cursor, self.incarnation) = (cursor, incarnation),
+        let spares = self.spares.len();
+        if let Some(m) = which.checked_sub(1).and_then(|i| self.spares.get_mut(i)) {
+            (m.cursor, m.incarnation) = (cursor, incarnation);
+        } else if let Some(m) = which.checked_sub(1 + spares).and_then(|i| self.moved_from.get_mut(i)) {
+            (m.cursor, m.incarnation) = (cursor, incarnation);
+        } else {
+            (self.cursor, self.incarnation) = (cursor, incarnation);
         }
+    }
+
+    /// How many mailboxes we read: ours, the spares, those we moved from.
+    pub fn mailbox_count(&self) -> usize {
+        1 + self.spares.len() + self.moved_from.len()
     }
 
     /// Where our owner token goes: our card's Unix-socket address for our slot when it lists
@@ -280,6 +313,9 @@ pub struct Peer {
     /// statements), so each peer that follows lineages hears each statement once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub told: Option<u64>,
+    /// Send tokens on its further mailboxes (its card lists them after the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<crate::proto::pairing::SlotToken>,
     /// Its newest prekey bundle we hold (verified), when it publishes prekeys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prekeys: Option<crate::proto::prekey::Bundle>,

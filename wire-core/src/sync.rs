@@ -27,7 +27,7 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often the outbox is retried and pairings are driven while connected.
 pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// Housekeeping ticks between reads of a mailbox we moved from.
+/// Housekeeping ticks between reads of our other mailboxes (spares, one we moved from).
 const OLD_MAILBOX_TICKS: u32 = 5;
 /// Most envelopes taken from the stream as one batch.
 const BATCH: usize = 200;
@@ -187,8 +187,8 @@ async fn connected(
     *failures = 0;
     let _ = events.send(SyncEvent::Connected { did: me.face.did.clone(), nickname: me.face.nickname.clone() });
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
-    // A mailbox we moved from has no stream of its own: it is read every few ticks while
-    // it is kept (a few days at most, until every peer confirmed the move).
+    // Our spares and a mailbox we moved from have no stream of their own: they are read
+    // every few ticks.
     let mut ticks = 0u32;
     let mut rooms = Rooms::default();
     let (room_tx, mut room_rx) = mpsc::unbounded_channel::<Did>();
@@ -242,7 +242,7 @@ async fn connected(
                     return Ok(());
                 }
                 ticks = ticks.wrapping_add(1);
-                let old_mailbox = ticks.is_multiple_of(OLD_MAILBOX_TICKS) && !ep.account()?.moved_from.is_empty();
+                let old_mailbox = ticks.is_multiple_of(OLD_MAILBOX_TICKS) && ep.account()?.mailbox_count() > 1;
                 if old_mailbox || due(&ep)? {
                     cursor = report(events, ep.pull().await?).max(cursor);
                 }

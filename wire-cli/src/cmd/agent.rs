@@ -63,12 +63,12 @@ fn pull_unless_daemon(ep: &Endpoint) -> anyhow::Result<()> {
 const DEFAULT_RELAY: &str = "127.0.0.1:8771";
 
 /// `wire init` / `wire up`.
-pub fn init(relay: Option<&str>, also: &[String], json: bool) -> anyhow::Result<()> {
+pub fn init(relay: Option<&str>, also: &[String], mailboxes: &[String], json: bool) -> anyhow::Result<()> {
     let home = home()?;
     // Not named: where this identity already is, else the local relay's default address.
     let current = home.load::<wire_core::home::Account>().ok().flatten().map(|a| a.relay);
     let relay = relay.map(str::to_owned).or(current).unwrap_or_else(|| DEFAULT_RELAY.to_owned());
-    let report = runtime()?.block_on(endpoint::init_with(&home, &relay, also, true)).map_err(|e| {
+    let report = runtime()?.block_on(endpoint::init_mailboxes(&home, &relay, also, mailboxes, true)).map_err(|e| {
         let unreachable =
             matches!(&e, endpoint::EndpointError::Client(wire_core::client::ClientError::Unreachable { .. }));
         let e = anyhow::Error::from(e);
@@ -317,6 +317,15 @@ pub fn status(json: bool) -> anyhow::Result<()> {
         (None, _) => "reachable".to_owned(),
     };
     println!("  relay     {} ({reach})", v.relay.url);
+    for m in &v.mailboxes {
+        let reach = match (&m.status.reachable.error, m.status.mailbox) {
+            (Some(e), _) => format!("UNREACHABLE: {e}"),
+            (None, Mailbox::Gone) => "reachable, but it no longer knows this mailbox".to_owned(),
+            (None, _) => "reachable".to_owned(),
+        };
+        let role = if m.role == "spare" { "spare" } else { "moved from" };
+        println!("  {role:<9} {} ({reach})", m.status.url);
+    }
     println!("  peers     {}", v.peers);
     println!("  inbox     {} events", v.inbox);
     println!("  outbox    {} queued", v.outbox.queued);

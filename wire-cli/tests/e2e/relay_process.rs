@@ -180,14 +180,15 @@ fn the_relay_keeps_no_plaintext_no_token_and_no_did() {
     let parsed = Invite::parse_url(&inv.to_url(), now()).unwrap();
     let b_token_for_a = mint(&relay, &b, json!({"kind": "send"}));
     let (waiting, request) =
-        invite::join(&b.id, &b.card, None, &parsed, b_token_for_a.clone(), now(), &mut OsRng).unwrap();
+        invite::join(&b.id, &b.card, &Default::default(), &parsed, b_token_for_a.clone(), now(), &mut OsRng).unwrap();
     post(&relay, &request);
     let IncomingRequest::Invite(claim) = receive_request(&a.id, pull(&relay, &a).remove(0), now()).unwrap() else {
         panic!("not an invite")
     };
     let redeemed = issued.redeem(&a.id, claim, now()).unwrap();
     let a_token_for_b = mint(&relay, &a, json!({"kind": "send"}));
-    let (a_pins_b, accept) = redeemed.answer(&a.id, &a.card, None, a_token_for_b.clone(), now(), &mut OsRng).unwrap();
+    let (a_pins_b, accept) =
+        redeemed.answer(&a.id, &a.card, &Default::default(), a_token_for_b.clone(), now(), &mut OsRng).unwrap();
     post(&relay, &accept);
     let b_pins_a = waiting.receive(&b.id, pull(&relay, &b).remove(0), now()).unwrap();
 

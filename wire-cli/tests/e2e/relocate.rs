@@ -109,3 +109,53 @@ fn a_move_to_the_same_relay_is_refused_and_changes_nothing() {
     assert!(refused.stdout.contains("same_relay"), "{refused:?}");
     assert_eq!(a.state(), before);
 }
+
+#[test]
+fn a_card_with_two_relays_one_killed_mid_conversation_loses_and_repeats_nothing() {
+    let dir = tempdir("mailboxes");
+    let first = RelayProcess::start(&dir.join("r1"), &dir.join("r1.log"), &[]);
+    let spare = RelayProcess::start(&dir.join("r2"), &dir.join("r2.log"), &[]);
+    let theirs = RelayProcess::start(&dir.join("r3"), &dir.join("r3.log"), &[]);
+    let (a, b) = (Wire::new(&dir, "a"), Wire::new(&dir, "b"));
+    a.json(&["up", &first.addr, "--mailbox", &spare.addr]);
+    b.json(&["up", &theirs.addr]);
+    // Two mailboxes, the first relay's first.
+    let status = a.json(&["status"]);
+    assert!(status["relay"]["url"].as_str().unwrap().contains(&first.addr), "{status}");
+    assert_eq!(status["mailboxes"][0]["role"], "spare", "{status}");
+    assert!(status["mailboxes"][0]["url"].as_str().unwrap().contains(&spare.addr), "{status}");
+    pair_by_invite(&a, &b);
+    let a_nick = a.nickname();
+    let peers = std::fs::read_to_string(b.home.join("peers.json")).unwrap();
+    assert!(peers.contains("\"tokens\""), "the pairing carried a token for the spare: {peers}");
+
+    let said: Vec<String> = (1..=6).map(|i| format!("message {i} of six")).collect();
+    for m in &said[..3] {
+        assert_eq!(
+            b.json(&["send", &a_nick, m])["via"].as_str().unwrap().trim_end_matches('/'),
+            format!("http://{}", first.addr)
+        );
+    }
+    a.json(&["pull"]);
+    // The first relay dies mid-conversation: B falls over to the spare.
+    let first_addr = first.addr.clone();
+    first.kill9();
+    for m in &said[3..] {
+        let sent = b.json(&["send", &a_nick, m]);
+        assert_eq!(sent["via"].as_str().unwrap().trim_end_matches('/'), format!("http://{}", spare.addr), "{sent}");
+    }
+    let pulled = a.json(&["pull"]);
+    assert_eq!(pulled["received"], 3, "{pulled}");
+    assert!(pulled["mailbox_errors"].to_string().contains(&first_addr), "{pulled}");
+    let status = a.json(&["status"]);
+    assert_eq!(status["relay"]["reachable"]["ok"], false, "the first relay is down: {status}");
+    assert_eq!(status["mailboxes"][0]["reachable"]["ok"], true, "the spare answers: {status}");
+    let all = tail(&a);
+    for m in &said {
+        assert_eq!(all.matches(m.as_str()).count(), 1, "{m} once: {all}");
+    }
+    // And back the other way, unaffected.
+    a.json(&["send", &b.nickname(), "a still talks"]);
+    b.json(&["pull"]);
+    assert!(tail(&b).contains("a still talks"));
+}

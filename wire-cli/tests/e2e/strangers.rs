@@ -59,7 +59,7 @@ fn hand_built_dial(w: &World, stranger: &Endpoint, card: &Card, victim: &Endpoin
     let (_, out) = dial::dial(
         &stranger.identity,
         card,
-        None,
+        &Default::default(),
         &theirs.card,
         Token::random("snd", &mut OsRng),
         Some("pick me".into()),

@@ -194,15 +194,15 @@ impl Endpoint {
             (Role::Guest, None) => return Err(EndpointError::CodeMissing),
         };
         let grant = self.mint_send_grant(&account).await?;
-        let bundle = {
+        let extras = {
             let _lock = self.home.lock()?;
-            self.our_bundle()?
+            self.our_extras(&account, &grant.grant_id).await?
         };
         let (pairing, progress) = CodePairing::start(
             role,
             code,
             account.card.clone(),
-            bundle,
+            extras,
             grant.token,
             Secret32::random(&mut OsRng),
             self.home.now(),
@@ -330,6 +330,7 @@ impl Endpoint {
                     told: None,
                     prekeys: None,
                     prekeys_asked: None,
+                    tokens: Vec::new(),
                 };
                 let close = Event::new(
                     &self.identity,

@@ -186,6 +186,10 @@ pub enum EndpointError {
         /// The kind it lacks.
         kind: Kind,
     },
+    /// `wire up --mailbox` for an identity that exists: its mailboxes are fixed when it is
+    /// made (its peers hold tokens for those).
+    #[error("this identity's mailboxes were set when it was made; `--mailbox` takes effect only for a new identity")]
+    MailboxesFixed,
     /// `wire move` to the relay we are on.
     #[error("this identity is on {0} already; `wire move` takes another relay")]
     SameRelay(String),
@@ -513,6 +517,7 @@ impl EndpointError {
             EndpointError::PeerLacksKind { .. } => "peer_lacks_kind",
             EndpointError::PrekeysStale(_) => "prekeys_stale",
             EndpointError::SameRelay(_) => "same_relay",
+            EndpointError::MailboxesFixed => "mailboxes_fixed",
             EndpointError::NoSuchRoom(_) => "no_such_room",
             EndpointError::RoomExists(_) => "room_exists",
             EndpointError::NotRoomManager(_) => "not_room_manager",

@@ -318,6 +318,7 @@ pub async fn publish_revocation(file: &Path) -> Result<PublishReport> {
             told: None,
             prekeys: None,
             prekeys_asked: None,
+            tokens: Vec::new(),
         };
         let outcome = match envelope::seal_signed(&p.event, &p.card.x25519_public(), &mut OsRng) {
             Ok(sealed) => deliver(&peer, &sealed.0).await.map(|_| ()).map_err(|e| e.to_string()),

@@ -46,10 +46,12 @@ pub async fn pair_local(a: &Endpoint, b: &Endpoint) -> Result<bool> {
     let grant_a = a.mint_send_grant(&account_a).await?;
     let grant_b = b.mint_send_grant(&account_b).await?;
     let at = a.home.now();
+    let extras_b = b.our_extras(&account_b, &grant_b.grant_id).await?;
+    let extras_a = a.our_extras(&account_a, &grant_a.grant_id).await?;
     let paired_b =
-        Paired { card: account_b.card.clone(), send_token: grant_b.token, tier: Tier::Local, prekeys: b.our_bundle()? };
+        Paired { card: account_b.card.clone(), send_token: grant_b.token, tier: Tier::Local, extras: extras_b };
     let paired_a =
-        Paired { card: account_a.card.clone(), send_token: grant_a.token, tier: Tier::Local, prekeys: a.our_bundle()? };
+        Paired { card: account_a.card.clone(), send_token: grant_a.token, tier: Tier::Local, extras: extras_a };
     super::pin(&mut peers_a, paired_b, Some(grant_a.grant_id), at, false);
     super::pin(&mut peers_b, paired_a, Some(grant_b.grant_id), at, false);
     a.home.save(&peers_a)?;

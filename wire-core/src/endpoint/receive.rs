@@ -74,9 +74,10 @@ impl Endpoint {
         let mut blocked = self.home.load::<super::Blocked>()?;
         let prekeys = self.prekey_secrets()?;
         let blocked_before = blocked.as_ref().map(|b| b.blocked.iter().map(|e| e.dropped).sum::<u64>());
-        // Our mailbox first, then those we moved from (`wire move`), each on its own: one
-        // that fails is reported and blocks nothing.
-        for which in 0..=account.moved_from.len() {
+        // Our mailbox first, then our spares and those we moved from (`wire move`), each on
+        // its own: one that fails is reported and blocks nothing.
+        let (mut first_failed, mut read) = (None, false);
+        for which in 0..account.mailbox_count() {
             let streamed = if which == 0 { streamed.take() } else { None };
             let mut st = Reading {
                 account: &mut account,
@@ -88,12 +89,20 @@ impl Endpoint {
                 prekeys: &prekeys,
             };
             match self.read_mailbox(which, streamed, &mut st, &mut report).await {
-                Ok(()) => {}
-                Err(e) if which > 0 => {
-                    report.mailbox_errors.push(format!("{}: {e}", account.moved_from[which - 1].relay));
+                Ok(()) => read |= which <= account.spares.len(),
+                // With spares, our first mailbox failing blocks them no more than they block it.
+                Err(e) if which == 0 && account.spares.is_empty() => return Err(e),
+                Err(e) => {
+                    report.mailbox_errors.push(format!("{}: {e}", account.mailbox(which).0));
+                    if which == 0 {
+                        first_failed = Some(e);
+                    }
                 }
-                Err(e) => return Err(e),
             }
+        }
+        // Our first mailbox and every spare failed: the pull failed.
+        if let (Some(e), false) = (first_failed, read) {
+            return Err(e);
         }
         self.settle_moves(&later.answered).await?;
         let account = self.account()?;
@@ -107,6 +116,7 @@ impl Endpoint {
         let ours = self.our_client(&account)?;
         for grant in later.revoke {
             let _ = ours.revoke(&account.slot, &account.owner_token, &grant).await;
+            self.revoke_spare_grants(&grant).await?;
         }
         if act {
             // Peers that follow lineages and have not heard our latest statement (a new
@@ -125,8 +135,7 @@ impl Endpoint {
         Ok(report)
     }
 
-    /// Reads one of our mailboxes to its end (`which`: 0 for ours, then those we moved
-    /// from), batch by batch: each batch is stored and its state saved before its ack.
+    /// Reads one of our mailboxes to its end (`which`: [`Account::mailbox`]), batch by batch: each batch is stored and its state saved before its ack.
     async fn read_mailbox(
         &self,
         which: usize,
@@ -570,7 +579,7 @@ impl Endpoint {
                     let (paired, out) = request.answer(
                         &self.identity,
                         &account.card,
-                        self.our_bundle()?.as_ref(),
+                        &self.our_extras(account, &grant.grant_id).await?,
                         grant.token,
                         self.home.now(),
                         &mut OsRng,
@@ -773,6 +782,7 @@ impl Endpoint {
         self.home.unqueue(&item.event_id)?;
         let account = self.account()?;
         let _ = self.our_client(&account)?.revoke(&account.slot, &account.owner_token, &answer.grant_id).await;
+        self.revoke_spare_grants(&answer.grant_id).await?;
         Ok(())
     }
 }

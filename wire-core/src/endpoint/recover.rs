@@ -315,6 +315,7 @@ mod tests {
             told: None,
             prekeys: None,
             prekeys_asked: None,
+            tokens: Vec::new(),
         };
         let (new, fresh) = (card_at(&peer_id, 20), Token::random("send", &mut OsRng));
         assert!(matches!(apply_reintro(&mut peer, &fields(&new, &fresh)), Ok(Reintro::Accepted)));

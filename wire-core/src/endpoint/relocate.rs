@@ -66,7 +66,10 @@ impl Endpoint {
         }
         let client = Client::new(url.clone());
         let fresh = client.allocate_slot().await?;
-        let endpoints = vec![CardEndpoint { relay: url.to_string(), slot: fresh.slot.clone() }];
+        // The new first mailbox, then our spares as before (peers keep their tokens there).
+        let mut endpoints = vec![CardEndpoint { relay: url.to_string(), slot: fresh.slot.clone() }];
+        let spare_slots: Vec<_> = account.spares.iter().map(|s| &s.slot).collect();
+        endpoints.extend(account.card.body().endpoints.iter().filter(|e| spare_slots.contains(&&e.slot)).cloned());
         // Strictly newer than the card peers hold, whatever the clock says.
         let now = self.home.now();
         let at = now.max(account.card.body().created_at.saturating_add(Duration::from_millis(1)));

@@ -416,6 +416,16 @@ pub struct RelayStatus {
     pub cursor: u64,
 }
 
+/// `wire status`: another mailbox of ours (a spare, or one we moved from).
+#[derive(Debug, Serialize)]
+pub struct OtherMailbox {
+    /// `spare` or `moved_from`.
+    pub role: &'static str,
+    /// The relay and our mailbox there.
+    #[serde(flatten)]
+    pub status: RelayStatus,
+}
+
 /// An outbox item that failed at least once.
 #[derive(Debug, Serialize)]
 pub struct FailingItem {
@@ -474,6 +484,9 @@ pub struct StatusReport {
     pub identity: Whoami,
     /// Our relay and mailbox.
     pub relay: RelayStatus,
+    /// Our other mailboxes, each with its relay's health.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mailboxes: Vec<OtherMailbox>,
     /// Pinned peers.
     pub peers: usize,
     /// Inbox events.
@@ -578,6 +591,7 @@ mod tests {
                 mailbox: Mailbox::Gone,
                 cursor: 3,
             },
+            mailboxes: Vec::new(),
             peers: 1,
             inbox: 2,
             unread: 1,

@@ -147,11 +147,33 @@ pub(super) async fn post_along(
     Err(last)
 }
 
-/// Appends to a pinned peer's slot along the route. Returns the sequence number and the
-/// address used.
+/// Appends to a pinned peer's mailbox along the route. Returns the sequence number and the
+/// address used. A card may list several mailboxes (slots), in its order; each is tried
+/// with its own token, and a refusal of any kind at one moves on to the next (within one
+/// mailbox only an address that does not answer, or does not know the slot, does).
 pub(crate) async fn deliver(peer: &Peer, envelope: &[u8]) -> Result<(u64, String), ClientError> {
     let here = Here::of(peer.card.machine(), Some(peer.tier));
-    post_along(&peer.card.body().endpoints, here, Post::Append(&peer.send_token), envelope).await
+    let endpoints = &peer.card.body().endpoints;
+    let mut slots: Vec<&SlotId> = Vec::new();
+    for e in endpoints {
+        if !slots.contains(&&e.slot) {
+            slots.push(&e.slot);
+        }
+    }
+    let mut last = None;
+    for (i, slot) in slots.into_iter().enumerate() {
+        let token = match i {
+            0 => Some(&peer.send_token),
+            _ => peer.tokens.iter().find(|t| &t.slot == slot).map(|t| &t.token),
+        };
+        let Some(token) = token else { continue };
+        let mailbox: Vec<Endpoint> = endpoints.iter().filter(|e| &e.slot == slot).cloned().collect();
+        match post_along(&mailbox, here, Post::Append(token), envelope).await {
+            Ok(done) => return Ok(done),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ClientError::BadUrl("the card lists no address this machine may use".into())))
 }
 
 /// Posts a sealed event now; `Ok(None)` when it cannot be sealed now (the peer's prekeys

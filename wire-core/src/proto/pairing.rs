@@ -52,9 +52,41 @@ pub struct Paired {
     pub send_token: Token,
     /// How the peer was verified.
     pub tier: Tier,
-    /// The peer's signed prekey bundle, when it publishes prekeys (checked at pinning).
+    /// What the peer sent besides its card and token: its prekey bundle, send tokens on
+    /// its further mailboxes (checked at pinning).
+    #[serde(default)]
+    pub extras: Extras,
+}
+
+/// A send token on one mailbox (slot) a card lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotToken {
+    /// The mailbox.
+    pub slot: crate::proto::api::SlotId,
+    /// The capability to append to it.
+    pub token: Token,
+}
+
+/// What a side of a pairing sends besides its card and the send token on its first
+/// mailbox: its signed prekey bundle (docs/PROTOCOL.md 7.1) and a send token on each
+/// further mailbox its card lists (several relays).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extras {
+    /// The signed prekey bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prekeys: Option<Signed>,
+    /// Send tokens on further mailboxes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<SlotToken>,
+}
+
+impl Extras {
+    /// What goes in an answer to a peer whose card is `to`: nothing for a wire older than
+    /// prekeys (older accept bodies deny unknown fields).
+    pub(crate) fn for_card(&self, to: &Card) -> Self {
+        if to.speaks(crate::proto::prekey::FEATURE) { self.clone() } else { Self::default() }
+    }
 }
 
 /// A sealed message and where to post it.
@@ -91,6 +123,8 @@ pub(crate) enum PairRequestBody {
         proof: [u8; 32],
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prekeys: Option<Signed>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tokens: Vec<SlotToken>,
     },
     /// Dialing a stranger.
     Dial {
@@ -100,6 +134,8 @@ pub(crate) enum PairRequestBody {
         note: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prekeys: Option<Signed>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tokens: Vec<SlotToken>,
     },
 }
 
@@ -111,6 +147,8 @@ pub(crate) struct PairAcceptBody {
     pub(crate) send_token: Token,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) prekeys: Option<Signed>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tokens: Vec<SlotToken>,
 }
 
 /// Body of a `pair_reject` event.
@@ -240,25 +278,25 @@ pub fn receive_request(me: &Identity, event: SignedEvent, now: UnixMillis) -> Re
         return Err(PairingError::SelfPairing);
     }
     match body_of::<PairRequestBody>(&verified, Kind::PairRequest)? {
-        PairRequestBody::Invite { invite, card, send_token, proof, prekeys } => {
+        PairRequestBody::Invite { invite, card, send_token, proof, prekeys, tokens } => {
             let card = sender_card(card, &verified)?;
             Ok(IncomingRequest::Invite(invite::InviteClaim {
                 invite_id: invite,
                 request_id: verified.event().id,
                 guest: card,
                 guest_token: send_token,
-                guest_prekeys: prekeys,
+                guest_extras: Extras { prekeys, tokens },
                 proof,
             }))
         }
-        PairRequestBody::Dial { card, send_token, note, prekeys } => {
+        PairRequestBody::Dial { card, send_token, note, prekeys, tokens } => {
             let card = sender_card(card, &verified)?;
             let note = note.map(|n| n.chars().take(dial::MAX_NOTE_CHARS).collect());
             Ok(IncomingRequest::Dial(dial::PendingDial {
                 request_id: verified.event().id,
                 from: card,
                 token: send_token,
-                prekeys,
+                extras: Extras { prekeys, tokens },
                 note,
                 received_at: now,
             }))

@@ -62,7 +62,7 @@ fn invite_flow_pairs_both_sides() {
     let (waiting, request) = invite::join(
         &s.guest.id,
         &s.guest.card,
-        None,
+        &Default::default(),
         &parsed,
         guest_token.clone(),
         later(1),
@@ -78,7 +78,14 @@ fn invite_flow_pairs_both_sides() {
     assert_eq!(redeemed.guest().did(), s.guest.id.did());
     let issuer_token = token("send");
     let (issuer_pins, accept) = redeemed
-        .answer(&s.issuer.id, &s.issuer.card, None, issuer_token.clone(), later(2), &mut crate::common::rng())
+        .answer(
+            &s.issuer.id,
+            &s.issuer.card,
+            &Default::default(),
+            issuer_token.clone(),
+            later(2),
+            &mut crate::common::rng(),
+        )
         .unwrap();
     assert_eq!(accept.endpoints[0].slot, *s.guest.slot());
     assert_eq!(accept.token.as_ref(), Some(&guest_token));
@@ -96,17 +103,31 @@ fn invite_flow_pairs_both_sides() {
 #[test]
 fn invite_second_use_is_refused_and_changes_nothing() {
     let mut s = issue_invite(1);
-    let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (_, request) = invite::join(
+        &s.guest.id,
+        &s.guest.card,
+        &Default::default(),
+        &s.invite,
+        token("send"),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
     // The same envelope replayed, and a second guest with the same URL.
     let replay = s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(3));
     assert!(matches!(replay, Err(PairingError::InviteUsedUp)), "{replay:?}");
     let other = Agent::new("other");
-    let (_, second) =
-        invite::join(&other.id, &other.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (_, second) = invite::join(
+        &other.id,
+        &other.card,
+        &Default::default(),
+        &s.invite,
+        token("send"),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     let second = s.issued.redeem(&s.issuer.id, claim_of(&s, &second.envelope.0), later(3));
     assert!(matches!(second, Err(PairingError::InviteUsedUp)), "{second:?}");
     assert_eq!(s.issued.uses_left, 0);
@@ -117,15 +138,29 @@ fn an_invite_for_one_identity_is_refused_to_any_other() {
     let mut s = issue_invite(1);
     s.issued.only = Some(s.guest.id.did().clone());
     let other = Agent::new("other");
-    let (_, theirs) =
-        invite::join(&other.id, &other.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (_, theirs) = invite::join(
+        &other.id,
+        &other.card,
+        &Default::default(),
+        &s.invite,
+        token("send"),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     let refused = s.issued.redeem(&s.issuer.id, claim_of(&s, &theirs.envelope.0), later(2));
     assert!(matches!(refused, Err(PairingError::InviteForAnother)), "{refused:?}");
     assert_eq!(s.issued.uses_left, 1, "a refused claim consumes nothing");
-    let (_, ours) =
-        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (_, ours) = invite::join(
+        &s.guest.id,
+        &s.guest.card,
+        &Default::default(),
+        &s.invite,
+        token("send"),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     s.issued.redeem(&s.issuer.id, claim_of(&s, &ours.envelope.0), later(2)).unwrap();
 }
 
@@ -134,8 +169,16 @@ fn invite_with_several_uses_counts_down() {
     let mut s = issue_invite(2);
     for (i, left) in [(0, 1), (1, 0)] {
         let g = Agent::new(&format!("guest{i}"));
-        let (_, req) =
-            invite::join(&g.id, &g.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng()).unwrap();
+        let (_, req) = invite::join(
+            &g.id,
+            &g.card,
+            &Default::default(),
+            &s.invite,
+            token("send"),
+            later(1),
+            &mut crate::common::rng(),
+        )
+        .unwrap();
         s.issued.redeem(&s.issuer.id, claim_of(&s, &req.envelope.0), later(2)).unwrap();
         assert_eq!(s.issued.uses_left, left);
     }
@@ -144,9 +187,16 @@ fn invite_with_several_uses_counts_down() {
 #[test]
 fn invite_redeemed_after_expiry_is_refused() {
     let mut s = issue_invite(1);
-    let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (_, request) = invite::join(
+        &s.guest.id,
+        &s.guest.card,
+        &Default::default(),
+        &s.invite,
+        token("send"),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     let claim = claim_of(&s, &request.envelope.0);
     let late = s.issued.redeem(&s.issuer.id, claim, later(3601));
     assert!(matches!(late, Err(PairingError::InviteExpired(_))), "{late:?}");
@@ -156,9 +206,16 @@ fn invite_redeemed_after_expiry_is_refused() {
 #[test]
 fn invite_request_without_the_secret_is_refused() {
     let s = issue_invite(1);
-    let (_, request) =
-        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (_, request) = invite::join(
+        &s.guest.id,
+        &s.guest.card,
+        &Default::default(),
+        &s.invite,
+        token("send"),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     // The issuer's record holds a different secret than the one the guest proved.
     let mut wrong = IssuedInvite { secret: Secret32::from_bytes([9; 32]), ..s.issued.clone() };
     let result = wrong.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2));
@@ -172,9 +229,16 @@ fn invite_request_without_the_secret_is_refused() {
 #[test]
 fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
     let mut s = issue_invite(1);
-    let (waiting, request) =
-        invite::join(&s.guest.id, &s.guest.card, None, &s.invite, token("send"), later(1), &mut crate::common::rng())
-            .unwrap();
+    let (waiting, request) = invite::join(
+        &s.guest.id,
+        &s.guest.card,
+        &Default::default(),
+        &s.invite,
+        token("send"),
+        later(1),
+        &mut crate::common::rng(),
+    )
+    .unwrap();
     // A third party forges a pair_accept to the guest.
     let mallory = Agent::new("mallory");
     let forged = Event::new(
@@ -193,7 +257,7 @@ fn guest_refuses_an_accept_from_anyone_but_the_issuer_or_not_replying() {
     // The issuer's accept for some other request.
     let redeemed = s.issued.redeem(&s.issuer.id, claim_of(&s, &request.envelope.0), later(2)).unwrap();
     let (_, accept) = redeemed
-        .answer(&s.issuer.id, &s.issuer.card, None, token("send"), later(2), &mut crate::common::rng())
+        .answer(&s.issuer.id, &s.issuer.card, &Default::default(), token("send"), later(2), &mut crate::common::rng())
         .unwrap();
     let stale =
         invite::AwaitingInviteAccept { request_id: wire_core::proto::event::EventId([7; 16]), ..waiting.clone() };
@@ -213,7 +277,7 @@ fn dial_to_pending(
     let (waiting, out) = dial::dial(
         &a.id,
         &a.card,
-        None,
+        &Default::default(),
         &b.card,
         a_token.clone(),
         Some("hi, it's the build agent".into()),
@@ -240,7 +304,7 @@ fn dial_accepted_pairs_both_sides() {
     let pending: dial::PendingDial = serde_json::from_slice(&serde_json::to_vec(&pending).unwrap()).unwrap();
     let b_token = token("send");
     let (b_pins, accept) =
-        pending.accept(&b.id, &b.card, None, b_token.clone(), T0, &mut crate::common::rng()).unwrap();
+        pending.accept(&b.id, &b.card, &Default::default(), b_token.clone(), T0, &mut crate::common::rng()).unwrap();
     assert_eq!(accept.token.as_ref(), Some(&a_token));
     let answer = waiting.receive(&a.id, envelope::open(&a.id, &accept.envelope.0).unwrap(), T0).unwrap();
     let DialAnswer::Accepted(a_pins) = answer else { panic!("expected accepted") };
@@ -297,7 +361,7 @@ fn start_pair(host_code: &str, guest_code: &str) -> Pair {
         Role::Host,
         Code::parse(host_code).unwrap(),
         ha.card.clone(),
-        None,
+        Default::default(),
         token("send"),
         Secret32::random(&mut crate::common::rng()),
         T0,
@@ -307,7 +371,7 @@ fn start_pair(host_code: &str, guest_code: &str) -> Pair {
         Role::Guest,
         Code::parse(guest_code).unwrap(),
         ga.card.clone(),
-        None,
+        Default::default(),
         token("send"),
         Secret32::random(&mut crate::common::rng()),
         T0,

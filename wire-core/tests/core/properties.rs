@@ -98,7 +98,7 @@ proptest! {
         let _ = Code::parse(&text);
         let _ = Identity::from_secret_file(&bytes);
         let _ = serde_json::from_slice::<wire_core::proto::signed::Signed>(&bytes).map(wire_core::proto::event::SignedEvent::parse);
-        let (mut pairing, _) = CodePairing::start(Role::Host, Code::parse("1-brave-otter").unwrap(), ALICE.card.clone(), None, token("send"), Secret32::from_bytes([1; 32]), T0, Duration::from_secs(60));
+        let (mut pairing, _) = CodePairing::start(Role::Host, Code::parse("1-brave-otter").unwrap(), ALICE.card.clone(), Default::default(), token("send"), Secret32::from_bytes([1; 32]), T0, Duration::from_secs(60));
         let _ = pairing.receive(&bytes, T0);
     }
 

@@ -285,6 +285,7 @@ impl Endpoint {
                     told: None,
                     prekeys: None,
                     prekeys_asked: None,
+                    tokens: Vec::new(),
                 };
                 if let Some(bundle) = &r.prekeys {
                     let _ = crate::endpoint::prekeys::take_bundle(&mut peer, bundle);

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use self::schedule::{Keys, commitment, confirm_mac, derive_keys, open, sas_digits, sas_nonce, seal, spake};
-use super::{Paired, Tier};
+use super::{Extras, Paired, Tier};
 use crate::proto::b64;
 use crate::proto::card::Card;
 use crate::proto::character::{ADJECTIVES, NOUNS};
@@ -257,6 +257,8 @@ enum Inner {
         n: [u8; 32],
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prekeys: Option<Signed>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tokens: Vec<super::SlotToken>,
     },
     Vote,
 }
@@ -275,7 +277,7 @@ struct Peer {
     card: Card,
     token: Token,
     #[serde(default)]
-    prekeys: Option<Signed>,
+    extras: Extras,
 }
 
 /// States, named for what they wait for.
@@ -396,9 +398,9 @@ pub struct CodePairing {
     code: Code,
     seed: Secret32,
     my_card: Card,
-    /// Our signed prekey bundle, sent with our Hello.
+    /// Our signed prekey bundle and further tokens, sent with our Hello.
     #[serde(default)]
-    my_prekeys: Option<Signed>,
+    my_extras: Extras,
     my_token: Token,
     deadline: UnixMillis,
     #[serde(with = "b64::bytes")]
@@ -417,7 +419,7 @@ impl CodePairing {
         role: Role,
         code: Code,
         my_card: Card,
-        my_prekeys: Option<Signed>,
+        my_extras: Extras,
         my_token: Token,
         seed: Secret32,
         now: UnixMillis,
@@ -430,7 +432,7 @@ impl CodePairing {
             code,
             seed,
             my_card,
-            my_prekeys,
+            my_extras,
             my_token,
             deadline: now.saturating_add(timeout),
             my_pake,
@@ -486,7 +488,7 @@ impl CodePairing {
                 card: peer.card.clone(),
                 send_token: peer.token.clone(),
                 tier: Tier::Verified,
-                prekeys: peer.prekeys.clone(),
+                extras: peer.extras.clone(),
             }),
             _ => None,
         }
@@ -546,7 +548,8 @@ impl CodePairing {
                             card: self.my_card.signed().clone(),
                             send_token: self.my_token.clone(),
                             n: sas_nonce(&self.seed),
-                            prekeys: self.my_prekeys.clone(),
+                            prekeys: self.my_extras.prekeys.clone(),
+                            tokens: self.my_extras.tokens.clone(),
                         },
                     );
                     self.state = State::AwaitingPeerHello { keys, commit: c };
@@ -559,8 +562,8 @@ impl CodePairing {
             },
             (State::AwaitingPeerHello { mut keys, commit }, Wire::Sealed { seq, ct }) => {
                 match open(&mut keys, seq, &ct) {
-                    Some(Inner::Hello { card, send_token, n, prekeys }) => {
-                        self.on_hello(keys, commit, (card, send_token, prekeys), n)
+                    Some(Inner::Hello { card, send_token, n, prekeys, tokens }) => {
+                        self.on_hello(keys, commit, (card, send_token, Extras { prekeys, tokens }), n)
                     }
                     _ => {
                         self.state = State::AwaitingPeerHello { keys, commit };
@@ -699,7 +702,7 @@ impl CodePairing {
         &mut self,
         keys: Keys,
         commit: [u8; 32],
-        (card, token, prekeys): (Signed, Token, Option<Signed>),
+        (card, token, extras): (Signed, Token, Extras),
         n: [u8; 32],
     ) -> Progress {
         let card = match Card::verify(card) {
@@ -720,7 +723,7 @@ impl CodePairing {
             Role::Guest => ((&card, &n), (&self.my_card, &mine)),
         };
         let sas = sas_digits(&keys.sas, host, guest, self.sas_len);
-        self.state = State::AwaitingOperator { keys, peer: Peer { card, token, prekeys }, sas, peer_voted: false };
+        self.state = State::AwaitingOperator { keys, peer: Peer { card, token, extras }, sas, peer_voted: false };
         Progress::default()
     }
 

@@ -14,13 +14,13 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Lane, Outgoing, PairAcceptBody, PairRejectBody, PairRequestBody, Paired, PairingError, Tier, send_to, sender_card,
+    Extras, Lane, Outgoing, PairAcceptBody, PairRejectBody, PairRequestBody, Paired, PairingError, Tier, send_to,
+    sender_card,
 };
 use crate::proto::card::Card;
 use crate::proto::event::{Acceptance, EventId, Kind, SignedEvent};
 use crate::proto::identity::Identity;
 use crate::proto::secret::Token;
-use crate::proto::signed::Signed;
 use crate::proto::time::UnixMillis;
 
 /// Longest note a dialer may attach (longer notes are cut).
@@ -39,9 +39,9 @@ pub struct PendingDial {
     /// The stranger's verified card.
     pub from: Card,
     pub(crate) token: Token,
-    /// Its signed prekey bundle, if it publishes prekeys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) prekeys: Option<Signed>,
+    /// Its signed prekey bundle and tokens on its further mailboxes.
+    #[serde(default)]
+    pub(crate) extras: Extras,
     /// What the dialer wrote, if anything.
     pub note: Option<String>,
     /// When we received it.
@@ -74,7 +74,7 @@ pub enum DialAnswer {
 pub fn dial(
     me: &Identity,
     my_card: &Card,
-    my_prekeys: Option<&Signed>,
+    mine: &Extras,
     their_card: &Card,
     token_for_them: Token,
     note: Option<String>,
@@ -89,7 +89,8 @@ pub fn dial(
         card: my_card.signed().clone(),
         send_token: token_for_them,
         note,
-        prekeys: my_prekeys.cloned(),
+        prekeys: mine.prekeys.clone(),
+        tokens: mine.tokens.clone(),
     };
     let out = send_to(me, their_card, Kind::PairRequest, &body, None, Lane::Intro, None, now, rng)?;
     Ok((AwaitingDialAnswer { peer: their_card.clone(), request_id: out.event_id }, out))
@@ -101,13 +102,13 @@ impl PendingDial {
         self,
         me: &Identity,
         my_card: &Card,
-        my_prekeys: Option<&Signed>,
+        mine: &Extras,
         token_for_them: Token,
         now: UnixMillis,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Paired, Outgoing), PairingError> {
-        let prekeys = my_prekeys.filter(|_| self.from.speaks(crate::proto::prekey::FEATURE)).cloned();
-        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_them, prekeys };
+        let Extras { prekeys, tokens } = mine.for_card(&self.from);
+        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_them, prekeys, tokens };
         let out = send_to(
             me,
             &self.from,
@@ -119,7 +120,7 @@ impl PendingDial {
             now,
             rng,
         )?;
-        Ok((Paired { card: self.from, send_token: self.token, tier: Tier::Tofu, prekeys: self.prekeys }, out))
+        Ok((Paired { card: self.from, send_token: self.token, tier: Tier::Tofu, extras: self.extras }, out))
     }
 
     /// The operator declined: tell the dialer. Nothing is pinned.
@@ -146,7 +147,8 @@ impl AwaitingDialAnswer {
             Kind::PairAccept => {
                 let body: PairAcceptBody = super::body_of(&verified, Kind::PairAccept)?;
                 let card = sender_card(body.card, &verified)?;
-                let paired = Paired { card, send_token: body.send_token, tier: Tier::Tofu, prekeys: body.prekeys };
+                let extras = Extras { prekeys: body.prekeys, tokens: body.tokens };
+                let paired = Paired { card, send_token: body.send_token, tier: Tier::Tofu, extras };
                 Ok(DialAnswer::Accepted(Box::new(paired)))
             }
             Kind::PairReject => {

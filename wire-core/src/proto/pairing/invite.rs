@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{
-    Lane, Outgoing, PairAcceptBody, PairRequestBody, Paired, PairingError, Tier, body_of, send_to, sender_card,
+    Extras, Lane, Outgoing, PairAcceptBody, PairRequestBody, Paired, PairingError, Tier, body_of, send_to, sender_card,
 };
 use crate::proto::b64;
 use crate::proto::card::{Card, Endpoint};
@@ -27,7 +27,6 @@ use crate::proto::identity::Identity;
 use crate::proto::invite::Invite;
 use crate::proto::labels;
 use crate::proto::secret::{Secret32, Token};
-use crate::proto::signed::Signed;
 use crate::proto::time::UnixMillis;
 
 /// The issuer's record of an invite, persisted until used up or expired.
@@ -53,7 +52,7 @@ pub struct InviteClaim {
     /// The invite id it names.
     pub invite_id: [u8; 16],
     pub(crate) request_id: EventId,
-    pub(crate) guest_prekeys: Option<Signed>,
+    pub(crate) guest_extras: Extras,
     pub(crate) guest: Card,
     pub(crate) guest_token: Token,
     pub(crate) proof: [u8; 32],
@@ -65,7 +64,7 @@ pub struct InviteRequest {
     request_id: EventId,
     guest: Card,
     guest_token: Token,
-    guest_prekeys: Option<Signed>,
+    guest_extras: Extras,
 }
 
 /// The guest's state after sending its `pair_request`, persisted until the accept arrives.
@@ -124,7 +123,7 @@ impl IssuedInvite {
             request_id: claim.request_id,
             guest: claim.guest,
             guest_token: claim.guest_token,
-            guest_prekeys: claim.guest_prekeys,
+            guest_extras: claim.guest_extras,
         })
     }
 }
@@ -140,14 +139,14 @@ impl InviteRequest {
         self,
         me: &Identity,
         my_card: &Card,
-        my_prekeys: Option<&Signed>,
+        mine: &Extras,
         token_for_guest: Token,
         now: UnixMillis,
         rng: &mut impl CryptoRngCore,
     ) -> Result<(Paired, Outgoing), PairingError> {
         // Only a guest that publishes prekeys reads them (older accept bodies deny unknown fields).
-        let prekeys = my_prekeys.filter(|_| self.guest.speaks(crate::proto::prekey::FEATURE)).cloned();
-        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_guest, prekeys };
+        let Extras { prekeys, tokens } = mine.for_card(&self.guest);
+        let body = PairAcceptBody { card: my_card.signed().clone(), send_token: token_for_guest, prekeys, tokens };
         let out = send_to(
             me,
             &self.guest,
@@ -160,12 +159,7 @@ impl InviteRequest {
             rng,
         )?;
         Ok((
-            Paired {
-                card: self.guest,
-                send_token: self.guest_token,
-                tier: Tier::Verified,
-                prekeys: self.guest_prekeys,
-            },
+            Paired { card: self.guest, send_token: self.guest_token, tier: Tier::Verified, extras: self.guest_extras },
             out,
         ))
     }
@@ -176,7 +170,7 @@ impl InviteRequest {
 pub fn join(
     me: &Identity,
     my_card: &Card,
-    my_prekeys: Option<&Signed>,
+    mine: &Extras,
     invite: &Invite,
     token_for_issuer: Token,
     now: UnixMillis,
@@ -193,7 +187,8 @@ pub fn join(
         card: my_card.signed().clone(),
         send_token: token_for_issuer,
         proof: mac.into(),
-        prekeys: my_prekeys.cloned(),
+        prekeys: mine.prekeys.clone(),
+        tokens: mine.tokens.clone(),
     };
     let mut out =
         send_to(me, issuer, Kind::PairRequest, &request, None, Lane::Inbox, Some(body.intro_token.clone()), now, rng)?;
@@ -216,6 +211,7 @@ impl AwaitingInviteAccept {
             return Err(PairingError::NotAReply);
         }
         let card = sender_card(body.card, &verified)?;
-        Ok(Paired { card, send_token: body.send_token, tier: Tier::Verified, prekeys: body.prekeys })
+        let extras = Extras { prekeys: body.prekeys, tokens: body.tokens };
+        Ok(Paired { card, send_token: body.send_token, tier: Tier::Verified, extras })
     }
 }

@@ -43,7 +43,7 @@ fn side(role: Role, seed: u8, card: &Card) -> (CodePairing, Vec<Vec<u8>>) {
         role,
         code,
         card.clone(),
-        None,
+        Default::default(),
         token,
         Secret32::from_bytes([seed; 32]),
         now,
@@ -123,7 +123,13 @@ fn an_attacker_who_knows_the_code_grinds_version_1_and_gets_one_try_at_version_2
     k.send_seq = 1;
     let fake = seal(
         &mut k,
-        &Inner::Hello { card: forged.signed().clone(), send_token: m_host.my_token.clone(), n, prekeys: None },
+        &Inner::Hello {
+            card: forged.signed().clone(),
+            send_token: m_host.my_token.clone(),
+            n,
+            prekeys: None,
+            tokens: vec![],
+        },
     );
     let mut honest_guest = guest.clone();
     guest.receive(&fake, now);

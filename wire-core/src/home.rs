@@ -181,15 +181,15 @@ pub struct Account {
     /// Our further mailboxes on other relays (`wire up --mailbox`): listed in our card after
     /// the first, read like it; senders fall over to them when the first refuses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub spares: Vec<SpareMailbox>,
+    pub spares: Vec<Mailbox>,
     /// Mailboxes we moved from (`wire move`), still read until released.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_from: Vec<OldMailbox>,
 }
 
-/// A further mailbox of ours on another relay.
+/// Another mailbox of ours, read like the first: where it is and how far it was read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SpareMailbox {
+pub struct Mailbox {
     /// Relay base URL.
     pub relay: String,
     /// Our slot there.
@@ -208,18 +208,9 @@ pub struct SpareMailbox {
 /// move or its relay's retention passed, then released (its grants revoked).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OldMailbox {
-    /// Relay base URL.
-    pub relay: String,
-    /// Our slot there.
-    pub slot: crate::proto::api::SlotId,
-    /// Our owner capability on it.
-    pub owner_token: Token,
-    /// Everything through this sequence number has been pulled and acked.
-    #[serde(default)]
-    pub cursor: u64,
-    /// The relay store incarnation the cursor counts in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incarnation: Option<String>,
+    /// Where it is and how far it was read.
+    #[serde(flatten)]
+    pub mailbox: Mailbox,
     /// Released at this time at the latest (the relay's retention after the move).
     pub until: UnixMillis,
     /// Peers that have not yet confirmed the move (their `reintro_ack`).
@@ -234,12 +225,9 @@ impl Account {
     /// Mailbox `which` (0: ours, then those we moved from): relay, slot, owner token,
     /// cursor, incarnation.
     pub fn mailbox(&self, which: usize) -> (String, crate::proto::api::SlotId, Token, u64, Option<String>) {
-        let spare = which.checked_sub(1).and_then(|i| self.spares.get(i));
-        let old = which.checked_sub(1 + self.spares.len()).and_then(|i| self.moved_from.get(i));
-        match (spare, old) {
-            (Some(m), _) => (m.relay.clone(), m.slot.clone(), m.owner_token.clone(), m.cursor, m.incarnation.clone()),
-            (_, Some(m)) => (m.relay.clone(), m.slot.clone(), m.owner_token.clone(), m.cursor, m.incarnation.clone()),
-            _ => {
+        match self.other(which) {
+            Some(m) => (m.relay.clone(), m.slot.clone(), m.owner_token.clone(), m.cursor, m.incarnation.clone()),
+            None => {
                 (self.relay.clone(), self.slot.clone(), self.owner_token.clone(), self.cursor, self.incarnation.clone())
             }
         }
@@ -248,13 +236,21 @@ impl Account {
     /// Records how far mailbox `which` was read.
     pub fn set_mailbox(&mut self, which: usize, cursor: u64, incarnation: Option<String>) {
         let spares = self.spares.len();
-        if let Some(m) = which.checked_sub(1).and_then(|i| self.spares.get_mut(i)) {
-            (m.cursor, m.incarnation) = (cursor, incarnation);
-        } else if let Some(m) = which.checked_sub(1 + spares).and_then(|i| self.moved_from.get_mut(i)) {
-            (m.cursor, m.incarnation) = (cursor, incarnation);
-        } else {
-            (self.cursor, self.incarnation) = (cursor, incarnation);
+        let other = match which.checked_sub(1) {
+            Some(i) if i < spares => self.spares.get_mut(i),
+            Some(i) => self.moved_from.get_mut(i - spares).map(|m| &mut m.mailbox),
+            None => None,
+        };
+        match other {
+            Some(m) => (m.cursor, m.incarnation) = (cursor, incarnation),
+            None => (self.cursor, self.incarnation) = (cursor, incarnation),
         }
+    }
+
+    /// Mailbox `which` when it is not the first: a spare, then one we moved from.
+    fn other(&self, which: usize) -> Option<&Mailbox> {
+        let i = which.checked_sub(1)?;
+        self.spares.get(i).or_else(|| self.moved_from.get(i - self.spares.len()).map(|m| &m.mailbox))
     }
 
     /// How many mailboxes we read: ours, the spares, those we moved from.

@@ -64,4 +64,15 @@ impl Endpoint {
         self.home.save(&minted)?;
         Ok(())
     }
+
+    /// The grants on our spares minted with `old` now go with `new` (our first grant for a
+    /// peer was replaced). Hold the lock.
+    pub(crate) fn rekey_spare_grants(&self, old: &str, new: &str) -> Result<()> {
+        let Some(mut minted) = self.home.load::<SpareGrants>()? else { return Ok(()) };
+        for (_, first, _) in minted.grants.iter_mut().filter(|(_, first, _)| first == old) {
+            *first = new.to_owned();
+        }
+        self.home.save(&minted)?;
+        Ok(())
+    }
 }

@@ -129,6 +129,20 @@ impl Endpoint {
         self.home.save(&account)?;
         // Every grant we had given was on the lost slot: each peer gets a new one, in its
         // re-introduction.
+        let report = self.reintroduce_all(&account).await?;
+        Ok(ReregisterReport {
+            face: Face::of(self.identity.did()),
+            relay: account.relay.clone(),
+            slot: account.slot.to_string(),
+            handle: account.handle.clone(),
+            peers: report,
+        })
+    }
+
+    /// Mints each pinned peer a send grant on our first mailbox (`account`'s, as saved) and
+    /// re-introduces us with it: queued, then tried at once. What became of each. Hold the
+    /// lock.
+    pub(super) async fn reintroduce_all(&self, account: &Account) -> Result<Vec<Reintroduction>> {
         let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
         let (mut items, mut report) = (Vec::new(), Vec::new());
         for peer in &mut peers.peers {
@@ -138,9 +152,12 @@ impl Endpoint {
                 report.push(Reintroduction { peer: Face::of(peer.card.did()), state, last_error: None });
                 continue;
             }
-            let grant = self.mint_send_grant(&account).await?;
-            peer.our_grant = Some(grant.grant_id);
-            items.push(self.reintro_item(&account, peer, grant.token)?);
+            let grant = self.mint_send_grant(account).await?;
+            // Its grants on our spares now go with the new grant (`wire forget` finds them).
+            if let Some(old) = peer.our_grant.replace(grant.grant_id.clone()) {
+                self.rekey_spare_grants(&old, &grant.grant_id)?;
+            }
+            items.push(self.reintro_item(account, peer, grant.token)?);
         }
         for item in &items {
             self.home.queue(item)?;
@@ -156,13 +173,7 @@ impl Endpoint {
             let state = if delivered { ReintroState::Delivered } else { ReintroState::Waiting };
             report.push(Reintroduction { peer: Face::of(&item.to), state, last_error });
         }
-        Ok(ReregisterReport {
-            face: Face::of(self.identity.did()),
-            relay: account.relay.clone(),
-            slot: account.slot.to_string(),
-            handle: account.handle.clone(),
-            peers: report,
-        })
+        Ok(report)
     }
 
     /// A re-introduction for `peer` as an outbox item.

@@ -15,11 +15,11 @@ use std::time::Duration;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 
-use super::recover::{ReintroState, Reintroduction};
+use super::recover::Reintroduction;
 use super::rooms::control;
 use super::{Endpoint, EndpointError, Face, Result, seal_for};
 use crate::client::{Client, RelayUrl};
-use crate::home::{Account, OldMailbox, OutboxItem, Peer, Peers};
+use crate::home::{Account, Mailbox, OldMailbox, OutboxItem, Peer, Peers};
 use crate::proto::card::{Card, Endpoint as CardEndpoint};
 use crate::proto::did::Did;
 use crate::proto::event::{Event, EventId, Kind};
@@ -83,18 +83,20 @@ impl Endpoint {
                 .map(|r| r.handle),
             None => None,
         };
-        let mut peers = self.home.load::<Peers>()?.unwrap_or_default();
+        let peers = self.home.load::<Peers>()?.unwrap_or_default();
         let old = OldMailbox {
-            relay: account.relay.clone(),
-            slot: account.slot.clone(),
-            owner_token: account.owner_token.clone(),
-            cursor: account.cursor,
-            incarnation: account.incarnation.clone(),
+            mailbox: Mailbox {
+                relay: account.relay.clone(),
+                slot: account.slot.clone(),
+                owner_token: account.owner_token.clone(),
+                cursor: account.cursor,
+                incarnation: account.incarnation.clone(),
+            },
             until: now.saturating_add(OLD_MAILBOX_READ_FOR),
             waiting: peers.peers.iter().filter(|p| p.card.speaks(FEATURE)).map(|p| p.card.did().clone()).collect(),
             grants: peers.peers.iter().filter_map(|p| p.our_grant.clone()).collect(),
         };
-        let from = old.relay.clone();
+        let from = old.mailbox.relay.clone();
         account.moved_from.push(old);
         account = Account {
             relay: url.to_string(),
@@ -107,32 +109,7 @@ impl Endpoint {
             ..account
         };
         self.home.save(&account)?;
-        let (mut items, mut report) = (Vec::new(), Vec::new());
-        for peer in &mut peers.peers {
-            if !peer.card.speaks(Kind::Control.as_str()) {
-                peer.needs_repair = true;
-                let state = ReintroState::NeedsRepairing;
-                report.push(Reintroduction { peer: Face::of(peer.card.did()), state, last_error: None });
-                continue;
-            }
-            let grant = self.mint_send_grant(&account).await?;
-            peer.our_grant = Some(grant.grant_id);
-            items.push(self.reintro_item(&account, peer, grant.token)?);
-        }
-        for item in &items {
-            self.home.queue(item)?;
-        }
-        self.home.save(&peers)?;
-        for item in items {
-            let delivered = self.try_item(&item, &mut Default::default()).await?;
-            let last_error = if delivered {
-                None
-            } else {
-                self.home.outbox()?.into_iter().find(|i| i.event_id == item.event_id).and_then(|i| i.last_error)
-            };
-            let state = if delivered { ReintroState::Delivered } else { ReintroState::Waiting };
-            report.push(Reintroduction { peer: Face::of(&item.to), state, last_error });
-        }
+        let report = self.reintroduce_all(&account).await?;
         Ok(MoveReport {
             face: Face::of(self.identity.did()),
             from,
@@ -175,10 +152,10 @@ impl Endpoint {
         account.moved_from = kept;
         self.home.save(&account)?;
         for old in done {
-            if let Ok(url) = RelayUrl::parse(&old.relay) {
+            if let Ok(url) = RelayUrl::parse(&old.mailbox.relay) {
                 let client = Client::new(url);
                 for grant in &old.grants {
-                    let _ = client.revoke(&old.slot, &old.owner_token, grant).await;
+                    let _ = client.revoke(&old.mailbox.slot, &old.mailbox.owner_token, grant).await;
                 }
             }
         }

@@ -25,6 +25,7 @@ fn side(role: Role, seed: u8) -> (CodePairing, Vec<Vec<u8>>) {
         role,
         code,
         card,
+        Default::default(),
         token,
         Secret32::from_bytes([seed; 32]),
         common::NOW,
@@ -63,7 +64,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let expires = common::NOW.saturating_add(Duration::from_secs(3600));
     let url = Invite::issue(&issuer, &issuer_card, "https://relay.example".into(), slot, intro, expires, &mut rng);
     let token = Token::new("send.fuzz-token-0002").expect("valid");
-    if let Ok((waiting, _)) = invite::join(&guest_id, &guest_card, &url, token, common::NOW, &mut rng) {
+    if let Ok((waiting, _)) = invite::join(&guest_id, &guest_card, &Default::default(), &url, token, common::NOW, &mut rng) {
         for m in common::messages(data) {
             if let Ok(Ok(event)) = serde_json::from_slice::<Signed>(m).map(SignedEvent::parse) {
                 let _ = waiting.receive(&guest_id, event, later);
@@ -75,7 +76,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let (_, their_card) = common::agent(6);
     let token = Token::new("send.fuzz-token-0001").expect("valid");
     let mut rng = SeededRng::new(&Secret32::from_bytes([7; 32]), b"fuzz-dial");
-    if let Ok((waiting, _)) = dial::dial(&me, &my_card, &their_card, token, None, common::NOW, &mut rng) {
+    if let Ok((waiting, _)) = dial::dial(&me, &my_card, &Default::default(), &their_card, token, None, common::NOW, &mut rng) {
         for m in common::messages(data) {
             if let Ok(event) = serde_json::from_slice::<Signed>(m).map(SignedEvent::parse) {
                 if let Ok(event) = event {

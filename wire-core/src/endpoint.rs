@@ -293,6 +293,16 @@ impl Endpoint {
             let item = seal_for(&self.identity, peer, event)?.item(peer, now)?;
             self.home.queue(&item)?;
         }
+        // Peers that already read prekeys get our bundle with the card (the others ask for
+        // it once they do). Our first prekey's bundle goes to them as it is made.
+        let made = self.home.load::<crate::proto::prekey::OurPrekeys>()?.is_some();
+        if let Some(bundle) = self.our_bundle()?.filter(|_| made) {
+            for peer in peers.peers.iter().filter(|p| p.card.speaks(crate::proto::prekey::FEATURE)) {
+                if let Some(item) = self.bundle_item(peer, &bundle)? {
+                    self.home.queue(&item)?;
+                }
+            }
+        }
         // The card is saved last: a crash before this point re-runs the migration (a peer
         // may get two card updates; it keeps the newer).
         self.home.save(&account).map_err(EndpointError::from)

@@ -127,11 +127,9 @@ struct Statements {
 /// PostgreSQL-backed store.
 pub struct PostgresStore {
     client: Client,
-    /// The thread that sends append hints on a session of its own (`synchronous_commit =
-    /// off`), started with the first hint (a node's read session never sends one). The
-    /// store thread only hands the hint over: its next commit and the appenders' answers
-    /// never wait for a NOTIFY.
-    notifier: Option<std::sync::mpsc::Sender<Vec<(String, u64)>>>,
+    /// The session that sends append hints (`synchronous_commit = off`), opened with the
+    /// first hint (a node's read session never sends one).
+    notifier: Option<Client>,
     /// The `drop-hints` failpoint (`WIRE_RELAY_FAILPOINT`): a node that sends none.
     drop_hints: bool,
     st: Statements,
@@ -700,43 +698,15 @@ impl PostgresStore {
         if stored.is_empty() || self.drop_hints {
             return;
         }
-        if self.notifier.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let (url, node) = (self.url.clone(), self.node.clone());
-            let spawned =
-                std::thread::Builder::new().name("wire-relay-hints".into()).spawn(move || hints(&url, &node, &rx));
-            if spawned.is_err() {
-                return;
-            }
-            self.notifier = Some(tx);
-        }
-        if let Some(tx) = &self.notifier
-            && tx.send(stored.to_vec()).is_err()
-        {
-            self.notifier = None;
-        }
-    }
-}
-
-/// The hint thread: sends what the store thread hands over, everything waiting at once as
-/// one NOTIFY (cut below PostgreSQL's payload limit); reconnects when its session broke.
-/// Returns when the store is dropped.
-fn hints(url: &str, node: &str, rx: &std::sync::mpsc::Receiver<Vec<(String, u64)>>) {
-    let mut session: Option<Client> = None;
-    let head = format!("@{node}\n");
-    while let Ok(first) = rx.recv() {
-        let mut stored = first;
-        while let Ok(more) = rx.try_recv() {
-            stored.extend(more);
-        }
-        if session.as_ref().is_none_or(Client::is_closed) {
-            session = connect(url)
+        if self.notifier.as_ref().is_none_or(Client::is_closed) {
+            self.notifier = connect(&self.url)
                 .and_then(|mut c| c.batch_execute("SET synchronous_commit = off").map(|()| c).map_err(err))
                 .ok();
         }
-        let Some(notifier) = session.as_mut() else { continue };
+        let Some(notifier) = self.notifier.as_mut() else { return };
+        let head = format!("@{}\n", self.node);
         let mut payload = head.clone();
-        for (slot, seq) in &stored {
+        for (slot, seq) in stored {
             let line = format!("{slot} {seq}\n");
             if payload.len() + line.len() > MAX_HINT {
                 let _ = notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);

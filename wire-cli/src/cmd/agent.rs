@@ -129,8 +129,9 @@ pub fn move_to(relay: &str, json: bool) -> anyhow::Result<()> {
         output::json(&report);
         return Ok(());
     }
+    let (from, report) = (&report.from, &report.moved);
     println!("{} moved to {} (slot {})", face(&report.face), report.relay, report.slot);
-    println!("  {} is read until every peer confirmed (at most 14 days)", report.from);
+    println!("  {from} is read until every peer confirmed (at most 14 days)");
     if let Some(h) = &report.handle {
         println!("  handle       {h}");
     }

@@ -40,7 +40,12 @@ impl Endpoint {
         let resealed;
         let envelope = match (&item.signed, peers.get(&item.to)) {
             (None, _) => &item.envelope,
-            (Some(signed), Some(peer)) => match super::route::seal_now(peer, signed, self.home.now())? {
+            (Some(signed), Some(peer)) => match super::route::seal_now(
+                peer,
+                signed,
+                self.home.now(),
+                super::prekeys::signed_is_key_management(signed),
+            )? {
                 Some(envelope) => {
                     resealed = envelope;
                     &resealed

@@ -33,16 +33,21 @@ struct BundleMsg {
     bundle: Signed,
 }
 
-/// Whether a signed event of ours only manages keys or ends a pairing (a bundle, an ask, a
-/// `close`): nothing secret, sealed to the long-term key so it reaches a peer whose
-/// prekeys we lack.
-pub(crate) fn is_key_management(signed: &Signed) -> bool {
-    let Ok(event) = SignedEvent::parse(signed.clone()) else { return false };
-    match event.claimed_kind() {
+/// Whether an event of ours only manages keys or ends a pairing (a bundle, an ask, a
+/// `close`; `control` is a control message's type): nothing secret, sealed to the
+/// long-term key so it reaches a peer whose prekeys we lack.
+pub(crate) fn is_key_management(kind: Kind, control: Option<&str>) -> bool {
+    match kind {
         Kind::Close => true,
-        Kind::Control => event.claimed_control().is_some_and(|c| c.kind == BUNDLE || c.kind == ASK),
+        Kind::Control => control.is_some_and(|t| t == BUNDLE || t == ASK),
         _ => false,
     }
+}
+
+/// [`is_key_management`] of a signed event of ours (an outbox item's).
+pub(crate) fn signed_is_key_management(signed: &Signed) -> bool {
+    SignedEvent::parse(signed.clone())
+        .is_ok_and(|e| is_key_management(e.claimed_kind(), e.claimed_control().as_ref().map(|c| c.kind.as_str())))
 }
 
 /// A peer's bundle from a control message or a pairing, checked against the key we pin for

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 
-use super::recover::Reintroduction;
+use super::recover::ReregisterReport;
 use super::rooms::control;
 use super::{Endpoint, EndpointError, Face, Result, seal_for};
 use crate::client::{Client, RelayUrl};
@@ -38,21 +38,15 @@ struct AckMsg {
     id: EventId,
 }
 
-/// `wire move`.
+/// `wire move`: what `wire up --reregister` reports (the relay and slot are the new ones),
+/// and the relay we left.
 #[derive(Debug, Clone, Serialize)]
 pub struct MoveReport {
-    /// Who we are (unchanged).
-    pub face: Face,
     /// The relay we left (read until every peer confirmed, or its retention passed).
     pub from: String,
-    /// The relay we are on now.
-    pub relay: String,
-    /// Our slot there.
-    pub slot: String,
-    /// Our handle there, if it could be claimed.
-    pub handle: Option<String>,
-    /// Each pinned peer's re-introduction.
-    pub peers: Vec<Reintroduction>,
+    /// Where we are now and each pinned peer's re-introduction.
+    #[serde(flatten)]
+    pub moved: ReregisterReport,
 }
 
 impl Endpoint {
@@ -110,14 +104,14 @@ impl Endpoint {
         };
         self.home.save(&account)?;
         let report = self.reintroduce_all(&account).await?;
-        Ok(MoveReport {
+        let moved = ReregisterReport {
             face: Face::of(self.identity.did()),
-            from,
             relay: account.relay.clone(),
             slot: account.slot.to_string(),
             handle: account.handle.clone(),
             peers: report,
-        })
+        };
+        Ok(MoveReport { from, moved })
     }
 
     /// Our answer to a peer's re-introduction `id`, as an outbox item (a peer that moved

@@ -28,8 +28,9 @@ pub(crate) fn seal_for(me: &Identity, peer: &Peer, event: Event) -> Result<Seale
         return Err(EndpointError::PeerLacksKind { peer: Face::of(peer.card.did()).nickname, kind: event.kind });
     }
     let (id, now) = (event.id, event.created_at);
+    let quiet = super::prekeys::is_key_management(event.kind, event.body.get("type").and_then(|t| t.as_str()));
     let signed: SignedEvent = event.sign(me).expect("events built here are from `me`");
-    let envelope = seal_now(peer, signed.signed(), now)?;
+    let envelope = seal_now(peer, signed.signed(), now, quiet)?;
     Ok(Sealed { id, to: peer.card.did().clone(), signed: signed.signed().clone(), envelope })
 }
 
@@ -64,9 +65,9 @@ impl Sealed {
 /// Seals `signed` for `peer` at `now`: to the newest usable prekey of a peer that publishes
 /// them (never to its long-term key: `None` when it has none usable), to the long-term key
 /// otherwise. The prekey messages themselves carry nothing secret and go to the long-term
-/// key, so a peer whose prekeys we lack can still be asked for them.
-pub(crate) fn seal_now(peer: &Peer, signed: &Signed, now: UnixMillis) -> Result<Option<Vec<u8>>> {
-    let key = if peer.card.speaks(prekey::FEATURE) && !super::prekeys::is_key_management(signed) {
+/// key (`key_management`), so a peer whose prekeys we lack can still be asked for them.
+pub(crate) fn seal_now(peer: &Peer, signed: &Signed, now: UnixMillis, key_management: bool) -> Result<Option<Vec<u8>>> {
+    let key = if peer.card.speaks(prekey::FEATURE) && !key_management {
         match peer.prekeys.as_ref().and_then(|b| b.seal_key(now)) {
             Some(key) => key,
             None => return Ok(None),

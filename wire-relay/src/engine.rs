@@ -96,6 +96,7 @@ fn run(
                         on_commit(op, &outcome);
                         let _ = reply.send(Ok(outcome));
                     }
+                    store.after_answers();
                 }
                 Err(e) => {
                     let e = Arc::new(e);

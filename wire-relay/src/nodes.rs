@@ -15,13 +15,11 @@ use postgres::fallible_iterator::FallibleIterator;
 use tokio::sync::{mpsc, watch};
 
 use crate::nameplates::CHANNEL as PLATES;
-use crate::state::{Relay, lock, wake};
+use crate::state::{Relay, Subscribers, fan_out, lock, wake};
 use crate::store::postgres::{CHANNEL, connect, parse_hint};
 
-/// What the listening thread hands over.
+/// What the listening thread hands over (it wakes streams itself).
 enum Heard {
-    /// Slots another node appended to.
-    Slots(Vec<String>),
     /// A nameplate another node posted to or closed.
     Plate(u32),
     /// (Re)connected: hints may have been missed meanwhile; wake every stream.
@@ -31,9 +29,10 @@ enum Heard {
 /// Starts the listening thread and the task that wakes streams from it.
 pub(crate) fn listen(relay: Arc<Relay>, url: String, mut stop: watch::Receiver<bool>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Heard>();
-    let node = relay.node.clone();
-    let spawned =
-        std::thread::Builder::new().name("wire-relay-listen".into()).spawn(move || listen_loop(&url, &node, &tx));
+    let (node, subscribers) = (relay.node.clone(), relay.subscribers.clone());
+    let spawned = std::thread::Builder::new()
+        .name("wire-relay-listen".into())
+        .spawn(move || listen_loop(&url, &node, &subscribers, &tx));
     if let Err(e) = spawned {
         crate::log(&format!("error: cannot start the listening thread: {e}; streams rely on the sweep"));
     }
@@ -44,11 +43,6 @@ pub(crate) fn listen(relay: Arc<Relay>, url: String, mut stop: watch::Receiver<b
                 _ = stop.changed() => None,
             };
             match heard {
-                Some(Heard::Slots(slots)) => {
-                    for slot in slots {
-                        wake(&relay.subscribers, Some(&slot));
-                    }
-                }
                 Some(Heard::Plate(n)) => {
                     if let Some(shared) = &relay.nameplates {
                         shared.ring(n);
@@ -67,8 +61,10 @@ pub(crate) fn listen(relay: Arc<Relay>, url: String, mut stop: watch::Receiver<b
 }
 
 /// Holds a `LISTEN` session, reconnecting after a second when it breaks (the database
-/// restarted); returns once nobody reads what it hears.
-fn listen_loop(url: &str, node: &str, tx: &mpsc::UnboundedSender<Heard>) {
+/// restarted); returns once nobody reads what it hears. Another node's hint goes to this
+/// node's streams from here: the envelopes it carries as if committed here, a wake-up to
+/// read for the slots it only names.
+fn listen_loop(url: &str, node: &str, subscribers: &Subscribers, tx: &mpsc::UnboundedSender<Heard>) {
     while !tx.is_closed() {
         if let Ok(mut client) = connect(url)
             && client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {PLATES}")).is_ok()
@@ -87,9 +83,14 @@ fn listen_loop(url: &str, node: &str, tx: &mpsc::UnboundedSender<Heard>) {
                         }
                     }
                     Ok(Some(note)) => {
-                        let (from, slots) = parse_hint(note.payload());
-                        if from.as_deref() != Some(node) && tx.send(Heard::Slots(slots)).is_err() {
-                            return;
+                        let hint = parse_hint(note.payload());
+                        if hint.node.as_deref() != Some(node) {
+                            for (slot, stored) in hint.envelopes {
+                                fan_out(subscribers, &slot, stored);
+                            }
+                            for slot in hint.slots {
+                                wake(subscribers, Some(&slot));
+                            }
                         }
                     }
                     Ok(None) if tx.is_closed() => return,

@@ -262,6 +262,9 @@ pub trait Store: Send + 'static {
     fn grant(&mut self, _token_hash: &Hash) -> Result<Option<GrantRow>, StoreError> {
         Ok(None)
     }
+    /// Runs after the last batch's answers went out: what may follow a commit but need not
+    /// hold up its answers (a shared store's hint to the other nodes).
+    fn after_answers(&mut self) {}
     /// Whether other relay nodes share this store: the index then reads through to it on a
     /// miss and refreshes cursors from it.
     fn shared(&self) -> bool {
@@ -418,7 +421,47 @@ pub(crate) mod contract {
         assert_eq!(store.handle("brave-otter").expect("handle"), None);
         assert!(store.handle("quiet-lantern").expect("handle").is_some());
 
+        mixed(store);
         rooms(store);
+    }
+
+    /// One batch of every kind of write: appends around a new slot and an ack, a repeat, an
+    /// append to no slot. Each sees what the ones before it did.
+    fn mixed(store: &mut dyn Store) {
+        let out = store
+            .apply(&[
+                Op::CreateSlot { id: "m1".into(), owner_hash: [5; 32], now: 1, room: false },
+                append("m1", 1, 50),
+                append("m1", 2, 51),
+                append("m1", 1, 52),
+                Op::Ack { slot: "m1".into(), through: 1 },
+                append("m1", 3, 53),
+                append("m1", 2, 54),
+                append("no-such-slot", 4, 55),
+            ])
+            .expect("apply");
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Done,
+                Outcome::Appended { seq: 1, duplicate: false },
+                Outcome::Appended { seq: 2, duplicate: false },
+                Outcome::Appended { seq: 1, duplicate: true },
+                Outcome::Acked { floor: 1, removed: 1 },
+                Outcome::Appended { seq: 3, duplicate: false },
+                Outcome::Appended { seq: 2, duplicate: true },
+                Outcome::QuotaExceeded,
+            ]
+        );
+        let snap = store.load().expect("load");
+        let m1 = snap.slots.iter().find(|s| s.id == "m1").expect("m1");
+        assert_eq!((m1.last_seq, m1.floor), (3, 1));
+        assert_eq!(store.list_after("m1", 0, 10).expect("list").iter().map(|s| s.seq).collect::<Vec<_>>(), vec![2, 3]);
+        // The counters the batch left are those the next one reads.
+        assert_eq!(
+            store.apply(&[append("m1", 4, 56)]).expect("apply"),
+            vec![Outcome::Appended { seq: 4, duplicate: false }]
+        );
     }
 
     /// Room slots evict their oldest instead of refusing; member grants load back.

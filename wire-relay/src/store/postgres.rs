@@ -5,16 +5,19 @@
 //! idempotency map as a unique `(slot, hash)` index, grants with their uses and revocation.
 //! Nothing is rebuilt at start-up (a node loads slots and grants, never envelopes).
 //!
-//! A batch is one transaction. It first locks the rows of every slot it appends to or acks,
-//! in slot-id order, so two nodes' batches never wait on each other in a cycle; each append
-//! then dedupes on the hash, re-checks the grant it was authorised by (revoked or expired on
-//! another node: refused) and the quotas, takes `last_seq + 1` and inserts. Per slot, commits
-//! land in sequence order, so a reader never sees seq n+1 before n.
+//! A batch is one transaction. A batch of plain appends is one call of `wire_append` (see
+//! `bulk.rs`), committed on its own; any other first locks the rows of every slot it appends
+//! to or acks, in slot-id order, so two nodes' batches never wait on each other in a cycle.
+//! Each append then dedupes on the hash, re-checks the grant it was authorised by (revoked
+//! or expired on another node: refused) and the quotas, takes `last_seq + 1` and inserts.
+//! Per slot, commits land in sequence order, so a reader never sees seq n+1 before n.
 //!
-//! After each commit that stored envelopes, one `NOTIFY wire_appends` (a hint: "slot seq"
-//! lines) goes out on a second session with `synchronous_commit = off`; other nodes wake their
-//! streams of those slots from it, and a periodic sweep catches what a lost hint missed. It is
-//! never sent inside the append transaction (PostgreSQL serialises every notifying commit).
+//! After each commit that stored envelopes, once its answers are out, `NOTIFY wire_appends`
+//! (a hint: a line per envelope, carrying it when the batch fits in one notification) goes
+//! out on a second session with `synchronous_commit = off`; other nodes hand carried
+//! envelopes to their streams and wake the streams of slots only named, and a periodic sweep
+//! catches what a lost hint missed. It is never sent inside the append transaction
+//! (PostgreSQL serialises every notifying commit).
 
 use std::collections::BTreeSet;
 
@@ -99,6 +102,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the nodes' heartbeats (rate limits are shared among the live ones).
     "CREATE UNLOGGED TABLE nodes (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL);",
+    // 4: plain appends in one call (`bulk.rs`).
+    bulk::WIRE_APPEND,
 ];
 
 /// The advisory lock migrations run under (any constant the relay alone uses).
@@ -122,6 +127,8 @@ struct Statements {
     oldest: Statement,
     delete_through: Statement,
     list: Statement,
+    /// `wire_append` (plain appends in one call).
+    append: Statement,
 }
 
 /// PostgreSQL-backed store.
@@ -129,7 +136,7 @@ pub struct PostgresStore {
     client: Client,
     /// The session that sends append hints (`synchronous_commit = off`), opened with the
     /// first hint (a node's read session never sends one).
-    notifier: Option<Client>,
+    notifier: Option<(Client, Statement)>,
     /// The `drop-hints` failpoint (`WIRE_RELAY_FAILPOINT`): a node that sends none.
     drop_hints: bool,
     st: Statements,
@@ -137,6 +144,8 @@ pub struct PostgresStore {
     node: String,
     /// Where to reconnect.
     url: String,
+    /// The last batch's hint, sent once its answers are out.
+    hints: Vec<String>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -213,7 +222,15 @@ impl PostgresStore {
         migrate(&mut client)?;
         let (client, st) = prepared(client)?;
         let drop_hints = std::env::var("WIRE_RELAY_FAILPOINT").is_ok_and(|f| f == "drop-hints");
-        Ok(Self { client, notifier: None, drop_hints, st, node: node.to_owned(), url: url.to_owned() })
+        Ok(Self {
+            client,
+            notifier: None,
+            drop_hints,
+            st,
+            node: node.to_owned(),
+            url: url.to_owned(),
+            hints: Vec::new(),
+        })
     }
 
     /// Reconnects when the database went away (it restarted): the batch that met the
@@ -260,6 +277,7 @@ fn prepared(mut client: Client) -> Result<(Client, Statements), StoreError> {
                 "SELECT seq, lane, envelope, received_at FROM events WHERE slot = $1 AND seq > $2
                  ORDER BY seq LIMIT $3",
             )?,
+            append: prepare(bulk::CALL)?,
         };
         Ok((client, st))
     }
@@ -282,8 +300,6 @@ struct Batch<'a, 'b> {
     st: &'a Statements,
     slots: std::collections::HashMap<String, Counters>,
     dirty: BTreeSet<String>,
-    /// `(slot, seq)` stored, for the hint.
-    stored: Vec<(String, u64)>,
 }
 
 impl Batch<'_, '_> {
@@ -359,11 +375,26 @@ impl Batch<'_, '_> {
         c.intro += u64::from(*lane == Lane::Intro);
         let floor = c.floor;
         self.dirty.insert(slot.clone());
-        self.stored.push((slot.clone(), seq));
         Ok(match evicted {
             Some(evicted) => Outcome::AppendedEvicting { seq, floor, evicted },
             None => Outcome::Appended { seq, duplicate: false },
         })
+    }
+
+    /// Plain appends through `wire_append`, which reads and writes the slots' rows: the
+    /// counters changed before go first, and what it stored is counted after.
+    fn bulk(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, postgres::Error> {
+        write_counters(self)?;
+        let done = bulk::append(self.tx, &self.st.append, ops, false)?;
+        for (op, outcome) in ops.iter().zip(&done) {
+            if let (Some(a), Outcome::Appended { seq, duplicate: false }) = (bulk::fields(op), outcome)
+                && let Some(c) = self.slots.get_mut(a.slot)
+            {
+                (c.last_seq, c.count, c.bytes) = (*seq, c.count + 1, c.bytes + a.envelope.len() as u64);
+                c.intro += u64::from(a.lane == Lane::Intro);
+            }
+        }
+        Ok(done)
     }
 
     fn apply_one(&mut self, op: &Op) -> Result<Outcome, postgres::Error> {
@@ -455,7 +486,7 @@ impl PostgresStore {
         }
         let ids: Vec<String> = due.iter().map(|(s, _)| s.clone()).collect();
         let slots = lock(&mut tx, &self.st, &ids)?;
-        let mut batch = Batch { tx: &mut tx, st: &self.st, slots, dirty: BTreeSet::new(), stored: Vec::new() };
+        let mut batch = Batch { tx: &mut tx, st: &self.st, slots, dirty: BTreeSet::new() };
         let mut floors = Vec::new();
         for (slot, max_seq) in due {
             if batch.slots.contains_key(&slot) {
@@ -610,6 +641,10 @@ impl Store for PostgresStore {
         true
     }
 
+    fn after_answers(&mut self) {
+        self.send_hints();
+    }
+
     fn incarnation(&mut self) -> Result<Option<String>, StoreError> {
         self.read(|c, _| Ok(Some(c.query_one("SELECT incarnation FROM wire_meta", &[])?.get(0))))
     }
@@ -658,63 +693,91 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    /// Appends, acks, grants, slots and handles in one transaction.
+    /// Appends, acks, grants, slots and handles in one transaction; a batch of plain
+    /// appends alone in one call that commits on its own.
     fn apply_writes(&mut self, ops: &[Op]) -> Result<Vec<Outcome>, StoreError> {
-        let mut ids: Vec<String> = ops
+        if let Some(Op::Expire { before }) = ops.iter().find(|op| matches!(op, Op::Expire { .. })) {
+            return Err(StoreError(format!("expiry (before {before}) is applied alone, not in a batch")));
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        if ops.iter().all(bulk::plain) {
+            match bulk::append(&mut self.client, &self.st.append, ops, true) {
+                Ok(done) => out = done,
+                Err(e) if bulk::evicts(&e) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        let rest = &ops[out.len()..];
+        if !rest.is_empty() {
+            let mut ids: Vec<String> = rest
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Append { slot, .. } | Op::Ack { slot, .. } => Some(slot.clone()),
+                    _ => None,
+                })
+                .collect();
+            ids.sort();
+            ids.dedup();
+            let mut tx = self.client.transaction().map_err(err)?;
+            let slots = lock(&mut tx, &self.st, &ids).map_err(err)?;
+            let mut batch = Batch { tx: &mut tx, st: &self.st, slots, dirty: BTreeSet::new() };
+            let mut at = 0;
+            while at < rest.len() {
+                let run = rest[at..].iter().take_while(|op| bulk::plain(op)).count();
+                if run > 0 {
+                    let done = batch.bulk(&rest[at..at + run]).map_err(err)?;
+                    at += done.len();
+                    out.extend(done);
+                }
+                // What the call did not take: another kind of write, or a room's eviction.
+                if let Some(op) = rest.get(at) {
+                    out.push(batch.apply_one(op).map_err(err)?);
+                    at += 1;
+                }
+            }
+            write_counters(&mut batch).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        self.hint(ops, &out);
+        Ok(out)
+    }
+
+    /// Tells the other nodes what `ops` stored (best effort: their sweep catches a lost
+    /// hint). A line per envelope, `slot seq`; when the whole batch fits in one
+    /// notification, each line also carries its envelope (`lane received_at base64`), so the
+    /// other nodes' streams deliver it without reading it back.
+    fn hint(&mut self, ops: &[Op], outcomes: &[Outcome]) {
+        let stored: Vec<(&str, Stored)> = ops
             .iter()
-            .filter_map(|op| match op {
-                Op::Append { slot, .. } | Op::Ack { slot, .. } => Some(slot.clone()),
+            .zip(outcomes)
+            .filter_map(|(op, o)| match op {
+                Op::Append { slot, .. } => Some((slot.as_str(), crate::state::stored_from(op, o.fresh_seq()?)?)),
                 _ => None,
             })
             .collect();
-        ids.sort();
-        ids.dedup();
-        let mut tx = self.client.transaction().map_err(err)?;
-        let slots = lock(&mut tx, &self.st, &ids).map_err(err)?;
-        let mut batch = Batch { tx: &mut tx, st: &self.st, slots, dirty: BTreeSet::new(), stored: Vec::new() };
-        let mut out: Vec<Option<Outcome>> = vec![None; ops.len()];
-        let (mut pending, mut projected) = (Vec::new(), bulk::Projected::new());
-        for (at, op) in ops.iter().enumerate() {
-            if let Op::Expire { before } = op {
-                return Err(StoreError(format!("expiry (before {before}) is applied alone, not in a batch")));
-            }
-            if bulk::plain(&batch, &mut projected, op) {
-                pending.push(bulk::Pending { at, op });
-                continue;
-            }
-            batch.flush(&mut pending, &mut projected, &mut out).map_err(err)?;
-            out[at] = Some(batch.apply_one(op).map_err(err)?);
-        }
-        batch.flush(&mut pending, &mut projected, &mut out).map_err(err)?;
-        write_counters(&mut batch).map_err(err)?;
-        let stored = std::mem::take(&mut batch.stored);
-        tx.commit().map_err(err)?;
-        self.hint(&stored);
-        Ok(out.into_iter().map(|o| o.expect("every op has its outcome")).collect())
-    }
-
-    /// Tells the other nodes what was stored (best effort: their sweep catches a lost hint).
-    fn hint(&mut self, stored: &[(String, u64)]) {
         if stored.is_empty() || self.drop_hints {
             return;
         }
-        if self.notifier.as_ref().is_none_or(Client::is_closed) {
+        self.hints.extend(hint_payloads(&self.node, &stored));
+    }
+
+    /// Sends the hint [`Self::hint`] made.
+    fn send_hints(&mut self) {
+        if self.hints.is_empty() {
+            return;
+        }
+        let payloads = std::mem::take(&mut self.hints);
+        if self.notifier.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             self.notifier = connect(&self.url)
-                .and_then(|mut c| c.batch_execute("SET synchronous_commit = off").map(|()| c).map_err(err))
+                .and_then(|mut c| {
+                    c.batch_execute("SET synchronous_commit = off").map_err(err)?;
+                    let notify = c.prepare("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p").map_err(err)?;
+                    Ok((c, notify))
+                })
                 .ok();
         }
-        let Some(notifier) = self.notifier.as_mut() else { return };
-        let head = format!("@{}\n", self.node);
-        let mut payload = head.clone();
-        for (slot, seq) in stored {
-            let line = format!("{slot} {seq}\n");
-            if payload.len() + line.len() > MAX_HINT {
-                let _ = notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
-                payload.clone_from(&head);
-            }
-            payload.push_str(&line);
-        }
-        let _ = notifier.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]);
+        let Some((notifier, notify)) = self.notifier.as_mut() else { return };
+        let _ = notifier.query(&*notify, &[&CHANNEL, &payloads]);
     }
 }
 
@@ -731,15 +794,67 @@ fn grant_row(r: postgres::Row) -> GrantRow {
     }
 }
 
-/// Parses a hint's payload: the node that sent it (its first line, `@node`) and the slots
-/// it appended to.
-pub fn parse_hint(payload: &str) -> (Option<String>, Vec<String>) {
-    let lines = payload.lines();
-    let node = lines.clone().next().and_then(|l| l.strip_prefix('@')).map(str::to_owned);
-    let mut slots: Vec<String> =
-        lines.filter(|l| !l.starts_with('@')).filter_map(|l| Some(l.split_once(' ')?.0.to_owned())).collect();
-    slots.dedup();
-    (node, slots)
+/// The notifications of a hint from `node` for `stored`: one carrying the envelopes when
+/// they fit, else lines of `slot seq` cut below [`MAX_HINT`].
+fn hint_payloads(node: &str, stored: &[(&str, Stored)]) -> Vec<String> {
+    let head = format!("@{node}\n");
+    let carried: String = stored
+        .iter()
+        .map(|(slot, s)| {
+            let envelope = wire_core::proto::b64::encode(&s.envelope);
+            format!("{slot} {} {} {} {envelope}\n", s.seq, lane_code(s.lane), s.received_at)
+        })
+        .collect();
+    if head.len() + carried.len() <= MAX_HINT {
+        return vec![head + &carried];
+    }
+    let mut payloads = vec![head.clone()];
+    for (slot, s) in stored {
+        let line = format!("{slot} {}\n", s.seq);
+        if payloads.last().is_some_and(|p| p.len() + line.len() > MAX_HINT) {
+            payloads.push(head.clone());
+        }
+        payloads.last_mut().expect("one at least").push_str(&line);
+    }
+    payloads
+}
+
+/// A hint, parsed.
+#[derive(Debug, Default, PartialEq)]
+pub struct Hint {
+    /// The node that sent it (its first line, `@node`).
+    pub node: Option<String>,
+    /// Slots it appended to without carrying the envelopes: their streams read them.
+    pub slots: Vec<String>,
+    /// Envelopes it carried, in commit order, with their slots.
+    pub envelopes: Vec<(String, Stored)>,
+}
+
+/// Parses a hint's payload (see `PostgresStore::hint`); a line it cannot read whole only
+/// names its slot.
+pub fn parse_hint(payload: &str) -> Hint {
+    let mut hint = Hint::default();
+    for line in payload.lines() {
+        if let Some(node) = line.strip_prefix('@') {
+            hint.node = Some(node.to_owned());
+            continue;
+        }
+        let mut parts = line.split(' ');
+        let Some(slot) = parts.next().filter(|s| !s.is_empty()) else { continue };
+        let carried = (|| {
+            let seq = parts.next()?.parse().ok()?;
+            let lane = if parts.next()? == "1" { Lane::Intro } else { Lane::Inbox };
+            let received_at = parts.next()?.parse().ok()?;
+            let envelope = Bytes::from(wire_core::proto::b64::decode(parts.next()?).ok()?);
+            Some(Stored { seq, lane, envelope, received_at })
+        })();
+        match carried {
+            Some(stored) => hint.envelopes.push((slot.to_owned(), stored)),
+            None if hint.slots.last().is_some_and(|s| s == slot) => {}
+            None => hint.slots.push(slot.to_owned()),
+        }
+    }
+    hint
 }
 
 #[cfg(test)]
@@ -758,5 +873,34 @@ mod tests {
         assert!(snap.slots.iter().any(|s| s.id == "s1" && s.last_seq == 4 && s.floor == 3), "{:?}", snap.slots);
         assert_eq!(other.slot("r1").expect("slot").map(|s| s.room), Some(true));
         assert_eq!(other.grant(&[40; 32]).expect("grant").map(|g| g.kind), Some(GrantKind::Member));
+    }
+
+    fn stored(seq: u64, byte: u8) -> Stored {
+        Stored { seq, lane: Lane::Inbox, envelope: Bytes::from(vec![byte; 1040]), received_at: 1_700_000_000_000 + seq }
+    }
+
+    #[test]
+    fn a_small_batch_carries_its_envelopes_and_a_large_one_names_its_slots() {
+        let small = [("s1", stored(7, 1)), ("s2", stored(1, 2))];
+        let payloads = hint_payloads("n1", &small);
+        assert_eq!(payloads.len(), 1);
+        let hint = parse_hint(&payloads[0]);
+        assert_eq!(hint.node.as_deref(), Some("n1"));
+        assert!(hint.slots.is_empty());
+        assert_eq!(hint.envelopes, small.iter().map(|(s, st)| ((*s).to_owned(), st.clone())).collect::<Vec<_>>());
+
+        let large: Vec<(&str, Stored)> =
+            (1..=2_000).map(|n| (if n % 2 == 0 { "s1" } else { "s2" }, stored(n, 3))).collect();
+        let payloads = hint_payloads("n1", &large);
+        assert!(payloads.len() > 1 && payloads.iter().all(|p| p.len() <= MAX_HINT));
+        let hints: Vec<Hint> = payloads.iter().map(|p| parse_hint(p)).collect();
+        assert!(hints.iter().all(|h| h.envelopes.is_empty() && h.node.as_deref() == Some("n1")));
+        let named: std::collections::BTreeSet<&str> =
+            hints.iter().flat_map(|h| h.slots.iter().map(String::as_str)).collect();
+        assert_eq!(named.into_iter().collect::<Vec<_>>(), vec!["s1", "s2"]);
+
+        // A line from a node that does not carry envelopes, or one cut short, names its slot.
+        let hint = parse_hint("@n2\ns3 9\ns4 2 0 17 not-base64!\n");
+        assert_eq!((hint.slots, hint.envelopes.len()), (vec!["s3".to_owned(), "s4".to_owned()], 0));
     }
 }

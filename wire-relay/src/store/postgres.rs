@@ -28,92 +28,15 @@ use wire_core::proto::api::Lane;
 use super::{GrantRow, Hash, Op, Outcome, SlotRow, Snapshot, Store, StoreError, Stored};
 
 mod bulk;
+mod hint;
+mod schema;
 
-/// Numbered migrations, run at start under an advisory lock; `wire_schema` records how many
-/// have run.
-const MIGRATIONS: &[&str] = &[
-    // 1: slots with their counters, grants, events, handles.
-    "CREATE TABLE slots (
-        id TEXT PRIMARY KEY,
-        owner_hash BYTEA NOT NULL,
-        created_at BIGINT NOT NULL,
-        room BOOLEAN NOT NULL DEFAULT FALSE,
-        last_seq BIGINT NOT NULL DEFAULT 0,
-        floor BIGINT NOT NULL DEFAULT 0,
-        count BIGINT NOT NULL DEFAULT 0,
-        bytes BIGINT NOT NULL DEFAULT 0,
-        intro BIGINT NOT NULL DEFAULT 0
-    );
-    CREATE TABLE grants (
-        id TEXT PRIMARY KEY,
-        slot TEXT NOT NULL REFERENCES slots(id),
-        token_hash BYTEA NOT NULL UNIQUE,
-        kind TEXT NOT NULL,
-        expires_at BIGINT,
-        uses_left INTEGER,
-        revoked BOOLEAN NOT NULL DEFAULT FALSE,
-        revoked_seq BIGINT -- from grant_revocations: nodes sweep what they have not seen
-    );
-    CREATE SEQUENCE grant_revocations;
-    CREATE INDEX grants_by_revocation ON grants (revoked_seq) WHERE revoked_seq IS NOT NULL;
-    -- The store's identity: list and stream answers carry it on every node.
-    CREATE TABLE wire_meta (incarnation TEXT NOT NULL);
-    INSERT INTO wire_meta VALUES (md5(random()::text || clock_timestamp()::text));
-    CREATE TABLE events (
-        slot TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        lane SMALLINT NOT NULL,
-        len INTEGER NOT NULL,
-        hash BYTEA NOT NULL,
-        tag BYTEA,
-        received_at BIGINT NOT NULL,
-        envelope BYTEA NOT NULL,
-        PRIMARY KEY (slot, seq)
-    );
-    CREATE UNIQUE INDEX events_by_hash ON events (slot, hash);
-    CREATE UNIQUE INDEX events_by_tag ON events (slot, tag) WHERE tag IS NOT NULL;
-    -- Retention reads by age: a BRIN index (envelopes arrive in time order) costs appends
-    -- almost nothing, where a B-tree on the time cost a page write each.
-    CREATE INDEX events_by_time ON events USING brin (received_at);
-    CREATE TABLE handles (
-        nick TEXT PRIMARY KEY,
-        did TEXT NOT NULL,
-        card BYTEA NOT NULL,
-        claimed_at BIGINT NOT NULL,
-        slot TEXT
-    );
-    CREATE INDEX handles_by_slot ON handles (slot);",
-    // 2: the rendezvous, shared by the nodes; unlogged (a crash ends pairings in progress).
-    "CREATE UNLOGGED TABLE nameplates (
-        number INTEGER PRIMARY KEY,
-        side0 BYTEA NOT NULL,
-        ip0 TEXT NOT NULL,
-        side1 BYTEA,
-        ip1 TEXT,
-        expires_at BIGINT NOT NULL,
-        closed BOOLEAN NOT NULL DEFAULT FALSE
-    );
-    CREATE UNLOGGED TABLE nameplate_messages (
-        number INTEGER NOT NULL REFERENCES nameplates (number) ON DELETE CASCADE,
-        seq INTEGER NOT NULL,
-        side SMALLINT NOT NULL,
-        body BYTEA NOT NULL,
-        PRIMARY KEY (number, seq)
-    );",
-    // 3: the nodes' heartbeats (rate limits are shared among the live ones).
-    "CREATE UNLOGGED TABLE nodes (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL);",
-    // 4: plain appends in one call (`bulk.rs`).
-    bulk::WIRE_APPEND,
-];
+use hint::hint_payloads;
+pub use hint::{CHANNEL, Hint, parse_hint};
+use schema::migrate;
 
-/// The advisory lock migrations run under (any constant the relay alone uses).
-const MIGRATION_LOCK: i64 = 0x7769_7265_0001;
 /// The advisory lock of the retention leader: one node expires at a time.
 const RETENTION_LOCK: i64 = 0x7769_7265_0002;
-/// The channel of append hints.
-pub const CHANNEL: &str = "wire_appends";
-/// Largest NOTIFY payload PostgreSQL takes is 8,000 bytes; hints are cut below it.
-const MAX_HINT: usize = 7_000;
 
 /// Prepared statements of the store's session.
 struct Statements {
@@ -180,38 +103,6 @@ fn i(v: u64) -> i64 {
 
 fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
-}
-
-/// Runs the pending migrations under [`MIGRATION_LOCK`] (nodes starting together run them
-/// once); refuses a schema newer than this relay.
-fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).map_err(err)?;
-    let result = (|| {
-        client.batch_execute("CREATE TABLE IF NOT EXISTS wire_schema (version INTEGER NOT NULL); ").map_err(err)?;
-        let version: i32 = match client.query_opt("SELECT version FROM wire_schema", &[]).map_err(err)? {
-            Some(row) => row.get(0),
-            None => {
-                client.execute("INSERT INTO wire_schema (version) VALUES (0)", &[]).map_err(err)?;
-                0
-            }
-        };
-        let version = usize::try_from(version).unwrap_or(0);
-        if version > MIGRATIONS.len() {
-            return Err(StoreError(format!(
-                "database schema version {version} is newer than this relay ({}); upgrade wire",
-                MIGRATIONS.len()
-            )));
-        }
-        for (n, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let mut tx = client.transaction().map_err(err)?;
-            tx.batch_execute(sql).map_err(err)?;
-            tx.execute("UPDATE wire_schema SET version = $1", &[&(n as i32 + 1)]).map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
-        Ok(())
-    })();
-    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).map_err(err)?;
-    result
 }
 
 impl PostgresStore {
@@ -794,69 +685,6 @@ fn grant_row(r: postgres::Row) -> GrantRow {
     }
 }
 
-/// The notifications of a hint from `node` for `stored`: one carrying the envelopes when
-/// they fit, else lines of `slot seq` cut below [`MAX_HINT`].
-fn hint_payloads(node: &str, stored: &[(&str, Stored)]) -> Vec<String> {
-    let head = format!("@{node}\n");
-    let carried: String = stored
-        .iter()
-        .map(|(slot, s)| {
-            let envelope = wire_core::proto::b64::encode(&s.envelope);
-            format!("{slot} {} {} {} {envelope}\n", s.seq, lane_code(s.lane), s.received_at)
-        })
-        .collect();
-    if head.len() + carried.len() <= MAX_HINT {
-        return vec![head + &carried];
-    }
-    let mut payloads = vec![head.clone()];
-    for (slot, s) in stored {
-        let line = format!("{slot} {}\n", s.seq);
-        if payloads.last().is_some_and(|p| p.len() + line.len() > MAX_HINT) {
-            payloads.push(head.clone());
-        }
-        payloads.last_mut().expect("one at least").push_str(&line);
-    }
-    payloads
-}
-
-/// A hint, parsed.
-#[derive(Debug, Default, PartialEq)]
-pub struct Hint {
-    /// The node that sent it (its first line, `@node`).
-    pub node: Option<String>,
-    /// Slots it appended to without carrying the envelopes: their streams read them.
-    pub slots: Vec<String>,
-    /// Envelopes it carried, in commit order, with their slots.
-    pub envelopes: Vec<(String, Stored)>,
-}
-
-/// Parses a hint's payload (see `PostgresStore::hint`); a line it cannot read whole only
-/// names its slot.
-pub fn parse_hint(payload: &str) -> Hint {
-    let mut hint = Hint::default();
-    for line in payload.lines() {
-        if let Some(node) = line.strip_prefix('@') {
-            hint.node = Some(node.to_owned());
-            continue;
-        }
-        let mut parts = line.split(' ');
-        let Some(slot) = parts.next().filter(|s| !s.is_empty()) else { continue };
-        let carried = (|| {
-            let seq = parts.next()?.parse().ok()?;
-            let lane = if parts.next()? == "1" { Lane::Intro } else { Lane::Inbox };
-            let received_at = parts.next()?.parse().ok()?;
-            let envelope = Bytes::from(wire_core::proto::b64::decode(parts.next()?).ok()?);
-            Some(Stored { seq, lane, envelope, received_at })
-        })();
-        match carried {
-            Some(stored) => hint.envelopes.push((slot.to_owned(), stored)),
-            None if hint.slots.last().is_some_and(|s| s == slot) => {}
-            None => hint.slots.push(slot.to_owned()),
-        }
-    }
-    hint
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -873,34 +701,5 @@ mod tests {
         assert!(snap.slots.iter().any(|s| s.id == "s1" && s.last_seq == 4 && s.floor == 3), "{:?}", snap.slots);
         assert_eq!(other.slot("r1").expect("slot").map(|s| s.room), Some(true));
         assert_eq!(other.grant(&[40; 32]).expect("grant").map(|g| g.kind), Some(GrantKind::Member));
-    }
-
-    fn stored(seq: u64, byte: u8) -> Stored {
-        Stored { seq, lane: Lane::Inbox, envelope: Bytes::from(vec![byte; 1040]), received_at: 1_700_000_000_000 + seq }
-    }
-
-    #[test]
-    fn a_small_batch_carries_its_envelopes_and_a_large_one_names_its_slots() {
-        let small = [("s1", stored(7, 1)), ("s2", stored(1, 2))];
-        let payloads = hint_payloads("n1", &small);
-        assert_eq!(payloads.len(), 1);
-        let hint = parse_hint(&payloads[0]);
-        assert_eq!(hint.node.as_deref(), Some("n1"));
-        assert!(hint.slots.is_empty());
-        assert_eq!(hint.envelopes, small.iter().map(|(s, st)| ((*s).to_owned(), st.clone())).collect::<Vec<_>>());
-
-        let large: Vec<(&str, Stored)> =
-            (1..=2_000).map(|n| (if n % 2 == 0 { "s1" } else { "s2" }, stored(n, 3))).collect();
-        let payloads = hint_payloads("n1", &large);
-        assert!(payloads.len() > 1 && payloads.iter().all(|p| p.len() <= MAX_HINT));
-        let hints: Vec<Hint> = payloads.iter().map(|p| parse_hint(p)).collect();
-        assert!(hints.iter().all(|h| h.envelopes.is_empty() && h.node.as_deref() == Some("n1")));
-        let named: std::collections::BTreeSet<&str> =
-            hints.iter().flat_map(|h| h.slots.iter().map(String::as_str)).collect();
-        assert_eq!(named.into_iter().collect::<Vec<_>>(), vec!["s1", "s2"]);
-
-        // A line from a node that does not carry envelopes, or one cut short, names its slot.
-        let hint = parse_hint("@n2\ns3 9\ns4 2 0 17 not-base64!\n");
-        assert_eq!((hint.slots, hint.envelopes.len()), (vec!["s3".to_owned(), "s4".to_owned()], 0));
     }
 }

@@ -10,8 +10,10 @@
 //!   `--hot F` sends the fraction F of requests to the first slot (the others' latency is
 //!   reported apart as `cold_p99_us`). With `--hello` the same requests go to the hello
 //!   server. Prints requests/s and latency p50/p99.
-//! - `latency --url U --rate R --slots N --seconds S`: N slots each with an SSE stream;
-//!   appends at R/s spread over the slots; measures append-to-SSE delivery p50/p99.
+//! - `latency --url U --rate R --slots N --seconds S [--in-step]`: N slots each with an
+//!   SSE stream; 8 paced senders append at R/s in all, evenly spaced (`--in-step`: the
+//!   eight together, bursts of 8 at R/8 per second), spread over the slots; measures
+//!   append-to-SSE delivery p50/p99.
 //! - `streams --url U --count N --pid P [--uds PATH | --tls-ca PEM]`: opens N idle SSE
 //!   streams (one slot each) over plain TCP, the relay's Unix socket, or TLS (server name
 //!   `localhost`), and reports the relay's resident memory per stream (/proc/P/status).
@@ -45,7 +47,7 @@ fn parse_args() -> (String, Args) {
     let mut args = HashMap::new();
     while let Some(k) = it.next() {
         let key = k.trim_start_matches("--").to_owned();
-        if key == "hello" {
+        if key == "hello" || key == "in-step" {
             args.insert(key, "1".into());
         } else {
             args.insert(key, it.next().unwrap_or_default());
@@ -262,11 +264,16 @@ async fn latency(args: &Args) {
         targets.push((slot, owner));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // 8 senders share the rate; each paces itself on a fixed schedule.
+    // 8 senders share the rate; each paces itself on a fixed schedule, sender i offset by
+    // i/8 of the interval so that together they send evenly. `--in-step` starts them
+    // together, as before 2026-12-02: bursts of 8, which measure how a burst queues.
     let senders = 8usize;
+    let in_step = args.contains_key("in-step");
     let per_sender = rate as f64 / senders as f64;
     let targets = Arc::new(targets);
     let mut tasks = Vec::new();
+    // One schedule for all senders (after they connect: 50 ms is ample on loopback).
+    let epoch_tokio = tokio::time::Instant::now() + Duration::from_millis(50);
     for i in 0..senders {
         let (nodes, targets) = (nodes.clone(), targets.clone());
         tasks.push(tokio::spawn(async move {
@@ -275,7 +282,8 @@ async fn latency(args: &Args) {
                 senders_by_node.push(connect(node).await);
             }
             let interval = Duration::from_secs_f64(1.0 / per_sender);
-            let start = tokio::time::Instant::now();
+            let offset = if in_step { 0.0 } else { i as f64 / senders as f64 };
+            let start = epoch_tokio + interval.mul_f64(offset);
             let total = (per_sender * seconds as f64) as usize;
             for n in 0..total {
                 tokio::time::sleep_until(start + interval * n as u32).await;

@@ -18,15 +18,18 @@ const MAX_HINT: usize = 7_000;
 /// they fit, else lines of `slot seq` cut below [`MAX_HINT`].
 pub(super) fn hint_payloads(node: &str, stored: &[(&str, Stored)]) -> Vec<String> {
     let head = format!("@{node}\n");
-    let carried: String = stored
-        .iter()
-        .map(|(slot, s)| {
-            let envelope = wire_core::proto::b64::encode(&s.envelope);
-            format!("{slot} {} {} {} {envelope}\n", s.seq, lane_code(s.lane), s.received_at)
-        })
-        .collect();
-    if head.len() + carried.len() <= MAX_HINT {
-        return vec![head + &carried];
+    // Encoded line by line, given up once past the limit: a large batch costs a few
+    // envelopes' encoding, not all of them.
+    let mut carried = head.clone();
+    for (slot, s) in stored {
+        let envelope = wire_core::proto::b64::encode(&s.envelope);
+        carried.push_str(&format!("{slot} {} {} {} {envelope}\n", s.seq, lane_code(s.lane), s.received_at));
+        if carried.len() > MAX_HINT {
+            break;
+        }
+    }
+    if carried.len() <= MAX_HINT {
+        return vec![carried];
     }
     let mut payloads = vec![head.clone()];
     for (slot, s) in stored {

@@ -739,32 +739,43 @@ pub fn tail(
     json: bool,
 ) -> anyhow::Result<()> {
     let ep = open()?;
+    if follow && !(unread || mark_read) {
+        return follow_inbox(&ep, peer, limit, json);
+    }
     pull_unless_daemon(&ep)?;
-    let print = |line: &wire_core::home::InboxLine| {
-        if json {
-            output::json(line);
-        } else {
-            print_line(line);
-        }
-    };
+    let print = |line: &wire_core::home::InboxLine| emit(line, json);
     if unread || mark_read {
         let rt = runtime()?;
         rt.block_on(ep.read_unread(Consumer::Operator, peer, limit, mark_read))?.iter().for_each(print);
         return Ok(());
     }
     // Read from the end of the inbox: the cost follows `limit`, not the history.
-    if !follow {
-        let lines = ep.tail(peer, limit)?;
-        if lines.is_empty() && !json {
-            eprintln!("no messages yet{}", peer.map(|p| format!(" from {p}")).unwrap_or_default());
-        }
-        if json {
-            lines.iter().for_each(print);
-        } else {
-            print_lines(&lines);
-        }
-        return Ok(());
+    let lines = ep.tail(peer, limit)?;
+    if lines.is_empty() && !json {
+        eprintln!("no messages yet{}", peer.map(|p| format!(" from {p}")).unwrap_or_default());
     }
+    if json {
+        lines.iter().for_each(print);
+    } else {
+        print_lines(&lines);
+    }
+    Ok(())
+}
+
+/// One inbox line on stdout: JSON, or the escaped human line.
+fn emit(line: &wire_core::home::InboxLine, json: bool) {
+    if json {
+        output::json(line);
+    } else {
+        print_line(line);
+    }
+}
+
+/// `wire tail --follow`: the last `limit` lines of the inbox as it is, then every event that
+/// reaches it from then on, those this command pulls first included (what waited at the
+/// relay is new to whoever follows).
+fn follow_inbox(ep: &Endpoint, peer: Option<&str>, limit: usize, json: bool) -> anyhow::Result<()> {
+    let print = |line: &wire_core::home::InboxLine| emit(line, json);
     // Following remembers the ids of a window at the end of the inbox; events arrive at the
     // end, so a bounded window sees each new one.
     const WINDOW: usize = 1_000;

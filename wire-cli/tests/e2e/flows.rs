@@ -372,20 +372,25 @@ fn addressing_sizes_follow_and_refused_events() {
     assert_eq!(big.code, 1);
     assert!(big.stderr.contains("message is too large"), "{big:?}");
 
-    // tail --follow prints new events as they arrive.
+    // tail --follow prints what waited at the relay (nothing else pulls b's slot; the
+    // follow's own first pull brings it), then each new event as it arrives.
+    a.json(&["send", &b.nickname(), "waiting for you"]);
     let (mut follow, rx) = b.follow(&["tail", "--follow", "--json", "--limit", "0"]);
-    // Sent whenever: nothing else pulls b's slot, so only the follow loop can print it.
-    a.json(&["send", &b.nickname(), "while you watch"]);
-    let wanted = (|| loop {
+    let until = |text: &str| loop {
         let line = rx.recv_timeout(wire_testkit::patience(crate::common::WAIT)).ok()?;
-        if line.contains("while you watch") {
+        if line.contains(text) {
             return Some(line);
         }
-    })();
+    };
+    let waited = until("waiting for you");
+    // Sent once the follow loop runs: only a later round of it can print this one.
+    a.json(&["send", &b.nickname(), "while you watch"]);
+    let watched = if waited.is_some() { until("while you watch") } else { None };
     follow.kill().unwrap();
     let _ = follow.wait();
-    let line: Value = serde_json::from_str(&wanted.expect("tail --follow printed the new event")).unwrap();
-    assert_eq!(line["from"], a.did());
+    let waited: Value = serde_json::from_str(&waited.expect("tail --follow printed what waited")).unwrap();
+    let line: Value = serde_json::from_str(&watched.expect("tail --follow printed the new event")).unwrap();
+    assert_eq!((waited["from"].clone(), line["from"].clone()), (Value::from(a.did()), Value::from(a.did())));
 
     // A stranger's non-pairing event on the intro lane is refused and explained.
     use rand_core::OsRng;

@@ -125,9 +125,12 @@ fn the_deb_builds_and_lists_its_files() {
 #[test]
 #[ignore = "needs shellcheck, systemd-analyze and dpkg-deb (.ci/test installs them)"]
 fn packaging_scripts_pass_shellcheck() {
+    // The relay's benchmark scripts too: docs/BENCHMARKS.md tells people to run them.
+    let bench = packaging().join("../wire-relay/bench");
     let out = Command::new("shellcheck")
         .arg(packaging().join("render.sh"))
         .arg(packaging().join("debian/build-deb.sh"))
+        .args(["bg-writer.sh", "ratio.sh", "windows.sh", "wrk-append.sh"].map(|f| bench.join(f)))
         .output()
         .expect("shellcheck is installed by .ci/run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));

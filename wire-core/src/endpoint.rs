@@ -157,18 +157,11 @@ pub(crate) fn pin(peers: &mut Peers, paired: Paired, our_grant: Option<String>, 
     // A card that carries statements (a rotated peer) pins its lineage from the start.
     let paired_lineage = (!paired.card.lineage().is_empty()).then(|| paired.card.lineage_pin());
     peers.pin(Peer {
-        card: paired.card,
-        send_token: paired.send_token,
         our_grant,
-        tier: paired.tier,
-        paired_at: at,
         last_contact: heard.then_some(at),
-        needs_repair: false,
         lineage: paired_lineage,
-        told: None,
-        prekeys: None,
-        prekeys_asked: None,
         tokens,
+        ..Peer::new(paired.card, paired.send_token, paired.tier, at)
     });
     // Its bundle, when the pairing carried one (checked against the key just pinned).
     if let (Some(bundle), Some(peer)) =

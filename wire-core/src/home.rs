@@ -321,6 +321,25 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A peer pinned on `card` with our capability on its slot; nothing heard from it
+    /// yet, no grant of ours, no lineage, prekeys or further mailboxes.
+    pub fn new(card: Card, send_token: Token, tier: Tier, paired_at: UnixMillis) -> Self {
+        Self {
+            card,
+            send_token,
+            our_grant: None,
+            tier,
+            paired_at,
+            last_contact: None,
+            needs_repair: false,
+            lineage: None,
+            told: None,
+            tokens: Vec::new(),
+            prekeys: None,
+            prekeys_asked: None,
+        }
+    }
+
     /// Its lineage pin: the one we hold, or the DID's own key if it sent none yet.
     pub fn pin(&self) -> crate::proto::lineage::Pin {
         self.lineage.clone().unwrap_or_else(|| crate::proto::lineage::Pin::of(self.card.did()))

@@ -318,20 +318,8 @@ impl Endpoint {
             let _ = self.our_client(&account)?.revoke(&account.slot, &account.owner_token, &session.grant_id).await;
             if let Some((card, token)) = session.pairing.peer_to_notify() {
                 // Our vote was cast: the peer may count us as paired. Tell it otherwise.
-                let peer = Peer {
-                    card: card.clone(),
-                    send_token: token.clone(),
-                    our_grant: None,
-                    tier: crate::proto::pairing::Tier::Verified,
-                    paired_at: self.home.now(),
-                    last_contact: None,
-                    needs_repair: false,
-                    lineage: None,
-                    told: None,
-                    prekeys: None,
-                    prekeys_asked: None,
-                    tokens: Vec::new(),
-                };
+                let peer =
+                    Peer::new(card.clone(), token.clone(), crate::proto::pairing::Tier::Verified, self.home.now());
                 let close = Event::new(
                     &self.identity,
                     card.did().clone(),

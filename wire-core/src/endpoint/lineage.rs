@@ -306,20 +306,7 @@ pub async fn publish_revocation(file: &Path) -> Result<PublishReport> {
     let mut peers = Vec::new();
     for p in &doc.peers {
         let face = Face::of(p.card.did());
-        let peer = Peer {
-            card: p.card.clone(),
-            send_token: p.send_token.clone(),
-            our_grant: None,
-            tier: crate::proto::pairing::Tier::Tofu,
-            paired_at: UnixMillis(0),
-            last_contact: None,
-            needs_repair: false,
-            lineage: None,
-            told: None,
-            prekeys: None,
-            prekeys_asked: None,
-            tokens: Vec::new(),
-        };
+        let peer = Peer::new(p.card.clone(), p.send_token.clone(), crate::proto::pairing::Tier::Tofu, UnixMillis(0));
         let outcome = match envelope::seal_signed(&p.event, &p.card.x25519_public(), &mut OsRng) {
             Ok(sealed) => deliver(&peer, &sealed.0).await.map(|_| ()).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

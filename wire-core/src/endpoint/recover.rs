@@ -314,20 +314,8 @@ mod tests {
         let (peer_id, stranger) = (Identity::generate(&mut OsRng), Identity::generate(&mut OsRng));
         let card_at = |id: &Identity, ms: u64| Card::issue(id, vec![], vec![], UnixMillis(ms));
         let (old, token) = (card_at(&peer_id, 10), Token::random("send", &mut OsRng));
-        let mut peer = Peer {
-            card: old.clone(),
-            send_token: token.clone(),
-            our_grant: None,
-            tier: Tier::Verified,
-            paired_at: UnixMillis(1),
-            last_contact: None,
-            needs_repair: true,
-            lineage: None,
-            told: None,
-            prekeys: None,
-            prekeys_asked: None,
-            tokens: Vec::new(),
-        };
+        let mut peer =
+            Peer { needs_repair: true, ..Peer::new(old.clone(), token.clone(), Tier::Verified, UnixMillis(1)) };
         let (new, fresh) = (card_at(&peer_id, 20), Token::random("send", &mut OsRng));
         assert!(matches!(apply_reintro(&mut peer, &fields(&new, &fresh)), Ok(Reintro::Accepted)));
         assert_eq!((peer.card.body().created_at, &peer.send_token, peer.needs_repair), (UnixMillis(20), &fresh, false));

@@ -273,20 +273,12 @@ impl Endpoint {
             // A paired peer, or a member that joined by invite (the route its request gave).
             let routed = room.routes.iter().find(|r| &r.did == did).and_then(|r| {
                 let card = crate::proto::card::Card::verify(r.card.clone()).ok()?;
-                let mut peer = crate::home::Peer {
+                let mut peer = crate::home::Peer::new(
                     card,
-                    send_token: r.token.clone(),
-                    our_grant: None,
-                    tier: crate::proto::pairing::Tier::Tofu,
-                    paired_at: crate::proto::time::UnixMillis(0),
-                    last_contact: None,
-                    needs_repair: false,
-                    lineage: None,
-                    told: None,
-                    prekeys: None,
-                    prekeys_asked: None,
-                    tokens: Vec::new(),
-                };
+                    r.token.clone(),
+                    crate::proto::pairing::Tier::Tofu,
+                    crate::proto::time::UnixMillis(0),
+                );
                 if let Some(bundle) = &r.prekeys {
                     let _ = crate::endpoint::prekeys::take_bundle(&mut peer, bundle);
                 }

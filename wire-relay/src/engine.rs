@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::store::{Op, Outcome, Store, StoreError, Stored};
 
 /// Most writes in one transaction.
@@ -63,6 +64,7 @@ fn run(
     mut store: Box<dyn Store>,
     rx: &std::sync::Mutex<mpsc::Receiver<Job>>,
     on_commit: &(dyn Fn(&Op, &Outcome) + Send + Sync),
+    metrics: &Metrics,
 ) {
     loop {
         let mut writes: Vec<(Op, Reply<Outcome>)> = Vec::new();
@@ -90,8 +92,10 @@ fn run(
         if !writes.is_empty() {
             // Moved apart, not cloned: an append's envelope is copied once, into the store.
             let (ops, replies): (Vec<Op>, Vec<Reply<Outcome>>) = writes.into_iter().unzip();
+            let started = std::time::Instant::now();
             match store.apply(&ops) {
                 Ok(outcomes) => {
+                    metrics.committed(ops.len(), started.elapsed());
                     for ((op, reply), outcome) in ops.iter().zip(replies).zip(outcomes) {
                         on_commit(op, &outcome);
                         let _ = reply.send(Ok(outcome));
@@ -141,6 +145,7 @@ impl Engine {
         stores: Vec<Box<dyn Store>>,
         reader: Option<Box<dyn Store>>,
         on_commit: OnCommit,
+        metrics: &Arc<Metrics>,
     ) -> (Self, Vec<std::thread::JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
@@ -149,11 +154,11 @@ impl Engine {
         if let Some(store) = reader {
             let (rtx, rrx) = mpsc::channel::<Job>();
             let rrx = std::sync::Mutex::new(rrx);
-            let idle: OnCommit = Arc::new(|_, _| {});
+            let (idle, metrics): (OnCommit, _) = (Arc::new(|_, _| {}), metrics.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name("wire-relay-reads".into())
-                    .spawn(move || run(store, &rrx, idle.as_ref()))
+                    .spawn(move || run(store, &rrx, idle.as_ref(), &metrics))
                     .expect("spawning the read thread"),
             );
             reads = Some(rtx);
@@ -162,10 +167,10 @@ impl Engine {
             .into_iter()
             .enumerate()
             .map(|(n, store)| {
-                let (rx, on_commit) = (rx.clone(), on_commit.clone());
+                let (rx, on_commit, metrics) = (rx.clone(), on_commit.clone(), metrics.clone());
                 std::thread::Builder::new()
                     .name(format!("wire-relay-store-{n}"))
-                    .spawn(move || run(store, &rx, on_commit.as_ref()))
+                    .spawn(move || run(store, &rx, on_commit.as_ref(), &metrics))
                     .expect("spawning a store thread")
             })
             .collect();

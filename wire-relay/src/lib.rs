@@ -160,7 +160,7 @@ pub async fn serve_many(
             }
         }
     });
-    let (engine, store_threads) = engine::Engine::spawn(stores, reader, on_commit);
+    let (engine, store_threads) = engine::Engine::spawn(stores, reader, on_commit, &metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut relay = Relay::new(config, engine.clone(), snapshot, subscribers, metrics, stop_rx.clone());
     if let Some(incarnation) = incarnation {

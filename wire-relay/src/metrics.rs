@@ -12,6 +12,8 @@ macro_rules! metrics {
             $(pub(crate) $name: AtomicU64,)*
             /// Request latency per route, indexed by [`Route`].
             pub(crate) latency: [Histogram; Route::ALL.len()],
+            /// How long the store took to apply and commit each batch of writes.
+            pub(crate) commit: Histogram,
         }
 
         impl Metrics {
@@ -24,6 +26,7 @@ macro_rules! metrics {
                     let _ = writeln!(out, "wire_relay_{} {}", stringify!($name), self.$name.load(Ordering::Relaxed));
                 )*
                 self.render_latency(&mut out);
+                self.render_commit(&mut out);
                 out
             }
         }
@@ -124,6 +127,8 @@ metrics! {
     requests_total: "counter", "HTTP requests handled.";
     errors_total: "counter", "Requests answered with an error status.";
     appends_total: "counter", "Envelopes stored.";
+    commits_total: "counter", "Batches of writes the store committed (on SQLite, one fsync each).";
+    committed_writes_total: "counter", "Writes in those batches: over commits_total, the mean batch.";
     duplicate_appends_total: "counter", "Appends of an envelope that was already stored.";
     append_bytes_total: "counter", "Bytes of envelopes stored.";
     acked_total: "counter", "Envelopes deleted by acks.";
@@ -189,6 +194,32 @@ impl Metrics {
             let _ = writeln!(out, "{name}_sum{{route=\"{label}\"}} {sum}");
             let _ = writeln!(out, "{name}_count{{route=\"{label}\"}} {count}");
         }
+    }
+
+    /// Records one committed batch of `writes` that took `elapsed` to apply and commit.
+    pub(crate) fn committed(&self, writes: usize, elapsed: std::time::Duration) {
+        Metrics::inc(&self.commits_total);
+        self.committed_writes_total.fetch_add(writes as u64, Ordering::Relaxed);
+        self.commit.observe(elapsed);
+    }
+
+    fn render_commit(&self, out: &mut String) {
+        let name = "wire_relay_commit_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time the store took to apply and commit a batch of writes (its fsync included)."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let h = &self.commit;
+        let mut cumulative = 0;
+        for (bound, bucket) in BOUNDS_US.iter().zip(&h.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        let count = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", h.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
     }
 
     pub(crate) fn inc(c: &AtomicU64) {

@@ -563,4 +563,9 @@ fn latency_histograms_count_every_request_per_route_and_name_no_slot() {
         .collect();
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]) && buckets.last() == Some(&5), "{buckets:?}");
     assert!(!text.contains(&slot), "no label carries a slot id");
+    // Commits and their batches: the slot and five appends at least (the maintenance
+    // task's expiry sweeps commit too), never more commits than writes.
+    let (commits, writes) = (value("wire_relay_commits_total "), value("wire_relay_committed_writes_total "));
+    assert!(commits >= 1 && writes >= 6 && commits <= writes, "{commits} commits of {writes} writes");
+    assert!(value("wire_relay_commit_duration_seconds_count ") >= 1, "{text}");
 }

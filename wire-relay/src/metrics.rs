@@ -113,6 +113,23 @@ pub(crate) struct Histogram {
 }
 
 impl Histogram {
+    /// Its series in the text format: cumulative buckets, sum and count, each with
+    /// `labels` (`key="value"`, or empty).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let (sep, braced) = if labels.is_empty() { ("", String::new()) } else { (",", format!("{{{labels}}}")) };
+        let mut cumulative = 0;
+        for (bound, bucket) in BOUNDS_US.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braced} {sum}");
+        let _ = writeln!(out, "{name}_count{braced} {count}");
+    }
+
     fn observe(&self, elapsed: std::time::Duration) {
         let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
         if let Some(i) = BOUNDS_US.iter().position(|b| us <= *b) {
@@ -181,18 +198,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP {name} Time from a request's head to its answer, per route.");
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (route, h) in Route::ALL.iter().zip(&self.latency) {
-            let label = route.label();
-            let mut cumulative = 0;
-            for (bound, bucket) in BOUNDS_US.iter().zip(&h.buckets) {
-                cumulative += bucket.load(Ordering::Relaxed);
-                let le = *bound as f64 / 1e6;
-                let _ = writeln!(out, "{name}_bucket{{route=\"{label}\",le=\"{le}\"}} {cumulative}");
-            }
-            let count = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{route=\"{label}\",le=\"+Inf\"}} {count}");
-            let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_sum{{route=\"{label}\"}} {sum}");
-            let _ = writeln!(out, "{name}_count{{route=\"{label}\"}} {count}");
+            h.render(out, name, &format!("route=\"{}\"", route.label()));
         }
     }
 
@@ -210,16 +216,7 @@ impl Metrics {
             "# HELP {name} Time the store took to apply and commit a batch of writes (its fsync included)."
         );
         let _ = writeln!(out, "# TYPE {name} histogram");
-        let h = &self.commit;
-        let mut cumulative = 0;
-        for (bound, bucket) in BOUNDS_US.iter().zip(&h.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
-        }
-        let count = h.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", h.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
+        self.commit.render(out, name, "");
     }
 
     pub(crate) fn inc(c: &AtomicU64) {

@@ -18,8 +18,10 @@ trap 'rm -rf "$probe" "$data"; [ -n "$pid" ] && kill "$pid" 2>/dev/null; true' E
 r=1
 while [ "$r" -le "$rounds" ]; do
   echo "round $r"
+  s=$("$here/steal.sh")
   HELLO=1 "$here/wrk-append.sh" http://127.0.0.1:9100 1 10 64 2>&1 |
     awk '/Requests\/sec/ {print "hello req/s=" $2} $1=="99%" {print "hello p99=" $2}'
+  "$here/steal.sh" "$s" | sed 's/^/hello /'
   "$here/windows.sh" "$bin" relay 2 10
   r=$((r + 1))
 done

@@ -130,7 +130,7 @@ fn packaging_scripts_pass_shellcheck() {
     let out = Command::new("shellcheck")
         .arg(packaging().join("render.sh"))
         .arg(packaging().join("debian/build-deb.sh"))
-        .args(["bg-writer.sh", "ratio.sh", "windows.sh", "wrk-append.sh"].map(|f| bench.join(f)))
+        .args(["bg-writer.sh", "ratio.sh", "steal.sh", "windows.sh", "wrk-append.sh"].map(|f| bench.join(f)))
         .output()
         .expect("shellcheck is installed by .ci/run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
